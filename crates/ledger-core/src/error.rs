@@ -1,0 +1,40 @@
+//! Input errors of the core types. Each variant has a stable code (API.md) that clients
+//! match on; the message says what was wrong with the value.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CoreError {
+    #[error("invalid amount {value:?}: {reason}")]
+    InvalidAmount { value: String, reason: &'static str },
+    #[error("invalid currency {0:?}: expected one of CNY, USD")]
+    InvalidCurrency(String),
+    #[error("invalid rate {value:?}: {reason}")]
+    InvalidRate { value: String, reason: &'static str },
+    #[error("invalid month {0:?}: expected YYYY-MM")]
+    InvalidMonth(String),
+    #[error("invalid quarter {0:?}: expected YYYYQn with n in 1..=4")]
+    InvalidQuarter(String),
+    #[error("invalid {field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("currencies differ: {0} and {1}")]
+    CurrencyMismatch(String, String),
+    #[error("calendar file line {line}: {reason}")]
+    InvalidCalendar { line: usize, reason: String },
+}
+
+impl CoreError {
+    /// The stable error code of API.md.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::InvalidAmount { .. } => "INVALID_AMOUNT",
+            CoreError::InvalidCurrency(_) => "INVALID_CURRENCY",
+            CoreError::InvalidRate { .. } => "INVALID_RATE",
+            CoreError::InvalidMonth(_) => "INVALID_MONTH",
+            CoreError::InvalidQuarter(_) => "INVALID_QUARTER",
+            CoreError::InvalidField { .. } => "INVALID_FIELD",
+            CoreError::CurrencyMismatch(..) => "CURRENCY_MISMATCH",
+            CoreError::InvalidCalendar { .. } => "INVALID_CALENDAR",
+        }
+    }
+}
