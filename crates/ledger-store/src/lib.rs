@@ -1,1 +1,202 @@
+//! # ledger-store
+//!
+//! The event store: one global, gap-free, hash-chained log of every event, split into
+//! streams with optimistic concurrency. [`EventStore`] is the one interface; backends:
+//! [`memory::MemoryStore`] (tests), [`sqlite::SqliteStore`] (the embedded default). Every
+//! backend must pass [`conformance`].
+//!
+//! It must not know what the events mean: no domain types, no HTTP, no Kafka.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ledger_core::envelope::{CommandMeta, NewEvent, RecordedEvent};
+use thiserror::Error;
+use tokio::sync::watch;
+
+pub mod conformance;
+pub mod memory;
+mod plan;
+pub mod sqlite;
+mod subscription;
+
+pub use subscription::Subscription;
+
+/// Most events one append may carry.
+pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
+/// Most events one read returns.
+pub const MAX_READ_BATCH: usize = 10_000;
+/// Longest stream name.
+pub const MAX_STREAM_LEN: usize = 200;
+/// Longest idempotency key.
+pub const MAX_KEY_LEN: usize = 200;
+
+/// What the caller believes about the stream before appending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream holds.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last event must have this version (versions start at 1).
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    fn admits(self, current: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::Exact(v) => current == v,
+        }
+    }
+}
+
+/// An idempotency key: the first append under a key is stored; a later append under the
+/// same key and fingerprint returns that first result without appending; under the same
+/// key with another fingerprint it is refused with `IDEMPOTENCY_CONFLICT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    /// A digest of what the request asked for (e.g. SHA-256 of its canonical body).
+    pub fingerprint: [u8; 32],
+}
+
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+    pub meta: CommandMeta,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// The result of an append: where its events landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub first_position: u64,
+    pub last_position: u64,
+    /// The stream's version after the append.
+    pub stream_version: u64,
+    /// True when this is the stored result of an earlier append with the same key.
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StoreError {
+    #[error("stream {stream} is at version {actual}, the append expected {expected:?}")]
+    ConcurrencyConflict {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
+    #[error("idempotency key {key} was used for a different request")]
+    IdempotencyConflict { key: String },
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    #[error("event id {0} is already in the log")]
+    DuplicateEventId(uuid::Uuid),
+    #[error("the store is closed")]
+    Closed,
+    #[error("storage failure: {0}")]
+    Backend(String),
+    #[error("stored data is corrupt at position {position}: {reason}")]
+    Corrupt { position: u64, reason: String },
+}
+
+impl StoreError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::ConcurrencyConflict { .. } => "CONCURRENCY_CONFLICT",
+            StoreError::IdempotencyConflict { .. } => "IDEMPOTENCY_CONFLICT",
+            StoreError::InvalidAppend(_) => "INVALID_FIELD",
+            StoreError::DuplicateEventId(_) => "DUPLICATE_EVENT_ID",
+            StoreError::Closed => "STORE_CLOSED",
+            StoreError::Backend(_) => "STORE_UNAVAILABLE",
+            StoreError::Corrupt { .. } => "STORE_CORRUPT",
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends all of `req.events` to one stream atomically, or nothing. Returns once the
+    /// events are durable.
+    async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError>;
+
+    /// Events of one stream with version ≥ `from_version`, in order, at most `limit`.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Events of the global log with position ≥ `from_position`, in order, at most `limit`.
+    async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The stream's current version (0 when it has no events).
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
+
+    /// The last durable position, updated after every commit.
+    fn head(&self) -> watch::Receiver<u64>;
+}
+
+/// Catches up from `from_position` and then follows live appends: every event once, in
+/// order, without gaps.
+pub fn subscribe_all(store: Arc<dyn EventStore>, from_position: u64) -> Subscription {
+    Subscription::new(store, from_position)
+}
+
+/// Checks what every backend checks before appending.
+fn validate(req: &AppendRequest) -> Result<(), StoreError> {
+    let bad = |m: String| Err(StoreError::InvalidAppend(m));
+    if req.events.is_empty() {
+        return bad("an append carries at least one event".into());
+    }
+    if req.events.len() > MAX_EVENTS_PER_APPEND {
+        return bad(format!(
+            "an append carries at most {MAX_EVENTS_PER_APPEND} events"
+        ));
+    }
+    if req.stream.is_empty()
+        || req.stream.len() > MAX_STREAM_LEN
+        || req.stream.chars().any(char::is_control)
+    {
+        return bad(format!(
+            "stream name must be 1 to {MAX_STREAM_LEN} printable characters"
+        ));
+    }
+    if let Some(k) = &req.idempotency {
+        if k.key.is_empty() || k.key.len() > MAX_KEY_LEN {
+            return bad(format!("idempotency key must be 1 to {MAX_KEY_LEN} bytes"));
+        }
+    }
+    for e in &req.events {
+        if e.event_type.is_empty() || e.event_type.len() > 100 {
+            return bad("event type must be 1 to 100 bytes".into());
+        }
+        if serde_json::from_str::<serde_json::Value>(&e.data)
+            .map(|v| !v.is_object())
+            .unwrap_or(true)
+        {
+            return bad(format!("event {} data must be a JSON object", e.event_type));
+        }
+    }
+    let mut ids: Vec<_> = req.events.iter().map(|e| e.event_id).collect();
+    ids.sort();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return bad("event ids must be unique within an append".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,414 @@
+//! The one conformance suite every backend runs. Each case takes a fresh, empty store.
+//! A backend's test file calls [`crate::conformance_suite!`] with an expression that makes
+//! one; see `tests/memory.rs` and `tests/sqlite.rs`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::Utc;
+use ledger_core::envelope::{Actor, ChainVerifier, CommandMeta, NewEvent, Role};
+use serde_json::json;
+
+use crate::{
+    subscribe_all, AppendRequest, EventStore, ExpectedVersion, IdempotencyKey, StoreError,
+};
+
+pub type Store = Arc<dyn EventStore>;
+
+pub fn event(n: u64) -> NewEvent {
+    NewEvent::new(
+        "TestHappened",
+        1,
+        Utc::now(),
+        &json!({"n": n, "note": "conformance"}),
+    )
+    .expect("serialises")
+}
+
+pub fn request(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
+    AppendRequest {
+        stream: stream.to_string(),
+        expected,
+        events,
+        meta: CommandMeta::new(Actor {
+            principal: "conformance".into(),
+            role: Role::System,
+        }),
+        idempotency: None,
+    }
+}
+
+pub async fn append_n(store: &Store, stream: &str, n: u64) {
+    for i in 0..n {
+        store
+            .append(request(stream, ExpectedVersion::Any, vec![event(i)]))
+            .await
+            .expect("append");
+    }
+}
+
+async fn verify_chain(store: &Store) -> u64 {
+    let mut verifier = ChainVerifier::default();
+    let mut from = 1;
+    loop {
+        let batch = store.read_all(from, 500).await.expect("read_all");
+        if batch.is_empty() {
+            return verifier.checked();
+        }
+        for e in &batch {
+            verifier.check(e).expect("the hash chain holds");
+        }
+        from = batch.last().expect("non-empty").position + 1;
+    }
+}
+
+pub async fn appends_land_in_order_with_versions_and_positions(store: Store) {
+    let a = store
+        .append(request(
+            "acct-a",
+            ExpectedVersion::NoStream,
+            vec![event(1), event(2)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            a.first_position,
+            a.last_position,
+            a.stream_version,
+            a.replayed
+        ),
+        (1, 2, 2, false)
+    );
+    let b = store
+        .append(request("acct-b", ExpectedVersion::NoStream, vec![event(3)]))
+        .await
+        .unwrap();
+    assert_eq!((b.first_position, b.stream_version), (3, 1));
+    let c = store
+        .append(request("acct-a", ExpectedVersion::Exact(2), vec![event(4)]))
+        .await
+        .unwrap();
+    assert_eq!((c.first_position, c.stream_version), (4, 3));
+
+    let all = store.read_all(1, 100).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        all.iter().map(|e| e.stream.as_str()).collect::<Vec<_>>(),
+        ["acct-a", "acct-a", "acct-b", "acct-a"]
+    );
+    let a_events = store.read_stream("acct-a", 1, 100).await.unwrap();
+    assert_eq!(
+        a_events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(a_events[2].data, r#"{"n":4,"note":"conformance"}"#);
+    assert_eq!(store.read_stream("acct-a", 3, 100).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .read_all(2, 2)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert!(store.read_stream("nope", 1, 10).await.unwrap().is_empty());
+    assert_eq!(store.stream_version("acct-a").await.unwrap(), 3);
+    assert_eq!(store.stream_version("nope").await.unwrap(), 0);
+    assert_eq!(*store.head().borrow(), 4);
+}
+
+pub async fn the_envelope_round_trips(store: Store) {
+    let mut meta = CommandMeta::new(Actor {
+        principal: "ops-7".into(),
+        role: Role::Admin,
+    });
+    meta.causation_id = Some(uuid::Uuid::now_v7());
+    meta.request_id = Some("req-42".into());
+    let e = event(1);
+    let sent = e.clone();
+    store
+        .append(AppendRequest {
+            stream: "acct-x".into(),
+            expected: ExpectedVersion::Any,
+            events: vec![e],
+            meta: meta.clone(),
+            idempotency: None,
+        })
+        .await
+        .unwrap();
+    let got = &store.read_all(1, 1).await.unwrap()[0];
+    assert_eq!(got.event_id, sent.event_id);
+    assert_eq!(got.event_type, "TestHappened");
+    assert_eq!(got.schema_version, 1);
+    assert_eq!(got.occurred_at, sent.occurred_at);
+    assert_eq!(got.actor, meta.actor);
+    assert_eq!(got.correlation_id, meta.correlation_id);
+    assert_eq!(got.causation_id, meta.causation_id);
+    assert_eq!(got.request_id.as_deref(), Some("req-42"));
+    assert_eq!(got.data, sent.data);
+    assert_eq!(got.compute_hash(), got.hash);
+}
+
+pub async fn a_wrong_expected_version_is_refused_and_stores_nothing(store: Store) {
+    store
+        .append(request("acct", ExpectedVersion::NoStream, vec![event(1)]))
+        .await
+        .unwrap();
+    for expected in [
+        ExpectedVersion::NoStream,
+        ExpectedVersion::Exact(0),
+        ExpectedVersion::Exact(2),
+    ] {
+        let err = store
+            .append(request("acct", expected, vec![event(2)]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "CONCURRENCY_CONFLICT", "{expected:?}");
+        assert!(
+            matches!(err, StoreError::ConcurrencyConflict { actual: 1, .. }),
+            "{err:?}"
+        );
+    }
+    let err = store
+        .append(request("fresh", ExpectedVersion::Exact(1), vec![event(3)]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "CONCURRENCY_CONFLICT");
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 1);
+    store
+        .append(request("acct", ExpectedVersion::Any, vec![event(4)]))
+        .await
+        .unwrap();
+    assert_eq!(store.stream_version("acct").await.unwrap(), 2);
+}
+
+pub async fn racing_appenders_for_one_version_have_exactly_one_winner(store: Store) {
+    store
+        .append(request(
+            "contested",
+            ExpectedVersion::NoStream,
+            vec![event(0)],
+        ))
+        .await
+        .unwrap();
+    let racers = 32;
+    let tasks: Vec<_> = (0..racers)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(request(
+                        "contested",
+                        ExpectedVersion::Exact(1),
+                        vec![event(i), event(i + 100)],
+                    ))
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(a) => {
+                wins += 1;
+                assert_eq!(a.stream_version, 3);
+            }
+            Err(e) => assert_eq!(e.code(), "CONCURRENCY_CONFLICT"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 3);
+}
+
+pub async fn an_idempotency_key_answers_with_the_first_result(store: Store) {
+    let key = |fp: u8| {
+        Some(IdempotencyKey {
+            key: "req-1".into(),
+            fingerprint: [fp; 32],
+        })
+    };
+    let mut first = request("acct", ExpectedVersion::NoStream, vec![event(1), event(2)]);
+    first.idempotency = key(1);
+    let a = store.append(first).await.unwrap();
+    assert!(!a.replayed);
+    store
+        .append(request("acct", ExpectedVersion::Any, vec![event(3)]))
+        .await
+        .unwrap();
+
+    // The same request again, with fresh event ids and a now-stale expected version.
+    let mut again = request("acct", ExpectedVersion::NoStream, vec![event(1), event(2)]);
+    again.idempotency = key(1);
+    let b = store.append(again).await.unwrap();
+    assert!(b.replayed);
+    assert_eq!(
+        (b.first_position, b.last_position, b.stream_version),
+        (a.first_position, a.last_position, 2)
+    );
+
+    let mut other = request("acct", ExpectedVersion::Any, vec![event(9)]);
+    other.idempotency = key(2);
+    assert_eq!(
+        store.append(other).await.unwrap_err().code(),
+        "IDEMPOTENCY_CONFLICT"
+    );
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 3);
+}
+
+pub async fn concurrent_requests_with_one_key_store_once(store: Store) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut r = request("acct", ExpectedVersion::Any, vec![event(i)]);
+                r.idempotency = Some(IdempotencyKey {
+                    key: "same".into(),
+                    fingerprint: [7; 32],
+                });
+                store.append(r).await.unwrap()
+            })
+        })
+        .collect();
+    let mut results = vec![];
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|r| !r.replayed).count(), 1);
+    assert!(results.iter().all(|r| r.first_position == 1));
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 1);
+}
+
+pub async fn invalid_appends_are_refused_whole(store: Store) {
+    let mut bad_json = event(1);
+    bad_json.data = "not json".into();
+    let mut dup = event(2);
+    let dup2 = dup.clone();
+    dup.data = r#"{"n":2}"#.into();
+    for req in [
+        request("acct", ExpectedVersion::Any, vec![]),
+        request("acct", ExpectedVersion::Any, vec![event(0), bad_json]),
+        request("", ExpectedVersion::Any, vec![event(0)]),
+        request("acct", ExpectedVersion::Any, vec![dup, dup2]),
+    ] {
+        assert_eq!(store.append(req).await.unwrap_err().code(), "INVALID_FIELD");
+    }
+    let once = event(5);
+    store
+        .append(request("acct", ExpectedVersion::Any, vec![once.clone()]))
+        .await
+        .unwrap();
+    let err = store
+        .append(request("acct", ExpectedVersion::Any, vec![event(6), once]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "DUPLICATE_EVENT_ID");
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 1);
+}
+
+pub async fn many_appenders_leave_a_gap_free_log_and_a_valid_chain(store: Store) {
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    let stream = format!("acct-{}", t % 8);
+                    let n = if i % 5 == 0 { 3 } else { 1 };
+                    let events = (0..n).map(|k| event(t * 1000 + i * 10 + k)).collect();
+                    store
+                        .append(request(&stream, ExpectedVersion::Any, events))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let expected_total = 64 * (16 + 4 * 3);
+    let all = store.read_all(1, 10_000).await.unwrap();
+    assert_eq!(all.len(), expected_total);
+    assert!(all
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.position == i as u64 + 1));
+    let mut versions: HashMap<&str, u64> = HashMap::new();
+    for e in &all {
+        let v = versions.entry(e.stream.as_str()).or_default();
+        *v += 1;
+        assert_eq!(e.version, *v, "stream versions are gap-free");
+    }
+    assert_eq!(verify_chain(&store).await, expected_total as u64);
+}
+
+pub async fn a_subscription_catches_up_then_follows_without_gaps_or_doubles(store: Store) {
+    append_n(&store, "early", 1_500).await;
+    let mut sub = subscribe_all(store.clone(), 1);
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move { append_n(&store, &format!("live-{w}"), 100).await })
+        })
+        .collect();
+    let total = 1_500 + 8 * 100;
+    let mut seen = HashSet::new();
+    for expected in 1..=total {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(20), sub.next())
+            .await
+            .expect("the subscription keeps up")
+            .unwrap();
+        assert_eq!(e.position, expected as u64);
+        assert!(seen.insert(e.event_id));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    // Resuming after a checkpoint delivers exactly the rest.
+    let mut resumed = subscribe_all(store.clone(), 2_001);
+    assert_eq!(resumed.next().await.unwrap().position, 2_001);
+    let more = tokio::time::timeout(std::time::Duration::from_millis(200), async {
+        let mut n = 0;
+        while resumed.next().await.is_ok() {
+            n += 1;
+        }
+        n
+    })
+    .await;
+    assert!(more.is_err(), "waits for live events once caught up");
+}
+
+/// Expands to one `#[tokio::test]` per case, each on a fresh store made by `$make`
+/// (an expression returning `(Store, guard)`; the guard lives as long as the test).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@cases $make;
+            appends_land_in_order_with_versions_and_positions,
+            the_envelope_round_trips,
+            a_wrong_expected_version_is_refused_and_stores_nothing,
+            racing_appenders_for_one_version_have_exactly_one_winner,
+            an_idempotency_key_answers_with_the_first_result,
+            concurrent_requests_with_one_key_store_once,
+            invalid_appends_are_refused_whole,
+            many_appenders_leave_a_gap_free_log_and_a_valid_chain,
+            a_subscription_catches_up_then_follows_without_gaps_or_doubles,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                #[allow(clippy::redundant_closure_call)]
+                let made = ($make)().await;
+                let Some((store, _guard)) = made else { return };
+                $crate::conformance::$case(store).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,116 @@
+//! An in-memory store for tests: the same contract as the durable backends, nothing kept.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use ledger_core::{ChainHash, RecordedEvent};
+use tokio::sync::watch;
+
+use crate::plan::{plan, LogTip, Plan};
+use crate::{AppendRequest, Appended, EventStore, StoreError};
+
+#[derive(Default)]
+struct Log {
+    events: Vec<RecordedEvent>,
+    streams: HashMap<String, Vec<usize>>,
+    keys: HashMap<String, ([u8; 32], Appended)>,
+    event_ids: HashSet<uuid::Uuid>,
+}
+
+pub struct MemoryStore {
+    log: Mutex<Log>,
+    head_tx: watch::Sender<u64>,
+    head_rx: watch::Receiver<u64>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        let (head_tx, head_rx) = watch::channel(0);
+        MemoryStore {
+            log: Mutex::new(Log::default()),
+            head_tx,
+            head_rx,
+        }
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
+        let mut log = self.log.lock().expect("store lock");
+        let version = log.streams.get(&req.stream).map_or(0, |v| v.len() as u64);
+        let prior = req
+            .idempotency
+            .as_ref()
+            .and_then(|k| log.keys.get(&k.key).copied());
+        let tip = LogTip {
+            next_position: log.events.len() as u64 + 1,
+            prev_hash: log.events.last().map_or(ChainHash::ZERO, |e| e.hash),
+        };
+        match plan(&req, version, prior, &tip, Utc::now())? {
+            Plan::Replay(first) => Ok(first),
+            Plan::Append { events, result } => {
+                if let Some(dup) = events.iter().find(|e| log.event_ids.contains(&e.event_id)) {
+                    return Err(StoreError::DuplicateEventId(dup.event_id));
+                }
+                for e in events {
+                    let index = log.events.len();
+                    log.event_ids.insert(e.event_id);
+                    log.streams.entry(e.stream.clone()).or_default().push(index);
+                    log.events.push(e);
+                }
+                if let Some(k) = &req.idempotency {
+                    log.keys.insert(k.key.clone(), (k.fingerprint, result));
+                }
+                self.head_tx.send_replace(result.last_position);
+                Ok(result)
+            }
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.log.lock().expect("store lock");
+        let Some(indices) = log.streams.get(stream) else {
+            return Ok(vec![]);
+        };
+        let skip = from_version.saturating_sub(1) as usize;
+        Ok(indices
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .map(|&i| log.events[i].clone())
+            .collect())
+    }
+
+    async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.log.lock().expect("store lock");
+        let skip = from_position.saturating_sub(1) as usize;
+        Ok(log.events.iter().skip(skip).take(limit).cloned().collect())
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        let log = self.log.lock().expect("store lock");
+        Ok(log.streams.get(stream).map_or(0, |v| v.len() as u64))
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.head_rx.clone()
+    }
+}

@@ -1,0 +1,497 @@
+//! The embedded default: one SQLite file in WAL mode (`<dir>/ledger.db`), readable by any
+//! SQLite tool an auditor already has.
+//!
+//! Appends go through one writer thread with group commit: it takes every request that is
+//! waiting, decides each against the log (idempotency, expected version), writes them all
+//! in one transaction, commits with `synchronous=FULL` (one fsync), and only then answers
+//! the callers and moves the head. A crash before the commit loses only appends that were
+//! never acknowledged; SQLite's journal guarantees nothing half-written survives.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use ledger_core::envelope::{format_time, parse_time};
+use ledger_core::{Actor, ChainHash, RecordedEvent, Role};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tokio::sync::{oneshot, watch};
+
+use crate::plan::{plan, LogTip, Plan};
+use crate::{AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH};
+
+/// Most append requests one group commit takes.
+pub const MAX_GROUP: usize = 1_024;
+/// Read connections kept open.
+const READERS: usize = 4;
+pub const DB_FILE: &str = "ledger.db";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    position        INTEGER PRIMARY KEY,
+    stream          TEXT    NOT NULL,
+    version         INTEGER NOT NULL,
+    event_id        TEXT    NOT NULL UNIQUE,
+    event_type      TEXT    NOT NULL,
+    schema_version  INTEGER NOT NULL,
+    occurred_at     TEXT    NOT NULL,
+    recorded_at     TEXT    NOT NULL,
+    actor_principal TEXT    NOT NULL,
+    actor_role      TEXT    NOT NULL,
+    correlation_id  TEXT    NOT NULL,
+    causation_id    TEXT,
+    request_id      TEXT,
+    data            TEXT    NOT NULL,
+    prev_hash       BLOB    NOT NULL,
+    hash            BLOB    NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key            TEXT    PRIMARY KEY,
+    fingerprint    BLOB    NOT NULL,
+    first_position INTEGER NOT NULL,
+    last_position  INTEGER NOT NULL,
+    stream_version INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+const COLUMNS: &str = "position, stream, version, event_id, event_type, schema_version, occurred_at, \
+    recorded_at, actor_principal, actor_role, correlation_id, causation_id, request_id, data, prev_hash, hash";
+
+type Job = (AppendRequest, oneshot::Sender<Result<Appended, StoreError>>);
+
+pub struct SqliteStore {
+    path: PathBuf,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    head: watch::Receiver<u64>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in directory `dir`.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join(DB_FILE);
+        let conn = open_connection(&path)?;
+        conn.execute_batch(SCHEMA)?;
+        let tip = read_tip(&conn)?;
+        let (head_tx, head) = watch::channel(tip.next_position - 1);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let writer = Writer {
+            conn,
+            tip,
+            versions: HashMap::new(),
+            head: head_tx,
+        };
+        let handle = std::thread::Builder::new()
+            .name("ledger-store-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let readers = (0..READERS)
+            .map(|_| open_connection(&path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SqliteStore {
+            path,
+            jobs: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            readers: Arc::new(Mutex::new(readers)),
+            head,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops the writer after the appends already queued, and waits for it.
+    pub fn close(&self) {
+        self.jobs.lock().expect("lock").take();
+        if let Some(h) = self.writer.lock().expect("lock").take() {
+            let _ = h.join();
+        }
+    }
+
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.lock().expect("lock").pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_connection(&path)?,
+            };
+            let out = f(&conn);
+            let mut pool = pool.lock().expect("lock");
+            if pool.len() < READERS {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let jobs = self.jobs.lock().expect("lock");
+            jobs.as_ref()
+                .ok_or(StoreError::Closed)?
+                .send((req, tx))
+                .map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream = stream.to_string();
+        let limit = limit.min(MAX_READ_BATCH) as i64;
+        self.with_reader(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
+            ))?;
+            let rows = st.query_map(params![stream, from_version as i64, limit], row_to_event)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = limit.min(MAX_READ_BATCH) as i64;
+        self.with_reader(move |c| read_all_sync(c, from_position, limit))
+            .await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        let stream = stream.to_string();
+        self.with_reader(move |c| stream_version_sync(c, &stream))
+            .await
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+}
+
+/// Reads the global log synchronously: for tools that walk a whole file (audit, export).
+pub fn read_all_sync(
+    c: &Connection,
+    from_position: u64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"
+    ))?;
+    let rows = st.query_map(params![from_position as i64, limit], row_to_event)?;
+    rows.map(|r| r?).collect()
+}
+
+pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    // WAL: readers never block the writer. FULL: a commit is on disk before it returns.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; \
+         PRAGMA foreign_keys = ON;",
+    )?;
+    Ok(conn)
+}
+
+fn read_tip(conn: &Connection) -> Result<LogTip, StoreError> {
+    let last: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(match last {
+        None => LogTip {
+            next_position: 1,
+            prev_hash: ChainHash::ZERO,
+        },
+        Some((position, hash)) => LogTip {
+            next_position: position as u64 + 1,
+            prev_hash: ChainHash::from_slice(&hash).ok_or_else(|| StoreError::Corrupt {
+                position: position as u64,
+                reason: "hash is not 32 bytes".into(),
+            })?,
+        },
+    })
+}
+
+fn stream_version_sync(c: &Connection, stream: &str) -> Result<u64, StoreError> {
+    let v: Option<i64> = c
+        .prepare_cached("SELECT max(version) FROM events WHERE stream = ?1")?
+        .query_row([stream], |r| r.get(0))?;
+    Ok(v.unwrap_or(0) as u64)
+}
+
+fn row_to_event(r: &Row<'_>) -> rusqlite::Result<Result<RecordedEvent, StoreError>> {
+    let position: i64 = r.get(0)?;
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        position: position as u64,
+        reason: reason.to_string(),
+    };
+    let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
+    let time = |i: usize| -> rusqlite::Result<Result<_, StoreError>> {
+        Ok(parse_time(text(i)?).ok_or_else(|| corrupt("a time is not RFC 3339")))
+    };
+    let uuid = |s: &str| uuid::Uuid::parse_str(s).map_err(|_| corrupt("an id is not a UUID"));
+    let hash = |i: usize| -> rusqlite::Result<Result<ChainHash, StoreError>> {
+        Ok(ChainHash::from_slice(r.get_ref(i)?.as_blob()?)
+            .ok_or_else(|| corrupt("a hash is not 32 bytes")))
+    };
+    let build = || -> rusqlite::Result<Result<RecordedEvent, StoreError>> {
+        let role = match Role::parse(text(9)?) {
+            Some(role) => role,
+            None => return Ok(Err(corrupt("unknown actor role"))),
+        };
+        let causation = match r.get_ref(11)?.as_str_or_null()? {
+            Some(s) => match uuid(s) {
+                Ok(u) => Some(u),
+                Err(e) => return Ok(Err(e)),
+            },
+            None => None,
+        };
+        let event = (|| {
+            Ok(RecordedEvent {
+                position: position as u64,
+                stream: text(1).map_err(|_| corrupt("stream"))?.to_string(),
+                version: r.get::<_, i64>(2).map_err(|_| corrupt("version"))? as u64,
+                event_id: uuid(text(3).map_err(|_| corrupt("event_id"))?)?,
+                event_type: text(4).map_err(|_| corrupt("event_type"))?.to_string(),
+                schema_version: r.get::<_, i64>(5).map_err(|_| corrupt("schema_version"))? as u32,
+                occurred_at: time(6).map_err(|_| corrupt("occurred_at"))??,
+                recorded_at: time(7).map_err(|_| corrupt("recorded_at"))??,
+                actor: Actor {
+                    principal: text(8).map_err(|_| corrupt("actor"))?.to_string(),
+                    role,
+                },
+                correlation_id: uuid(text(10).map_err(|_| corrupt("correlation_id"))?)?,
+                causation_id: causation,
+                request_id: r
+                    .get::<_, Option<String>>(12)
+                    .map_err(|_| corrupt("request_id"))?,
+                data: text(13).map_err(|_| corrupt("data"))?.to_string(),
+                prev_hash: hash(14).map_err(|_| corrupt("prev_hash"))??,
+                hash: hash(15).map_err(|_| corrupt("hash"))??,
+            })
+        })();
+        Ok(event)
+    };
+    build()
+}
+
+struct Writer {
+    conn: Connection,
+    tip: LogTip,
+    /// Stream versions the writer has seen; a miss asks the database.
+    versions: HashMap<String, u64>,
+    head: watch::Sender<u64>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Job>) {
+        let mut answers: Vec<Result<Appended, StoreError>> = Vec::with_capacity(group.len());
+        let outcome = self.write_group(&group, &mut answers);
+        if let Err(e) = outcome {
+            // Nothing of the group is stored: tell every caller whose append was going in,
+            // and forget cached versions, which may describe the rolled-back writes.
+            tracing::error!(error = %e, "group commit failed; rolled back");
+            self.versions.clear();
+            match read_tip(&self.conn) {
+                Ok(tip) => self.tip = tip,
+                Err(e) => tracing::error!(error = %e, "cannot re-read the log tip"),
+            }
+            for a in answers.iter_mut() {
+                if matches!(a, Ok(r) if !r.replayed) {
+                    *a = Err(e.clone());
+                }
+            }
+            answers.resize(group.len(), Err(e));
+        } else if let Some(last) = answers
+            .iter()
+            .filter_map(|a| a.as_ref().ok())
+            .map(|a| a.last_position)
+            .max()
+        {
+            self.head.send_if_modified(|h| {
+                let moved = last > *h;
+                *h = (*h).max(last);
+                moved
+            });
+        }
+        for ((_, reply), answer) in group.into_iter().zip(answers) {
+            let _ = reply.send(answer);
+        }
+    }
+
+    fn write_group(
+        &mut self,
+        group: &[Job],
+        answers: &mut Vec<Result<Appended, StoreError>>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        // Versions, keys and tip as they stand inside this group, before it commits.
+        let mut versions: HashMap<&str, u64> = HashMap::new();
+        let mut keys: HashMap<&str, ([u8; 32], Appended)> = HashMap::new();
+        let mut tip = LogTip {
+            next_position: self.tip.next_position,
+            prev_hash: self.tip.prev_hash,
+        };
+        let now = Utc::now();
+        {
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ))?;
+            let mut insert_key = tx.prepare_cached(
+                "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, stream_version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut find_key = tx.prepare_cached(
+                "SELECT fingerprint, first_position, last_position, stream_version FROM idempotency_keys WHERE key = ?1",
+            )?;
+            let mut find_event = tx.prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?;
+            for (req, _) in group {
+                let version = match versions.get(req.stream.as_str()) {
+                    Some(v) => *v,
+                    None => match self.versions.get(&req.stream) {
+                        Some(v) => *v,
+                        None => stream_version_sync(&tx, &req.stream)?,
+                    },
+                };
+                let prior = match &req.idempotency {
+                    None => None,
+                    Some(k) => match keys.get(k.key.as_str()) {
+                        Some(p) => Some(*p),
+                        None => find_key
+                            .query_row([&k.key], |r| {
+                                let fp: Vec<u8> = r.get(0)?;
+                                Ok((
+                                    fp,
+                                    r.get::<_, i64>(1)?,
+                                    r.get::<_, i64>(2)?,
+                                    r.get::<_, i64>(3)?,
+                                ))
+                            })
+                            .optional()?
+                            .map(|(fp, first, last, sv)| {
+                                let mut fingerprint = [0u8; 32];
+                                if fp.len() == 32 {
+                                    fingerprint.copy_from_slice(&fp);
+                                }
+                                let first = Appended {
+                                    first_position: first as u64,
+                                    last_position: last as u64,
+                                    stream_version: sv as u64,
+                                    replayed: false,
+                                };
+                                (fingerprint, first)
+                            }),
+                    },
+                };
+                let (events, result) = match plan(req, version, prior, &tip, now) {
+                    Ok(Plan::Append { events, result }) => (events, result),
+                    Ok(Plan::Replay(first)) => {
+                        answers.push(Ok(first));
+                        continue;
+                    }
+                    Err(e) => {
+                        answers.push(Err(e));
+                        continue;
+                    }
+                };
+                let mut duplicate = None;
+                for e in &events {
+                    if find_event.exists([e.event_id.hyphenated().to_string()])? {
+                        duplicate = Some(e.event_id);
+                    }
+                }
+                if let Some(id) = duplicate {
+                    answers.push(Err(StoreError::DuplicateEventId(id)));
+                    continue;
+                }
+                for e in &events {
+                    insert.execute(params![
+                        e.position as i64,
+                        e.stream,
+                        e.version as i64,
+                        e.event_id.hyphenated().to_string(),
+                        e.event_type,
+                        e.schema_version as i64,
+                        format_time(e.occurred_at),
+                        format_time(e.recorded_at),
+                        e.actor.principal,
+                        e.actor.role.as_str(),
+                        e.correlation_id.hyphenated().to_string(),
+                        e.causation_id.map(|c| c.hyphenated().to_string()),
+                        e.request_id,
+                        e.data,
+                        &e.prev_hash.0[..],
+                        &e.hash.0[..],
+                    ])?;
+                }
+                if let Some(k) = &req.idempotency {
+                    insert_key.execute(params![
+                        k.key,
+                        &k.fingerprint[..],
+                        result.first_position as i64,
+                        result.last_position as i64,
+                        result.stream_version as i64
+                    ])?;
+                    keys.insert(k.key.as_str(), (k.fingerprint, result));
+                }
+                tip = LogTip {
+                    next_position: result.last_position + 1,
+                    prev_hash: events.last().expect("non-empty").hash,
+                };
+                versions.insert(req.stream.as_str(), result.stream_version);
+                answers.push(Ok(result));
+            }
+        }
+        tx.commit()?;
+        self.tip = tip;
+        for (stream, v) in versions {
+            self.versions.insert(stream.to_string(), v);
+        }
+        Ok(())
+    }
+}
