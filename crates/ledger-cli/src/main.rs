@@ -1,1 +1,73 @@
-fn main() {}
+//! `ledger`: the event-sourced incentive and settlement ledger's command line.
+//!
+//! Every subcommand works on the embedded store (a SQLite file in `--data DIR`) unless it
+//! says otherwise. Run `ledger --help` or `ledger <command> --help` for the details.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod audit;
+mod bench;
+mod events;
+mod soak;
+
+#[derive(Parser)]
+#[command(
+    name = "ledger",
+    version,
+    about = "Event-sourced incentive and settlement ledger for a cloud partner program",
+    long_about = "Every incentive, allocation, coupon, withdrawal and quarterly payment is stored \
+as an event in one hash-chained log. By default the log is a SQLite file in --data DIR \
+(`ledger.db`), which any SQLite tool can read."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct DataDir {
+    /// Directory of the embedded store (created if missing).
+    #[arg(long = "data", env = "LEDGER_DATA", default_value = "data")]
+    pub dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the global log in order, one JSON event per line.
+    Events(events::Args),
+    /// Audit commands for finance staff and auditors.
+    #[command(subcommand)]
+    Audit(audit::Command),
+    /// Benchmarks: programs that print their figures (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::Command),
+    /// Append test events in a loop, printing each acknowledged append (used by the
+    /// crash test: kill it at any moment and every printed append must be in the store).
+    #[command(hide = true)]
+    Soak(soak::Args),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Events(args) => events::run(args),
+        Command::Audit(cmd) => audit::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
+        Command::Soak(args) => soak::run(args),
+    }
+}
+
+/// Opens the store's SQLite file read-only: audits and exports never write.
+pub fn open_read_only(data: &DataDir) -> Result<rusqlite::Connection> {
+    let path = data.dir.join(ledger_store::sqlite::DB_FILE);
+    anyhow::ensure!(path.exists(), "no ledger store at {} (is --data right?)", path.display());
+    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    Ok(conn)
+}

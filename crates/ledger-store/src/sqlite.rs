@@ -28,7 +28,7 @@ pub const MAX_GROUP: usize = 1_024;
 const READERS: usize = 4;
 pub const DB_FILE: &str = "ledger.db";
 
-const SCHEMA: &str = "
+pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     position        INTEGER PRIMARY KEY,
     stream          TEXT    NOT NULL,
