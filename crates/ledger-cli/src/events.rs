@@ -27,7 +27,9 @@ pub fn run(args: Args) -> Result<()> {
     let mut left = args.limit.unwrap_or(u64::MAX);
     while left > 0 {
         let batch = read_all_sync(&conn, from, left.min(5_000) as i64)?;
-        let Some(last) = batch.last().map(|e| e.position) else { break };
+        let Some(last) = batch.last().map(|e| e.position) else {
+            break;
+        };
         for e in &batch {
             serde_json::to_writer(&mut out, e)?;
             out.write_all(b"\n")?;

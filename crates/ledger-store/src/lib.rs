@@ -159,7 +159,7 @@ pub fn subscribe_all(store: Arc<dyn EventStore>, from_position: u64) -> Subscrip
 }
 
 /// Checks what every backend checks before appending.
-fn validate(req: &AppendRequest) -> Result<(), StoreError> {
+pub(crate) fn validate(req: &AppendRequest) -> Result<(), StoreError> {
     let bad = |m: String| Err(StoreError::InvalidAppend(m));
     if req.events.is_empty() {
         return bad("an append carries at least one event".into());

@@ -9,7 +9,7 @@ use ledger_core::{ChainHash, RecordedEvent};
 use tokio::sync::watch;
 
 use crate::plan::{plan, LogTip, Plan};
-use crate::{AppendRequest, Appended, EventStore, StoreError};
+use crate::{validate, AppendRequest, Appended, EventStore, StoreError};
 
 #[derive(Default)]
 struct Log {
@@ -45,6 +45,7 @@ impl MemoryStore {
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
+        validate(&req)?;
         let mut log = self.log.lock().expect("store lock");
         let version = log.streams.get(&req.stream).map_or(0, |v| v.len() as u64);
         let prior = req

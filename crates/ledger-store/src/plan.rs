@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use ledger_core::{ChainHash, RecordedEvent};
 
-use crate::{validate, AppendRequest, Appended, StoreError};
+use crate::{AppendRequest, Appended, StoreError};
 
 /// What the log looks like to one append.
 pub(crate) struct LogTip {
@@ -24,7 +24,8 @@ pub(crate) enum Plan {
 }
 
 /// `stream_version`: the stream's current version; `prior`: what the idempotency key
-/// stored, if it was used before.
+/// stored, if it was used before. The request was validated by the caller (off the
+/// writer's path).
 pub(crate) fn plan(
     req: &AppendRequest,
     stream_version: u64,
@@ -32,7 +33,6 @@ pub(crate) fn plan(
     tip: &LogTip,
     now: DateTime<Utc>,
 ) -> Result<Plan, StoreError> {
-    validate(req)?;
     if let (Some(key), Some((fingerprint, first))) = (&req.idempotency, prior) {
         return if fingerprint == key.fingerprint {
             Ok(Plan::Replay(Appended {
