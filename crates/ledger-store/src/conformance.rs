@@ -252,6 +252,10 @@ pub async fn an_idempotency_key_answers_with_the_first_result(store: Store) {
         (a.first_position, a.last_position, 2)
     );
 
+    let (fingerprint, stored) = store.idempotency_key("req-1").await.unwrap().expect("the key is kept");
+    assert_eq!((fingerprint, stored.first_position, stored.last_position), ([1; 32], 1, 2));
+    assert!(store.idempotency_key("req-unknown").await.unwrap().is_none());
+
     let mut other = request("acct", ExpectedVersion::Any, vec![event(9)]);
     other.idempotency = key(2);
     assert_eq!(

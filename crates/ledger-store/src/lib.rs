@@ -145,6 +145,11 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// What an idempotency key stored: its fingerprint and the first append's result.
+    /// Callers check this before deciding, so a retried request gets its first answer even
+    /// when the state has moved on; `append` checks it again atomically.
+    async fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError>;
+
     /// The stream's current version (0 when it has no events).
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
 

@@ -106,6 +106,10 @@ impl EventStore for MemoryStore {
         Ok(log.events.iter().skip(skip).take(limit).cloned().collect())
     }
 
+    async fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
+        Ok(self.log.lock().expect("store lock").keys.get(key).copied())
+    }
+
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         let log = self.log.lock().expect("store lock");
         Ok(log.streams.get(stream).map_or(0, |v| v.len() as u64))

@@ -200,6 +200,11 @@ impl EventStore for SqliteStore {
             .await
     }
 
+    async fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
+        let key = key.to_string();
+        self.with_reader(move |c| find_key(c, &key)).await
+    }
+
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         let stream = stream.to_string();
         self.with_reader(move |c| stream_version_sync(c, &stream))
@@ -255,6 +260,30 @@ fn read_tip(conn: &Connection) -> Result<LogTip, StoreError> {
             })?,
         },
     })
+}
+
+fn find_key(c: &Connection, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
+    let row = c
+        .prepare_cached(
+            "SELECT fingerprint, first_position, last_position, stream_version FROM idempotency_keys WHERE key = ?1",
+        )?
+        .query_row([key], |r| {
+            let fp: Vec<u8> = r.get(0)?;
+            Ok((fp, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+        })
+        .optional()?;
+    let Some((fp, first, last, version)) = row else { return Ok(None) };
+    let fingerprint = <[u8; 32]>::try_from(fp.as_slice()).map_err(|_| StoreError::Corrupt {
+        position: first as u64,
+        reason: format!("idempotency key {key} has a malformed fingerprint"),
+    })?;
+    let first = Appended {
+        first_position: first as u64,
+        last_position: last as u64,
+        stream_version: version as u64,
+        replayed: false,
+    };
+    Ok(Some((fingerprint, first)))
 }
 
 fn stream_version_sync(c: &Connection, stream: &str) -> Result<u64, StoreError> {
@@ -441,9 +470,6 @@ impl Writer {
                 "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, stream_version) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut find_key = tx.prepare_cached(
-                "SELECT fingerprint, first_position, last_position, stream_version FROM idempotency_keys WHERE key = ?1",
-            )?;
             let mut find_event = tx.prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?;
             for (req, _) in group {
                 let version = match versions.get(req.stream.as_str()) {
@@ -457,30 +483,7 @@ impl Writer {
                     None => None,
                     Some(k) => match keys.get(k.key.as_str()) {
                         Some(p) => Some(*p),
-                        None => find_key
-                            .query_row([&k.key], |r| {
-                                let fp: Vec<u8> = r.get(0)?;
-                                Ok((
-                                    fp,
-                                    r.get::<_, i64>(1)?,
-                                    r.get::<_, i64>(2)?,
-                                    r.get::<_, i64>(3)?,
-                                ))
-                            })
-                            .optional()?
-                            .map(|(fp, first, last, sv)| {
-                                let mut fingerprint = [0u8; 32];
-                                if fp.len() == 32 {
-                                    fingerprint.copy_from_slice(&fp);
-                                }
-                                let first = Appended {
-                                    first_position: first as u64,
-                                    last_position: last as u64,
-                                    stream_version: sv as u64,
-                                    replayed: false,
-                                };
-                                (fingerprint, first)
-                            }),
+                        None => find_key(&tx, &k.key)?,
                     },
                 };
                 let (events, result) = match plan(req, version, prior, &tip, now) {
