@@ -83,7 +83,8 @@ async fn every_acknowledged_append_survives_sigkill_whole() {
     // Nothing acknowledged is lost.
     assert!(acked.len() >= 3_700);
     for a in &acked {
-        let positions = by_correlation.get(&a.correlation).unwrap_or_else(|| panic!("acked append {} lost", a.correlation));
+        let positions =
+            by_correlation.get(&a.correlation).unwrap_or_else(|| panic!("acked append {} lost", a.correlation));
         assert_eq!((positions[0], positions[2]), (a.first, a.last));
     }
 }

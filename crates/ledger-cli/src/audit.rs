@@ -34,18 +34,12 @@ pub fn verify(conn: &rusqlite::Connection, progress: &indicatif::ProgressBar) ->
         let batch = match read_all_sync(conn, from, BATCH) {
             Ok(b) => b,
             Err(StoreError::Corrupt { position, reason }) => {
-                return Ok(Verdict {
-                    checked: verifier.checked(),
-                    first_bad: Some((position, reason)),
-                })
+                return Ok(Verdict { checked: verifier.checked(), first_bad: Some((position, reason)) })
             }
             Err(e) => return Err(e.into()),
         };
         let Some(last) = batch.last().map(|e| e.position) else {
-            return Ok(Verdict {
-                checked: verifier.checked(),
-                first_bad: None,
-            });
+            return Ok(Verdict { checked: verifier.checked(), first_bad: None });
         };
         for e in &batch {
             if let Err(b) = verifier.check(e) {
@@ -77,10 +71,7 @@ pub fn run(cmd: Command) -> Result<()> {
         match &verdict.first_bad {
             None => println!("ok: the hash chain holds over {} events", verdict.checked),
             Some((pos, reason)) => {
-                println!(
-                    "BROKEN at position {pos}: {reason} ({} events before it verified)",
-                    verdict.checked
-                )
+                println!("BROKEN at position {pos}: {reason} ({} events before it verified)", verdict.checked)
             }
         }
     }

@@ -35,20 +35,14 @@ pub enum Command {
 
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Append {
-            appenders,
-            seconds,
-            dir,
-            markdown,
-        } => {
+        Command::Append { appenders, seconds, dir, markdown } => {
             anyhow::ensure!(
                 !appenders.is_empty() && appenders.iter().all(|&a| (1..=4096).contains(&a)),
                 "--appenders takes 1 to 4096"
             );
             anyhow::ensure!((1..=600).contains(&seconds), "--seconds takes 1 to 600");
-            let tmp = tempfile::Builder::new()
-                .prefix("ledger-bench-")
-                .tempdir_in(dir.unwrap_or_else(std::env::temp_dir))?;
+            let tmp =
+                tempfile::Builder::new().prefix("ledger-bench-").tempdir_in(dir.unwrap_or_else(std::env::temp_dir))?;
             let report = append_bench(tmp.path(), &appenders, Duration::from_secs(seconds))?;
             println!("{report}");
             if let Some(path) = markdown {
@@ -77,10 +71,7 @@ pub fn sample_payload(i: u64) -> serde_json::Value {
 }
 
 fn meta() -> CommandMeta {
-    CommandMeta::new(Actor {
-        principal: "bench".into(),
-        role: Role::System,
-    })
+    CommandMeta::new(Actor { principal: "bench".into(), role: Role::System })
 }
 
 struct Level {
@@ -93,9 +84,7 @@ struct Level {
 
 fn append_bench(dir: &Path, levels: &[usize], duration: Duration) -> Result<String> {
     let payload_len = ledger_core::envelope::canonical_json(&sample_payload(1)).len();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut results = vec![];
     for &appenders in levels {
         let store_dir = dir.join(format!("appenders-{appenders}"));
@@ -106,12 +95,7 @@ fn append_bench(dir: &Path, levels: &[usize], duration: Duration) -> Result<Stri
         );
         results.push(level);
     }
-    let rows = results
-        .iter()
-        .map(|l| l.events)
-        .max()
-        .unwrap_or(10_000)
-        .clamp(10_000, 2_000_000);
+    let rows = results.iter().map(|l| l.events).max().unwrap_or(10_000).clamp(10_000, 2_000_000);
     eprintln!("baseline: {rows} raw SQLite inserts in transactions of 1000 rows...");
     let baseline = raw_sqlite_baseline(&dir.join("baseline"), rows)?;
     eprintln!("baseline: {baseline:.0} rows/s");
@@ -124,9 +108,7 @@ fn append_bench(dir: &Path, levels: &[usize], duration: Duration) -> Result<Stri
         duration.as_secs(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     ));
-    out.push_str(
-        "| appenders | events | events/s | p50 latency | p99 latency | vs. raw SQLite |\n",
-    );
+    out.push_str("| appenders | events | events/s | p50 latency | p99 latency | vs. raw SQLite |\n");
     out.push_str("|---:|---:|---:|---:|---:|---:|\n");
     for l in &results {
         out.push_str(&format!(
@@ -139,9 +121,7 @@ fn append_bench(dir: &Path, levels: &[usize], duration: Duration) -> Result<Stri
             100.0 * l.per_sec / baseline
         ));
     }
-    out.push_str(&format!(
-        "| raw SQLite baseline | {rows} | {baseline:.0} | | | 100% |\n"
-    ));
+    out.push_str(&format!("| raw SQLite baseline | {rows} | {baseline:.0} | | | 100% |\n"));
     Ok(out)
 }
 
@@ -158,8 +138,7 @@ async fn run_level(dir: &Path, appenders: usize, duration: Duration) -> Result<L
                 let mut version = 0u64;
                 while Instant::now() < deadline {
                     let i = (t as u64) << 32 | version;
-                    let event =
-                        NewEvent::new("ConsumptionRecorded", 1, Utc::now(), &sample_payload(i))?;
+                    let event = NewEvent::new("ConsumptionRecorded", 1, Utc::now(), &sample_payload(i))?;
                     let req = AppendRequest {
                         stream: stream.clone(),
                         expected: ExpectedVersion::Exact(version),
@@ -181,21 +160,9 @@ async fn run_level(dir: &Path, appenders: usize, duration: Duration) -> Result<L
     }
     let elapsed = start.elapsed();
     latencies.sort_unstable();
-    let pct = |p: usize| {
-        latencies
-            .get(latencies.len() * p / 100)
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
+    let pct = |p: usize| latencies.get(latencies.len() * p / 100).copied().unwrap_or(0) as f64 / 1000.0;
     let events = latencies.len() as u64;
-    Ok(Level {
-        appenders,
-        events,
-        per_sec: events as f64 / elapsed.as_secs_f64(),
-        p50_ms: pct(50),
-        p99_ms: pct(99),
-    })
+    Ok(Level { appenders, events, per_sec: events as f64 / elapsed.as_secs_f64(), p50_ms: pct(50), p99_ms: pct(99) })
 }
 
 /// The same rows, written straight into the same table: what SQLite alone can do.
@@ -207,11 +174,7 @@ fn raw_sqlite_baseline(dir: &Path, rows: u64) -> Result<f64> {
     let prepared: Vec<(String, String, String)> = (0..rows)
         .map(|i| {
             let data = ledger_core::envelope::canonical_json(&sample_payload(i));
-            (
-                format!("bench-{}", i % 256),
-                uuid::Uuid::now_v7().to_string(),
-                data,
-            )
+            (format!("bench-{}", i % 256), uuid::Uuid::now_v7().to_string(), data)
         })
         .collect();
     let hash = [7u8; 32];
@@ -226,15 +189,7 @@ fn raw_sqlite_baseline(dir: &Path, rows: u64) -> Result<f64> {
             )?;
             for (k, (stream, id, data)) in chunk.iter().enumerate() {
                 let pos = (chunk_no * 1000 + k) as i64 + 1;
-                st.execute(rusqlite::params![
-                    pos,
-                    stream,
-                    pos,
-                    id,
-                    now,
-                    data,
-                    &hash[..]
-                ])?;
+                st.execute(rusqlite::params![pos, stream, pos, id, now, data, &hash[..]])?;
             }
         }
         tx.commit()?;
@@ -263,10 +218,8 @@ pub fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
 pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})",
-        )
-        .expect("a valid template"),
+        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("a valid template"),
     );
     bar.set_message(what.to_string());
     bar

@@ -52,10 +52,7 @@ enum Command {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -70,12 +67,7 @@ fn main() -> Result<()> {
 /// Opens the store's SQLite file read-only: audits and exports never write.
 pub fn open_read_only(data: &DataDir) -> Result<rusqlite::Connection> {
     let path = data.dir.join(ledger_store::sqlite::DB_FILE);
-    anyhow::ensure!(
-        path.exists(),
-        "no ledger store at {} (is --data right?)",
-        path.display()
-    );
-    let conn =
-        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    anyhow::ensure!(path.exists(), "no ledger store at {} (is --data right?)", path.display());
+    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     Ok(conn)
 }

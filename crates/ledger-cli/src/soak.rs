@@ -39,12 +39,7 @@ pub fn run(args: Args) -> Result<()> {
                         let correlation = req.meta.correlation_id;
                         let a = store.append(req).await.expect("append");
                         let mut out = std::io::stdout().lock();
-                        writeln!(
-                            out,
-                            "acked {correlation} {} {}",
-                            a.first_position, a.last_position
-                        )
-                        .expect("stdout");
+                        writeln!(out, "acked {correlation} {} {}", a.first_position, a.last_position).expect("stdout");
                         out.flush().expect("stdout");
                     }
                 })

@@ -50,10 +50,7 @@ impl Month {
     }
 
     pub fn of_date(date: NaiveDate) -> Month {
-        Month {
-            year: date.year(),
-            month: date.month(),
-        }
+        Month { year: date.year(), month: date.month() }
     }
 
     pub fn year(self) -> i32 {
@@ -80,37 +77,22 @@ impl Month {
 
     pub fn next(self) -> Month {
         if self.month == 12 {
-            Month {
-                year: self.year + 1,
-                month: 1,
-            }
+            Month { year: self.year + 1, month: 1 }
         } else {
-            Month {
-                year: self.year,
-                month: self.month + 1,
-            }
+            Month { year: self.year, month: self.month + 1 }
         }
     }
 
     pub fn prev(self) -> Month {
         if self.month == 1 {
-            Month {
-                year: self.year - 1,
-                month: 12,
-            }
+            Month { year: self.year - 1, month: 12 }
         } else {
-            Month {
-                year: self.year,
-                month: self.month - 1,
-            }
+            Month { year: self.year, month: self.month - 1 }
         }
     }
 
     pub fn quarter(self) -> Quarter {
-        Quarter {
-            year: self.year,
-            q: (self.month - 1) / 3 + 1,
-        }
+        Quarter { year: self.year, q: (self.month - 1) / 3 + 1 }
     }
 }
 
@@ -130,10 +112,7 @@ impl FromStr for Month {
         }
         let digits = |r: std::ops::Range<usize>| {
             let part = &s[r];
-            part.bytes()
-                .all(|c| c.is_ascii_digit())
-                .then(|| part.parse::<u32>().ok())
-                .flatten()
+            part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse::<u32>().ok()).flatten()
         };
         let (year, month) = (digits(0..4).ok_or_else(bad)?, digits(5..7).ok_or_else(bad)?);
         Month::new(year as i32, month).map_err(|_| bad())
@@ -169,10 +148,7 @@ impl Quarter {
 
     pub fn months(self) -> [Month; 3] {
         let first = (self.q - 1) * 3 + 1;
-        [0, 1, 2].map(|i| Month {
-            year: self.year,
-            month: first + i,
-        })
+        [0, 1, 2].map(|i| Month { year: self.year, month: first + i })
     }
 
     pub fn contains(self, month: Month) -> bool {
@@ -191,15 +167,9 @@ impl Quarter {
 
     pub fn next(self) -> Quarter {
         if self.q == 4 {
-            Quarter {
-                year: self.year + 1,
-                q: 1,
-            }
+            Quarter { year: self.year + 1, q: 1 }
         } else {
-            Quarter {
-                year: self.year,
-                q: self.q + 1,
-            }
+            Quarter { year: self.year, q: self.q + 1 }
         }
     }
 }
@@ -256,44 +226,18 @@ mod tests {
     #[test]
     fn months_are_taken_in_china_standard_time() {
         // 2026-06-30T16:00Z is 2026-07-01 00:00 in Beijing.
-        assert_eq!(
-            Month::of(utc("2026-06-30T16:00:00Z")).to_string(),
-            "2026-07"
-        );
-        assert_eq!(
-            Month::of(utc("2026-06-30T15:59:59Z")).to_string(),
-            "2026-06"
-        );
-        assert_eq!(
-            "2026-07".parse::<Month>().unwrap().start(),
-            utc("2026-06-30T16:00:00Z")
-        );
+        assert_eq!(Month::of(utc("2026-06-30T16:00:00Z")).to_string(), "2026-07");
+        assert_eq!(Month::of(utc("2026-06-30T15:59:59Z")).to_string(), "2026-06");
+        assert_eq!("2026-07".parse::<Month>().unwrap().start(), utc("2026-06-30T16:00:00Z"));
     }
 
     #[test]
     fn month_and_quarter_parse_strictly() {
-        for bad in [
-            "2026-7",
-            "2026-13",
-            "2026-00",
-            "26-07",
-            "2026/07",
-            "2026-07-01",
-            "",
-            "२०२६-07",
-        ] {
-            assert_eq!(
-                bad.parse::<Month>().unwrap_err().code(),
-                "INVALID_MONTH",
-                "{bad:?}"
-            );
+        for bad in ["2026-7", "2026-13", "2026-00", "26-07", "2026/07", "2026-07-01", "", "२०२६-07"] {
+            assert_eq!(bad.parse::<Month>().unwrap_err().code(), "INVALID_MONTH", "{bad:?}");
         }
         for bad in ["2026Q0", "2026Q5", "2026q3", "2026-Q3", "Q3", ""] {
-            assert_eq!(
-                bad.parse::<Quarter>().unwrap_err().code(),
-                "INVALID_QUARTER",
-                "{bad:?}"
-            );
+            assert_eq!(bad.parse::<Quarter>().unwrap_err().code(), "INVALID_QUARTER", "{bad:?}");
         }
         assert_eq!("2026Q3".parse::<Quarter>().unwrap().to_string(), "2026Q3");
     }
@@ -305,18 +249,9 @@ mod tests {
         assert_eq!(months, ["2026-10", "2026-11", "2026-12"]);
         assert_eq!(q.next().to_string(), "2027Q1");
         assert_eq!(q.end(), "2027-01".parse::<Month>().unwrap().start());
-        assert_eq!(
-            "2026-12".parse::<Month>().unwrap().next().to_string(),
-            "2027-01"
-        );
-        assert_eq!(
-            "2026-01".parse::<Month>().unwrap().prev().to_string(),
-            "2025-12"
-        );
-        assert_eq!(
-            "2026-05".parse::<Month>().unwrap().quarter().to_string(),
-            "2026Q2"
-        );
+        assert_eq!("2026-12".parse::<Month>().unwrap().next().to_string(), "2027-01");
+        assert_eq!("2026-01".parse::<Month>().unwrap().prev().to_string(), "2025-12");
+        assert_eq!("2026-05".parse::<Month>().unwrap().quarter().to_string(), "2026Q2");
     }
 
     #[test]

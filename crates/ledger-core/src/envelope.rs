@@ -55,10 +55,7 @@ pub struct Actor {
 
 impl Actor {
     pub fn system(name: &str) -> Actor {
-        Actor {
-            principal: name.to_string(),
-            role: Role::System,
-        }
+        Actor { principal: name.to_string(), role: Role::System }
     }
 }
 
@@ -74,12 +71,7 @@ pub struct CommandMeta {
 
 impl CommandMeta {
     pub fn new(actor: Actor) -> CommandMeta {
-        CommandMeta {
-            actor,
-            correlation_id: Uuid::now_v7(),
-            causation_id: None,
-            request_id: None,
-        }
+        CommandMeta { actor, correlation_id: Uuid::now_v7(), causation_id: None, request_id: None }
     }
 }
 
@@ -186,12 +178,7 @@ impl RecordedEvent {
         field(&self.actor.principal);
         field(self.actor.role.as_str());
         field(&self.correlation_id.hyphenated().to_string());
-        field(
-            &self
-                .causation_id
-                .map(|c| c.hyphenated().to_string())
-                .unwrap_or_default(),
-        );
+        field(&self.causation_id.map(|c| c.hyphenated().to_string()).unwrap_or_default());
         field(self.request_id.as_deref().unwrap_or(""));
         field(&self.data);
         out
@@ -266,27 +253,15 @@ pub struct ChainBreak {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        ChainVerifier {
-            prev_hash: ChainHash::ZERO,
-            next_position: 1,
-            checked: 0,
-        }
+        ChainVerifier { prev_hash: ChainHash::ZERO, next_position: 1, checked: 0 }
     }
 }
 
 impl ChainVerifier {
     pub fn check(&mut self, e: &RecordedEvent) -> Result<(), ChainBreak> {
-        let brk = |reason| {
-            Err(ChainBreak {
-                position: e.position,
-                reason,
-            })
-        };
+        let brk = |reason| Err(ChainBreak { position: e.position, reason });
         if e.position != self.next_position {
-            return Err(ChainBreak {
-                position: self.next_position,
-                reason: "position missing from the log",
-            });
+            return Err(ChainBreak { position: self.next_position, reason: "position missing from the log" });
         }
         if e.prev_hash != self.prev_hash {
             return brk("prev_hash is not the previous event's hash");
@@ -354,14 +329,11 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 }
 
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 fn raw_json<S: Serializer>(data: &str, s: S) -> Result<S::Ok, S::Error> {
-    let raw: &serde_json::value::RawValue =
-        serde_json::from_str(data).map_err(serde::ser::Error::custom)?;
+    let raw: &serde_json::value::RawValue = serde_json::from_str(data).map_err(serde::ser::Error::custom)?;
     raw.serialize(s)
 }
 
@@ -376,32 +348,22 @@ mod tests {
     use serde_json::json;
 
     fn sample(position: u64, prev: ChainHash) -> RecordedEvent {
-        let ev = NewEvent::new(
-            "FundsCredited",
-            1,
-            Utc::now(),
-            &json!({"b": 1, "a": {"z": "1.00", "y": [2, 1]}}),
-        )
-        .unwrap();
-        let meta = CommandMeta::new(Actor {
-            principal: "ops".into(),
-            role: Role::Admin,
-        });
+        let ev =
+            NewEvent::new("FundsCredited", 1, Utc::now(), &json!({"b": 1, "a": {"z": "1.00", "y": [2, 1]}})).unwrap();
+        let meta = CommandMeta::new(Actor { principal: "ops".into(), role: Role::Admin });
         RecordedEvent::seal(ev, &meta, "funds-D1", position, position, Utc::now(), prev)
     }
 
     #[test]
     fn canonical_json_sorts_keys_and_drops_whitespace() {
-        let v: serde_json::Value =
-            serde_json::from_str(r#"{ "b": 1, "a": {"z": "x", "y": [2, 1]} }"#).unwrap();
+        let v: serde_json::Value = serde_json::from_str(r#"{ "b": 1, "a": {"z": "x", "y": [2, 1]} }"#).unwrap();
         assert_eq!(canonical_json(&v), r#"{"a":{"y":[2,1],"z":"x"},"b":1}"#);
     }
 
     #[test]
     fn the_same_event_always_gives_the_same_bytes() {
         let e = sample(1, ChainHash::ZERO);
-        let round: RecordedEvent =
-            serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        let round: RecordedEvent = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(round.canonical_bytes(), e.canonical_bytes());
         assert_eq!(round.compute_hash(), e.hash);
     }
@@ -422,17 +384,11 @@ mod tests {
         assert_eq!(v.check(&tampered).unwrap_err().position, 2);
 
         let mut v = ChainVerifier::default();
-        assert_eq!(
-            v.check(&b).unwrap_err().reason,
-            "position missing from the log"
-        );
+        assert_eq!(v.check(&b).unwrap_err().reason, "position missing from the log");
 
         let c = sample(2, ChainHash([7; 32]));
         let mut v = ChainVerifier::default();
         v.check(&a).unwrap();
-        assert_eq!(
-            v.check(&c).unwrap_err().reason,
-            "prev_hash is not the previous event's hash"
-        );
+        assert_eq!(v.check(&c).unwrap_err().reason, "prev_hash is not the previous event's hash");
     }
 }

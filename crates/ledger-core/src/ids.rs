@@ -12,10 +12,7 @@ pub fn validate_id(field: &'static str, value: &str) -> Result<(), CoreError> {
         "must not be empty".to_string()
     } else if value.len() > MAX_ID_LEN {
         format!("must be at most {MAX_ID_LEN} characters")
-    } else if !value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-    {
+    } else if !value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
         "may hold only letters, digits, '_', '-' and '.'".to_string()
     } else {
         return Ok(());
@@ -27,16 +24,10 @@ pub fn validate_id(field: &'static str, value: &str) -> Result<(), CoreError> {
 /// characters.
 pub fn validate_text(field: &'static str, value: &str, max: usize) -> Result<(), CoreError> {
     if value.chars().count() > max {
-        return Err(CoreError::InvalidField {
-            field,
-            reason: format!("must be at most {max} characters"),
-        });
+        return Err(CoreError::InvalidField { field, reason: format!("must be at most {max} characters") });
     }
     if value.chars().any(char::is_control) {
-        return Err(CoreError::InvalidField {
-            field,
-            reason: "must not contain control characters".into(),
-        });
+        return Err(CoreError::InvalidField { field, reason: "must not contain control characters".into() });
     }
     Ok(())
 }
@@ -49,11 +40,7 @@ mod tests {
     fn ids_are_short_and_plain() {
         assert!(validate_id("partner_id", "P-001_a.b").is_ok());
         for bad in ["", "a b", "a/b", "é", &"x".repeat(65), "a\u{0}"] {
-            assert_eq!(
-                validate_id("partner_id", bad).unwrap_err().code(),
-                "INVALID_FIELD",
-                "{bad:?}"
-            );
+            assert_eq!(validate_id("partner_id", bad).unwrap_err().code(), "INVALID_FIELD", "{bad:?}");
         }
     }
 

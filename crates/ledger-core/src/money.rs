@@ -65,18 +65,12 @@ impl Money {
     }
 
     pub fn zero(currency: Currency) -> Self {
-        Money {
-            amount: Decimal::ZERO,
-            currency,
-        }
+        Money { amount: Decimal::ZERO, currency }
     }
 
     /// Parses an amount and currency as they come from a request.
     pub fn parse_positive(amount: &str, currency: &str) -> Result<Self, CoreError> {
-        Ok(Money {
-            amount: parse_amount(amount)?,
-            currency: currency.parse()?,
-        })
+        Ok(Money { amount: parse_amount(amount)?, currency: currency.parse()? })
     }
 
     pub fn checked_add(self, other: Money) -> Result<Money, CoreError> {
@@ -101,10 +95,7 @@ impl Money {
         if self.currency == other.currency {
             Ok(())
         } else {
-            Err(CoreError::CurrencyMismatch(
-                self.currency.to_string(),
-                other.currency.to_string(),
-            ))
+            Err(CoreError::CurrencyMismatch(self.currency.to_string(), other.currency.to_string()))
         }
     }
 }
@@ -119,10 +110,7 @@ impl fmt::Display for Money {
 /// greater than zero and at most [`MAX_AMOUNT`]. Signs, exponents, whitespace, `NaN`,
 /// `inf` and anything else are refused with a reason.
 pub fn parse_amount(s: &str) -> Result<Decimal, CoreError> {
-    let bad = |reason| CoreError::InvalidAmount {
-        value: truncate(s),
-        reason,
-    };
+    let bad = |reason| CoreError::InvalidAmount { value: truncate(s), reason };
     let d = parse_plain_decimal(s, MONEY_SCALE).map_err(bad)?;
     if d.is_zero() {
         return Err(bad("must be greater than zero"));
@@ -150,10 +138,7 @@ impl Rate {
     }
 
     pub fn parse(s: &str) -> Result<Rate, CoreError> {
-        let bad = |reason| CoreError::InvalidRate {
-            value: truncate(s),
-            reason,
-        };
+        let bad = |reason| CoreError::InvalidRate { value: truncate(s), reason };
         let d = parse_plain_decimal(s, RATE_SCALE).map_err(bad)?;
         Rate::try_from(d)
     }
@@ -162,10 +147,7 @@ impl Rate {
 impl TryFrom<Decimal> for Rate {
     type Error = CoreError;
     fn try_from(d: Decimal) -> Result<Rate, CoreError> {
-        let bad = |reason| CoreError::InvalidRate {
-            value: d.to_string(),
-            reason,
-        };
+        let bad = |reason| CoreError::InvalidRate { value: d.to_string(), reason };
         if d.is_sign_negative() && !d.is_zero() {
             return Err(bad("must not be negative"));
         }
@@ -206,11 +188,7 @@ fn parse_plain_decimal(s: &str, max_scale: u32) -> Result<Decimal, &'static str>
             return Err("must be a plain decimal number such as \"123.45\"");
         }
         if f.len() as u32 > max_scale {
-            return Err(if max_scale == MONEY_SCALE {
-                "at most 2 decimal places"
-            } else {
-                "at most 6 decimal places"
-            });
+            return Err(if max_scale == MONEY_SCALE { "at most 2 decimal places" } else { "at most 6 decimal places" });
         }
     }
     Decimal::from_str_exact(s).map_err(|_| "out of range")
@@ -287,10 +265,7 @@ mod tests {
         let a = Money::new(d("1"), Currency::CNY);
         let b = Money::new(d("1"), Currency::USD);
         assert_eq!(a.checked_add(b).unwrap_err().code(), "CURRENCY_MISMATCH");
-        assert_eq!(
-            "EUR".parse::<Currency>().unwrap_err().code(),
-            "INVALID_CURRENCY"
-        );
+        assert_eq!("EUR".parse::<Currency>().unwrap_err().code(), "INVALID_CURRENCY");
     }
 
     #[test]

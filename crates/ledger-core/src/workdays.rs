@@ -33,9 +33,7 @@ impl WorkingCalendar {
 
     /// A calendar that knows only the week (no holidays): for tests and other markets.
     pub fn weekdays_only() -> WorkingCalendar {
-        WorkingCalendar {
-            exceptions: BTreeMap::new(),
-        }
+        WorkingCalendar { exceptions: BTreeMap::new() }
     }
 
     /// Parses `YYYY-MM-DD holiday|workday [name]` lines; `#` starts a comment. A make-up
@@ -47,10 +45,7 @@ impl WorkingCalendar {
             if line.is_empty() {
                 continue;
             }
-            let bad = |reason: String| CoreError::InvalidCalendar {
-                line: i + 1,
-                reason,
-            };
+            let bad = |reason: String| CoreError::InvalidCalendar { line: i + 1, reason };
             let mut parts = line.split_whitespace();
             let date = parts.next().unwrap_or("");
             let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
@@ -59,9 +54,7 @@ impl WorkingCalendar {
                 Some("holiday") => DayKind::Holiday,
                 Some("workday") => {
                     if !is_weekend(date) {
-                        return Err(bad(format!(
-                            "{date} is a weekday; a make-up workday is a Saturday or Sunday"
-                        )));
+                        return Err(bad(format!("{date} is a weekday; a make-up workday is a Saturday or Sunday")));
                     }
                     DayKind::Workday
                 }
@@ -124,20 +117,11 @@ mod tests {
         let cal = WorkingCalendar::builtin();
         // Approved Wed 2026-09-30: Oct 1–7 are off, Sat Oct 10 is worked.
         // Working days after: Oct 8, 9, 10, 12, 13, 14, 15.
-        assert_eq!(
-            cal.add_working_days(day("2026-09-30"), 7),
-            day("2026-10-15")
-        );
+        assert_eq!(cal.add_working_days(day("2026-09-30"), 7), day("2026-10-15"));
         // Without holidays it would be Oct 9.
-        assert_eq!(
-            WorkingCalendar::weekdays_only().add_working_days(day("2026-09-30"), 7),
-            day("2026-10-09")
-        );
+        assert_eq!(WorkingCalendar::weekdays_only().add_working_days(day("2026-09-30"), 7), day("2026-10-09"));
         // An approval on a Friday counts from the Monday.
-        assert_eq!(
-            cal.add_working_days(day("2026-07-03"), 7),
-            day("2026-07-14")
-        );
+        assert_eq!(cal.add_working_days(day("2026-07-03"), 7), day("2026-07-14"));
     }
 
     #[test]

@@ -11,11 +11,8 @@ pub trait Decider {
     type Event: Clone + std::fmt::Debug + PartialEq;
 
     /// Decides what happens when `command` meets `state` at business time `now`.
-    fn decide(
-        state: &Self::State,
-        command: Self::Command,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Self::Event>, DomainError>;
+    fn decide(state: &Self::State, command: Self::Command, now: DateTime<Utc>)
+        -> Result<Vec<Self::Event>, DomainError>;
 
     /// Applies one event. Must be total: a stored event is a fact and is never refused.
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
@@ -24,9 +21,7 @@ pub trait Decider {
     where
         Self::Event: 'a,
     {
-        events
-            .into_iter()
-            .fold(Self::State::default(), Self::evolve)
+        events.into_iter().fold(Self::State::default(), Self::evolve)
     }
 }
 
@@ -41,10 +36,7 @@ pub mod harness {
     }
 
     pub fn given<D: Decider>(history: impl IntoIterator<Item = D::Event>) -> Given<D> {
-        Given {
-            history: history.into_iter().collect(),
-            now: Utc::now(),
-        }
+        Given { history: history.into_iter().collect(), now: Utc::now() }
     }
 
     pub struct When<D: Decider> {
@@ -62,9 +54,7 @@ pub mod harness {
         }
 
         pub fn when(self, command: D::Command) -> When<D> {
-            When {
-                result: D::decide(&D::replay(&self.history), command, self.now),
-            }
+            When { result: D::decide(&D::replay(&self.history), command, self.now) }
         }
     }
 
@@ -89,8 +79,7 @@ pub mod harness {
         /// The events, for assertions on a part of them.
         #[track_caller]
         pub fn events(self) -> Vec<D::Event> {
-            self.result
-                .unwrap_or_else(|e| panic!("expected events, got {e:?}"))
+            self.result.unwrap_or_else(|e| panic!("expected events, got {e:?}"))
         }
     }
 }

@@ -22,10 +22,7 @@ pub enum DomainError {
     #[error("certification incomplete: {missing}")]
     CertificationIncomplete { missing: String },
     #[error("insufficient balance: requested {requested}, available {available}")]
-    InsufficientBalance {
-        requested: String,
-        available: String,
-    },
+    InsufficientBalance { requested: String, available: String },
     #[error("record {record_id} was already stored with different content")]
     DuplicateRecordConflict { record_id: String },
     #[error("customer {customer_id} has no association at that time")]
@@ -45,10 +42,7 @@ pub enum DomainError {
     #[error("offering {offering} already backs another opportunity application")]
     OfferingInUse { offering: String },
     #[error("opportunity {opportunity_id} is not applicable: {reason}")]
-    OpportunityNotApplicable {
-        opportunity_id: String,
-        reason: String,
-    },
+    OpportunityNotApplicable { opportunity_id: String, reason: String },
     #[error("bank account holder does not match the real-name-authenticated name")]
     AccountNameMismatch,
     #[error("{points} is not a lab point denomination (10, 20, 50, 100, 250, 500)")]
@@ -87,10 +81,9 @@ impl DomainError {
             DomainError::OpportunityNotApplicable { .. } => "OPPORTUNITY_NOT_APPLICABLE",
             DomainError::AccountNameMismatch => "ACCOUNT_NAME_MISMATCH",
             DomainError::InvalidLabPoints { .. } => "INVALID_LAB_POINTS",
-            DomainError::PaymentBlocked(blockers) => blockers
-                .first()
-                .map(|b| b.code.as_str())
-                .unwrap_or("NOT_ELIGIBLE"),
+            DomainError::PaymentBlocked(blockers) => {
+                blockers.first().map(|b| b.code.as_str()).unwrap_or("NOT_ELIGIBLE")
+            }
         }
     }
 }

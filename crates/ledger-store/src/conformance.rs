@@ -9,20 +9,12 @@ use chrono::Utc;
 use ledger_core::envelope::{Actor, ChainVerifier, CommandMeta, NewEvent, Role};
 use serde_json::json;
 
-use crate::{
-    subscribe_all, AppendRequest, EventStore, ExpectedVersion, IdempotencyKey, StoreError,
-};
+use crate::{subscribe_all, AppendRequest, EventStore, ExpectedVersion, IdempotencyKey, StoreError};
 
 pub type Store = Arc<dyn EventStore>;
 
 pub fn event(n: u64) -> NewEvent {
-    NewEvent::new(
-        "TestHappened",
-        1,
-        Utc::now(),
-        &json!({"n": n, "note": "conformance"}),
-    )
-    .expect("serialises")
+    NewEvent::new("TestHappened", 1, Utc::now(), &json!({"n": n, "note": "conformance"})).expect("serialises")
 }
 
 pub fn request(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
@@ -30,20 +22,14 @@ pub fn request(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -
         stream: stream.to_string(),
         expected,
         events,
-        meta: CommandMeta::new(Actor {
-            principal: "conformance".into(),
-            role: Role::System,
-        }),
+        meta: CommandMeta::new(Actor { principal: "conformance".into(), role: Role::System }),
         idempotency: None,
     }
 }
 
 pub async fn append_n(store: &Store, stream: &str, n: u64) {
     for i in 0..n {
-        store
-            .append(request(stream, ExpectedVersion::Any, vec![event(i)]))
-            .await
-            .expect("append");
+        store.append(request(stream, ExpectedVersion::Any, vec![event(i)])).await.expect("append");
     }
 }
 
@@ -63,60 +49,21 @@ async fn verify_chain(store: &Store) -> u64 {
 }
 
 pub async fn appends_land_in_order_with_versions_and_positions(store: Store) {
-    let a = store
-        .append(request(
-            "acct-a",
-            ExpectedVersion::NoStream,
-            vec![event(1), event(2)],
-        ))
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            a.first_position,
-            a.last_position,
-            a.stream_version,
-            a.replayed
-        ),
-        (1, 2, 2, false)
-    );
-    let b = store
-        .append(request("acct-b", ExpectedVersion::NoStream, vec![event(3)]))
-        .await
-        .unwrap();
+    let a = store.append(request("acct-a", ExpectedVersion::NoStream, vec![event(1), event(2)])).await.unwrap();
+    assert_eq!((a.first_position, a.last_position, a.stream_version, a.replayed), (1, 2, 2, false));
+    let b = store.append(request("acct-b", ExpectedVersion::NoStream, vec![event(3)])).await.unwrap();
     assert_eq!((b.first_position, b.stream_version), (3, 1));
-    let c = store
-        .append(request("acct-a", ExpectedVersion::Exact(2), vec![event(4)]))
-        .await
-        .unwrap();
+    let c = store.append(request("acct-a", ExpectedVersion::Exact(2), vec![event(4)])).await.unwrap();
     assert_eq!((c.first_position, c.stream_version), (4, 3));
 
     let all = store.read_all(1, 100).await.unwrap();
-    assert_eq!(
-        all.iter().map(|e| e.position).collect::<Vec<_>>(),
-        [1, 2, 3, 4]
-    );
-    assert_eq!(
-        all.iter().map(|e| e.stream.as_str()).collect::<Vec<_>>(),
-        ["acct-a", "acct-a", "acct-b", "acct-a"]
-    );
+    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(all.iter().map(|e| e.stream.as_str()).collect::<Vec<_>>(), ["acct-a", "acct-a", "acct-b", "acct-a"]);
     let a_events = store.read_stream("acct-a", 1, 100).await.unwrap();
-    assert_eq!(
-        a_events.iter().map(|e| e.version).collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
+    assert_eq!(a_events.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(a_events[2].data, r#"{"n":4,"note":"conformance"}"#);
     assert_eq!(store.read_stream("acct-a", 3, 100).await.unwrap().len(), 1);
-    assert_eq!(
-        store
-            .read_all(2, 2)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.position)
-            .collect::<Vec<_>>(),
-        [2, 3]
-    );
+    assert_eq!(store.read_all(2, 2).await.unwrap().iter().map(|e| e.position).collect::<Vec<_>>(), [2, 3]);
     assert!(store.read_stream("nope", 1, 10).await.unwrap().is_empty());
     assert_eq!(store.stream_version("acct-a").await.unwrap(), 3);
     assert_eq!(store.stream_version("nope").await.unwrap(), 0);
@@ -124,10 +71,7 @@ pub async fn appends_land_in_order_with_versions_and_positions(store: Store) {
 }
 
 pub async fn the_envelope_round_trips(store: Store) {
-    let mut meta = CommandMeta::new(Actor {
-        principal: "ops-7".into(),
-        role: Role::Admin,
-    });
+    let mut meta = CommandMeta::new(Actor { principal: "ops-7".into(), role: Role::Admin });
     meta.causation_id = Some(uuid::Uuid::now_v7());
     meta.request_id = Some("req-42".into());
     let e = event(1);
@@ -156,59 +100,27 @@ pub async fn the_envelope_round_trips(store: Store) {
 }
 
 pub async fn a_wrong_expected_version_is_refused_and_stores_nothing(store: Store) {
-    store
-        .append(request("acct", ExpectedVersion::NoStream, vec![event(1)]))
-        .await
-        .unwrap();
-    for expected in [
-        ExpectedVersion::NoStream,
-        ExpectedVersion::Exact(0),
-        ExpectedVersion::Exact(2),
-    ] {
-        let err = store
-            .append(request("acct", expected, vec![event(2)]))
-            .await
-            .unwrap_err();
+    store.append(request("acct", ExpectedVersion::NoStream, vec![event(1)])).await.unwrap();
+    for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(0), ExpectedVersion::Exact(2)] {
+        let err = store.append(request("acct", expected, vec![event(2)])).await.unwrap_err();
         assert_eq!(err.code(), "CONCURRENCY_CONFLICT", "{expected:?}");
-        assert!(
-            matches!(err, StoreError::ConcurrencyConflict { actual: 1, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, StoreError::ConcurrencyConflict { actual: 1, .. }), "{err:?}");
     }
-    let err = store
-        .append(request("fresh", ExpectedVersion::Exact(1), vec![event(3)]))
-        .await
-        .unwrap_err();
+    let err = store.append(request("fresh", ExpectedVersion::Exact(1), vec![event(3)])).await.unwrap_err();
     assert_eq!(err.code(), "CONCURRENCY_CONFLICT");
     assert_eq!(store.read_all(1, 100).await.unwrap().len(), 1);
-    store
-        .append(request("acct", ExpectedVersion::Any, vec![event(4)]))
-        .await
-        .unwrap();
+    store.append(request("acct", ExpectedVersion::Any, vec![event(4)])).await.unwrap();
     assert_eq!(store.stream_version("acct").await.unwrap(), 2);
 }
 
 pub async fn racing_appenders_for_one_version_have_exactly_one_winner(store: Store) {
-    store
-        .append(request(
-            "contested",
-            ExpectedVersion::NoStream,
-            vec![event(0)],
-        ))
-        .await
-        .unwrap();
+    store.append(request("contested", ExpectedVersion::NoStream, vec![event(0)])).await.unwrap();
     let racers = 32;
     let tasks: Vec<_> = (0..racers)
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                store
-                    .append(request(
-                        "contested",
-                        ExpectedVersion::Exact(1),
-                        vec![event(i), event(i + 100)],
-                    ))
-                    .await
+                store.append(request("contested", ExpectedVersion::Exact(1), vec![event(i), event(i + 100)])).await
             })
         })
         .collect();
@@ -227,30 +139,19 @@ pub async fn racing_appenders_for_one_version_have_exactly_one_winner(store: Sto
 }
 
 pub async fn an_idempotency_key_answers_with_the_first_result(store: Store) {
-    let key = |fp: u8| {
-        Some(IdempotencyKey {
-            key: "req-1".into(),
-            fingerprint: [fp; 32],
-        })
-    };
+    let key = |fp: u8| Some(IdempotencyKey { key: "req-1".into(), fingerprint: [fp; 32] });
     let mut first = request("acct", ExpectedVersion::NoStream, vec![event(1), event(2)]);
     first.idempotency = key(1);
     let a = store.append(first).await.unwrap();
     assert!(!a.replayed);
-    store
-        .append(request("acct", ExpectedVersion::Any, vec![event(3)]))
-        .await
-        .unwrap();
+    store.append(request("acct", ExpectedVersion::Any, vec![event(3)])).await.unwrap();
 
     // The same request again, with fresh event ids and a now-stale expected version.
     let mut again = request("acct", ExpectedVersion::NoStream, vec![event(1), event(2)]);
     again.idempotency = key(1);
     let b = store.append(again).await.unwrap();
     assert!(b.replayed);
-    assert_eq!(
-        (b.first_position, b.last_position, b.stream_version),
-        (a.first_position, a.last_position, 2)
-    );
+    assert_eq!((b.first_position, b.last_position, b.stream_version), (a.first_position, a.last_position, 2));
 
     let (fingerprint, stored) = store.idempotency_key("req-1").await.unwrap().expect("the key is kept");
     assert_eq!((fingerprint, stored.first_position, stored.last_position), ([1; 32], 1, 2));
@@ -258,10 +159,7 @@ pub async fn an_idempotency_key_answers_with_the_first_result(store: Store) {
 
     let mut other = request("acct", ExpectedVersion::Any, vec![event(9)]);
     other.idempotency = key(2);
-    assert_eq!(
-        store.append(other).await.unwrap_err().code(),
-        "IDEMPOTENCY_CONFLICT"
-    );
+    assert_eq!(store.append(other).await.unwrap_err().code(), "IDEMPOTENCY_CONFLICT");
     assert_eq!(store.read_all(1, 100).await.unwrap().len(), 3);
 }
 
@@ -271,10 +169,7 @@ pub async fn concurrent_requests_with_one_key_store_once(store: Store) {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut r = request("acct", ExpectedVersion::Any, vec![event(i)]);
-                r.idempotency = Some(IdempotencyKey {
-                    key: "same".into(),
-                    fingerprint: [7; 32],
-                });
+                r.idempotency = Some(IdempotencyKey { key: "same".into(), fingerprint: [7; 32] });
                 store.append(r).await.unwrap()
             })
         })
@@ -303,14 +198,8 @@ pub async fn invalid_appends_are_refused_whole(store: Store) {
         assert_eq!(store.append(req).await.unwrap_err().code(), "INVALID_FIELD");
     }
     let once = event(5);
-    store
-        .append(request("acct", ExpectedVersion::Any, vec![once.clone()]))
-        .await
-        .unwrap();
-    let err = store
-        .append(request("acct", ExpectedVersion::Any, vec![event(6), once]))
-        .await
-        .unwrap_err();
+    store.append(request("acct", ExpectedVersion::Any, vec![once.clone()])).await.unwrap();
+    let err = store.append(request("acct", ExpectedVersion::Any, vec![event(6), once])).await.unwrap_err();
     assert_eq!(err.code(), "DUPLICATE_EVENT_ID");
     assert_eq!(store.read_all(1, 100).await.unwrap().len(), 1);
 }
@@ -324,10 +213,7 @@ pub async fn many_appenders_leave_a_gap_free_log_and_a_valid_chain(store: Store)
                     let stream = format!("acct-{}", t % 8);
                     let n = if i % 5 == 0 { 3 } else { 1 };
                     let events = (0..n).map(|k| event(t * 1000 + i * 10 + k)).collect();
-                    store
-                        .append(request(&stream, ExpectedVersion::Any, events))
-                        .await
-                        .unwrap();
+                    store.append(request(&stream, ExpectedVersion::Any, events)).await.unwrap();
                 }
             })
         })
@@ -338,10 +224,7 @@ pub async fn many_appenders_leave_a_gap_free_log_and_a_valid_chain(store: Store)
     let expected_total = 64 * (16 + 4 * 3);
     let all = store.read_all(1, 10_000).await.unwrap();
     assert_eq!(all.len(), expected_total);
-    assert!(all
-        .iter()
-        .enumerate()
-        .all(|(i, e)| e.position == i as u64 + 1));
+    assert!(all.iter().enumerate().all(|(i, e)| e.position == i as u64 + 1));
     let mut versions: HashMap<&str, u64> = HashMap::new();
     for e in &all {
         let v = versions.entry(e.stream.as_str()).or_default();

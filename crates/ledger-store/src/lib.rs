@@ -85,11 +85,7 @@ pub struct Appended {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StoreError {
     #[error("stream {stream} is at version {actual}, the append expected {expected:?}")]
-    ConcurrencyConflict {
-        stream: String,
-        expected: ExpectedVersion,
-        actual: u64,
-    },
+    ConcurrencyConflict { stream: String, expected: ExpectedVersion, actual: u64 },
     #[error("idempotency key {key} was used for a different request")]
     IdempotencyConflict { key: String },
     #[error("invalid append: {0}")]
@@ -139,11 +135,7 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Events of the global log with position ≥ `from_position`, in order, at most `limit`.
-    async fn read_all(
-        &self,
-        from_position: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// What an idempotency key stored: its fingerprint and the first append's result.
     /// Callers check this before deciding, so a retried request gets its first answer even
@@ -170,17 +162,10 @@ pub(crate) fn validate(req: &AppendRequest) -> Result<(), StoreError> {
         return bad("an append carries at least one event".into());
     }
     if req.events.len() > MAX_EVENTS_PER_APPEND {
-        return bad(format!(
-            "an append carries at most {MAX_EVENTS_PER_APPEND} events"
-        ));
+        return bad(format!("an append carries at most {MAX_EVENTS_PER_APPEND} events"));
     }
-    if req.stream.is_empty()
-        || req.stream.len() > MAX_STREAM_LEN
-        || req.stream.chars().any(char::is_control)
-    {
-        return bad(format!(
-            "stream name must be 1 to {MAX_STREAM_LEN} printable characters"
-        ));
+    if req.stream.is_empty() || req.stream.len() > MAX_STREAM_LEN || req.stream.chars().any(char::is_control) {
+        return bad(format!("stream name must be 1 to {MAX_STREAM_LEN} printable characters"));
     }
     if let Some(k) = &req.idempotency {
         if k.key.is_empty() || k.key.len() > MAX_KEY_LEN {
@@ -191,10 +176,7 @@ pub(crate) fn validate(req: &AppendRequest) -> Result<(), StoreError> {
         if e.event_type.is_empty() || e.event_type.len() > 100 {
             return bad("event type must be 1 to 100 bytes".into());
         }
-        if serde_json::from_str::<serde_json::Value>(&e.data)
-            .map(|v| !v.is_object())
-            .unwrap_or(true)
-        {
+        if serde_json::from_str::<serde_json::Value>(&e.data).map(|v| !v.is_object()).unwrap_or(true) {
             return bad(format!("event {} data must be a JSON object", e.event_type));
         }
     }

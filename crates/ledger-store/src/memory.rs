@@ -28,11 +28,7 @@ pub struct MemoryStore {
 impl Default for MemoryStore {
     fn default() -> Self {
         let (head_tx, head_rx) = watch::channel(0);
-        MemoryStore {
-            log: Mutex::new(Log::default()),
-            head_tx,
-            head_rx,
-        }
+        MemoryStore { log: Mutex::new(Log::default()), head_tx, head_rx }
     }
 }
 
@@ -48,10 +44,7 @@ impl EventStore for MemoryStore {
         validate(&req)?;
         let mut log = self.log.lock().expect("store lock");
         let version = log.streams.get(&req.stream).map_or(0, |v| v.len() as u64);
-        let prior = req
-            .idempotency
-            .as_ref()
-            .and_then(|k| log.keys.get(&k.key).copied());
+        let prior = req.idempotency.as_ref().and_then(|k| log.keys.get(&k.key).copied());
         let tip = LogTip {
             next_position: log.events.len() as u64 + 1,
             prev_hash: log.events.last().map_or(ChainHash::ZERO, |e| e.hash),
@@ -88,19 +81,10 @@ impl EventStore for MemoryStore {
             return Ok(vec![]);
         };
         let skip = from_version.saturating_sub(1) as usize;
-        Ok(indices
-            .iter()
-            .skip(skip)
-            .take(limit)
-            .map(|&i| log.events[i].clone())
-            .collect())
+        Ok(indices.iter().skip(skip).take(limit).map(|&i| log.events[i].clone()).collect())
     }
 
-    async fn read_all(
-        &self,
-        from_position: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.log.lock().expect("store lock");
         let skip = from_position.saturating_sub(1) as usize;
         Ok(log.events.iter().skip(skip).take(limit).cloned().collect())

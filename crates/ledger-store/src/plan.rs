@@ -17,10 +17,7 @@ pub(crate) enum Plan {
     /// The key was seen with the same fingerprint: answer with the first result.
     Replay(Appended),
     /// Append these sealed events.
-    Append {
-        events: Vec<RecordedEvent>,
-        result: Appended,
-    },
+    Append { events: Vec<RecordedEvent>, result: Appended },
 }
 
 /// `stream_version`: the stream's current version; `prior`: what the idempotency key
@@ -35,14 +32,9 @@ pub(crate) fn plan(
 ) -> Result<Plan, StoreError> {
     if let (Some(key), Some((fingerprint, first))) = (&req.idempotency, prior) {
         return if fingerprint == key.fingerprint {
-            Ok(Plan::Replay(Appended {
-                replayed: true,
-                ..first
-            }))
+            Ok(Plan::Replay(Appended { replayed: true, ..first }))
         } else {
-            Err(StoreError::IdempotencyConflict {
-                key: key.key.clone(),
-            })
+            Err(StoreError::IdempotencyConflict { key: key.key.clone() })
         };
     }
     if !req.expected.admits(stream_version) {

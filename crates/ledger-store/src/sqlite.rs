@@ -84,27 +84,17 @@ impl SqliteStore {
         let tip = read_tip(&conn)?;
         let (head_tx, head) = watch::channel(tip.next_position - 1);
         let (tx, rx) = mpsc::channel::<Job>();
-        let writer = Writer {
-            conn,
-            tip,
-            versions: HashMap::new(),
-            head: head_tx,
-        };
+        let writer = Writer { conn, tip, versions: HashMap::new(), head: head_tx };
         let handle = std::thread::Builder::new()
             .name("ledger-store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let checkpointer = Checkpointer {
-            conn: open_connection(&path)?,
-            head: head.clone(),
-        };
+        let checkpointer = Checkpointer { conn: open_connection(&path)?, head: head.clone() };
         std::thread::Builder::new()
             .name("ledger-store-checkpoint".into())
             .spawn(move || checkpointer.run())
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let readers = (0..READERS)
-            .map(|_| open_connection(&path))
-            .collect::<Result<Vec<_>, _>>()?;
+        let readers = (0..READERS).map(|_| open_connection(&path)).collect::<Result<Vec<_>, _>>()?;
         Ok(SqliteStore {
             path,
             jobs: Mutex::new(Some(tx)),
@@ -164,10 +154,7 @@ impl EventStore for SqliteStore {
         let (tx, rx) = oneshot::channel();
         {
             let jobs = self.jobs.lock().expect("lock");
-            jobs.as_ref()
-                .ok_or(StoreError::Closed)?
-                .send((req, tx))
-                .map_err(|_| StoreError::Closed)?;
+            jobs.as_ref().ok_or(StoreError::Closed)?.send((req, tx)).map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -190,14 +177,9 @@ impl EventStore for SqliteStore {
         .await
     }
 
-    async fn read_all(
-        &self,
-        from_position: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let limit = limit.min(MAX_READ_BATCH) as i64;
-        self.with_reader(move |c| read_all_sync(c, from_position, limit))
-            .await
+        self.with_reader(move |c| read_all_sync(c, from_position, limit)).await
     }
 
     async fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
@@ -207,8 +189,7 @@ impl EventStore for SqliteStore {
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         let stream = stream.to_string();
-        self.with_reader(move |c| stream_version_sync(c, &stream))
-            .await
+        self.with_reader(move |c| stream_version_sync(c, &stream)).await
     }
 
     fn head(&self) -> watch::Receiver<u64> {
@@ -217,14 +198,9 @@ impl EventStore for SqliteStore {
 }
 
 /// Reads the global log synchronously: for tools that walk a whole file (audit, export).
-pub fn read_all_sync(
-    c: &Connection,
-    from_position: u64,
-    limit: i64,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut st = c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"
-    ))?;
+pub fn read_all_sync(c: &Connection, from_position: u64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut st =
+        c.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"))?;
     let rows = st.query_map(params![from_position as i64, limit], row_to_event)?;
     rows.map(|r| r?).collect()
 }
@@ -241,17 +217,12 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 
 fn read_tip(conn: &Connection) -> Result<LogTip, StoreError> {
     let last: Option<(i64, Vec<u8>)> = conn
-        .query_row(
-            "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     Ok(match last {
-        None => LogTip {
-            next_position: 1,
-            prev_hash: ChainHash::ZERO,
-        },
+        None => LogTip { next_position: 1, prev_hash: ChainHash::ZERO },
         Some((position, hash)) => LogTip {
             next_position: position as u64 + 1,
             prev_hash: ChainHash::from_slice(&hash).ok_or_else(|| StoreError::Corrupt {
@@ -287,26 +258,21 @@ fn find_key(c: &Connection, key: &str) -> Result<Option<([u8; 32], Appended)>, S
 }
 
 fn stream_version_sync(c: &Connection, stream: &str) -> Result<u64, StoreError> {
-    let v: Option<i64> = c
-        .prepare_cached("SELECT max(version) FROM events WHERE stream = ?1")?
-        .query_row([stream], |r| r.get(0))?;
+    let v: Option<i64> =
+        c.prepare_cached("SELECT max(version) FROM events WHERE stream = ?1")?.query_row([stream], |r| r.get(0))?;
     Ok(v.unwrap_or(0) as u64)
 }
 
 fn row_to_event(r: &Row<'_>) -> rusqlite::Result<Result<RecordedEvent, StoreError>> {
     let position: i64 = r.get(0)?;
-    let corrupt = |reason: &str| StoreError::Corrupt {
-        position: position as u64,
-        reason: reason.to_string(),
-    };
+    let corrupt = |reason: &str| StoreError::Corrupt { position: position as u64, reason: reason.to_string() };
     let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
     let time = |i: usize| -> rusqlite::Result<Result<_, StoreError>> {
         Ok(parse_time(text(i)?).ok_or_else(|| corrupt("a time is not RFC 3339")))
     };
     let uuid = |s: &str| uuid::Uuid::parse_str(s).map_err(|_| corrupt("an id is not a UUID"));
     let hash = |i: usize| -> rusqlite::Result<Result<ChainHash, StoreError>> {
-        Ok(ChainHash::from_slice(r.get_ref(i)?.as_blob()?)
-            .ok_or_else(|| corrupt("a hash is not 32 bytes")))
+        Ok(ChainHash::from_slice(r.get_ref(i)?.as_blob()?).ok_or_else(|| corrupt("a hash is not 32 bytes")))
     };
     let build = || -> rusqlite::Result<Result<RecordedEvent, StoreError>> {
         let role = match Role::parse(text(9)?) {
@@ -330,15 +296,10 @@ fn row_to_event(r: &Row<'_>) -> rusqlite::Result<Result<RecordedEvent, StoreErro
                 schema_version: r.get::<_, i64>(5).map_err(|_| corrupt("schema_version"))? as u32,
                 occurred_at: time(6).map_err(|_| corrupt("occurred_at"))??,
                 recorded_at: time(7).map_err(|_| corrupt("recorded_at"))??,
-                actor: Actor {
-                    principal: text(8).map_err(|_| corrupt("actor"))?.to_string(),
-                    role,
-                },
+                actor: Actor { principal: text(8).map_err(|_| corrupt("actor"))?.to_string(), role },
                 correlation_id: uuid(text(10).map_err(|_| corrupt("correlation_id"))?)?,
                 causation_id: causation,
-                request_id: r
-                    .get::<_, Option<String>>(12)
-                    .map_err(|_| corrupt("request_id"))?,
+                request_id: r.get::<_, Option<String>>(12).map_err(|_| corrupt("request_id"))?,
                 data: text(13).map_err(|_| corrupt("data"))?.to_string(),
                 prev_hash: hash(14).map_err(|_| corrupt("prev_hash"))??,
                 hash: hash(15).map_err(|_| corrupt("hash"))??,
@@ -398,11 +359,7 @@ impl Writer {
             }
             let (size, started) = (group.len(), std::time::Instant::now());
             self.commit_group(group);
-            tracing::debug!(
-                size,
-                micros = started.elapsed().as_micros() as u64,
-                "group committed"
-            );
+            tracing::debug!(size, micros = started.elapsed().as_micros() as u64, "group committed");
         }
     }
 
@@ -430,12 +387,7 @@ impl Writer {
                 }
             }
             answers.resize(group.len(), Err(e));
-        } else if let Some(last) = answers
-            .iter()
-            .filter_map(|a| a.as_ref().ok())
-            .map(|a| a.last_position)
-            .max()
-        {
+        } else if let Some(last) = answers.iter().filter_map(|a| a.as_ref().ok()).map(|a| a.last_position).max() {
             self.head.send_if_modified(|h| {
                 let moved = last > *h;
                 *h = (*h).max(last);
@@ -457,10 +409,7 @@ impl Writer {
         // Versions, keys and tip as they stand inside this group, before it commits.
         let mut versions: HashMap<&str, u64> = HashMap::new();
         let mut keys: HashMap<&str, ([u8; 32], Appended)> = HashMap::new();
-        let mut tip = LogTip {
-            next_position: self.tip.next_position,
-            prev_hash: self.tip.prev_hash,
-        };
+        let mut tip = LogTip { next_position: self.tip.next_position, prev_hash: self.tip.prev_hash };
         let now = Utc::now();
         {
             let mut insert = tx.prepare_cached(&format!(

@@ -23,12 +23,7 @@ pub struct Subscription {
 impl Subscription {
     pub(crate) fn new(store: Arc<dyn EventStore>, from_position: u64) -> Subscription {
         let head = store.head();
-        Subscription {
-            store,
-            next_position: from_position.max(1),
-            head,
-            buffer: VecDeque::new(),
-        }
+        Subscription { store, next_position: from_position.max(1), head, buffer: VecDeque::new() }
     }
 
     /// The next event in log order; waits for one when caught up.

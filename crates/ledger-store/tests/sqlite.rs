@@ -22,38 +22,19 @@ async fn reopening_keeps_the_log_versions_keys_and_chain_tip() {
     {
         let store: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
         conformance::append_n(&store, "acct", 5).await;
-        let mut r =
-            conformance::request("keyed", ExpectedVersion::Any, vec![conformance::event(9)]);
-        r.idempotency = Some(ledger_store::IdempotencyKey {
-            key: "k".into(),
-            fingerprint: [1; 32],
-        });
+        let mut r = conformance::request("keyed", ExpectedVersion::Any, vec![conformance::event(9)]);
+        r.idempotency = Some(ledger_store::IdempotencyKey { key: "k".into(), fingerprint: [1; 32] });
         store.append(r).await.unwrap();
     }
     let store: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     assert_eq!(*store.head().borrow(), 6);
     assert_eq!(store.stream_version("acct").await.unwrap(), 5);
-    let err = store
-        .append(conformance::request(
-            "acct",
-            ExpectedVersion::Exact(4),
-            vec![conformance::event(1)],
-        ))
-        .await;
+    let err = store.append(conformance::request("acct", ExpectedVersion::Exact(4), vec![conformance::event(1)])).await;
     assert_eq!(err.unwrap_err().code(), "CONCURRENCY_CONFLICT");
     let mut r = conformance::request("keyed", ExpectedVersion::Any, vec![conformance::event(9)]);
-    r.idempotency = Some(ledger_store::IdempotencyKey {
-        key: "k".into(),
-        fingerprint: [1; 32],
-    });
+    r.idempotency = Some(ledger_store::IdempotencyKey { key: "k".into(), fingerprint: [1; 32] });
     assert!(store.append(r).await.unwrap().replayed);
-    let next = store
-        .append(conformance::request(
-            "acct",
-            ExpectedVersion::Exact(5),
-            vec![conformance::event(6)],
-        ))
-        .await;
+    let next = store.append(conformance::request("acct", ExpectedVersion::Exact(5), vec![conformance::event(6)])).await;
     assert_eq!(next.unwrap().first_position, 7);
     let all = store.read_all(1, 100).await.unwrap();
     let mut verifier = ledger_core::envelope::ChainVerifier::default();

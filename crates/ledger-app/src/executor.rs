@@ -1,0 +1,193 @@
+//! Runs one command against one aggregate: load the stream (from a cache of recent states,
+//! reading only what is new), decide, append with the expected version, and retry a bounded
+//! number of times when another writer got there first.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use ledger_core::envelope::{CommandMeta, NewEvent};
+use ledger_domain::{decode, encode, Decider, EventFamily};
+use ledger_store::{AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyKey, StoreError};
+
+use crate::AppError;
+
+/// Attempts per command before a conflict is reported to the caller.
+pub const MAX_ATTEMPTS: usize = 8;
+/// Stream states kept in memory; past this the cache starts afresh.
+pub const MAX_CACHED_STREAMS: usize = 50_000;
+/// Events read per call while loading a stream.
+const READ_BATCH: usize = 5_000;
+
+/// Who asks, when, and under which idempotency key.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub meta: CommandMeta,
+    pub now: DateTime<Utc>,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<E> {
+    /// New events were stored.
+    Stored { events: Vec<E>, appended: Appended },
+    /// The command changed nothing (e.g. a repeated consumption line).
+    Unchanged { stream_version: u64 },
+    /// The idempotency key was used before with the same request: its first result.
+    Replayed { appended: Appended },
+}
+
+impl<E> Outcome<E> {
+    /// The global position a read must wait for to see this command's effect.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            Outcome::Stored { appended, .. } | Outcome::Replayed { appended } => Some(appended.last_position),
+            Outcome::Unchanged { .. } => None,
+        }
+    }
+
+    pub fn is_stored(&self) -> bool {
+        matches!(self, Outcome::Stored { .. })
+    }
+}
+
+pub struct Executor {
+    store: Arc<dyn EventStore>,
+    cache: Mutex<HashMap<String, (u64, Arc<dyn Any + Send + Sync>)>>,
+}
+
+impl Executor {
+    pub fn new(store: Arc<dyn EventStore>) -> Executor {
+        Executor { store, cache: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// The current state of an aggregate's stream, and its version.
+    pub async fn load<D>(&self, stream: &str) -> Result<(D::State, u64), AppError>
+    where
+        D: Decider,
+        D::State: Send + Sync + 'static,
+        D::Event: EventFamily,
+    {
+        let cached = self.cache.lock().expect("cache lock").get(stream).cloned();
+        let (mut state, mut version) =
+            match cached.and_then(|(v, s)| s.downcast_ref::<D::State>().map(|s| (s.clone(), v))) {
+                Some((s, v)) => (s, v),
+                None => (D::State::default(), 0),
+            };
+        let start = version;
+        loop {
+            let batch = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
+            let Some(last) = batch.last().map(|e| e.version) else { break };
+            for e in &batch {
+                let event: D::Event = decode(&e.event_type, e.schema_version, &e.data)
+                    .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
+                state = D::evolve(state, &event);
+            }
+            version = last;
+        }
+        if version != start {
+            self.remember(stream, version, state.clone());
+        }
+        Ok((state, version))
+    }
+
+    /// Decides `command` against the stream's current state and appends the result.
+    pub async fn execute<D>(
+        &self,
+        stream: &str,
+        command: D::Command,
+        ctx: &CommandContext,
+    ) -> Result<Outcome<D::Event>, AppError>
+    where
+        D: Decider,
+        D::State: Send + Sync + 'static,
+        D::Command: Clone,
+        D::Event: EventFamily,
+    {
+        self.execute_with::<D>(stream, |_| Ok(command.clone()), ctx).await
+    }
+
+    /// Like [`Executor::execute`], building the command from the state on each attempt
+    /// (for commands whose content depends on what the stream holds).
+    pub async fn execute_with<D>(
+        &self,
+        stream: &str,
+        mut make: impl FnMut(&D::State) -> Result<D::Command, AppError>,
+        ctx: &CommandContext,
+    ) -> Result<Outcome<D::Event>, AppError>
+    where
+        D: Decider,
+        D::State: Send + Sync + 'static,
+        D::Event: EventFamily,
+    {
+        if let Some(replayed) = self.replay(ctx).await? {
+            return Ok(replayed);
+        }
+        for attempt in 1..=MAX_ATTEMPTS {
+            let (state, version) = self.load::<D>(stream).await?;
+            let command = make(&state)?;
+            let events = D::decide(&state, command, ctx.now)?;
+            if events.is_empty() {
+                return Ok(Outcome::Unchanged { stream_version: version });
+            }
+            let new_events = events.iter().map(|e| to_new_event(e, ctx.now)).collect();
+            let req = AppendRequest {
+                stream: stream.to_string(),
+                expected: if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) },
+                events: new_events,
+                meta: ctx.meta.clone(),
+                idempotency: ctx.idempotency.clone(),
+            };
+            match self.store.append(req).await {
+                Ok(appended) if appended.replayed => return Ok(Outcome::Replayed { appended }),
+                Ok(appended) => {
+                    let next = events.iter().fold(state, |s, e| D::evolve(s, e));
+                    self.remember(stream, appended.stream_version, next);
+                    return Ok(Outcome::Stored { events, appended });
+                }
+                Err(StoreError::ConcurrencyConflict { .. }) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(stream, attempt, "concurrent append; deciding again");
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    async fn replay<E>(&self, ctx: &CommandContext) -> Result<Option<Outcome<E>>, AppError> {
+        let Some(key) = &ctx.idempotency else { return Ok(None) };
+        match self.store.idempotency_key(&key.key).await? {
+            None => Ok(None),
+            Some((fingerprint, appended)) if fingerprint == key.fingerprint => {
+                Ok(Some(Outcome::Replayed { appended: Appended { replayed: true, ..appended } }))
+            }
+            Some(_) => Err(StoreError::IdempotencyConflict { key: key.key.clone() }.into()),
+        }
+    }
+
+    fn remember<S: Send + Sync + 'static>(&self, stream: &str, version: u64, state: S) {
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.len() >= MAX_CACHED_STREAMS && !cache.contains_key(stream) {
+            cache.clear();
+        }
+        match cache.get(stream) {
+            Some((v, _)) if *v >= version => {}
+            _ => {
+                cache.insert(stream.to_string(), (version, Arc::new(state)));
+            }
+        }
+    }
+}
+
+/// The envelope payload of a domain event.
+pub fn to_new_event<E: EventFamily>(event: &E, occurred_at: DateTime<Utc>) -> NewEvent {
+    let (event_type, version, payload) = encode(event);
+    NewEvent::new(&event_type, version, occurred_at, &payload).expect("a JSON value serialises")
+}
