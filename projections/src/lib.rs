@@ -1,0 +1,42 @@
+//! # ledger-projections
+//!
+//! The read side: every read of API.md is served from here. A [`runner::Runner`] follows
+//! the global log and applies events to read models kept in `<data>/projections.db`, each
+//! with its checkpoint in the same transaction as its rows. The read models can be dropped
+//! and rebuilt from position 1 at any time (`ledger projections rebuild`).
+//!
+//! It must not decide anything: no command runs here, and the event log is never written.
+
+use thiserror::Error;
+
+pub mod runner;
+
+pub use runner::{Projection, Runner};
+
+#[derive(Debug, Error)]
+pub enum ProjectionError {
+    #[error("projection storage: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("event store: {0}")]
+    Store(#[from] ledger_store::StoreError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("projection {projection} cannot apply the event at position {position}: {reason}")]
+    Apply { projection: &'static str, position: u64, reason: String },
+    #[error("event at position {position} cannot be read: {reason}")]
+    Decode { position: u64, reason: String },
+    #[error("no projection is named {0}")]
+    Unknown(String),
+    #[error("projections have applied position {applied}, not yet {position}")]
+    Lagging { position: u64, applied: u64 },
+}
+
+impl ProjectionError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProjectionError::Lagging { .. } => "PROJECTION_LAGGING",
+            ProjectionError::Unknown(_) => "NOT_FOUND",
+            _ => "PROJECTION_FAILED",
+        }
+    }
+}
