@@ -17,7 +17,7 @@ pub const MONEY_SCALE: u32 = 2;
 /// Rates have at most six decimal places.
 pub const RATE_SCALE: u32 = 6;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Currency {
     CNY,
     USD,
@@ -53,7 +53,8 @@ impl FromStr for Currency {
 
 /// An amount in one currency. Internally an amount may be zero or negative (a balance, a
 /// clawback line); amounts *from outside* go through [`Money::parse_positive`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Money {
     pub amount: Decimal,
     pub currency: Currency,
@@ -158,6 +159,15 @@ impl TryFrom<Decimal> for Rate {
             return Err(bad("at most 6 decimal places"));
         }
         Ok(Rate(d.normalize()))
+    }
+}
+
+impl schemars::JsonSchema for Rate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rate".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "pattern": "^(0(\\.[0-9]{1,6})?|1(\\.0{1,6})?)$"})
     }
 }
 
