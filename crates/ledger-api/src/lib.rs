@@ -4,4 +4,8 @@
 //! what, and the mapping of errors to status codes; every rule lives in the domain and every
 //! read in the projections.
 
+pub mod auth;
+pub mod error;
 pub mod signing;
+
+pub use error::ApiError;

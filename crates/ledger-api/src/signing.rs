@@ -232,7 +232,8 @@ mod tests {
         let req = RequestParts { header: &h, ..req };
         let auth = parse_authorization(&authorization_header("AK1", &secret, &req, &["x-sdk-date"]).unwrap()).unwrap();
         verify(&auth, &req, &secret, now()).unwrap();
-        let unsigned_date = parse_authorization(&authorization_header("AK1", &secret, &req, &["host"]).unwrap()).unwrap();
+        let unsigned_date =
+            parse_authorization(&authorization_header("AK1", &secret, &req, &["host"]).unwrap()).unwrap();
         assert_eq!(verify(&unsigned_date, &req, &secret, now()), Err(SigningError::DateNotSigned));
     }
 
