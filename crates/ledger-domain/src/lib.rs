@@ -15,6 +15,7 @@
 pub mod decider;
 pub mod error;
 pub mod event;
+pub mod journal;
 pub mod postings;
 
 // Incentives side (see each module's doc).
