@@ -141,61 +141,44 @@ impl EventFamily for FundsEvent {}
 impl FundsEvent {
     /// The adjustment record an allocation or reclaim is; `None` for other events.
     pub fn adjustment_record(&self) -> Option<AdjustmentRecord> {
-        let (kind, partner_id, record_id, operator_partner_id, counterparty, amount, occurred_at, remark, actor) =
-            match self {
-                FundsEvent::FundsAllocated {
-                    partner_id,
-                    record_id,
-                    operator_partner_id,
-                    counterparty,
-                    amount,
-                    occurred_at,
-                    remark,
-                    actor,
-                } => (
-                    AdjustmentKind::Allocate,
-                    partner_id,
-                    record_id,
-                    operator_partner_id,
-                    counterparty,
-                    amount,
-                    occurred_at,
-                    remark,
-                    actor,
-                ),
-                FundsEvent::FundsReclaimed {
-                    partner_id,
-                    record_id,
-                    operator_partner_id,
-                    counterparty,
-                    amount,
-                    occurred_at,
-                    remark,
-                    actor,
-                } => (
-                    AdjustmentKind::Reclaim,
-                    partner_id,
-                    record_id,
-                    operator_partner_id,
-                    counterparty,
-                    amount,
-                    occurred_at,
-                    remark,
-                    actor,
-                ),
-                _ => return None,
-            };
-        Some(AdjustmentRecord {
-            record_id: record_id.clone(),
-            kind,
-            distributor_id: partner_id.clone(),
-            operator_partner_id: operator_partner_id.clone(),
-            counterparty: counterparty.clone(),
-            amount: *amount,
-            occurred_at: *occurred_at,
-            remark: remark.clone(),
-            actor: actor.clone(),
-        })
+        let kind = match self {
+            FundsEvent::FundsAllocated { .. } => AdjustmentKind::Allocate,
+            FundsEvent::FundsReclaimed { .. } => AdjustmentKind::Reclaim,
+            _ => return None,
+        };
+        match self {
+            FundsEvent::FundsAllocated {
+                partner_id,
+                record_id,
+                operator_partner_id,
+                counterparty,
+                amount,
+                occurred_at,
+                remark,
+                actor,
+            }
+            | FundsEvent::FundsReclaimed {
+                partner_id,
+                record_id,
+                operator_partner_id,
+                counterparty,
+                amount,
+                occurred_at,
+                remark,
+                actor,
+            } => Some(AdjustmentRecord {
+                record_id: record_id.clone(),
+                kind,
+                distributor_id: partner_id.clone(),
+                operator_partner_id: operator_partner_id.clone(),
+                counterparty: counterparty.clone(),
+                amount: *amount,
+                occurred_at: *occurred_at,
+                remark: remark.clone(),
+                actor: actor.clone(),
+            }),
+            _ => None,
+        }
     }
 }
 
