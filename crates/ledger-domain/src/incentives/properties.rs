@@ -1,0 +1,1 @@
+//! Property tests: random command sequences (stub, filled below).
