@@ -34,8 +34,11 @@ pub fn rate_of(s: &str) -> Rate {
     Rate::parse(s).unwrap()
 }
 
-/// A CNY policy book from `(effective month, [(product, rate)], grace days)`.
-pub fn book_with(versions: &[(&str, &[(&str, &str)], u32)]) -> PolicyBook {
+/// One policy version: effective month, `(product, rate)` pairs, grace days.
+pub type Version<'a> = (&'a str, &'a [(&'a str, &'a str)], u32);
+
+/// A CNY policy book from its versions.
+pub fn book_with(versions: &[Version]) -> PolicyBook {
     let events: Vec<_> = versions.iter().map(|(m, rates, grace)| published(m, rates, *grace)).collect();
     Policies::replay(&events)
 }
