@@ -46,7 +46,8 @@ pub struct Eligibility {
 }
 
 /// DOMAIN.md §5 for this partner, `quarter` and `currency`, evaluated at `at`;
-/// `certification` is the outcome of `partner::certification_gate`.
+/// `certification` is the outcome of `partner::certification_gate` (any refusal of the gate,
+/// an unknown partner included, is reported as `CERTIFICATION_INCOMPLETE`).
 pub fn eligibility(
     state: &IncentivesState,
     quarter: Quarter,
