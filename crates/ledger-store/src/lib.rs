@@ -15,11 +15,15 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 pub mod conformance;
+pub mod kurrent;
 pub mod memory;
+mod open;
 mod plan;
+pub mod postgres;
 pub mod sqlite;
 mod subscription;
 
+pub use open::{open_store, KURRENT_SCHEMES, POSTGRES_SCHEMES};
 pub use subscription::Subscription;
 
 /// Most events one append may carry.

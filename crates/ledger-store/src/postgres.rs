@@ -1,0 +1,832 @@
+//! PostgreSQL: the backend for a shared server (`postgres://…` / `postgresql://…`).
+//!
+//! Two tables, the same as SQLite's (`events`, `idempotency_keys`), with native types an
+//! auditor can query (`uuid`, `timestamptz`, `bytea`); `data` is kept as `text` so the
+//! hashed canonical JSON comes back byte for byte.
+//!
+//! **Positions are assigned by the writer, not by a sequence.** A `bigint` sequence hands
+//! out numbers at insert time but transactions commit in any order, so a reader polling
+//! `position > last` could pass over a row that commits late. Every append transaction here
+//! first takes `pg_advisory_xact_lock` on a key derived from the `events` table, then reads
+//! the log tip (last position and hash) and writes the next positions. The lock is released
+//! only after the commit is visible, so transactions commit in position order, the log is
+//! gap-free at every instant, and the hash chain is sealed inside the same transaction.
+//! Several ledger processes may share one database: the lock serializes them too.
+//!
+//! **Group commit.** One writer task per store takes every append that is waiting (up to
+//! [`MAX_GROUP`] requests, [`MAX_GROUP_EVENTS`] events), decides each against the stored
+//! log (idempotency key, expected version, duplicate event ids, read under the lock), writes
+//! them all with one multi-row `INSERT`, and answers the callers only after `COMMIT`
+//! (`synchronous_commit = on`: the commit is durable when it returns). A failed group is
+//! rolled back whole and every caller whose events were in it gets the error. If the
+//! connection drops during `COMMIT` the outcome is unknown to the caller (reported as
+//! `STORE_UNAVAILABLE`); retrying with the same idempotency key is always safe.
+//!
+//! **Head.** The writer moves [`EventStore::head`] after each commit and sends
+//! `pg_notify` inside the transaction (delivered on commit); a listener connection turns
+//! notifications from other processes into head moves, and polls `max(position)` every
+//! [`HEAD_POLL`] and after each reconnect so nothing is missed while it was away.
+//!
+//! Limits: no TLS (tokio-postgres `NoTls`; use a local socket, a private network or a TLS
+//! tunnel); a store lives in one schema, chosen with `?schema=name` in the URL (created if
+//! missing) or else the connection's `search_path`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryFutureExt};
+use ledger_core::envelope::{format_time, parse_time};
+use ledger_core::{Actor, ChainHash, RecordedEvent, Role};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
+
+use crate::plan::{plan, LogTip, Plan};
+use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH};
+
+/// Most append requests one group transaction takes.
+pub const MAX_GROUP: usize = 1_024;
+/// Most events one group transaction writes (bounds the arrays of one `INSERT`).
+pub const MAX_GROUP_EVENTS: usize = 16_384;
+/// Appends that may wait for the writer before callers are held back.
+const QUEUE: usize = 8_192;
+/// Read connections kept open (each pipelines concurrent queries).
+const READERS: usize = 4;
+/// How often the listener asks for the tip even without notifications.
+pub const HEAD_POLL: Duration = Duration::from_secs(5);
+/// Pause before reconnecting a lost listener connection.
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+/// Longest schema name PostgreSQL keeps (NAMEDATALEN − 1).
+const MAX_SCHEMA_LEN: usize = 63;
+/// High 32 bits of the advisory lock keys this store takes ("LEDG").
+const LOCK_CLASS: i64 = 0x4c45_4447;
+/// The advisory lock serializing schema creation across processes.
+const DDL_LOCK: i64 = LOCK_CLASS << 32;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    position        BIGINT      PRIMARY KEY CHECK (position > 0),
+    stream          TEXT        NOT NULL,
+    version         BIGINT      NOT NULL CHECK (version > 0),
+    event_id        UUID        NOT NULL UNIQUE,
+    event_type      TEXT        NOT NULL,
+    schema_version  INTEGER     NOT NULL,
+    occurred_at     TIMESTAMPTZ NOT NULL,
+    recorded_at     TIMESTAMPTZ NOT NULL,
+    actor_principal TEXT        NOT NULL,
+    actor_role      TEXT        NOT NULL,
+    correlation_id  UUID        NOT NULL,
+    causation_id    UUID,
+    request_id      TEXT,
+    data            TEXT        NOT NULL,
+    prev_hash       BYTEA       NOT NULL,
+    hash            BYTEA       NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key            TEXT   PRIMARY KEY,
+    fingerprint    BYTEA  NOT NULL,
+    first_position BIGINT NOT NULL,
+    last_position  BIGINT NOT NULL,
+    stream_version BIGINT NOT NULL
+);
+";
+
+/// The columns read back, in `row_to_event` order. Times come back in the stored and hashed
+/// text form (RFC 3339, UTC, six fractional digits).
+const SELECT_COLUMNS: &str = "position, stream, version, event_id::text, event_type, schema_version, \
+    to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+    to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+    actor_principal, actor_role, correlation_id::text, causation_id::text, request_id, data, prev_hash, hash";
+
+const INSERT_EVENTS: &str = "INSERT INTO events (position, stream, version, event_id, event_type, schema_version, \
+    occurred_at, recorded_at, actor_principal, actor_role, correlation_id, causation_id, request_id, data, \
+    prev_hash, hash) \
+    SELECT p, s, v, e::uuid, t, sv, o::timestamptz, r::timestamptz, ap, ar, c::uuid, ca::uuid, rq, d, ph, h \
+    FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int4[], $7::text[], $8::text[], \
+                $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bytea[], \
+                $16::bytea[]) AS u(p, s, v, e, t, sv, o, r, ap, ar, c, ca, rq, d, ph, h)";
+
+const INSERT_KEYS: &str = "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, \
+    stream_version) SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[], $4::int8[], $5::int8[])";
+
+type Job = (AppendRequest, oneshot::Sender<Result<Appended, StoreError>>);
+
+/// Where the store lives: the connection URL (without our `schema` parameter) and the schema.
+#[derive(Debug, Clone)]
+struct Target {
+    url: String,
+    schema: Option<String>,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, StoreError> {
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, q),
+            None => (url, ""),
+        };
+        let mut schema = None;
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("schema", name)) => schema = Some(name.to_string()),
+                _ => kept.push(pair),
+            }
+        }
+        let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+        Target::new(&url, schema.as_deref())
+    }
+
+    fn new(url: &str, schema: Option<&str>) -> Result<Target, StoreError> {
+        if let Some(s) = schema {
+            let valid = !s.is_empty()
+                && s.len() <= MAX_SCHEMA_LEN
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && !s.as_bytes()[0].is_ascii_digit();
+            if !valid {
+                return Err(StoreError::Backend(format!(
+                    "schema name {s:?} must be 1 to {MAX_SCHEMA_LEN} of a-z, 0-9, _ (not starting with a digit)"
+                )));
+            }
+        }
+        url.parse::<tokio_postgres::Config>().map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
+        Ok(Target { url: url.to_string(), schema: schema.map(str::to_string) })
+    }
+
+    /// The NOTIFY channel appends to this schema are announced on.
+    fn channel(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("ledger_appended_{s}"),
+            None => "ledger_appended".to_string(),
+        }
+    }
+
+    /// Connects, drives the connection on a task, and points `search_path` at the schema.
+    async fn connect(&self) -> Result<Client, StoreError> {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await.map_err(pg)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "PostgreSQL connection ended");
+            }
+        });
+        self.use_schema(&client).await?;
+        Ok(client)
+    }
+
+    async fn use_schema(&self, client: &Client) -> Result<(), StoreError> {
+        if let Some(s) = &self.schema {
+            client.batch_execute(&format!("SET search_path TO \"{s}\"")).await.map_err(pg)?;
+        }
+        Ok(())
+    }
+}
+
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Backend(format!("PostgreSQL: {} ({})", db.message(), db.code().code())),
+        None => StoreError::Backend(format!("PostgreSQL: {e}")),
+    }
+}
+
+pub struct PostgresStore {
+    jobs: mpsc::Sender<Job>,
+    readers: Readers,
+    head: watch::Receiver<u64>,
+    listener: JoinHandle<()>,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`, optionally `?schema=name`),
+    /// creating the tables if needed.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        PostgresStore::start(Target::parse(url)?).await
+    }
+
+    /// Connects to `url` and keeps the store in `schema` (created if missing).
+    pub async fn connect_in_schema(url: &str, schema: &str) -> Result<PostgresStore, StoreError> {
+        PostgresStore::start(Target::new(url, Some(schema))?).await
+    }
+
+    async fn start(target: Target) -> Result<PostgresStore, StoreError> {
+        let conn = WriterConn::open(&target, true).await?;
+        let tip = read_tip(&conn.client, &conn.st.tip).await?;
+        let (head_tx, head) = watch::channel(tip.next_position - 1);
+        let head_tx = Arc::new(head_tx);
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let writer = Writer { target: target.clone(), conn: Some(conn), head: head_tx.clone() };
+        tokio::spawn(writer.run(rx));
+        let listener = tokio::spawn(follow_head(target.clone(), head_tx));
+        let readers = Readers { target, slots: (0..READERS).map(|_| Default::default()).collect(), next: 0.into() };
+        Ok(PostgresStore { jobs, readers, head, listener })
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // The writer stops by itself once the queue it drains is closed and empty.
+        self.listener.abort();
+    }
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
+        validate(&req)?;
+        let (tx, rx) = oneshot::channel();
+        self.jobs.send((req, tx)).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let r = self.readers.get().await?;
+        let limit = limit.min(MAX_READ_BATCH) as i64;
+        let rows = r.client.query(&r.read_stream, &[&stream, &(from_version as i64), &limit]).await.map_err(pg)?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let r = self.readers.get().await?;
+        let limit = limit.min(MAX_READ_BATCH) as i64;
+        let rows = r.client.query(&r.read_all, &[&(from_position as i64), &limit]).await.map_err(pg)?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    async fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
+        let r = self.readers.get().await?;
+        let row = r.client.query_opt(&r.key, &[&key]).await.map_err(pg)?;
+        row.map(|row| key_row(&row, 0)).transpose()
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        let r = self.readers.get().await?;
+        let v: Option<i64> = r.client.query_one(&r.version, &[&stream]).await.map_err(pg)?.get(0);
+        Ok(v.unwrap_or(0) as u64)
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+}
+
+/// A read connection with its statements prepared once.
+struct Reader {
+    client: Client,
+    read_all: Statement,
+    read_stream: Statement,
+    version: Statement,
+    key: Statement,
+}
+
+impl Reader {
+    async fn open(target: &Target) -> Result<Reader, StoreError> {
+        let client = target.connect().await?;
+        let prepare = |sql: String| {
+            let client = &client;
+            async move { client.prepare(&sql).await.map_err(pg) }
+        };
+        let (read_all, read_stream, version, key) = futures::try_join!(
+            prepare(format!("SELECT {SELECT_COLUMNS} FROM events WHERE position >= $1 ORDER BY position LIMIT $2")),
+            prepare(format!(
+                "SELECT {SELECT_COLUMNS} FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
+            )),
+            prepare("SELECT max(version) FROM events WHERE stream = $1".into()),
+            prepare(
+                "SELECT fingerprint, first_position, last_position, stream_version FROM idempotency_keys \
+                 WHERE key = $1"
+                    .into()
+            ),
+        )?;
+        Ok(Reader { client, read_all, read_stream, version, key })
+    }
+}
+
+/// A few read connections, opened on first use and reopened when one is lost.
+struct Readers {
+    target: Target,
+    slots: Vec<tokio::sync::Mutex<Option<Arc<Reader>>>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    async fn get(&self) -> Result<Arc<Reader>, StoreError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut slot = self.slots[i].lock().await;
+        if let Some(r) = slot.as_ref().filter(|r| !r.client.is_closed()) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(Reader::open(&self.target).await?);
+        *slot = Some(r.clone());
+        Ok(r)
+    }
+}
+
+/// The writer's connection and its statements.
+struct WriterConn {
+    client: Client,
+    lock_key: i64,
+    st: WriterStatements,
+}
+
+struct WriterStatements {
+    lock: Statement,
+    tip: Statement,
+    versions: Statement,
+    keys: Statement,
+    ids: Statement,
+    insert_events: Statement,
+    insert_keys: Statement,
+    notify: Statement,
+}
+
+impl WriterConn {
+    /// Connects; with `create`, makes the schema and tables if they are missing.
+    async fn open(target: &Target, create: bool) -> Result<WriterConn, StoreError> {
+        let client = target.connect().await?;
+        if create {
+            let make_schema = match &target.schema {
+                Some(s) => format!("CREATE SCHEMA IF NOT EXISTS \"{s}\";"),
+                None => String::new(),
+            };
+            // Two processes starting at once must not race on CREATE TABLE.
+            client
+                .batch_execute(&format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({DDL_LOCK}); {make_schema} {SCHEMA} COMMIT;"
+                ))
+                .await
+                .map_err(pg)?;
+        }
+        // A commit returns only once it is durable, whatever the server's default.
+        client.batch_execute("SET synchronous_commit = on").await.map_err(pg)?;
+        let oid: i64 = client.query_one("SELECT 'events'::regclass::oid::bigint", &[]).await.map_err(pg)?.get(0);
+        let lock_key = (LOCK_CLASS << 32) | oid;
+        let prepare = |sql: &'static str| {
+            let client = &client;
+            async move { client.prepare(sql).await.map_err(pg) }
+        };
+        let (lock, tip, versions, keys, ids, insert_events, insert_keys, notify) = futures::try_join!(
+            prepare("SELECT pg_advisory_xact_lock($1)"),
+            prepare("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"),
+            // One index probe per stream (not a scan of its versions).
+            prepare("SELECT s, (SELECT max(version) FROM events WHERE stream = s) FROM unnest($1::text[]) AS s"),
+            prepare(
+                "SELECT key, fingerprint, first_position, last_position, stream_version FROM idempotency_keys \
+                 WHERE key = ANY($1)"
+            ),
+            prepare("SELECT event_id::text FROM events WHERE event_id = ANY($1::text[]::uuid[])"),
+            prepare(INSERT_EVENTS),
+            prepare(INSERT_KEYS),
+            prepare("SELECT pg_notify($1, $2)"),
+        )?;
+        let st = WriterStatements { lock, tip, versions, keys, ids, insert_events, insert_keys, notify };
+        Ok(WriterConn { client, lock_key, st })
+    }
+}
+
+async fn read_tip(client: &impl tokio_postgres::GenericClient, tip: &Statement) -> Result<LogTip, StoreError> {
+    Ok(match client.query_opt(tip, &[]).await.map_err(pg)? {
+        None => LogTip { next_position: 1, prev_hash: ChainHash::ZERO },
+        Some(row) => tip_from_row(&row)?,
+    })
+}
+
+fn tip_from_row(row: &Row) -> Result<LogTip, StoreError> {
+    let position: i64 = row.try_get(0).map_err(pg)?;
+    let hash: Vec<u8> = row.try_get(1).map_err(pg)?;
+    Ok(LogTip {
+        next_position: position as u64 + 1,
+        prev_hash: ChainHash::from_slice(&hash)
+            .ok_or_else(|| StoreError::Corrupt { position: position as u64, reason: "hash is not 32 bytes".into() })?,
+    })
+}
+
+struct Writer {
+    target: Target,
+    /// None after the connection was lost: the next group reconnects.
+    conn: Option<WriterConn>,
+    head: Arc<watch::Sender<u64>>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.recv().await {
+            let mut events = first.0.events.len();
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP && events < MAX_GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        events += job.0.events.len();
+                        group.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let (size, started) = (group.len(), std::time::Instant::now());
+            self.commit_group(group).await;
+            tracing::debug!(size, micros = started.elapsed().as_micros() as u64, "group committed");
+        }
+    }
+
+    async fn commit_group(&mut self, group: Vec<Job>) {
+        let answers = match self.write_group(group.iter().map(|(r, _)| r)).await {
+            Ok(plan) => {
+                if let Some(last) = plan.events.last() {
+                    raise(&self.head, last.position);
+                }
+                plan.answers
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; rolled back");
+                if self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+                    self.conn = None;
+                }
+                vec![Err(e); group.len()]
+            }
+        };
+        for ((_, reply), answer) in group.into_iter().zip(answers) {
+            let _ = reply.send(answer);
+        }
+    }
+
+    async fn write_group<'a>(
+        &mut self,
+        group: impl Iterator<Item = &'a AppendRequest> + Clone,
+    ) -> Result<GroupPlan, StoreError> {
+        if self.conn.is_none() {
+            self.conn = Some(WriterConn::open(&self.target, false).await?);
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        let (st, lock_key) = (&conn.st, conn.lock_key);
+        let mut streams: Vec<&str> = group.clone().map(|r| r.stream.as_str()).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let keys: Vec<&str> = group.clone().filter_map(|r| r.idempotency.as_ref().map(|k| k.key.as_str())).collect();
+        let ids: Vec<String> =
+            group.clone().flat_map(|r| r.events.iter().map(|e| e.event_id.hyphenated().to_string())).collect();
+
+        let tx = conn.client.transaction().await.map_err(pg)?;
+        // Pipelined, in this order: the lock first, so the reads after it (each with its own
+        // READ COMMITTED snapshot) see every append committed before the lock was granted.
+        let params: [[&(dyn ToSql + Sync); 1]; 4] = [[&lock_key], [&streams], [&keys], [&ids]];
+        let (_, tip, versions, key_rows, id_rows) = futures::try_join!(
+            tx.execute(&st.lock, &params[0]).map_err(pg),
+            read_tip(&tx, &st.tip),
+            tx.query(&st.versions, &params[1]).map_err(pg),
+            tx.query(&st.keys, &params[2]).map_err(pg),
+            tx.query(&st.ids, &params[3]).map_err(pg),
+        )?;
+        let mut stored = StoredFacts::default();
+        for row in &versions {
+            let v: Option<i64> = row.try_get(1).map_err(pg)?;
+            stored.versions.insert(row.try_get(0).map_err(pg)?, v.unwrap_or(0) as u64);
+        }
+        for row in &key_rows {
+            stored.keys.insert(row.try_get(0).map_err(pg)?, key_row(row, 1)?);
+        }
+        for row in &id_rows {
+            let id: &str = row.try_get(0).map_err(pg)?;
+            stored.ids.insert(id.parse().map_err(|_| StoreError::Backend(format!("bad event id {id}")))?);
+        }
+
+        let plan = plan_group(group, &stored, tip, Utc::now());
+        if let Some(last) = plan.events.last() {
+            let cols = EventColumns::from(&plan.events);
+            let k = KeyColumns::from(&plan.keys);
+            let last = last.position.to_string();
+            let channel = self.target.channel();
+            let event_params: [&(dyn ToSql + Sync); 16] = [
+                &cols.position,
+                &cols.stream,
+                &cols.version,
+                &cols.event_id,
+                &cols.event_type,
+                &cols.schema_version,
+                &cols.occurred_at,
+                &cols.recorded_at,
+                &cols.actor_principal,
+                &cols.actor_role,
+                &cols.correlation_id,
+                &cols.causation_id,
+                &cols.request_id,
+                &cols.data,
+                &cols.prev_hash,
+                &cols.hash,
+            ];
+            let key_params: [&(dyn ToSql + Sync); 5] =
+                [&k.key, &k.fingerprint, &k.first_position, &k.last_position, &k.stream_version];
+            let notify_params: [&(dyn ToSql + Sync); 2] = [&channel, &last];
+            futures::try_join!(
+                tx.execute(&st.insert_events, &event_params),
+                async {
+                    match k.key.is_empty() {
+                        true => Ok(0),
+                        false => tx.execute(&st.insert_keys, &key_params).await,
+                    }
+                },
+                tx.execute(&st.notify, &notify_params),
+            )
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(plan)
+    }
+}
+
+/// The events of a group as one array per column, for `INSERT … SELECT FROM unnest(…)`.
+struct EventColumns {
+    position: Vec<i64>,
+    stream: Vec<String>,
+    version: Vec<i64>,
+    event_id: Vec<String>,
+    event_type: Vec<String>,
+    schema_version: Vec<i32>,
+    occurred_at: Vec<String>,
+    recorded_at: Vec<String>,
+    actor_principal: Vec<String>,
+    actor_role: Vec<String>,
+    correlation_id: Vec<String>,
+    causation_id: Vec<Option<String>>,
+    request_id: Vec<Option<String>>,
+    data: Vec<String>,
+    prev_hash: Vec<Vec<u8>>,
+    hash: Vec<Vec<u8>>,
+}
+
+impl From<&Vec<RecordedEvent>> for EventColumns {
+    fn from(events: &Vec<RecordedEvent>) -> Self {
+        let col = |f: &dyn Fn(&RecordedEvent) -> String| events.iter().map(f).collect::<Vec<_>>();
+        EventColumns {
+            position: events.iter().map(|e| e.position as i64).collect(),
+            stream: col(&|e| e.stream.clone()),
+            version: events.iter().map(|e| e.version as i64).collect(),
+            event_id: col(&|e| e.event_id.hyphenated().to_string()),
+            event_type: col(&|e| e.event_type.clone()),
+            schema_version: events.iter().map(|e| e.schema_version as i32).collect(),
+            occurred_at: col(&|e| format_time(e.occurred_at)),
+            recorded_at: col(&|e| format_time(e.recorded_at)),
+            actor_principal: col(&|e| e.actor.principal.clone()),
+            actor_role: col(&|e| e.actor.role.as_str().to_string()),
+            correlation_id: col(&|e| e.correlation_id.hyphenated().to_string()),
+            causation_id: events.iter().map(|e| e.causation_id.map(|c| c.hyphenated().to_string())).collect(),
+            request_id: events.iter().map(|e| e.request_id.clone()).collect(),
+            data: col(&|e| e.data.clone()),
+            prev_hash: events.iter().map(|e| e.prev_hash.0.to_vec()).collect(),
+            hash: events.iter().map(|e| e.hash.0.to_vec()).collect(),
+        }
+    }
+}
+
+struct KeyColumns {
+    key: Vec<String>,
+    fingerprint: Vec<Vec<u8>>,
+    first_position: Vec<i64>,
+    last_position: Vec<i64>,
+    stream_version: Vec<i64>,
+}
+
+impl From<&Vec<(String, [u8; 32], Appended)>> for KeyColumns {
+    fn from(keys: &Vec<(String, [u8; 32], Appended)>) -> Self {
+        KeyColumns {
+            key: keys.iter().map(|k| k.0.clone()).collect(),
+            fingerprint: keys.iter().map(|k| k.1.to_vec()).collect(),
+            first_position: keys.iter().map(|k| k.2.first_position as i64).collect(),
+            last_position: keys.iter().map(|k| k.2.last_position as i64).collect(),
+            stream_version: keys.iter().map(|k| k.2.stream_version as i64).collect(),
+        }
+    }
+}
+
+/// What the stored log says about one group's streams, keys and event ids.
+#[derive(Default)]
+struct StoredFacts {
+    versions: HashMap<String, u64>,
+    keys: HashMap<String, ([u8; 32], Appended)>,
+    ids: HashSet<uuid::Uuid>,
+}
+
+impl StoredLog for StoredFacts {
+    fn stream_version(&self, stream: &str) -> u64 {
+        self.versions.get(stream).copied().unwrap_or(0)
+    }
+    fn idempotency_key(&self, key: &str) -> Option<([u8; 32], Appended)> {
+        self.keys.get(key).copied()
+    }
+    fn has_event(&self, id: &uuid::Uuid) -> bool {
+        self.ids.contains(id)
+    }
+}
+
+/// What deciding a group of appends needs to know about the log as stored (before the
+/// group). Shared by the backends that decide a whole group at once (PostgreSQL, KurrentDB).
+pub(crate) trait StoredLog {
+    fn stream_version(&self, stream: &str) -> u64;
+    fn idempotency_key(&self, key: &str) -> Option<([u8; 32], Appended)>;
+    fn has_event(&self, id: &uuid::Uuid) -> bool;
+}
+
+/// The outcome of deciding a group: one answer per request, in order, and what to write.
+pub(crate) struct GroupPlan {
+    pub answers: Vec<Result<Appended, StoreError>>,
+    /// Sealed events to write, in position order, continuing the chain from the tip.
+    pub events: Vec<RecordedEvent>,
+    /// (key, fingerprint, first result) of every keyed append written.
+    pub keys: Vec<(String, [u8; 32], Appended)>,
+}
+
+/// Decides each request in order as if the ones before it in the group were already
+/// stored: versions, keys and event ids of earlier requests count for later ones.
+pub(crate) fn plan_group<'a>(
+    group: impl IntoIterator<Item = &'a AppendRequest>,
+    stored: &dyn StoredLog,
+    mut tip: LogTip,
+    now: DateTime<Utc>,
+) -> GroupPlan {
+    let mut versions: HashMap<&str, u64> = HashMap::new();
+    let mut keys: HashMap<&str, ([u8; 32], Appended)> = HashMap::new();
+    let mut ids: HashSet<uuid::Uuid> = HashSet::new();
+    let mut out = GroupPlan { answers: vec![], events: vec![], keys: vec![] };
+    for req in group {
+        let version = versions.get(req.stream.as_str()).copied().unwrap_or_else(|| stored.stream_version(&req.stream));
+        let prior = req
+            .idempotency
+            .as_ref()
+            .and_then(|k| keys.get(k.key.as_str()).copied().or_else(|| stored.idempotency_key(&k.key)));
+        let (events, result) = match plan(req, version, prior, &tip, now) {
+            Ok(Plan::Append { events, result }) => (events, result),
+            Ok(Plan::Replay(first)) => {
+                out.answers.push(Ok(first));
+                continue;
+            }
+            Err(e) => {
+                out.answers.push(Err(e));
+                continue;
+            }
+        };
+        if let Some(dup) = events.iter().find(|e| ids.contains(&e.event_id) || stored.has_event(&e.event_id)) {
+            out.answers.push(Err(StoreError::DuplicateEventId(dup.event_id)));
+            continue;
+        }
+        ids.extend(events.iter().map(|e| e.event_id));
+        if let Some(k) = &req.idempotency {
+            keys.insert(k.key.as_str(), (k.fingerprint, result));
+            out.keys.push((k.key.clone(), k.fingerprint, result));
+        }
+        tip = LogTip { next_position: result.last_position + 1, prev_hash: events.last().expect("non-empty").hash };
+        versions.insert(req.stream.as_str(), result.stream_version);
+        out.events.extend(events);
+        out.answers.push(Ok(result));
+    }
+    out
+}
+
+/// Moves a head watch forward (never back).
+pub(crate) fn raise(head: &watch::Sender<u64>, position: u64) {
+    head.send_if_modified(|h| {
+        let moved = position > *h;
+        *h = (*h).max(position);
+        moved
+    });
+}
+
+/// Keeps the head up with appends made by other processes: LISTEN for the writers'
+/// notifications, and poll the tip now and then in case one was missed.
+async fn follow_head(target: Target, head: Arc<watch::Sender<u64>>) {
+    loop {
+        if let Err(e) = listen(&target, &head).await {
+            tracing::warn!(error = %e, "head listener lost its connection; reconnecting");
+        }
+        tokio::time::sleep(RECONNECT_DELAY).await;
+    }
+}
+
+async fn listen(target: &Target, head: &watch::Sender<u64>) -> Result<(), StoreError> {
+    let (client, mut connection) = tokio_postgres::connect(&target.url, NoTls).await.map_err(pg)?;
+    let (notified, mut notifications) = mpsc::unbounded_channel::<String>();
+    // Driving the connection by hand is how notifications are received.
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if notified.send(n.payload().to_string()).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "PostgreSQL listener connection ended");
+                    return;
+                }
+            }
+        }
+    });
+    let result = async {
+        target.use_schema(&client).await?;
+        client.batch_execute(&format!("LISTEN {}", target.channel())).await.map_err(pg)?;
+        let tip = client.prepare("SELECT coalesce(max(position), 0) FROM events").await.map_err(pg)?;
+        let mut poll = tokio::time::interval(HEAD_POLL);
+        loop {
+            tokio::select! {
+                payload = notifications.recv() => match payload {
+                    Some(p) => match p.parse::<u64>() {
+                        Ok(position) => raise(head, position),
+                        Err(_) => tracing::warn!(payload = %p, "ignoring a malformed append notification"),
+                    },
+                    None => return Err(StoreError::Backend("listener connection closed".into())),
+                },
+                _ = poll.tick() => {
+                    let last: i64 = client.query_one(&tip, &[]).await.map_err(pg)?.get(0);
+                    raise(head, last as u64);
+                }
+            }
+        }
+    }
+    .await;
+    driver.abort();
+    result
+}
+
+fn key_row(row: &Row, first: usize) -> Result<([u8; 32], Appended), StoreError> {
+    let fp: Vec<u8> = row.try_get(first).map_err(pg)?;
+    let first_position: i64 = row.try_get(first + 1).map_err(pg)?;
+    let fingerprint = <[u8; 32]>::try_from(fp.as_slice()).map_err(|_| StoreError::Corrupt {
+        position: first_position as u64,
+        reason: "an idempotency key has a malformed fingerprint".into(),
+    })?;
+    Ok((
+        fingerprint,
+        Appended {
+            first_position: first_position as u64,
+            last_position: row.try_get::<_, i64>(first + 2).map_err(pg)? as u64,
+            stream_version: row.try_get::<_, i64>(first + 3).map_err(pg)? as u64,
+            replayed: false,
+        },
+    ))
+}
+
+fn row_to_event(row: &Row) -> Result<RecordedEvent, StoreError> {
+    let position = row.try_get::<_, i64>(0).map_err(pg)? as u64;
+    let corrupt = |reason: &str| StoreError::Corrupt { position, reason: reason.to_string() };
+    let text = |i: usize, what: &str| row.try_get::<_, String>(i).map_err(|_| corrupt(what));
+    let uuid = |s: String, what: &str| uuid::Uuid::parse_str(&s).map_err(|_| corrupt(what));
+    let time = |i: usize, what: &str| parse_time(&text(i, what)?).ok_or_else(|| corrupt(what));
+    let hash = |i: usize, what: &str| {
+        let b: Vec<u8> = row.try_get(i).map_err(|_| corrupt(what))?;
+        ChainHash::from_slice(&b).ok_or_else(|| corrupt(what))
+    };
+    let causation: Option<String> = row.try_get(11).map_err(|_| corrupt("causation_id"))?;
+    Ok(RecordedEvent {
+        position,
+        stream: text(1, "stream")?,
+        version: row.try_get::<_, i64>(2).map_err(|_| corrupt("version"))? as u64,
+        event_id: uuid(text(3, "event_id")?, "event_id")?,
+        event_type: text(4, "event_type")?,
+        schema_version: row.try_get::<_, i32>(5).map_err(|_| corrupt("schema_version"))? as u32,
+        occurred_at: time(6, "occurred_at")?,
+        recorded_at: time(7, "recorded_at")?,
+        actor: Actor {
+            principal: text(8, "actor")?,
+            role: Role::parse(&text(9, "actor_role")?).ok_or_else(|| corrupt("unknown actor role"))?,
+        },
+        correlation_id: uuid(text(10, "correlation_id")?, "correlation_id")?,
+        causation_id: causation.map(|c| uuid(c, "causation_id")).transpose()?,
+        request_id: row.try_get(12).map_err(|_| corrupt("request_id"))?,
+        data: text(13, "data")?,
+        prev_hash: hash(14, "prev_hash")?,
+        hash: hash(15, "hash")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_parameter_is_taken_out_of_the_url() {
+        let t = Target::parse("postgres://postgres@127.0.0.1:5432/test?schema=ledger_a&connect_timeout=5").unwrap();
+        assert_eq!(t.schema.as_deref(), Some("ledger_a"));
+        assert_eq!(t.url, "postgres://postgres@127.0.0.1:5432/test?connect_timeout=5");
+        assert_eq!(t.channel(), "ledger_appended_ledger_a");
+        let t = Target::parse("postgresql://u@h/db").unwrap();
+        assert_eq!((t.url.as_str(), t.schema.as_deref()), ("postgresql://u@h/db", None));
+        assert_eq!(t.channel(), "ledger_appended");
+    }
+
+    #[test]
+    fn schema_names_that_would_need_quoting_are_refused() {
+        for bad in ["", "Ledger", "a-b", "1abc", "x\"; DROP TABLE events; --", &"a".repeat(64)] {
+            assert!(Target::new("postgres://u@h/db", Some(bad)).is_err(), "{bad:?}");
+        }
+        assert!(Target::new("postgres://u@h/db", Some("ledger_test_0a1b")).is_ok());
+        assert!(Target::parse("postgres://u@h/db?bogus_option=1").is_err());
+    }
+}
