@@ -61,8 +61,12 @@ const READERS: usize = 4;
 pub const HEAD_POLL: Duration = Duration::from_secs(5);
 /// Pause before reconnecting a lost listener connection.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
-/// Longest schema name PostgreSQL keeps (NAMEDATALEN − 1).
-const MAX_SCHEMA_LEN: usize = 63;
+/// Longest identifier PostgreSQL keeps (NAMEDATALEN − 1); `pg_notify` refuses longer.
+const MAX_IDENTIFIER_LEN: usize = 63;
+/// Prefix of the NOTIFY channel of a schema.
+const CHANNEL_PREFIX: &str = "ledger_appended";
+/// Longest schema name: its channel `ledger_appended_<schema>` must still be an identifier.
+const MAX_SCHEMA_LEN: usize = MAX_IDENTIFIER_LEN - CHANNEL_PREFIX.len() - 1;
 /// High 32 bits of the advisory lock keys this store takes ("LEDG").
 const LOCK_CLASS: i64 = 0x4c45_4447;
 /// The advisory lock serializing schema creation across processes.
@@ -160,10 +164,12 @@ impl Target {
 
     /// The NOTIFY channel appends to this schema are announced on.
     fn channel(&self) -> String {
-        match &self.schema {
-            Some(s) => format!("ledger_appended_{s}"),
-            None => "ledger_appended".to_string(),
-        }
+        let channel = match &self.schema {
+            Some(s) => format!("{CHANNEL_PREFIX}_{s}"),
+            None => CHANNEL_PREFIX.to_string(),
+        };
+        debug_assert!(channel.len() <= MAX_IDENTIFIER_LEN);
+        channel
     }
 
     /// Connects, drives the connection on a task, and points `search_path` at the schema.
@@ -823,10 +829,12 @@ mod tests {
 
     #[test]
     fn schema_names_that_would_need_quoting_are_refused() {
-        for bad in ["", "Ledger", "a-b", "1abc", "x\"; DROP TABLE events; --", &"a".repeat(64)] {
+        for bad in ["", "Ledger", "a-b", "1abc", "x\"; DROP TABLE events; --", &"a".repeat(MAX_SCHEMA_LEN + 1)] {
             assert!(Target::new("postgres://u@h/db", Some(bad)).is_err(), "{bad:?}");
         }
         assert!(Target::new("postgres://u@h/db", Some("ledger_test_0a1b")).is_ok());
+        let longest = Target::new("postgres://u@h/db", Some(&"a".repeat(MAX_SCHEMA_LEN))).unwrap();
+        assert_eq!(longest.channel().len(), MAX_IDENTIFIER_LEN);
         assert!(Target::parse("postgres://u@h/db?bogus_option=1").is_err());
     }
 }
