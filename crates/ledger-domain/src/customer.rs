@@ -24,7 +24,7 @@ pub fn stream_id(customer_id: &str) -> String {
     format!("customer-{customer_id}")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AssociationType {
     /// 代售.
@@ -39,7 +39,7 @@ pub struct Association {
     pub association_type: AssociationType,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum CustomerEvent {
     CustomerAssociated {
@@ -274,6 +274,31 @@ fn check_frequency(
 
 fn invalid_effective_at(reason: String) -> DomainError {
     DomainError::Invalid(ledger_core::CoreError::InvalidField { field: "effective_at", reason })
+}
+
+/// One example of every event, for the JSON Schema catalogue.
+pub fn examples() -> Vec<CustomerEvent> {
+    let at = |s: &str| -> DateTime<Utc> { s.parse().expect("a valid timestamp") };
+    vec![
+        CustomerEvent::CustomerAssociated {
+            customer_id: "C1".into(),
+            partner_id: "P1".into(),
+            association_type: AssociationType::Resale,
+            effective_at: at("2026-01-05T02:00:00Z"),
+        },
+        CustomerEvent::AssociationTypeSwitched {
+            customer_id: "C1".into(),
+            partner_id: "P1".into(),
+            from: AssociationType::Resale,
+            to: AssociationType::Referral,
+            effective_at: at("2026-05-01T00:00:00Z"),
+        },
+        CustomerEvent::AssociationEnded {
+            customer_id: "C1".into(),
+            partner_id: "P1".into(),
+            effective_at: at("2026-09-01T00:00:00Z"),
+        },
+    ]
 }
 
 #[cfg(test)]

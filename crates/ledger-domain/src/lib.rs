@@ -17,6 +17,7 @@ pub mod error;
 pub mod event;
 pub mod journal;
 pub mod postings;
+pub mod schema;
 
 // Incentives side (see each module's doc).
 pub mod customer;

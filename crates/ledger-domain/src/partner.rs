@@ -21,7 +21,7 @@ pub fn stream_id(partner_id: &str) -> String {
     format!("partner-{partner_id}")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerKind {
     /// Tier-1, 一级经销商.
@@ -32,7 +32,7 @@ pub enum PartnerKind {
 }
 
 /// 标准/优选/领先/核心.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerLevel {
     #[default]
@@ -42,7 +42,7 @@ pub enum PartnerLevel {
     Core,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BankAccount {
     pub holder_name: String,
     pub number: String,
@@ -64,7 +64,7 @@ pub struct BusinessInfo {
     pub tax_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum PartnerEvent {
     PartnerRegistered {
@@ -303,6 +303,42 @@ pub(crate) fn non_blank(field: &'static str, value: &str, max: usize) -> Result<
         return Err(CoreError::InvalidField { field, reason: "must not be empty".into() });
     }
     Ok(())
+}
+
+/// One example of every event, for the JSON Schema catalogue.
+pub fn examples() -> Vec<PartnerEvent> {
+    let at = |s: &str| -> DateTime<Utc> { s.parse().expect("a valid timestamp") };
+    vec![
+        PartnerEvent::PartnerRegistered {
+            partner_id: "R1".into(),
+            name: "Galaxy Reseller Ltd".into(),
+            kind: PartnerKind::Reseller,
+            parent_id: Some("D1".into()),
+            level: PartnerLevel::Standard,
+            registered_at: at("2026-01-05T02:00:00Z"),
+        },
+        PartnerEvent::RealNameCertified {
+            partner_id: "R1".into(),
+            legal_name: "银河科技有限公司".into(),
+            certified_at: at("2026-01-06T02:00:00Z"),
+        },
+        PartnerEvent::BusinessInfoCertified {
+            partner_id: "R1".into(),
+            bank_account: BankAccount {
+                holder_name: "银河科技有限公司".into(),
+                number: "6222000011112222".into(),
+                bank: "ICBC".into(),
+            },
+            tax_id: "91310000TAX".into(),
+            certified_at: at("2026-01-07T02:00:00Z"),
+        },
+        PartnerEvent::PartnerLevelChanged {
+            partner_id: "R1".into(),
+            from: PartnerLevel::Standard,
+            to: PartnerLevel::Preferred,
+            changed_at: at("2026-04-01T02:00:00Z"),
+        },
+    ]
 }
 
 #[cfg(test)]

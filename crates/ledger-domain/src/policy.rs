@@ -28,13 +28,13 @@ pub fn stream_id(currency: Currency) -> String {
     format!("policies-{currency}")
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProductRate {
     pub product: String,
     pub rate: Rate,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum PolicyEvent {
     PolicyPublished {
@@ -164,6 +164,20 @@ impl Decider for Policies {
 
 fn invalid(field: &'static str, reason: String) -> DomainError {
     DomainError::Invalid(CoreError::InvalidField { field, reason })
+}
+
+/// One example of every event, for the JSON Schema catalogue.
+pub fn examples() -> Vec<PolicyEvent> {
+    vec![PolicyEvent::PolicyPublished {
+        currency: Currency::CNY,
+        effective_month: Month::new(2026, 7).expect("a valid month"),
+        rates: vec![
+            ProductRate { product: "ecs".into(), rate: Rate::parse("0.05").expect("a valid rate") },
+            ProductRate { product: "obs".into(), rate: Rate::parse("0.035").expect("a valid rate") },
+        ],
+        settlement_grace_days: 3,
+        published_at: "2026-06-20T02:00:00Z".parse().expect("a valid timestamp"),
+    }]
 }
 
 #[cfg(test)]
