@@ -17,6 +17,9 @@ use std::sync::Arc;
 use ledger_core::workdays::WorkingCalendar;
 
 pub mod executor;
+pub mod funds;
+pub mod incentives;
+pub mod rebate;
 mod registry;
 
 pub use executor::{CommandContext, Executor, Outcome};
