@@ -9,9 +9,19 @@
 
 use thiserror::Error;
 
+pub mod adjustments;
+pub mod journal;
+pub mod lookup;
+pub mod reader;
 pub mod runner;
 
+pub use reader::ReadPool;
 pub use runner::{Projection, Runner};
+
+/// Every read model the ledger keeps, in the order they apply each batch.
+pub fn all() -> Vec<Box<dyn Projection>> {
+    vec![Box::new(journal::Journal), Box::new(lookup::Lookup), Box::new(adjustments::Adjustments)]
+}
 
 #[derive(Debug, Error)]
 pub enum ProjectionError {

@@ -49,8 +49,17 @@ impl ApiError {
     }
 }
 
+tokio::task_local! {
+    /// The `X-Request-Id` of the request being served, so that every error carries it
+    /// without each handler passing it along.
+    pub static REQUEST_ID: Option<String>;
+}
+
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        if self.request_id.is_none() {
+            self.request_id = REQUEST_ID.try_with(Clone::clone).ok().flatten();
+        }
         let mut body = json!({"error_code": self.code, "error_msg": self.message, "request_id": self.request_id});
         if let Some(d) = self.details {
             body["details"] = d;

@@ -4,8 +4,18 @@
 //! what, and the mapping of errors to status codes; every rule lives in the domain and every
 //! read in the projections.
 
+pub mod audit_routes;
 pub mod auth;
 pub mod error;
+pub mod http;
+pub mod incentive_routes;
+pub mod metrics;
+pub mod money_routes;
+pub mod registry_routes;
+pub mod scope;
+pub mod server;
 pub mod signing;
+pub mod statement_routes;
 
 pub use error::ApiError;
+pub use server::{router, serve, AppState};

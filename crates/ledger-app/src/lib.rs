@@ -12,9 +12,31 @@ use ledger_store::StoreError;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use std::sync::Arc;
+
+use ledger_core::workdays::WorkingCalendar;
+
 pub mod executor;
+pub mod funds;
+pub mod incentives;
+pub mod rebate;
+mod registry;
 
 pub use executor::{CommandContext, Executor, Outcome};
+
+/// The ledger's use cases: each looks up the facts its command needs from other streams
+/// and runs the command against its aggregate through the [`Executor`].
+pub struct Ledger {
+    pub exec: Arc<Executor>,
+    /// Working days for the withdrawal arrival date (§6).
+    pub calendar: WorkingCalendar,
+}
+
+impl Ledger {
+    pub fn new(exec: Arc<Executor>) -> Ledger {
+        Ledger { exec, calendar: WorkingCalendar::builtin() }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum AppError {
@@ -24,6 +46,12 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("stored event at position {position} cannot be read: {reason}")]
     Decode { position: u64, reason: String },
+}
+
+impl From<ledger_core::CoreError> for AppError {
+    fn from(e: ledger_core::CoreError) -> AppError {
+        AppError::Domain(DomainError::Invalid(e))
+    }
 }
 
 impl AppError {

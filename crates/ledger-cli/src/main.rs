@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod bench;
 mod events;
+mod serve;
 mod soak;
 
 #[derive(Parser)]
@@ -36,6 +37,8 @@ pub struct DataDir {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the HTTP API of API.md on the embedded store, projections in process.
+    Serve(serve::Args),
     /// Print the global log in order, one JSON event per line.
     Events(events::Args),
     /// Audit commands for finance staff and auditors.
@@ -57,6 +60,7 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Events(args) => events::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),

@@ -3,13 +3,45 @@
 
 use crate::event::{decode, DecodeError};
 use crate::postings::Posting;
+use crate::{coupons, funds, incentives, rebate};
 
 /// The postings of the event `(event_type, version, data)` stored in `stream`.
 pub fn postings_of(stream: &str, event_type: &str, version: u32, data: &str) -> Result<Vec<Posting>, DecodeError> {
     let family = stream.split_once('-').map_or(stream, |(f, _)| f);
-    let _ = (event_type, version, data, decode::<crate::partner::PartnerEvent>);
     Ok(match family {
-        // Money families are added here as their aggregates land.
+        "incentives" => incentives::postings(&decode(event_type, version, data)?),
+        "funds" => funds::postings(&decode(event_type, version, data)?),
+        "coupons" => coupons::postings(&decode(event_type, version, data)?),
+        "rebate" => rebate::postings(&decode(event_type, version, data)?),
+        // Partners, customers, policies, lab points and credentials move no money.
         _ => vec![],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{encode, EventFamily};
+    use crate::postings::is_balanced;
+
+    fn check<E: EventFamily>(stream: &str, examples: Vec<E>, postings: fn(&E) -> Vec<Posting>) -> usize {
+        let mut moving = 0;
+        for e in examples {
+            let (ty, version, payload) = encode(&e);
+            let got = postings_of(stream, &ty, version, &payload.to_string()).unwrap();
+            assert_eq!(got, postings(&e), "{ty}");
+            assert!(got.is_empty() || is_balanced(&got), "{ty} does not balance");
+            moving += usize::from(!got.is_empty());
+        }
+        moving
+    }
+
+    #[test]
+    fn every_money_family_is_routed_by_its_stream() {
+        assert!(check("incentives-P1", incentives::examples(), incentives::postings) > 0);
+        assert!(check("funds-D1", funds::examples(), funds::postings) > 0);
+        assert!(check("coupons-P1", coupons::examples(), coupons::postings) > 0);
+        assert!(check("rebate-P1", rebate::examples(), rebate::postings) > 0);
+        assert!(postings_of("partner-P1", "PartnerRegistered", 1, "{}").unwrap().is_empty());
+    }
 }

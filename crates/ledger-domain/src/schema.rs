@@ -77,11 +77,9 @@ pub fn families() -> Vec<Family> {
         family::<RebateEvent>("rebate", rebate::examples())
             .with_legacy::<rebate::legacy::RebateCreditedV1>("RebateCredited", 1),
         family::<LabPointsEvent>("lab_points", lab_points::examples()),
-        // ---- Families still to register: add one line each as the module lands. ----
-        // family::<IncentiveEvent>("incentives", incentives::examples()),
-        // family::<FundsEvent>("funds", funds::examples()),
-        // family::<CouponEvent>("coupons", coupons::examples()),
-        // ---- End of families. ----
+        family::<crate::incentives::IncentiveEvent>("incentives", crate::incentives::examples()),
+        family::<crate::funds::FundsEvent>("funds", crate::funds::examples()),
+        family::<crate::coupons::CouponEvent>("coupons", crate::coupons::examples()),
     ]
 }
 

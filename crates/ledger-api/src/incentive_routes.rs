@@ -1,0 +1,456 @@
+//! Consumption, incentive months, the rollover report, opportunities and quarterly
+//! payments (API.md). Month, rollover, eligibility and payment reads come from the
+//! partner's incentive stream state: the very state the write rules are checked against,
+//! so an answer can never disagree with the decision that follows it.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger_app::incentives::{ConsumptionInput, LineOutcome, OpportunityStep, PaymentStep};
+use ledger_core::{Currency, Money, Month, Quarter, Role};
+use ledger_domain::incentives::{PaymentMethod, ReviewDecision};
+use ledger_domain::DomainError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::http::{wait_for_position, written, Caller, JsonBody};
+use crate::scope::{owner_of, IdKind};
+use crate::AppState;
+
+/// Most lines one billing call may carry.
+pub const MAX_CONSUMPTION_BATCH: usize = 1000;
+
+type Written = Result<(StatusCode, Json<Value>), ApiError>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumptionBatch {
+    records: Vec<ConsumptionRecord>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumptionRecord {
+    record_id: String,
+    customer_id: String,
+    product: String,
+    amount: String,
+    currency: String,
+    consumed_at: DateTime<Utc>,
+    settled_at: DateTime<Utc>,
+}
+
+/// Billing's feed: each line is stored, found a duplicate, or rejected with its code; one
+/// bad line does not stop the others.
+pub async fn record_consumption(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<ConsumptionBatch>) -> Written {
+    caller.require(&[Role::Admin])?;
+    let records = body.value.records;
+    if records.is_empty() || records.len() > MAX_CONSUMPTION_BATCH {
+        return Err(ApiError::invalid("records", format!("must hold 1 to {MAX_CONSUMPTION_BATCH} lines")));
+    }
+    let ctx = state.context(&caller, &body.raw);
+    let mut results = Vec::with_capacity(records.len());
+    let mut position = None;
+    let mut stored_any = false;
+    for r in records {
+        let record_id = r.record_id.clone();
+        let outcome = match Money::parse_positive(&r.amount, &r.currency) {
+            Err(e) => Err(ApiError::from(e)),
+            Ok(amount) => {
+                let input = ConsumptionInput {
+                    record_id: r.record_id,
+                    customer_id: r.customer_id,
+                    product: r.product,
+                    amount,
+                    consumed_at: r.consumed_at,
+                    settled_at: r.settled_at,
+                };
+                state.ledger.record_consumption(&ctx, input).await.map_err(ApiError::from)
+            }
+        };
+        results.push(match outcome {
+            Ok(LineOutcome::Stored { position: p, .. }) => {
+                stored_any = true;
+                position = Some(p);
+                json!({"record_id": record_id, "status": "stored"})
+            }
+            Ok(LineOutcome::Duplicate { .. }) => json!({"record_id": record_id, "status": "duplicate"}),
+            Err(e) if e.status.is_server_error() => return Err(e),
+            Err(e) => json!({"record_id": record_id, "status": "rejected", "error_code": e.code, "error_msg": e.message}),
+        });
+    }
+    let status = if stored_any { StatusCode::CREATED } else { StatusCode::OK };
+    let position = position.unwrap_or(*state.store.head().borrow());
+    Ok((status, Json(json!({"results": results, "position": position}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    refund_id: String,
+    amount: String,
+    currency: Option<String>,
+    settled_at: DateTime<Utc>,
+}
+
+pub async fn refund_consumption(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(record_id): Path<String>,
+    body: JsonBody<RefundBody>,
+) -> Written {
+    caller.require(&[Role::Admin])?;
+    let partner = owner_of(&state, &caller, IdKind::ConsumptionRecord, &record_id).await?;
+    let incentives = state.ledger.incentives(&partner).await?;
+    let line_currency = incentives.lines.get(&record_id).map(|l| l.amount.currency).unwrap_or(Currency::CNY);
+    let req = body.value;
+    let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(line_currency.as_str()))?;
+    let ctx = state.context(&caller, &body.raw);
+    let outcome =
+        state.ledger.refund_consumption(&ctx, &partner, req.refund_id.clone(), record_id.clone(), amount, req.settled_at).await?;
+    Ok(written(
+        &outcome,
+        json!({"refund_id": req.refund_id, "record_id": record_id, "partner_id": partner, "amount": amount}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurrencyQuery {
+    currency: Option<String>,
+}
+
+fn currency_or_cny(c: Option<&str>) -> Result<Currency, ApiError> {
+    Ok(c.unwrap_or("CNY").parse()?)
+}
+
+async fn month_answer<E>(
+    state: &AppState,
+    outcome: &ledger_app::Outcome<E>,
+    partner: &str,
+    month: Month,
+    currency: Currency,
+) -> Written {
+    let incentives = state.ledger.incentives(partner).await?;
+    let view = incentives.month_view(month, currency).ok_or_else(|| ApiError::not_found("incentive month"))?;
+    Ok(written(outcome, serde_json::to_value(view).expect("serialises")))
+}
+
+/// `POST /v1/incentive-months/{partner_id}/{month}/close`: every currency of the month.
+pub async fn close_month(State(state): State<Arc<AppState>>, caller: Caller, Path((partner, month)): Path<(String, String)>) -> Written {
+    caller.require(&[Role::Admin])?;
+    let month: Month = month.parse()?;
+    let ctx = state.context(&caller, b"");
+    let outcomes = state.ledger.close_month(&ctx, &partner, month).await?;
+    let incentives = state.ledger.incentives(&partner).await?;
+    let months: Vec<Value> = incentives
+        .months
+        .keys()
+        .filter(|(m, _)| *m == month)
+        .filter_map(|(m, c)| incentives.month_view(*m, *c))
+        .map(|v| serde_json::to_value(v).expect("serialises"))
+        .collect();
+    let stored = outcomes.iter().any(|o| o.is_stored());
+    let position = outcomes.iter().filter_map(|o| o.position()).max();
+    let mut answer = months.first().cloned().unwrap_or(json!({}));
+    answer["months"] = json!(months);
+    answer["position"] = json!(position);
+    Ok((if stored { StatusCode::CREATED } else { StatusCode::OK }, Json(answer)))
+}
+
+pub async fn apply_for_month(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(month): Path<String>,
+    Query(q): Query<ScopedCurrency>,
+) -> Written {
+    caller.require(&[Role::Partner, Role::Admin])?;
+    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    let month: Month = month.parse()?;
+    let currency = currency_or_cny(q.currency.as_deref())?;
+    let ctx = state.context(&caller, b"");
+    let outcome = state.ledger.apply_for_month(&ctx, &partner, month, currency).await?;
+    month_answer(&state, &outcome, &partner, month, currency).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedCurrency {
+    currency: Option<String>,
+    partner_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    decision: ReviewDecision,
+    comment: Option<String>,
+}
+
+pub async fn review_month(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((partner, month)): Path<(String, String)>,
+    Query(q): Query<CurrencyQuery>,
+    body: JsonBody<ReviewBody>,
+) -> Written {
+    caller.require(&[Role::Admin])?;
+    let month: Month = month.parse()?;
+    let currency = currency_or_cny(q.currency.as_deref())?;
+    let ctx = state.context(&caller, &body.raw);
+    let ReviewBody { decision, comment } = body.value;
+    let outcome = state.ledger.review_month(&ctx, &partner, month, currency, decision, comment).await?;
+    month_answer(&state, &outcome, &partner, month, currency).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinalizeBody {
+    amount: Option<String>,
+    currency: Option<String>,
+    reason: Option<String>,
+}
+
+pub async fn finalize_month(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((partner, month)): Path<(String, String)>,
+    Query(q): Query<CurrencyQuery>,
+    body: JsonBody<FinalizeBody>,
+) -> Written {
+    caller.require(&[Role::Admin])?;
+    let month: Month = month.parse()?;
+    let req = body.value;
+    let currency = currency_or_cny(req.currency.as_deref().or(q.currency.as_deref()))?;
+    let amount = req.amount.map(|a| Money::parse_positive(&a, currency.as_str())).transpose()?;
+    let ctx = state.context(&caller, &body.raw);
+    let outcome = state.ledger.finalize_month(&ctx, &partner, month, currency, amount, req.reason).await?;
+    month_answer(&state, &outcome, &partner, month, currency).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonthsQuery {
+    year: Option<i32>,
+    partner_id: Option<String>,
+    min_position: Option<u64>,
+}
+
+pub async fn list_months(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<MonthsQuery>) -> Result<Json<Value>, ApiError> {
+    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    wait_for_position(&state, q.min_position).await?;
+    let incentives = state.ledger.incentives(&partner).await?;
+    let items: Vec<_> = match q.year {
+        Some(y) => incentives.months_of_year(y),
+        None => incentives.months.keys().filter_map(|(m, c)| incentives.month_view(*m, *c)).collect(),
+    };
+    Ok(Json(json!({"total": items.len(), "items": items})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloverQuery {
+    month: String,
+    currency: Option<String>,
+    partner_id: Option<String>,
+    min_position: Option<u64>,
+}
+
+pub async fn rollover(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<RolloverQuery>) -> Result<Json<Value>, ApiError> {
+    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    let month: Month = q.month.parse()?;
+    let currency = currency_or_cny(q.currency.as_deref())?;
+    wait_for_position(&state, q.min_position).await?;
+    let report = state.ledger.incentives(&partner).await?.rollover_report(month, currency);
+    Ok(Json(serde_json::to_value(report).expect("serialises")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareOpportunity {
+    opportunity_id: String,
+    partner_id: String,
+    offering: String,
+    core_tag: bool,
+    delivery_end_date: Option<NaiveDate>,
+}
+
+fn opportunity_view(state: &ledger_domain::incentives::IncentivesState, partner: &str, id: &str) -> Value {
+    match state.opportunities.get(id) {
+        Some(o) => json!({
+            "opportunity_id": o.opportunity_id,
+            "partner_id": partner,
+            "offering": o.offering,
+            "core_tag": o.core_tag,
+            "delivery_end_date": o.delivery_end_date,
+            "status": o.status,
+            "final": o.final_amount,
+            "finalized_quarter": o.finalized_quarter,
+            "payment_id": o.payment_id,
+        }),
+        None => json!({"opportunity_id": id, "partner_id": partner}),
+    }
+}
+
+pub async fn share_opportunity(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<ShareOpportunity>) -> Written {
+    caller.require(&[Role::Admin])?;
+    let ctx = state.context(&caller, &body.raw);
+    let ShareOpportunity { opportunity_id, partner_id, offering, core_tag, delivery_end_date } = body.value;
+    let outcome = state
+        .ledger
+        .share_opportunity(&ctx, &partner_id, opportunity_id.clone(), offering, core_tag, delivery_end_date)
+        .await?;
+    let incentives = state.ledger.incentives(&partner_id).await?;
+    Ok(written(&outcome, opportunity_view(&incentives, &partner_id, &opportunity_id)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OpportunityBody {
+    delivery_end_date: Option<NaiveDate>,
+    decision: Option<ReviewDecision>,
+    comment: Option<String>,
+    amount: Option<String>,
+    currency: Option<String>,
+    reason: Option<String>,
+}
+
+/// `/v1/opportunities/{id}/{deliver|accept|apply|review|finalize}`.
+pub async fn opportunity_step(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    body: Option<JsonBody<OpportunityBody>>,
+) -> Written {
+    let admin_only = matches!(action.as_str(), "deliver" | "review" | "finalize");
+    caller.require(if admin_only { &[Role::Admin] } else { &[Role::Partner, Role::Admin] })?;
+    let partner = owner_of(&state, &caller, IdKind::Opportunity, &id).await?;
+    let (req, raw) = match body {
+        Some(b) => (b.value, b.raw),
+        None => (OpportunityBody::default(), Default::default()),
+    };
+    let opportunity_id = id.clone();
+    let step = match action.as_str() {
+        "deliver" => OpportunityStep::Deliver {
+            opportunity_id,
+            delivery_end_date: req.delivery_end_date.ok_or_else(|| ApiError::invalid("delivery_end_date", "is required"))?,
+        },
+        "accept" => OpportunityStep::Accept { opportunity_id },
+        "apply" => OpportunityStep::Apply { opportunity_id },
+        "review" => OpportunityStep::Review {
+            opportunity_id,
+            decision: req.decision.ok_or_else(|| ApiError::invalid("decision", "is required: pass or reject"))?,
+            comment: req.comment,
+        },
+        "finalize" => OpportunityStep::Finalize {
+            opportunity_id,
+            amount: Money::parse_positive(
+                req.amount.as_deref().ok_or_else(|| ApiError::invalid("amount", "is required"))?,
+                req.currency.as_deref().unwrap_or("CNY"),
+            )?,
+            reason: req.reason,
+        },
+        _ => return Err(ApiError::not_found("route")),
+    };
+    let ctx = state.context(&caller, &raw);
+    let outcome = state.ledger.opportunity_step(&ctx, &partner, step).await?;
+    let incentives = state.ledger.incentives(&partner).await?;
+    Ok(written(&outcome, opportunity_view(&incentives, &partner, &id)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EligibilityQuery {
+    quarter: String,
+    currency: Option<String>,
+    at: Option<DateTime<Utc>>,
+    partner_id: Option<String>,
+    min_position: Option<u64>,
+}
+
+pub async fn eligibility(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<EligibilityQuery>) -> Result<Json<Value>, ApiError> {
+    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    let quarter: Quarter = q.quarter.parse()?;
+    let currency = currency_or_cny(q.currency.as_deref())?;
+    wait_for_position(&state, q.min_position).await?;
+    let at = q.at.unwrap_or_else(Utc::now);
+    let e = state.ledger.eligibility(&partner, quarter, currency, at).await?;
+    let mut v = serde_json::to_value(&e).expect("serialises");
+    v["partner_id"] = json!(partner);
+    v["quarter"] = json!(quarter);
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    quarter: String,
+    currency: Option<String>,
+    partner_id: Option<String>,
+}
+
+pub async fn request_payment(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<PaymentRequest>) -> Written {
+    caller.require(&[Role::Partner, Role::Admin])?;
+    let req = body.value;
+    let partner = caller.partner_scope(req.partner_id.as_deref())?;
+    let quarter: Quarter = req.quarter.parse()?;
+    let currency = currency_or_cny(req.currency.as_deref())?;
+    let ctx = state.context(&caller, &body.raw);
+    let (payment_id, outcome) = state.ledger.request_payment(&ctx, &partner, quarter, currency).await.map_err(|e| {
+        match &e {
+            ledger_app::AppError::Domain(DomainError::PaymentBlocked(_)) => ApiError::from(e),
+            _ => ApiError::from(e),
+        }
+    })?;
+    payment_answer(&state, &outcome, &partner, &payment_id).await
+}
+
+async fn payment_answer<E>(state: &AppState, outcome: &ledger_app::Outcome<E>, partner: &str, payment_id: &str) -> Written {
+    let view = state.ledger.incentives(partner).await?.payment_view(payment_id).ok_or_else(|| ApiError::not_found("quarterly payment"))?;
+    Ok(written(outcome, serde_json::to_value(view).expect("serialises")))
+}
+
+pub async fn get_payment(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let partner = owner_of(&state, &caller, IdKind::Payment, &id).await?;
+    let view = state.ledger.incentives(&partner).await?.payment_view(&id).ok_or_else(|| ApiError::not_found("quarterly payment"))?;
+    Ok(Json(serde_json::to_value(view).expect("serialises")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentStepBody {
+    method: Option<PaymentMethod>,
+    reason: Option<String>,
+}
+
+/// `/v1/quarterly-payments/{id}/{approve|reject|invoice-list|invoice-received|pay}`.
+pub async fn payment_step(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    body: Option<JsonBody<PaymentStepBody>>,
+) -> Written {
+    caller.require(&[Role::Admin])?;
+    let partner = owner_of(&state, &caller, IdKind::Payment, &id).await?;
+    let (req, raw) = match body {
+        Some(b) => (b.value, b.raw),
+        None => (PaymentStepBody::default(), Default::default()),
+    };
+    let step = match action.as_str() {
+        "approve" => PaymentStep::Approve,
+        "reject" => PaymentStep::Reject { reason: req.reason },
+        "invoice-list" => PaymentStep::IssueInvoiceList,
+        "invoice-received" => PaymentStep::InvoiceReceived,
+        "pay" => PaymentStep::Pay {
+            method: req.method.ok_or_else(|| ApiError::invalid("method", "is required: bank_transfer or cloud_account_credit"))?,
+        },
+        _ => return Err(ApiError::not_found("route")),
+    };
+    let ctx = state.context(&caller, &raw);
+    let outcome = state.ledger.payment_step(&ctx, &partner, &id, step).await?;
+    payment_answer(&state, &outcome, &partner, &id).await
+}

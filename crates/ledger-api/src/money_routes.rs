@@ -1,0 +1,374 @@
+//! Money movement (API.md): fund pools, allocations and reclaims with their adjustment
+//! records, coupons and their batch reclaim, rebate withdrawals, and cloud lab points.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ledger_app::funds::AdjustmentDirection;
+use ledger_app::rebate::WithdrawalStep;
+use ledger_core::{Currency, Money, Role};
+use ledger_domain::coupons::coupon_view;
+use ledger_domain::funds::{AdjustmentKind, Counterparty};
+use ledger_domain::lab_points::LabPointsCommand;
+use ledger_domain::partner::BankAccount;
+use ledger_projections::adjustments::{self, AdjustmentFilter};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::audit_routes::check_limit;
+use crate::error::ApiError;
+use crate::http::{wait_for_position, written, Caller, JsonBody};
+use crate::scope::{owner_of, IdKind};
+use crate::AppState;
+
+type Written = Result<(StatusCode, Json<Value>), ApiError>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoneyBody {
+    amount: String,
+    currency: String,
+}
+
+/// `POST /v1/partners/{id}/funds`: the vendor credits a distributor's pool.
+pub async fn credit_funds(State(state): State<Arc<AppState>>, caller: Caller, Path(partner): Path<String>, body: JsonBody<MoneyBody>) -> Written {
+    caller.require(&[Role::Admin])?;
+    let amount = Money::parse_positive(&body.value.amount, &body.value.currency)?;
+    let ctx = state.context(&caller, &body.raw);
+    let outcome = state.ledger.credit_funds(&ctx, &partner, amount).await?;
+    let pool = state.ledger.funds(&partner).await?.pool(amount.currency);
+    Ok(written(&outcome, json!({"partner_id": partner, "credited": amount, "pool": pool})))
+}
+
+/// `POST /v1/partners/{id}/coupon-quota`.
+pub async fn grant_coupon_quota(State(state): State<Arc<AppState>>, caller: Caller, Path(partner): Path<String>, body: JsonBody<MoneyBody>) -> Written {
+    caller.require(&[Role::Admin])?;
+    let amount = Money::parse_positive(&body.value.amount, &body.value.currency)?;
+    let ctx = state.context(&caller, &body.raw);
+    let outcome = state.ledger.grant_coupon_quota(&ctx, &partner, amount).await?;
+    let quota = state.ledger.coupons(&partner).await?.quota(amount.currency);
+    Ok(written(&outcome, json!({"partner_id": partner, "granted": amount, "quota": quota})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentBody {
+    counterparty: Counterparty,
+    amount: String,
+    currency: String,
+    remark: Option<String>,
+    /// Admin only: the partner acting.
+    partner_id: Option<String>,
+}
+
+async fn adjust(state: &AppState, caller: &Caller, direction: AdjustmentDirection, body: JsonBody<AdjustmentBody>) -> Written {
+    caller.require(&[Role::Partner, Role::Admin])?;
+    let req = body.value;
+    let operator = caller.partner_scope(req.partner_id.as_deref())?;
+    let amount = Money::parse_positive(&req.amount, &req.currency)?;
+    let ctx = state.context(caller, &body.raw);
+    let (record_id, outcome) =
+        state.ledger.adjust(&ctx, direction, &operator, req.counterparty.clone(), amount, req.remark.clone()).await?;
+    Ok(written(
+        &outcome,
+        json!({
+            "record_id": record_id,
+            "kind": match direction { AdjustmentDirection::Allocate => "allocate", AdjustmentDirection::Reclaim => "reclaim" },
+            "operator_partner_id": operator,
+            "counterparty": req.counterparty,
+            "amount": amount,
+            "occurred_at": ledger_core::envelope::format_time(ctx.now),
+            "remark": req.remark,
+            "actor": ctx.meta.actor.principal,
+        }),
+    ))
+}
+
+pub async fn allocate(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<AdjustmentBody>) -> Written {
+    adjust(&state, &caller, AdjustmentDirection::Allocate, body).await
+}
+
+pub async fn reclaim(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<AdjustmentBody>) -> Written {
+    adjust(&state, &caller, AdjustmentDirection::Reclaim, body).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentQuery {
+    kind: Option<AdjustmentKind>,
+    counterparty_id: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+    partner_id: Option<String>,
+    min_position: Option<u64>,
+}
+
+/// A partner sees the records of DOMAIN §3's visibility rule; admin and auditor see all,
+/// or one partner's view with `partner_id`.
+pub async fn adjustment_records(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<AdjustmentQuery>) -> Result<Json<Value>, ApiError> {
+    let limit = check_limit(&caller, q.limit)? as usize;
+    let viewer = match (caller.principal.role, &q.partner_id) {
+        (Role::Partner, _) | (_, Some(_)) => Some(caller.partner_scope(q.partner_id.as_deref())?),
+        _ => None,
+    };
+    let parent = match &viewer {
+        Some(v) => state.ledger.partner(v).await?.profile.and_then(|p| p.parent_id),
+        None => None,
+    };
+    wait_for_position(&state, q.min_position).await?;
+    let filter = AdjustmentFilter { kind: q.kind, counterparty_id: q.counterparty_id, from: q.from, to: q.to };
+    let offset = q.offset.unwrap_or(0) as usize;
+    let (items, total) = state
+        .reads
+        .read(move |c| adjustments::list(c, viewer.as_deref().map(|v| (v, parent.as_deref())), &filter, offset, limit))
+        .await?;
+    Ok(Json(json!({"items": items, "total": total})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueCoupon {
+    coupon_id: String,
+    customer_id: String,
+    amount: String,
+    currency: String,
+    expires_at: DateTime<Utc>,
+    partner_id: Option<String>,
+}
+
+pub async fn issue_coupon(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<IssueCoupon>) -> Written {
+    caller.require(&[Role::Partner, Role::Admin])?;
+    let req = body.value;
+    let partner = caller.partner_scope(req.partner_id.as_deref())?;
+    let amount = Money::parse_positive(&req.amount, &req.currency)?;
+    let ctx = state.context(&caller, &body.raw);
+    let outcome = state
+        .ledger
+        .issue_coupon(&ctx, &partner, req.coupon_id.clone(), req.customer_id, amount, req.expires_at)
+        .await?;
+    let coupons = state.ledger.coupons(&partner).await?;
+    let view = coupon_view(&coupons, &req.coupon_id, ctx.now).ok_or_else(|| ApiError::not_found("coupon"))?;
+    Ok(written(&outcome, serde_json::to_value(view).expect("serialises")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CouponUsage {
+    usage_id: String,
+    amount: String,
+    currency: Option<String>,
+    used_at: DateTime<Utc>,
+}
+
+/// Billing reports a coupon's use (admin).
+pub async fn use_coupon(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>, body: JsonBody<CouponUsage>) -> Written {
+    caller.require(&[Role::Admin])?;
+    let partner = owner_of(&state, &caller, IdKind::Coupon, &id).await?;
+    let coupons = state.ledger.coupons(&partner).await?;
+    let currency = coupons.coupons.get(&id).map_or(Currency::CNY, |c| c.amount.currency);
+    let req = body.value;
+    let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(currency.as_str()))?;
+    let ctx = state.context(&caller, &body.raw);
+    let outcome = state.ledger.use_coupon(&ctx, &partner, id.clone(), req.usage_id, amount, req.used_at).await?;
+    let view = coupon_view(&state.ledger.coupons(&partner).await?, &id, ctx.now).ok_or_else(|| ApiError::not_found("coupon"))?;
+    Ok(written(&outcome, serde_json::to_value(view).expect("serialises")))
+}
+
+pub async fn get_coupon(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let partner = owner_of(&state, &caller, IdKind::Coupon, &id).await?;
+    let view = coupon_view(&state.ledger.coupons(&partner).await?, &id, Utc::now()).ok_or_else(|| ApiError::not_found("coupon"))?;
+    Ok(Json(serde_json::to_value(view).expect("serialises")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    partner_id: Option<String>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+    min_position: Option<u64>,
+}
+
+pub async fn list_coupons(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    let limit = check_limit(&caller, q.limit)? as usize;
+    wait_for_position(&state, q.min_position).await?;
+    let coupons = state.ledger.coupons(&partner).await?;
+    let now = Utc::now();
+    let all: Vec<_> = coupons.coupons.keys().filter_map(|id| coupon_view(&coupons, id, now)).collect();
+    let total = all.len();
+    let items: Vec<_> = all.into_iter().skip(q.offset.unwrap_or(0) as usize).take(limit).collect();
+    Ok(Json(json!({"items": items, "total": total})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReclaimBatch {
+    coupon_ids: Vec<String>,
+    partner_id: Option<String>,
+}
+
+/// `POST /v2/promotions/benefits/partner-coupons/reclaim`: item by item.
+pub async fn reclaim_coupons(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<ReclaimBatch>) -> Written {
+    caller.require(&[Role::Partner, Role::Admin])?;
+    let req = body.value;
+    let partner = caller.partner_scope(req.partner_id.as_deref())?;
+    let max = ledger_domain::coupons::MAX_RECLAIM_BATCH;
+    if req.coupon_ids.is_empty() || req.coupon_ids.len() > max {
+        return Err(ApiError::invalid("coupon_ids", format!("must hold 1 to {max} coupon ids")));
+    }
+    let ctx = state.context(&caller, &body.raw);
+    let (outcomes, outcome) = state.ledger.reclaim_coupons(&ctx, &partner, req.coupon_ids).await?;
+    let results: Vec<Value> = outcomes
+        .into_iter()
+        .map(|(coupon_id, r)| match r {
+            Ok(amount) => json!({"coupon_id": coupon_id, "status": "success", "reclaimed": amount}),
+            Err(e) => json!({"coupon_id": coupon_id, "status": "failed", "error_code": e.code(), "error_msg": e.to_string()}),
+        })
+        .collect();
+    Ok(written(&outcome, json!({"results": results})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawableQuery {
+    currency: Option<String>,
+    partner_id: Option<String>,
+    min_position: Option<u64>,
+}
+
+pub async fn withdrawable(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<WithdrawableQuery>) -> Result<Json<Money>, ApiError> {
+    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    let currency: Currency = q.currency.as_deref().unwrap_or("CNY").parse()?;
+    wait_for_position(&state, q.min_position).await?;
+    Ok(Json(state.ledger.withdrawable(&partner, currency).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalRequest {
+    amount: String,
+    currency: String,
+    bank_account: BankAccount,
+    partner_id: Option<String>,
+}
+
+async fn withdrawal_answer<E>(state: &AppState, outcome: &ledger_app::Outcome<E>, partner: &str, id: &str) -> Written {
+    let rebate = state.ledger.rebate(partner).await?;
+    let w = rebate.withdrawal(id).ok_or_else(|| ApiError::not_found("withdrawal"))?;
+    Ok(written(outcome, serde_json::to_value(w).expect("serialises")))
+}
+
+pub async fn request_withdrawal(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<WithdrawalRequest>) -> Written {
+    caller.require(&[Role::Partner, Role::Admin])?;
+    let req = body.value;
+    let partner = caller.partner_scope(req.partner_id.as_deref())?;
+    let amount = Money::parse_positive(&req.amount, &req.currency)?;
+    let ctx = state.context(&caller, &body.raw);
+    let (id, outcome) = state.ledger.request_withdrawal(&ctx, &partner, amount, req.bank_account).await?;
+    withdrawal_answer(&state, &outcome, &partner, &id).await
+}
+
+pub async fn get_withdrawal(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let partner = owner_of(&state, &caller, IdKind::Withdrawal, &id).await?;
+    let rebate = state.ledger.rebate(&partner).await?;
+    let w = rebate.withdrawal(&id).ok_or_else(|| ApiError::not_found("withdrawal"))?;
+    Ok(Json(serde_json::to_value(w).expect("serialises")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    reason: Option<String>,
+    comment: Option<String>,
+}
+
+/// `/v1/withdrawals/{id}/{approve|reject|paid|failed}` (admin).
+pub async fn withdrawal_step(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    body: Option<JsonBody<ReasonBody>>,
+) -> Written {
+    caller.require(&[Role::Admin])?;
+    let partner = owner_of(&state, &caller, IdKind::Withdrawal, &id).await?;
+    let (req, raw) = body.map_or((ReasonBody::default(), Default::default()), |b| (b.value, b.raw));
+    let reason = req.reason.or(req.comment);
+    let step = match action.as_str() {
+        "approve" => WithdrawalStep::Approve,
+        "reject" => WithdrawalStep::Reject { reason },
+        "paid" => WithdrawalStep::Paid,
+        "failed" => WithdrawalStep::Failed { reason },
+        _ => return Err(ApiError::not_found("route")),
+    };
+    let ctx = state.context(&caller, &raw);
+    let outcome = state.ledger.withdrawal_step(&ctx, &partner, &id, step).await?;
+    withdrawal_answer(&state, &outcome, &partner, &id).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabPointsBody {
+    points: u32,
+    partner_id: Option<String>,
+}
+
+async fn lab_points_answer<E>(state: &AppState, outcome: &ledger_app::Outcome<E>, partner: &str, id: &str) -> Written {
+    let lab = state.ledger.lab_points(partner).await?;
+    let app = lab.application(id).ok_or_else(|| ApiError::not_found("lab point application"))?;
+    let mut v = serde_json::to_value(app).expect("serialises");
+    v["balance"] = json!(ledger_domain::lab_points::balance(&lab));
+    Ok(written(outcome, v))
+}
+
+pub async fn apply_lab_points(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<LabPointsBody>) -> Written {
+    caller.require(&[Role::Partner, Role::Admin])?;
+    let partner = caller.partner_scope(body.value.partner_id.as_deref())?;
+    let ctx = state.context(&caller, &body.raw);
+    let (id, outcome) = state.ledger.apply_lab_points(&ctx, &partner, body.value.points).await?;
+    lab_points_answer(&state, &outcome, &partner, &id).await
+}
+
+/// `PUT /v1/lab-points/{id}`: edit a rejected application and submit it again.
+pub async fn resubmit_lab_points(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>, body: JsonBody<LabPointsBody>) -> Written {
+    caller.require(&[Role::Partner, Role::Admin])?;
+    let partner = owner_of(&state, &caller, IdKind::LabPoints, &id).await?;
+    let ctx = state.context(&caller, &body.raw);
+    let command = LabPointsCommand::Resubmit { application_id: id.clone(), points: body.value.points };
+    let outcome = state.ledger.lab_points_step(&ctx, &partner, command).await?;
+    lab_points_answer(&state, &outcome, &partner, &id).await
+}
+
+/// `/v1/lab-points/{id}/{grant|reject}` (admin).
+pub async fn lab_points_step(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    body: Option<JsonBody<ReasonBody>>,
+) -> Written {
+    caller.require(&[Role::Admin])?;
+    let partner = owner_of(&state, &caller, IdKind::LabPoints, &id).await?;
+    let (req, raw) = body.map_or((ReasonBody::default(), Default::default()), |b| (b.value, b.raw));
+    let comment = req.comment.or(req.reason);
+    let command = match action.as_str() {
+        "grant" => LabPointsCommand::Grant { application_id: id.clone(), comment },
+        "reject" => LabPointsCommand::Reject { application_id: id.clone(), comment },
+        _ => return Err(ApiError::not_found("route")),
+    };
+    let ctx = state.context(&caller, &raw);
+    let outcome = state.ledger.lab_points_step(&ctx, &partner, command).await?;
+    lab_points_answer(&state, &outcome, &partner, &id).await
+}
+
+pub async fn list_lab_points(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    wait_for_position(&state, q.min_position).await?;
+    let lab = state.ledger.lab_points(&partner).await?;
+    let items: Vec<_> = lab.applications.values().collect();
+    Ok(Json(json!({"items": items, "total": items.len(), "balance": ledger_domain::lab_points::balance(&lab)})))
+}

@@ -1,0 +1,221 @@
+//! The operator's reference data (API.md, Vendor operator): partners and their
+//! certifications, customers and their association type, incentive policies.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ledger_core::{Currency, Month, Rate, Role};
+use ledger_domain::customer::{AssociationType, CustomerState};
+use ledger_domain::partner::{BankAccount, PartnerCommand, PartnerKind, PartnerLevel, PartnerState};
+use ledger_domain::policy::{PolicyCommand, ProductRate};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::http::{written, Caller, JsonBody};
+use crate::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterPartner {
+    partner_id: String,
+    name: String,
+    kind: PartnerKind,
+    parent_id: Option<String>,
+    level: Option<PartnerLevel>,
+}
+
+pub async fn register_partner(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody<RegisterPartner>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&[Role::Admin])?;
+    let ctx = state.context(&caller, &body.raw);
+    let RegisterPartner { partner_id, name, kind, parent_id, level } = body.value;
+    let outcome = state.ledger.register_partner(&ctx, partner_id.clone(), name, kind, parent_id, level).await?;
+    let partner = state.ledger.partner(&partner_id).await?;
+    Ok(written(&outcome, partner_view(&partner)))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Certification {
+    RealName { legal_name: String },
+    BusinessInfo { bank_account: BankAccount, tax_id: String },
+}
+
+pub async fn certify_partner(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(partner_id): Path<String>,
+    body: JsonBody<Certification>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&[Role::Admin])?;
+    let ctx = state.context(&caller, &body.raw);
+    let command = match body.value {
+        Certification::RealName { legal_name } => PartnerCommand::CertifyRealName { legal_name },
+        Certification::BusinessInfo { bank_account, tax_id } => {
+            PartnerCommand::CertifyBusinessInfo { bank_account, tax_id }
+        }
+    };
+    let outcome = state.ledger.change_partner(&ctx, &partner_id, command).await?;
+    let partner = state.ledger.partner(&partner_id).await?;
+    Ok(written(&outcome, partner_view(&partner)))
+}
+
+/// A partner as the operator sees it. The bank account number is masked: the full number
+/// is in the audit log for those entitled to it.
+pub fn partner_view(state: &PartnerState) -> Value {
+    let Some(p) = &state.profile else { return Value::Null };
+    json!({
+        "partner_id": p.partner_id,
+        "name": p.name,
+        "kind": p.kind,
+        "parent_id": p.parent_id,
+        "level": p.level,
+        "legal_name": p.legal_name,
+        "certifications": {
+            "real_name": p.legal_name.is_some(),
+            "business_info": p.business_info.is_some(),
+        },
+    })
+}
+
+pub async fn get_partner(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(partner_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.partner_scope(Some(&partner_id))?;
+    let partner = state.ledger.partner(&partner_id).await?;
+    Ok(Json(partner_view(&partner)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssociateCustomer {
+    customer_id: String,
+    partner_id: String,
+    association_type: AssociationType,
+}
+
+pub async fn associate_customer(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody<AssociateCustomer>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&[Role::Admin])?;
+    let ctx = state.context(&caller, &body.raw);
+    let AssociateCustomer { customer_id, partner_id, association_type } = body.value;
+    let outcome = state.ledger.associate_customer(&ctx, customer_id.clone(), partner_id, association_type).await?;
+    let customer = state.ledger.customer(&customer_id).await?;
+    Ok(written(&outcome, customer_view(&customer, ctx.now)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchType {
+    association_type: AssociationType,
+    effective_at: Option<DateTime<Utc>>,
+}
+
+/// The operator's route (API.md); a partner may call it for its own customer (seed: the
+/// partner may switch the type).
+pub async fn switch_association_type(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(customer_id): Path<String>,
+    body: JsonBody<SwitchType>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&[Role::Admin, Role::Partner])?;
+    let ctx = state.context(&caller, &body.raw);
+    let acting = match caller.principal.role {
+        Role::Partner => caller.principal.partner_id.clone(),
+        _ => None,
+    };
+    let SwitchType { association_type, effective_at } = body.value;
+    let outcome = state
+        .ledger
+        .switch_association_type(&ctx, &customer_id, acting.as_deref(), association_type, effective_at)
+        .await
+        .map_err(|e| hide_foreign(&caller, e.into()))?;
+    let customer = state.ledger.customer(&customer_id).await?;
+    Ok(written(&outcome, customer_view(&customer, ctx.now)))
+}
+
+/// For a partner, another partner's customer and a missing one look the same: 403.
+fn hide_foreign(caller: &Caller, e: ApiError) -> ApiError {
+    match (caller.principal.role, e.code.as_str()) {
+        (Role::Partner, "NOT_YOUR_CUSTOMER" | "NOT_FOUND") => ApiError::forbidden(),
+        _ => e,
+    }
+}
+
+pub fn customer_view(state: &CustomerState, now: DateTime<Utc>) -> Value {
+    let current = state.association_at(now);
+    json!({
+        "customer_id": state.customer_id,
+        "partner_id": current.map(|a| &a.partner_id),
+        "association_type": current.map(|a| a.association_type),
+        "timeline": state.timeline.iter().map(|c| json!({
+            "effective_at": ledger_core::envelope::format_time(c.effective_at),
+            "partner_id": c.association.as_ref().map(|a| &a.partner_id),
+            "association_type": c.association.as_ref().map(|a| a.association_type),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishPolicy {
+    effective_month: String,
+    currency: String,
+    rates: Vec<RateInput>,
+    settlement_grace_days: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateInput {
+    product: String,
+    rate: String,
+}
+
+pub async fn publish_policy(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody<PublishPolicy>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&[Role::Admin])?;
+    let ctx = state.context(&caller, &body.raw);
+    let req = body.value;
+    let effective_month: Month = req.effective_month.parse()?;
+    let currency: Currency = req.currency.parse()?;
+    let rates = req
+        .rates
+        .into_iter()
+        .map(|r| Ok(ProductRate { product: r.product, rate: Rate::parse(&r.rate)? }))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let command = PolicyCommand::Publish {
+        currency,
+        effective_month,
+        rates: rates.clone(),
+        settlement_grace_days: req.settlement_grace_days,
+    };
+    let outcome = state.ledger.publish_policy(&ctx, command).await?;
+    let book = state.ledger.policies(currency).await?;
+    let grace = book.versions.get(&effective_month).map(|p| p.settlement_grace_days);
+    Ok(written(
+        &outcome,
+        json!({
+            "effective_month": effective_month,
+            "currency": currency,
+            "rates": rates,
+            "settlement_grace_days": grace,
+        }),
+    ))
+}

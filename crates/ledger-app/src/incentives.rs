@@ -1,0 +1,330 @@
+//! Consumption, incentive months, opportunities and quarterly payments (DOMAIN.md §2, §5):
+//! the facts each command needs (the customer's association, the policies, the
+//! certification gate) are looked up here; the rules are the domain's.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger_core::ids::validate_id;
+use ledger_core::{Currency, Money, Month, Quarter};
+use ledger_domain::incentives::{
+    self, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState, LineAssociation, PaymentMethod,
+    ReviewDecision,
+};
+use ledger_domain::partner::certification_gate;
+use ledger_domain::DomainError;
+use ledger_store::{IdempotencyKey, StoreError};
+
+use crate::{fingerprint, AppError, CommandContext, Ledger, Outcome};
+
+/// The vendor's mailing address and public mailbox printed on every invoice list (seed:
+/// 发票邮寄地址 and 公共邮箱); configurable with `LEDGER_INVOICE_ADDRESS` / `LEDGER_INVOICE_MAILBOX`.
+pub const DEFAULT_INVOICE_ADDRESS: &str = "Partner Settlement, Finance Dept., 1 Cloud Avenue, Hangzhou 310000";
+pub const DEFAULT_INVOICE_MAILBOX: &str = "partner-invoices@vendor.example";
+
+/// One consumption line as billing reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumptionInput {
+    pub record_id: String,
+    pub customer_id: String,
+    pub product: String,
+    pub amount: Money,
+    pub consumed_at: DateTime<Utc>,
+    pub settled_at: DateTime<Utc>,
+}
+
+/// What became of one line of a billing batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineOutcome {
+    Stored { partner_id: String, position: u64 },
+    /// The same line was stored before: nothing changed.
+    Duplicate { partner_id: String },
+}
+
+impl Ledger {
+    pub async fn incentives(&self, partner_id: &str) -> Result<IncentivesState, AppError> {
+        Ok(self.exec.load::<Incentives>(&incentives::stream_id(partner_id)).await?.0)
+    }
+
+    /// Records one consumption line in its partner's stream. `record_id` is unique across
+    /// the whole ledger: the store's idempotency key `consumption:{record_id}` makes a
+    /// repeat with the same content a no-op and one with other content a conflict, whatever
+    /// partner it would land with.
+    pub async fn record_consumption(&self, ctx: &CommandContext, line: ConsumptionInput) -> Result<LineOutcome, AppError> {
+        validate_id("record_id", &line.record_id)?;
+        validate_id("customer_id", &line.customer_id)?;
+        if line.settled_at < line.consumed_at {
+            return Err(ledger_core::CoreError::InvalidField {
+                field: "settled_at",
+                reason: "must not be before consumed_at".into(),
+            }
+            .into());
+        }
+        let customer = self.customer(&line.customer_id).await.map_err(|e| match e {
+            AppError::Domain(DomainError::NotFound { .. }) => {
+                AppError::Domain(DomainError::NoAssociation { customer_id: line.customer_id.clone() })
+            }
+            other => other,
+        })?;
+        let association = customer
+            .association_at(line.consumed_at)
+            .cloned()
+            .ok_or_else(|| DomainError::NoAssociation { customer_id: line.customer_id.clone() })?;
+        let policies = self.policies(line.amount.currency).await?;
+        let key = IdempotencyKey {
+            key: format!("consumption:{}", line.record_id),
+            fingerprint: fingerprint(&[
+                line.customer_id.as_bytes(),
+                line.product.as_bytes(),
+                line.amount.amount.normalize().to_string().as_bytes(),
+                line.amount.currency.as_str().as_bytes(),
+                line.consumed_at.timestamp_micros().to_string().as_bytes(),
+                line.settled_at.timestamp_micros().to_string().as_bytes(),
+            ]),
+        };
+        let line_ctx = CommandContext { idempotency: Some(key), ..ctx.clone() };
+        let partner_id = association.partner_id.clone();
+        let command = IncentiveCommand::RecordConsumption {
+            partner_id: partner_id.clone(),
+            record_id: line.record_id.clone(),
+            customer_id: line.customer_id.clone(),
+            association_type: LineAssociation::from(association.association_type),
+            product: line.product.clone(),
+            amount: line.amount,
+            consumed_at: line.consumed_at,
+            settled_at: line.settled_at,
+            policies,
+        };
+        let outcome = self
+            .exec
+            .execute::<Incentives>(&incentives::stream_id(&partner_id), command, &line_ctx)
+            .await
+            .map_err(|e| match e {
+                AppError::Store(StoreError::IdempotencyConflict { .. }) => {
+                    AppError::Domain(DomainError::DuplicateRecordConflict { record_id: line.record_id.clone() })
+                }
+                other => other,
+            })?;
+        // A resale customer's consumption draws down what it was allocated (§3). Run on
+        // repeats too: the drawdown is idempotent by record_id, so a retried billing batch
+        // completes a drawdown a crash interrupted.
+        if association.association_type == ledger_domain::customer::AssociationType::Resale {
+            self.draw_down(ctx, &partner_id, &line.customer_id, &line.record_id, line.amount).await?;
+        }
+        Ok(match outcome {
+            Outcome::Stored { appended, .. } => LineOutcome::Stored { partner_id, position: appended.last_position },
+            _ => LineOutcome::Duplicate { partner_id },
+        })
+    }
+
+    /// Refunds part of a stored line (`record_id` must be known: the API resolves its
+    /// partner).
+    pub async fn refund_consumption(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        refund_id: String,
+        record_id: String,
+        amount: Money,
+        settled_at: DateTime<Utc>,
+    ) -> Result<Outcome<IncentiveEvent>, AppError> {
+        validate_id("refund_id", &refund_id)?;
+        let command = IncentiveCommand::RefundConsumption { refund_id, record_id, amount, settled_at };
+        self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
+    }
+
+    /// Closes `month` in every currency the partner has lines in (CNY when none: the month
+    /// then closes empty). One append per currency.
+    pub async fn close_month(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        month: Month,
+    ) -> Result<Vec<Outcome<IncentiveEvent>>, AppError> {
+        self.partner(partner_id).await?;
+        let state = self.incentives(partner_id).await?;
+        let mut currencies: Vec<Currency> =
+            state.months.keys().filter(|(m, _)| *m == month).map(|(_, c)| *c).collect();
+        if currencies.is_empty() {
+            currencies.push(Currency::CNY);
+        }
+        let mut outcomes = vec![];
+        for currency in currencies {
+            let grace = self.policies(currency).await?.settlement_grace_days(month);
+            let command = IncentiveCommand::CloseMonth {
+                partner_id: partner_id.to_string(),
+                month,
+                currency,
+                settlement_grace_days: grace,
+            };
+            outcomes.push(self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await?);
+        }
+        Ok(outcomes)
+    }
+
+    pub async fn apply_for_month(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        month: Month,
+        currency: Currency,
+    ) -> Result<Outcome<IncentiveEvent>, AppError> {
+        let certification = certification_gate(&self.partner(partner_id).await?);
+        let command = IncentiveCommand::ApplyForMonth { month, currency, certification };
+        self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
+    }
+
+    pub async fn review_month(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        month: Month,
+        currency: Currency,
+        decision: ReviewDecision,
+        comment: Option<String>,
+    ) -> Result<Outcome<IncentiveEvent>, AppError> {
+        self.partner(partner_id).await?;
+        let command = IncentiveCommand::ReviewMonth { month, currency, decision, comment };
+        self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
+    }
+
+    pub async fn finalize_month(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        month: Month,
+        currency: Currency,
+        amount: Option<Money>,
+        reason: Option<String>,
+    ) -> Result<Outcome<IncentiveEvent>, AppError> {
+        self.partner(partner_id).await?;
+        let command = IncentiveCommand::FinalizeMonth { month, currency, amount, reason };
+        self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
+    }
+
+    pub async fn share_opportunity(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        opportunity_id: String,
+        offering: String,
+        core_tag: bool,
+        delivery_end_date: Option<NaiveDate>,
+    ) -> Result<Outcome<IncentiveEvent>, AppError> {
+        validate_id("partner_id", partner_id)?;
+        self.partner(partner_id).await?;
+        let command = IncentiveCommand::ShareOpportunity {
+            partner_id: partner_id.to_string(),
+            opportunity_id,
+            offering,
+            core_tag,
+            delivery_end_date,
+        };
+        self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
+    }
+
+    /// Opportunity steps after sharing; `gate` asks for the certification gate's outcome.
+    pub async fn opportunity_step(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        step: OpportunityStep,
+    ) -> Result<Outcome<IncentiveEvent>, AppError> {
+        let command = match step {
+            OpportunityStep::Deliver { opportunity_id, delivery_end_date } => {
+                IncentiveCommand::MarkOpportunityDelivered { opportunity_id, delivery_end_date }
+            }
+            OpportunityStep::Accept { opportunity_id } => IncentiveCommand::AcceptOpportunity { opportunity_id },
+            OpportunityStep::Apply { opportunity_id } => IncentiveCommand::ApplyForOpportunity {
+                opportunity_id,
+                certification: certification_gate(&self.partner(partner_id).await?),
+            },
+            OpportunityStep::Review { opportunity_id, decision, comment } => {
+                IncentiveCommand::ReviewOpportunity { opportunity_id, decision, comment }
+            }
+            OpportunityStep::Finalize { opportunity_id, amount, reason } => {
+                IncentiveCommand::FinalizeOpportunity { opportunity_id, amount, reason }
+            }
+        };
+        self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
+    }
+
+    pub async fn eligibility(
+        &self,
+        partner_id: &str,
+        quarter: Quarter,
+        currency: Currency,
+        at: DateTime<Utc>,
+    ) -> Result<incentives::Eligibility, AppError> {
+        let certification = certification_gate(&self.partner(partner_id).await?);
+        let state = self.incentives(partner_id).await?;
+        Ok(incentives::eligibility(&state, quarter, currency, at, &certification))
+    }
+
+    /// Requests the quarterly payment; answers its id. The id is new for each request, so
+    /// an idempotent retry must carry the same `X-Request-Id`.
+    pub async fn request_payment(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        quarter: Quarter,
+        currency: Currency,
+    ) -> Result<(String, Outcome<IncentiveEvent>), AppError> {
+        let certification = certification_gate(&self.partner(partner_id).await?);
+        let payment_id = format!("QP-{quarter}-{currency}-{}", uuid::Uuid::now_v7().simple());
+        let command =
+            IncentiveCommand::RequestQuarterlyPayment { payment_id: payment_id.clone(), quarter, currency, certification };
+        let outcome = self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await?;
+        let payment_id = self.created_id(&outcome, "payment_id").await?.unwrap_or(payment_id);
+        Ok((payment_id, outcome))
+    }
+
+    /// Moves a payment along its lifecycle. Paying with `cloud_account_credit` then credits
+    /// the partner's rebate account, idempotent by payment id.
+    pub async fn payment_step(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        payment_id: &str,
+        step: PaymentStep,
+    ) -> Result<Outcome<IncentiveEvent>, AppError> {
+        let payment_id = payment_id.to_string();
+        let command = match step {
+            PaymentStep::Approve => IncentiveCommand::ApprovePayment { payment_id },
+            PaymentStep::Reject { reason } => IncentiveCommand::RejectPayment { payment_id, reason },
+            PaymentStep::IssueInvoiceList => IncentiveCommand::IssueInvoiceList {
+                payment_id,
+                mailing_address: std::env::var("LEDGER_INVOICE_ADDRESS")
+                    .unwrap_or_else(|_| DEFAULT_INVOICE_ADDRESS.to_string()),
+                mailbox: std::env::var("LEDGER_INVOICE_MAILBOX").unwrap_or_else(|_| DEFAULT_INVOICE_MAILBOX.to_string()),
+            },
+            PaymentStep::InvoiceReceived => IncentiveCommand::ConfirmInvoiceReceived { payment_id },
+            PaymentStep::Pay { method } => IncentiveCommand::PayQuarterlyPayment { payment_id, method },
+        };
+        let outcome = self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await?;
+        if let Outcome::Stored { events, .. } = &outcome {
+            for e in events {
+                if let Some((source_id, amount)) = incentives::rebate_credit_for(e) {
+                    self.credit_rebate(ctx, partner_id, source_id, amount).await?;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum OpportunityStep {
+    Deliver { opportunity_id: String, delivery_end_date: NaiveDate },
+    Accept { opportunity_id: String },
+    Apply { opportunity_id: String },
+    Review { opportunity_id: String, decision: ReviewDecision, comment: Option<String> },
+    Finalize { opportunity_id: String, amount: Money, reason: Option<String> },
+}
+
+#[derive(Debug, Clone)]
+pub enum PaymentStep {
+    Approve,
+    Reject { reason: Option<String> },
+    IssueInvoiceList,
+    InvoiceReceived,
+    Pay { method: PaymentMethod },
+}

@@ -1,0 +1,117 @@
+//! Rebate credits and withdrawals (DOMAIN.md §6) and cloud lab points (§7).
+
+use ledger_core::{Currency, Money};
+use ledger_domain::lab_points::{self, LabPoints, LabPointsCommand, LabPointsEvent, LabPointsState};
+use ledger_domain::partner::BankAccount;
+use ledger_domain::rebate::{self, Rebate, RebateCommand, RebateEvent, RebateState};
+
+use crate::{AppError, CommandContext, Ledger, Outcome};
+
+impl Ledger {
+    pub async fn rebate(&self, partner_id: &str) -> Result<RebateState, AppError> {
+        Ok(self.exec.load::<Rebate>(&rebate::stream_id(partner_id)).await?.0)
+    }
+
+    /// Credits a quarterly payment paid by `cloud_account_credit`; a repeat of the same
+    /// payment is a no-op.
+    pub async fn credit_rebate(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        source_id: String,
+        amount: Money,
+    ) -> Result<Outcome<RebateEvent>, AppError> {
+        let command = RebateCommand::CreditRebate { partner_id: partner_id.to_string(), source_id, amount };
+        // Its own step of the process: the request id of the payment call must not replay it.
+        let ctx = CommandContext { idempotency: None, ..ctx.clone() };
+        self.exec.execute::<Rebate>(&rebate::stream_id(partner_id), command, &ctx).await
+    }
+
+    pub async fn withdrawable(&self, partner_id: &str, currency: Currency) -> Result<Money, AppError> {
+        Ok(rebate::withdrawable(&self.rebate(partner_id).await?, currency))
+    }
+
+    pub async fn request_withdrawal(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        amount: Money,
+        bank_account: BankAccount,
+    ) -> Result<(String, Outcome<RebateEvent>), AppError> {
+        let legal_name = self.partner(partner_id).await?.legal_name().map(str::to_string);
+        let withdrawal_id = format!("W-{}", uuid::Uuid::now_v7().simple());
+        let command = RebateCommand::RequestWithdrawal {
+            partner_id: partner_id.to_string(),
+            withdrawal_id: withdrawal_id.clone(),
+            amount,
+            bank_account,
+            legal_name,
+        };
+        let outcome = self.exec.execute::<Rebate>(&rebate::stream_id(partner_id), command, ctx).await?;
+        let withdrawal_id = self.created_id(&outcome, "withdrawal_id").await?.unwrap_or(withdrawal_id);
+        Ok((withdrawal_id, outcome))
+    }
+
+    pub async fn withdrawal_step(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        withdrawal_id: &str,
+        step: WithdrawalStep,
+    ) -> Result<Outcome<RebateEvent>, AppError> {
+        let withdrawal_id = withdrawal_id.to_string();
+        let command = match step {
+            WithdrawalStep::Approve => RebateCommand::ApproveWithdrawal { withdrawal_id, calendar: self.calendar.clone() },
+            WithdrawalStep::Reject { reason } => RebateCommand::RejectWithdrawal { withdrawal_id, reason },
+            WithdrawalStep::Paid => RebateCommand::MarkWithdrawalPaid { withdrawal_id },
+            WithdrawalStep::Failed { reason } => RebateCommand::MarkWithdrawalFailed { withdrawal_id, reason },
+        };
+        self.exec.execute::<Rebate>(&rebate::stream_id(partner_id), command, ctx).await
+    }
+
+    pub async fn lab_points(&self, partner_id: &str) -> Result<LabPointsState, AppError> {
+        Ok(self.exec.load::<LabPoints>(&lab_points::stream_id(partner_id)).await?.0)
+    }
+
+    pub async fn apply_lab_points(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        points: u32,
+    ) -> Result<(String, Outcome<LabPointsEvent>), AppError> {
+        self.partner(partner_id).await?;
+        let application_id = format!("LP-{}", uuid::Uuid::now_v7().simple());
+        let command =
+            LabPointsCommand::Apply { partner_id: partner_id.to_string(), application_id: application_id.clone(), points };
+        let outcome = self.exec.execute::<LabPoints>(&lab_points::stream_id(partner_id), command, ctx).await?;
+        let application_id = self.created_id(&outcome, "application_id").await?.unwrap_or(application_id);
+        Ok((application_id, outcome))
+    }
+
+    pub async fn lab_points_step(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        command: LabPointsCommand,
+    ) -> Result<Outcome<LabPointsEvent>, AppError> {
+        self.exec.execute::<LabPoints>(&lab_points::stream_id(partner_id), command, ctx).await
+    }
+
+    /// For a write replayed by its request id: the id the first request created, read back
+    /// from the event it stored (a fresh id would name nothing).
+    pub(crate) async fn created_id<E>(&self, outcome: &Outcome<E>, field: &str) -> Result<Option<String>, AppError> {
+        let Outcome::Replayed { appended } = outcome else { return Ok(None) };
+        let events = self.exec.store().read_all(appended.first_position, 1).await?;
+        Ok(events.first().and_then(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.data).ok()?.get(field)?.as_str().map(str::to_string)
+        }))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum WithdrawalStep {
+    Approve,
+    Reject { reason: Option<String> },
+    Paid,
+    Failed { reason: Option<String> },
+}

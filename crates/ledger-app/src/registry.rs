@@ -1,0 +1,115 @@
+//! Partners, customers and policies: the reference facts other commands look up.
+
+use ledger_core::Currency;
+use ledger_domain::customer::{self, AssociationType, Customer, CustomerCommand, CustomerEvent, CustomerState};
+use ledger_domain::partner::{self, Partner, PartnerCommand, PartnerEvent, PartnerKind, PartnerLevel, PartnerState};
+use ledger_domain::policy::{self, Policies, PolicyBook, PolicyCommand, PolicyEvent};
+use ledger_domain::DomainError;
+
+use crate::{AppError, CommandContext, Ledger, Outcome};
+
+impl Ledger {
+    /// A registered partner's state, `NOT_FOUND` otherwise.
+    pub async fn partner(&self, partner_id: &str) -> Result<PartnerState, AppError> {
+        let (state, _) = self.exec.load::<Partner>(&partner::stream_id(partner_id)).await?;
+        if state.profile.is_none() {
+            return Err(DomainError::NotFound { what: "partner", id: partner_id.to_string() }.into());
+        }
+        Ok(state)
+    }
+
+    pub async fn register_partner(
+        &self,
+        ctx: &CommandContext,
+        partner_id: String,
+        name: String,
+        kind: PartnerKind,
+        parent_id: Option<String>,
+        level: Option<PartnerLevel>,
+    ) -> Result<Outcome<PartnerEvent>, AppError> {
+        ledger_core::ids::validate_id("partner_id", &partner_id)?;
+        let parent_kind = match &parent_id {
+            Some(parent) => {
+                ledger_core::ids::validate_id("parent_id", parent)?;
+                let (p, _) = self.exec.load::<Partner>(&partner::stream_id(parent)).await?;
+                p.profile.map(|p| p.kind)
+            }
+            None => None,
+        };
+        let command = PartnerCommand::Register { partner_id: partner_id.clone(), name, kind, parent_id, parent_kind, level };
+        self.exec.execute::<Partner>(&partner::stream_id(&partner_id), command, ctx).await
+    }
+
+    /// Certifications and level changes of an existing partner.
+    pub async fn change_partner(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        command: PartnerCommand,
+    ) -> Result<Outcome<PartnerEvent>, AppError> {
+        ledger_core::ids::validate_id("partner_id", partner_id)?;
+        self.partner(partner_id).await?;
+        self.exec.execute::<Partner>(&partner::stream_id(partner_id), command, ctx).await
+    }
+
+    pub async fn customer(&self, customer_id: &str) -> Result<CustomerState, AppError> {
+        ledger_core::ids::validate_id("customer_id", customer_id)?;
+        let (state, _) = self.exec.load::<Customer>(&customer::stream_id(customer_id)).await?;
+        if state.customer_id.is_none() {
+            return Err(DomainError::NotFound { what: "customer", id: customer_id.to_string() }.into());
+        }
+        Ok(state)
+    }
+
+    pub async fn associate_customer(
+        &self,
+        ctx: &CommandContext,
+        customer_id: String,
+        partner_id: String,
+        association_type: AssociationType,
+    ) -> Result<Outcome<CustomerEvent>, AppError> {
+        ledger_core::ids::validate_id("customer_id", &customer_id)?;
+        ledger_core::ids::validate_id("partner_id", &partner_id)?;
+        self.partner(&partner_id).await?;
+        let stream = customer::stream_id(&customer_id);
+        let command = CustomerCommand::Associate { customer_id, partner_id, association_type, effective_at: None };
+        self.exec.execute::<Customer>(&stream, command, ctx).await
+    }
+
+    /// A switch of the association type by the customer's partner (or by the operator on
+    /// its behalf: `acting_partner` is then the customer's current partner).
+    pub async fn switch_association_type(
+        &self,
+        ctx: &CommandContext,
+        customer_id: &str,
+        acting_partner: Option<&str>,
+        association_type: AssociationType,
+        effective_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Outcome<CustomerEvent>, AppError> {
+        let state = self.customer(customer_id).await?;
+        let current = state.latest().map(|a| a.partner_id.clone());
+        let partner_id = match (acting_partner, current) {
+            (Some(acting), Some(current)) if acting != current => {
+                return Err(DomainError::NotYourCustomer { customer_id: customer_id.to_string() }.into())
+            }
+            (_, Some(current)) => current,
+            (_, None) => return Err(DomainError::NoAssociation { customer_id: customer_id.to_string() }.into()),
+        };
+        let command = CustomerCommand::SwitchType { partner_id, association_type, effective_at };
+        self.exec.execute::<Customer>(&customer::stream_id(customer_id), command, ctx).await
+    }
+
+    pub async fn policies(&self, currency: Currency) -> Result<PolicyBook, AppError> {
+        Ok(self.exec.load::<Policies>(&policy::stream_id(currency)).await?.0)
+    }
+
+    pub async fn publish_policy(
+        &self,
+        ctx: &CommandContext,
+        command: PolicyCommand,
+    ) -> Result<Outcome<PolicyEvent>, AppError> {
+        let PolicyCommand::Publish { currency, .. } = &command;
+        let stream = policy::stream_id(*currency);
+        self.exec.execute::<Policies>(&stream, command, ctx).await
+    }
+}

@@ -1,0 +1,85 @@
+//! `ledger serve`: the HTTP API of API.md on the embedded store, with the projections
+//! running in the same process.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use ledger_api::auth::{new_master_key, Credentials};
+use ledger_api::AppState;
+use ledger_app::{Executor, Ledger};
+use ledger_projections::runner::spawn_live;
+use ledger_projections::Runner;
+use ledger_store::sqlite::SqliteStore;
+use ledger_store::EventStore;
+
+use crate::DataDir;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    data: DataDir,
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The first admin token (API.md: the bootstrap credential).
+    #[arg(long, env = "LEDGER_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+/// The master key that secret keys derive from: `LEDGER_MASTER_KEY`, else `<data>/master.key`
+/// (made on first start, readable by the owner only).
+fn master_key(dir: &Path) -> Result<Vec<u8>> {
+    if let Ok(k) = std::env::var("LEDGER_MASTER_KEY") {
+        anyhow::ensure!(k.len() >= 32, "LEDGER_MASTER_KEY must have at least 32 characters");
+        return Ok(k.into_bytes());
+    }
+    let path = dir.join("master.key");
+    if !path.exists() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(&path, new_master_key())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?.trim().as_bytes().to_vec())
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let store = Arc::new(SqliteStore::open(&args.data.dir)?);
+        let dyn_store: Arc<dyn EventStore> = store.clone();
+        let mut runner = Runner::open(&args.data.dir, ledger_projections::all())?;
+        let head = *dyn_store.head().borrow();
+        if runner.low_water() < head {
+            eprintln!("catching up projections from position {} to {head}...", runner.low_water());
+            runner.catch_up(&dyn_store, |_| {}).await?;
+        }
+        let (applied, projections) = spawn_live(runner, dyn_store.clone());
+        let credentials = Arc::new(Credentials::new(master_key(&args.data.dir)?, args.admin_token.as_deref()));
+        let state = Arc::new(AppState {
+            store: dyn_store.clone(),
+            ledger: Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone())))),
+            credentials,
+            applied,
+            reads: ledger_projections::ReadPool::new(&args.data.dir),
+            metrics: Default::default(),
+        });
+        state.load_credentials().await.map_err(|e| anyhow::anyhow!("loading credentials: {}", e.message))?;
+        if args.admin_token.is_none() {
+            eprintln!("warning: no LEDGER_ADMIN_TOKEN set; only credentials stored earlier can sign in");
+        }
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        println!("ledger listening on http://{}", listener.local_addr()?);
+        ledger_api::serve(state, listener).await?;
+        projections.abort();
+        store.close();
+        eprintln!("stopped cleanly");
+        Ok(())
+    })
+}

@@ -1,0 +1,238 @@
+//! The journal: every posting of every money event, one row each. It serves the trial
+//! balance (debits = credits per currency), balances as of any past time, and monthly
+//! statements. Amounts are stored as exact decimal text and summed in Rust with
+//! `Decimal`, never as SQL floats.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use ledger_core::{Currency, Money, Month, RecordedEvent};
+use ledger_domain::postings::Side;
+use rusqlite::{params, Connection, Transaction};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::runner::Projection;
+use crate::ProjectionError;
+
+pub struct Journal;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS journal (
+    position INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    occurred_at INTEGER NOT NULL,   -- business time, microseconds since the epoch (UTC)
+    owner TEXT NOT NULL,            -- 'partner:P1', 'customer:C9' or 'vendor'
+    account TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    side INTEGER NOT NULL,          -- 1 debit, 0 credit
+    amount TEXT NOT NULL,           -- exact, positive
+    kind TEXT NOT NULL,             -- the event type that moved the money
+    PRIMARY KEY (position, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS journal_owner ON journal (owner, occurred_at);
+";
+
+impl Projection for Journal {
+    fn name(&self) -> &'static str {
+        "journal"
+    }
+
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["journal"]
+    }
+
+    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        let postings = ledger_domain::journal::postings_of(&e.stream, &e.event_type, e.schema_version, &e.data)
+            .map_err(|err| ProjectionError::Decode { position: e.position, reason: err.to_string() })?;
+        if postings.is_empty() {
+            return Ok(());
+        }
+        if !ledger_domain::postings::is_balanced(&postings) {
+            return Err(ProjectionError::Decode { position: e.position, reason: "its postings do not balance".into() });
+        }
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO journal (position, seq, occurred_at, owner, account, currency, side, amount, kind) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for (seq, p) in postings.iter().enumerate() {
+            insert.execute(params![
+                e.position as i64,
+                seq as i64,
+                e.occurred_at.timestamp_micros(),
+                owner_of(&p.account),
+                p.account,
+                p.currency.as_str(),
+                matches!(p.side, Side::Debit) as i64,
+                p.amount.to_string(),
+                e.event_type,
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+/// `partner:P1:rebate` → `partner:P1`; `vendor:bank_payout` → `vendor`.
+pub fn owner_of(account: &str) -> String {
+    let mut parts = account.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(kind), Some(id), Some(_)) => format!("{kind}:{id}"),
+        (Some(kind), _, _) => kind.to_string(),
+        _ => account.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CurrencyTotals {
+    pub currency: Currency,
+    pub debits: Decimal,
+    pub credits: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrialBalance {
+    pub balanced: bool,
+    pub currencies: Vec<CurrencyTotals>,
+}
+
+/// Debits and credits per currency of every posting up to `as_of` (business time).
+pub fn trial_balance(conn: &Connection, as_of: Option<DateTime<Utc>>) -> Result<TrialBalance, ProjectionError> {
+    let until = as_of.map_or(i64::MAX, |t| t.timestamp_micros());
+    let mut stmt = conn.prepare_cached("SELECT currency, side, amount FROM journal WHERE occurred_at <= ?1")?;
+    let mut totals: BTreeMap<Currency, (Decimal, Decimal)> = BTreeMap::new();
+    let mut rows = stmt.query([until])?;
+    while let Some(r) = rows.next()? {
+        let currency = parse_currency(&r.get::<_, String>(0)?)?;
+        let amount = parse_decimal(&r.get::<_, String>(2)?)?;
+        let t = totals.entry(currency).or_default();
+        if r.get::<_, i64>(1)? == 1 {
+            t.0 += amount;
+        } else {
+            t.1 += amount;
+        }
+    }
+    let currencies: Vec<CurrencyTotals> =
+        totals.into_iter().map(|(currency, (debits, credits))| CurrencyTotals { currency, debits, credits }).collect();
+    Ok(TrialBalance { balanced: currencies.iter().all(|c| c.debits == c.credits), currencies })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Balance {
+    pub account: String,
+    pub balance: Money,
+}
+
+/// Every balance of `owner` (e.g. `partner:P1`) as it stood at `as_of`: debits − credits.
+pub fn balances(conn: &Connection, owner: &str, as_of: DateTime<Utc>) -> Result<Vec<Balance>, ProjectionError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT account, currency, side, amount FROM journal WHERE owner = ?1 AND occurred_at <= ?2",
+    )?;
+    let mut sums: BTreeMap<(String, Currency), Decimal> = BTreeMap::new();
+    let mut rows = stmt.query(params![owner, as_of.timestamp_micros()])?;
+    while let Some(r) = rows.next()? {
+        let key = (r.get::<_, String>(0)?, parse_currency(&r.get::<_, String>(1)?)?);
+        let amount = parse_decimal(&r.get::<_, String>(3)?)?;
+        let signed = if r.get::<_, i64>(2)? == 1 { amount } else { -amount };
+        *sums.entry(key).or_default() += signed;
+    }
+    Ok(sums
+        .into_iter()
+        .map(|((account, currency), amount)| Balance { account, balance: Money::new(amount, currency) })
+        .collect())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Movement {
+    pub kind: String,
+    /// `in` (debit: money arrives in the account) or `out`.
+    pub direction: &'static str,
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountStatement {
+    pub account: String,
+    pub opening: Money,
+    pub movements: Vec<Movement>,
+    pub closing: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Statement {
+    pub partner_id: String,
+    pub month: Month,
+    pub currency: Currency,
+    pub accounts: Vec<AccountStatement>,
+}
+
+/// A partner's statement for a month in one currency: for each of its accounts the
+/// opening balance, the movements of the month grouped by kind and direction, and the
+/// closing balance (closing = opening + ins − outs, checked).
+pub fn statement(
+    conn: &Connection,
+    partner_id: &str,
+    month: Month,
+    currency: Currency,
+) -> Result<Statement, ProjectionError> {
+    let owner = format!("partner:{partner_id}");
+    let (start, end) = (month.start().timestamp_micros(), month.end().timestamp_micros());
+    let mut stmt = conn.prepare_cached(
+        "SELECT account, occurred_at, side, amount, kind FROM journal \
+         WHERE owner = ?1 AND currency = ?2 AND occurred_at < ?3 ORDER BY position, seq",
+    )?;
+    struct Acc {
+        opening: Decimal,
+        moves: BTreeMap<(String, &'static str), Decimal>,
+    }
+    let mut accounts: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut rows = stmt.query(params![owner, currency.as_str(), end])?;
+    while let Some(r) = rows.next()? {
+        let account: String = r.get(0)?;
+        let at: i64 = r.get(1)?;
+        let debit = r.get::<_, i64>(2)? == 1;
+        let amount = parse_decimal(&r.get::<_, String>(3)?)?;
+        let acc = accounts.entry(account).or_insert_with(|| Acc { opening: Decimal::ZERO, moves: BTreeMap::new() });
+        if at < start {
+            acc.opening += if debit { amount } else { -amount };
+        } else {
+            *acc.moves.entry((r.get(4)?, if debit { "in" } else { "out" })).or_default() += amount;
+        }
+    }
+    let accounts = accounts
+        .into_iter()
+        .map(|(account, acc)| {
+            let mut closing = acc.opening;
+            let movements = acc
+                .moves
+                .into_iter()
+                .map(|((kind, direction), amount)| {
+                    closing += if direction == "in" { amount } else { -amount };
+                    Movement { kind, direction, amount: Money::new(amount, currency) }
+                })
+                .collect();
+            AccountStatement {
+                account,
+                opening: Money::new(acc.opening, currency),
+                movements,
+                closing: Money::new(closing, currency),
+            }
+        })
+        .collect();
+    Ok(Statement { partner_id: partner_id.to_string(), month, currency, accounts })
+}
+
+fn parse_decimal(s: &str) -> Result<Decimal, ProjectionError> {
+    s.parse().map_err(|_| corrupt(format!("journal amount {s:?} is not a decimal")))
+}
+
+fn parse_currency(s: &str) -> Result<Currency, ProjectionError> {
+    s.parse().map_err(|_| corrupt(format!("journal currency {s:?} is unknown")))
+}
+
+fn corrupt(reason: String) -> ProjectionError {
+    ProjectionError::Apply { projection: "journal", position: 0, reason }
+}

@@ -1,0 +1,73 @@
+//! Which partner an id belongs to: routes such as `POST /v1/coupons/{id}/usage` or
+//! `POST /v1/withdrawals/{id}/approve` name only the thing, while its events live in its
+//! partner's stream. The first event that carries an id field records the pair.
+
+use ledger_core::RecordedEvent;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde_json::Value;
+
+use crate::runner::Projection;
+use crate::ProjectionError;
+
+/// The id fields worth an entry, by the family of the stream that holds them.
+pub const ID_FIELDS: &[(&str, &str)] = &[
+    ("incentives", "opportunity_id"),
+    ("incentives", "payment_id"),
+    ("incentives", "record_id"),
+    ("coupons", "coupon_id"),
+    ("rebate", "withdrawal_id"),
+    ("lab", "application_id"),
+];
+
+pub struct Lookup;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS lookup (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    partner_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+";
+
+impl Projection for Lookup {
+    fn name(&self) -> &'static str {
+        "lookup"
+    }
+
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["lookup"]
+    }
+
+    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        let family = e.stream.split_once('-').map_or(e.stream.as_str(), |(f, _)| f);
+        let fields: Vec<&str> = ID_FIELDS.iter().filter(|(f, _)| *f == family).map(|(_, k)| *k).collect();
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let data: Value = serde_json::from_str(&e.data)
+            .map_err(|err| ProjectionError::Decode { position: e.position, reason: err.to_string() })?;
+        let Some(partner) = data.get("partner_id").and_then(Value::as_str) else { return Ok(()) };
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO lookup (kind, id, partner_id, stream) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        )?;
+        for field in fields {
+            if let Some(id) = data.get(field).and_then(Value::as_str) {
+                insert.execute(params![field, id, partner, e.stream])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The partner that owns `id` of `kind` (one of [`ID_FIELDS`]' names).
+pub fn partner_of(conn: &Connection, kind: &str, id: &str) -> Result<Option<String>, ProjectionError> {
+    Ok(conn
+        .query_row("SELECT partner_id FROM lookup WHERE kind = ?1 AND id = ?2", params![kind, id], |r| r.get(0))
+        .optional()?)
+}

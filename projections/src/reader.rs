@@ -1,0 +1,48 @@
+//! Queries run on a small pool of read-only connections, off the async threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+use crate::runner::open_reader;
+use crate::ProjectionError;
+
+/// Read connections kept open.
+pub const MAX_IDLE_READERS: usize = 8;
+
+#[derive(Clone)]
+pub struct ReadPool {
+    dir: PathBuf,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl ReadPool {
+    /// The projections' database must exist (the runner creates it).
+    pub fn new(dir: &Path) -> ReadPool {
+        ReadPool { dir: dir.to_path_buf(), idle: Arc::new(Mutex::new(Vec::new())) }
+    }
+
+    /// Runs `query` on a read connection in the blocking pool.
+    pub async fn read<T, F>(&self, query: F) -> Result<T, ProjectionError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ProjectionError> + Send + 'static,
+    {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match pool.idle.lock().expect("pool lock").pop() {
+                Some(c) => c,
+                None => open_reader(&pool.dir)?,
+            };
+            let result = query(&conn);
+            let mut idle = pool.idle.lock().expect("pool lock");
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| ProjectionError::Io(std::io::Error::other(e.to_string())))?
+    }
+}

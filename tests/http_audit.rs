@@ -1,0 +1,94 @@
+//! The HTTP service's plumbing through the real binary: authentication (401), roles (403),
+//! credentials, the auditor's endpoints, and bad requests (400/413/415), each answered in
+//! API.md's error shape and storing nothing.
+
+mod support;
+
+use serde_json::json;
+use support::{Server, ADMIN_TOKEN};
+
+#[test]
+fn credentials_roles_and_the_auditors_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+
+    let (status, body) = server.call("GET", "/v1/events", None, None);
+    assert_eq!((status, body["error_code"].as_str()), (401, Some("UNAUTHENTICATED")));
+    let (status, _) = server.call("GET", "/v1/events", Some("wrong"), None);
+    assert_eq!(status, 401);
+
+    let (status, auditor) =
+        server.call("POST", "/v1/credentials", Some(ADMIN_TOKEN), Some(json!({"role": "auditor"})));
+    assert_eq!(status, 201, "{auditor}");
+    let auditor_token = auditor["token"].as_str().unwrap().to_string();
+    assert!(auditor["secret_key"].as_str().unwrap().len() == 64);
+    let (status, partner) =
+        server.call("POST", "/v1/credentials", Some(ADMIN_TOKEN), Some(json!({"role": "partner", "partner_id": "P1"})));
+    assert_eq!(status, 201);
+    let partner_token = partner["token"].as_str().unwrap().to_string();
+
+    // Only an admin issues credentials; a partner never reads the global log.
+    let (status, body) = server.call("POST", "/v1/credentials", Some(&auditor_token), Some(json!({"role": "admin"})));
+    assert_eq!((status, body["error_code"].as_str()), (403, Some("FORBIDDEN")));
+    let (status, _) = server.call("GET", "/v1/events", Some(&partner_token), None);
+    assert_eq!(status, 403);
+
+    // The log holds the two credentials, hashed: no token or secret appears in it.
+    let (status, log) = server.call("GET", "/v1/events?from_position=1&limit=10", Some(&auditor_token), None);
+    assert_eq!(status, 200);
+    assert_eq!(log["total"], 2);
+    let text = log.to_string();
+    assert!(!text.contains(&auditor_token) && !text.contains(partner["secret_key"].as_str().unwrap()));
+    assert_eq!(log["items"][0]["type"], "CredentialIssued");
+    assert_eq!(log["items"][1]["prev_hash"], log["items"][0]["hash"]);
+    let (status, stream) = server.call("GET", "/v1/streams/credentials/events", Some(&auditor_token), None);
+    assert_eq!((status, stream["total"].as_u64()), (200, Some(2)));
+    let (status, _) = server.call("GET", "/v1/streams/nope/events", Some(&auditor_token), None);
+    assert_eq!(status, 404);
+    let (status, verdict) = server.call("GET", "/v1/audit/verify", Some(&auditor_token), None);
+    assert_eq!((status, verdict["ok"].as_bool(), verdict["checked"].as_u64()), (200, Some(true), Some(2)));
+
+    // Credentials survive a restart.
+    assert!(server.stop().success());
+    let server = Server::start(dir.path());
+    let (status, _) = server.call("GET", "/v1/audit/verify", Some(&auditor_token), None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn bad_requests_get_api_errors_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let post_raw = |content_type: &str, body: &[u8]| {
+        support::read(
+            ureq::post(&server.url("/v1/credentials"))
+                .set("X-Auth-Token", ADMIN_TOKEN)
+                .set("Content-Type", content_type)
+                .set("X-Request-Id", "r-1")
+                .send_bytes(body),
+        )
+    };
+    let (status, body) = post_raw("text/plain", br#"{"role":"auditor"}"#);
+    assert_eq!((status, body["error_code"].as_str()), (415, Some("UNSUPPORTED_MEDIA_TYPE")));
+    assert_eq!(body["request_id"], "r-1");
+    let (status, body) = post_raw("application/json", b"{not json");
+    assert_eq!((status, body["error_code"].as_str()), (400, Some("INVALID_FIELD")));
+    let (status, body) = post_raw("application/json", br#"{"role": 7}"#);
+    assert_eq!(status, 400);
+    assert!(body["error_msg"].as_str().unwrap().contains("role"), "{body}");
+    let (status, _) = post_raw("application/json", br#"{"role":"auditor","extra":1}"#);
+    assert_eq!(status, 400);
+    let (status, _) = post_raw("application/json", br#"{"role":"emperor"}"#);
+    assert_eq!(status, 400);
+    let (status, _) = post_raw("application/json", br#"{"role":"partner","partner_id":"P 1"}"#);
+    assert_eq!(status, 400);
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let (status, body) = post_raw("application/json", &big);
+    assert_eq!((status, body["error_code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")));
+    let (status, _) = server.call("GET", "/v1/events?limit=5000", Some(ADMIN_TOKEN), None);
+    assert_eq!(status, 400);
+    let (status, _) = server.call("GET", "/v1/nowhere", Some(ADMIN_TOKEN), None);
+    assert_eq!(status, 404);
+    let (_, log) = server.call("GET", "/v1/events", Some(ADMIN_TOKEN), None);
+    assert_eq!(log["total"], 0, "nothing was stored");
+}
