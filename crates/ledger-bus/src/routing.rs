@@ -1,0 +1,163 @@
+//! Where an event goes: its topic (by stream prefix, then type) and its key (the partner).
+//!
+//! The topic contract: one topic per event family, versioned in its name. A stream the
+//! relay does not know stops the relay: a new family must be routed on purpose, never
+//! published somewhere by accident.
+
+use ledger_core::RecordedEvent;
+use thiserror::Error;
+
+pub const TOPIC_PARTNERS: &str = "ledger.partners.v1";
+pub const TOPIC_POLICIES: &str = "ledger.policies.v1";
+pub const TOPIC_INCENTIVES: &str = "ledger.incentives.v1";
+pub const TOPIC_PAYMENTS: &str = "ledger.payments.v1";
+pub const TOPIC_ADJUSTMENTS: &str = "ledger.adjustments.v1";
+pub const TOPIC_COUPONS: &str = "ledger.coupons.v1";
+pub const TOPIC_WITHDRAWALS: &str = "ledger.withdrawals.v1";
+pub const TOPIC_LAB_POINTS: &str = "ledger.lab-points.v1";
+
+/// Every topic the relay may produce to (consumers subscribe to these).
+pub const ALL_TOPICS: [&str; 8] = [
+    TOPIC_PARTNERS,
+    TOPIC_POLICIES,
+    TOPIC_INCENTIVES,
+    TOPIC_PAYMENTS,
+    TOPIC_ADJUSTMENTS,
+    TOPIC_COUPONS,
+    TOPIC_WITHDRAWALS,
+    TOPIC_LAB_POINTS,
+];
+
+/// The stream that holds credential events (hashed tokens, access keys).
+///
+/// SECURITY: it is never published. Its events concern who may sign in, not money, and even
+/// hashed secrets must not leave the ledger: a topic is read by many systems, kept for days
+/// and copied to places the ledger cannot audit. The relay skips these events (they still
+/// move its checkpoint) and no configuration can turn that off.
+pub const CREDENTIALS_STREAM: &str = "credentials";
+
+/// Longest Kafka key the relay produces (a partner id is far shorter; this is a sanity
+/// bound against a malformed payload).
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// What the relay does with one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Produce to `topic` with `key`.
+    Publish { topic: &'static str, key: String },
+    /// Never published (the credentials stream).
+    Withheld,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RouteError {
+    #[error("event at position {position} (stream {stream}, type {event_type}) has no topic: unknown stream family")]
+    UnknownStream { position: u64, stream: String, event_type: String },
+    #[error("event at position {position} (stream {stream}) has no usable key: {reason}")]
+    NoKey { position: u64, stream: String, reason: String },
+}
+
+/// The topic of an event of `event_type` in `stream`, or `None` when no family matches.
+/// `Some(None)` means the stream is known and never published.
+pub fn topic_for(stream: &str, event_type: &str) -> Option<Option<&'static str>> {
+    if stream == CREDENTIALS_STREAM {
+        return Some(None);
+    }
+    let prefix = stream.split_once('-').map(|(p, _)| p)?;
+    let topic = match prefix {
+        "partner" | "customer" => TOPIC_PARTNERS,
+        "policies" => TOPIC_POLICIES,
+        "incentives" if event_type.starts_with("QuarterlyPayment") => TOPIC_PAYMENTS,
+        "incentives" => TOPIC_INCENTIVES,
+        "funds" => TOPIC_ADJUSTMENTS,
+        "coupons" => TOPIC_COUPONS,
+        "rebate" if event_type == "RebateCredited" => TOPIC_PAYMENTS,
+        "rebate" => TOPIC_WITHDRAWALS,
+        // `lab-points-{id}`: its prefix before the first '-' is "lab".
+        "lab" if stream.starts_with("lab-points-") => TOPIC_LAB_POINTS,
+        _ => return None,
+    };
+    Some(Some(topic))
+}
+
+/// The key: `data.partner_id` when present, else the stream id after its first '-'.
+/// `data` is the event's payload, already parsed.
+pub fn key_for(stream: &str, data: &serde_json::Value) -> Result<String, String> {
+    let key = match data.get("partner_id") {
+        Some(serde_json::Value::String(p)) => p.clone(),
+        Some(other) => return Err(format!("partner_id is not a string: {other}")),
+        None => match stream.strip_prefix("lab-points-") {
+            Some(rest) => rest.to_string(),
+            None => stream.split_once('-').map(|(_, rest)| rest.to_string()).unwrap_or_default(),
+        },
+    };
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(format!("key must be 1 to {MAX_KEY_BYTES} bytes, found {} bytes", key.len()));
+    }
+    Ok(key)
+}
+
+/// Routes one event whose payload has been parsed into `data`.
+pub fn route(event: &RecordedEvent, data: &serde_json::Value) -> Result<Route, RouteError> {
+    let topic = match topic_for(&event.stream, &event.event_type) {
+        None => {
+            return Err(RouteError::UnknownStream {
+                position: event.position,
+                stream: event.stream.clone(),
+                event_type: event.event_type.clone(),
+            })
+        }
+        Some(None) => return Ok(Route::Withheld),
+        Some(Some(topic)) => topic,
+    };
+    let key = key_for(&event.stream, data).map_err(|reason| RouteError::NoKey {
+        position: event.position,
+        stream: event.stream.clone(),
+        reason,
+    })?;
+    Ok(Route::Publish { topic, key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_family_goes_to_its_topic() {
+        let cases = [
+            ("partner-P1", "PartnerRegistered", TOPIC_PARTNERS),
+            ("customer-C1", "CustomerAssociated", TOPIC_PARTNERS),
+            ("policies-CNY", "PolicyPublished", TOPIC_POLICIES),
+            ("incentives-P1", "ConsumptionRecorded", TOPIC_INCENTIVES),
+            ("incentives-P1", "QuarterlyPaymentPaid", TOPIC_PAYMENTS),
+            ("incentives-P1", "QuarterlyPaymentRequested", TOPIC_PAYMENTS),
+            ("funds-D1", "AllocationMade", TOPIC_ADJUSTMENTS),
+            ("coupons-P1", "CouponIssued", TOPIC_COUPONS),
+            ("rebate-P1", "WithdrawalRequested", TOPIC_WITHDRAWALS),
+            ("rebate-P1", "RebateCredited", TOPIC_PAYMENTS),
+            ("lab-points-P1", "LabPointsApplied", TOPIC_LAB_POINTS),
+        ];
+        for (stream, ty, topic) in cases {
+            assert_eq!(topic_for(stream, ty), Some(Some(topic)), "{stream} {ty}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_never_published_and_unknown_streams_have_no_topic() {
+        assert_eq!(topic_for("credentials", "CredentialIssued"), Some(None));
+        assert_eq!(topic_for("credentials-x", "CredentialIssued"), None);
+        assert_eq!(topic_for("orders-1", "OrderPlaced"), None);
+        assert_eq!(topic_for("nodash", "Anything"), None);
+        assert_eq!(topic_for("lab-1", "LabPointsApplied"), None);
+    }
+
+    #[test]
+    fn the_key_is_the_partner_id_else_the_stream_id() {
+        assert_eq!(key_for("incentives-P1", &json!({"partner_id": "P9"})).unwrap(), "P9");
+        assert_eq!(key_for("partner-P1-x", &json!({})).unwrap(), "P1-x");
+        assert_eq!(key_for("lab-points-P7", &json!({})).unwrap(), "P7");
+        assert!(key_for("partner-", &json!({})).is_err());
+        assert!(key_for("partner-P1", &json!({"partner_id": 3})).is_err());
+    }
+}
