@@ -228,7 +228,7 @@ impl Relay {
                 }
             }
             // Read ahead while the window has room.
-            if pending.is_empty() && in_flight.len() < MAX_IN_FLIGHT && !goal.is_some_and(|g| next > g) {
+            if pending.is_empty() && in_flight.len() < MAX_IN_FLIGHT && goal.is_none_or(|g| next <= g) {
                 match self.source.read(next, READ_BATCH).await {
                     Ok(batch) if !batch.is_empty() => {
                         if batch[0].position != next {
