@@ -10,9 +10,12 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod bench;
+mod demo;
 mod events;
+mod projections_cmd;
 mod serve;
 mod soak;
+mod statement;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +44,14 @@ enum Command {
     Serve(serve::Args),
     /// Print the global log in order, one JSON event per line.
     Events(events::Args),
+    /// Generate a realistic sample history (`ledger demo seed --help`).
+    #[command(subcommand)]
+    Demo(demo::Command),
+    /// Read models: rebuild from the log, or show their checkpoints.
+    #[command(subcommand)]
+    Projections(projections_cmd::Command),
+    /// A partner's monthly statement (opening, movements by kind, closing) as CSV or JSON.
+    Statement(statement::Args),
     /// Audit commands for finance staff and auditors.
     #[command(subcommand)]
     Audit(audit::Command),
@@ -62,6 +73,9 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Events(args) => events::run(args),
+        Command::Demo(cmd) => demo::run(cmd),
+        Command::Projections(cmd) => projections_cmd::run(cmd),
+        Command::Statement(args) => statement::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Soak(args) => soak::run(args),

@@ -25,7 +25,14 @@ pub struct Args {
     /// The first admin token (API.md: the bootstrap credential).
     #[arg(long, env = "LEDGER_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Seed a sample history first when the store is empty (20 partners, 6 months ending
+    /// last month), and accept the admin token `demo-admin-token` unless one is given.
+    #[arg(long)]
+    demo: bool,
 }
+
+/// The admin token of `--demo` when none is configured: for a local sample only.
+pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 
 /// The master key that secret keys derive from: `LEDGER_MASTER_KEY`, else `<data>/master.key`
 /// (made on first start, readable by the owner only).
@@ -47,11 +54,19 @@ fn master_key(dir: &Path) -> Result<Vec<u8>> {
     Ok(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?.trim().as_bytes().to_vec())
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(mut args: Args) -> Result<()> {
+    if args.demo && args.admin_token.is_none() {
+        args.admin_token = Some(DEMO_ADMIN_TOKEN.to_string());
+    }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let store = Arc::new(SqliteStore::open(&args.data.dir)?);
         let dyn_store: Arc<dyn EventStore> = store.clone();
+        if args.demo && *dyn_store.head().borrow() == 0 {
+            eprintln!("seeding a sample history into {} ...", args.data.dir.display());
+            let plan = ledger_app::demo::DemoPlan::new(20, 6, chrono::Utc::now());
+            crate::demo::seed_with_progress(&dyn_store, &plan).await?;
+        }
         let mut runner = Runner::open(&args.data.dir, ledger_projections::all())?;
         let head = *dyn_store.head().borrow();
         if runner.low_water() < head {
@@ -75,11 +90,27 @@ pub fn run(args: Args) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        println!("ledger listening on http://{}", listener.local_addr()?);
+        let addr = listener.local_addr()?;
+        println!("ledger listening on http://{addr}");
+        if args.demo {
+            print_demo_help(&addr.to_string(), args.admin_token.as_deref().unwrap_or(DEMO_ADMIN_TOKEN));
+        }
         ledger_api::serve(state, listener).await?;
         projections.abort();
         store.close();
         eprintln!("stopped cleanly");
         Ok(())
     })
+}
+
+fn print_demo_help(addr: &str, token: &str) {
+    let quarter = ledger_core::Quarter::of(chrono::Utc::now());
+    let last_quarter = ledger_core::Month::of(quarter.start()).prev().quarter();
+    let year = ledger_core::Month::of(chrono::Utc::now()).year();
+    eprintln!(
+        "\nsample data is in; try (admin token {token}):\n  \
+         curl -s -H 'X-Auth-Token: {token}' 'http://{addr}/v1/incentive-months?year={year}&partner_id=P00001'\n  \
+         curl -s -H 'X-Auth-Token: {token}' 'http://{addr}/v1/quarterly-payments/eligibility?quarter={last_quarter}&partner_id=P00002'\n  \
+         curl -s -H 'X-Auth-Token: {token}' 'http://{addr}/v1/trial-balance'\n"
+    );
 }
