@@ -1,6 +1,8 @@
 //! Starts the real `ledger` binary for end-to-end tests and talks HTTP to it.
 #![allow(dead_code)]
 
+pub mod flows;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,15 +17,23 @@ pub struct Server {
 impl Server {
     /// `ledger serve` on a free port of the loopback, on the store in `dir`.
     pub fn start(dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        Server::start_with_env(dir, &[])
+    }
+
+    /// Like [`Server::start`], with extra `LEDGER_*` (or other) environment variables.
+    pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(dir)
             .env("LEDGER_ADMIN_TOKEN", ADMIN_TOKEN)
             .env_remove("LEDGER_MASTER_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("ledger serve starts");
+            .env_remove("LEDGER_INVOICE_ADDRESS")
+            .env_remove("LEDGER_INVOICE_MAILBOX");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("ledger serve starts");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let base = line.trim().strip_prefix("ledger listening on ").unwrap_or_else(|| panic!("{line}")).to_string();
@@ -35,7 +45,13 @@ impl Server {
     }
 
     /// A request with a token; answers (status, JSON body).
-    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         let mut req = ureq::request(method, &self.url(path));
         if let Some(t) = token {
             req = req.set("X-Auth-Token", t);
@@ -45,6 +61,67 @@ impl Server {
             None => req.call(),
         };
         read(resp)
+    }
+
+    /// A request with extra headers (e.g. `X-Request-Id`) and an optional JSON body.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = ureq::request(method, &self.url(path));
+        if let Some(t) = token {
+            req = req.set("X-Auth-Token", t);
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let resp = match body {
+            Some(b) => req.send_json(b.clone()),
+            None => req.call(),
+        };
+        read(resp)
+    }
+
+    /// A request whose body is sent as given, with the headers given (a `Content-Type`
+    /// only if the caller names one).
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, serde_json::Value) {
+        let mut req = ureq::request(method, &self.url(path));
+        if let Some(t) = token {
+            req = req.set("X-Auth-Token", t);
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        read(req.send_bytes(body))
+    }
+
+    /// A fresh credential of `role` (admin-issued); answers its token.
+    pub fn credential(&self, role: &str, partner_id: Option<&str>) -> String {
+        let mut body = serde_json::json!({"role": role});
+        if let Some(p) = partner_id {
+            body["partner_id"] = serde_json::json!(p);
+        }
+        let (status, answer) = self.call("POST", "/v1/credentials", Some(ADMIN_TOKEN), Some(body));
+        assert_eq!(status, 201, "issuing a {role} credential: {answer}");
+        answer["token"].as_str().expect("a token").to_string()
+    }
+
+    /// How many events the global log holds (`GET /v1/events` `total`).
+    pub fn events_total(&self) -> u64 {
+        let (status, log) = self.call("GET", "/v1/events?limit=1", Some(ADMIN_TOKEN), None);
+        assert_eq!(status, 200, "{log}");
+        log["total"].as_u64().expect("a total")
     }
 
     /// SIGTERM, and waits for a clean exit.

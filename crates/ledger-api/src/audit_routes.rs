@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use ledger_core::envelope::ChainVerifier;
 use ledger_core::Role;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::http::Caller;
+use crate::http::{Caller, Query};
 use crate::AppState;
 
 /// Largest page of a list (API.md: limit ≤ 1000).

@@ -70,6 +70,8 @@ impl IntoResponse for ApiError {
 
 fn status_of_code(code: &str) -> StatusCode {
     match code {
+        // Not bad input: the command does not fit the thing's current state (a rule, 409).
+        "INVALID_STATE" => StatusCode::CONFLICT,
         c if c.starts_with("INVALID_") || c == "CURRENCY_MISMATCH" => StatusCode::BAD_REQUEST,
         "NOT_FOUND" => StatusCode::NOT_FOUND,
         "PROJECTION_LAGGING" | "STORE_UNAVAILABLE" | "STORE_CLOSED" => StatusCode::SERVICE_UNAVAILABLE,
@@ -136,6 +138,7 @@ mod tests {
         assert_eq!(status_of_code("INVALID_AMOUNT"), StatusCode::BAD_REQUEST);
         assert_eq!(status_of_code("INVALID_MONTH"), StatusCode::BAD_REQUEST);
         assert_eq!(status_of_code("INSUFFICIENT_BALANCE"), StatusCode::CONFLICT);
+        assert_eq!(status_of_code("INVALID_STATE"), StatusCode::CONFLICT);
         assert_eq!(status_of_code("CONCURRENCY_CONFLICT"), StatusCode::CONFLICT);
         assert_eq!(status_of_code("IDEMPOTENCY_CONFLICT"), StatusCode::CONFLICT);
         assert_eq!(status_of_code("NOT_FOUND"), StatusCode::NOT_FOUND);

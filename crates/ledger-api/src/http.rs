@@ -152,6 +152,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// A query string that parses into `T`, else 400 `INVALID_FIELD` in API.md's error shape
+/// (axum's own rejection is plain text).
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => {
+                let mut e = ApiError::invalid("query", rejection.body_text());
+                e.request_id = header_str(&parts.headers, "x-request-id");
+                Err(e)
+            }
+        }
+    }
+}
+
 /// A JSON body: `Content-Type: application/json` (else 415) that parses into `T` (else
 /// 400 naming the field).
 pub struct JsonBody<T> {

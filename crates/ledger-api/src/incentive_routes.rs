@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::http::{wait_for_position, written, Caller, JsonBody};
+use crate::http::{wait_for_position, written, Caller, JsonBody, Query};
 use crate::scope::{owner_of, IdKind};
 use crate::AppState;
 

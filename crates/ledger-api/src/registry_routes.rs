@@ -101,6 +101,8 @@ pub struct AssociateCustomer {
     customer_id: String,
     partner_id: String,
     association_type: AssociationType,
+    /// Added to API.md's body: when the (first) association takes effect, default now.
+    effective_at: Option<DateTime<Utc>>,
 }
 
 pub async fn associate_customer(
@@ -110,8 +112,11 @@ pub async fn associate_customer(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin])?;
     let ctx = state.context(&caller, &body.raw);
-    let AssociateCustomer { customer_id, partner_id, association_type } = body.value;
-    let outcome = state.ledger.associate_customer(&ctx, customer_id.clone(), partner_id, association_type).await?;
+    let AssociateCustomer { customer_id, partner_id, association_type, effective_at } = body.value;
+    let outcome = state
+        .ledger
+        .associate_customer_from(&ctx, customer_id.clone(), partner_id, association_type, effective_at)
+        .await?;
     let customer = state.ledger.customer(&customer_id).await?;
     Ok(written(&outcome, customer_view(&customer, ctx.now)))
 }

@@ -98,7 +98,8 @@ impl Ledger {
     }
 
     /// A resale customer's consumption draws down its allocated balance (§3), in the fund
-    /// tree of the customer's partner; idempotent by the line's `record_id`.
+    /// tree of the customer's partner; idempotent by the line's `record_id`. Answers the
+    /// position of the drawdown when one was stored.
     pub(crate) async fn draw_down(
         &self,
         ctx: &CommandContext,
@@ -106,8 +107,8 @@ impl Ledger {
         customer_id: &str,
         record_id: &str,
         amount: Money,
-    ) -> Result<(), AppError> {
-        let Some(distributor_id) = self.fund_tree_of(partner_id).await? else { return Ok(()) };
+    ) -> Result<Option<u64>, AppError> {
+        let Some(distributor_id) = self.fund_tree_of(partner_id).await? else { return Ok(None) };
         let command = FundsCommand::DrawDown {
             record_id: record_id.to_string(),
             customer_id: customer_id.to_string(),
@@ -115,8 +116,8 @@ impl Ledger {
             consumed_at: ctx.now,
         };
         let ctx = CommandContext { idempotency: None, ..ctx.clone() };
-        self.exec.execute::<Funds>(&funds::stream_id(&distributor_id), command, &ctx).await?;
-        Ok(())
+        let outcome = self.exec.execute::<Funds>(&funds::stream_id(&distributor_id), command, &ctx).await?;
+        Ok(outcome.is_stored().then(|| outcome.position()).flatten())
     }
 
     pub async fn coupons(&self, partner_id: &str) -> Result<CouponsState, AppError> {

@@ -106,11 +106,15 @@ impl Ledger {
         // A resale customer's consumption draws down what it was allocated (§3). Run on
         // repeats too: the drawdown is idempotent by record_id, so a retried billing batch
         // completes a drawdown a crash interrupted.
+        let mut drawn_at = None;
         if association.association_type == ledger_domain::customer::AssociationType::Resale {
-            self.draw_down(ctx, &partner_id, &line.customer_id, &line.record_id, line.amount).await?;
+            drawn_at = self.draw_down(ctx, &partner_id, &line.customer_id, &line.record_id, line.amount).await?;
         }
         Ok(match outcome {
-            Outcome::Stored { appended, .. } => LineOutcome::Stored { partner_id, position: appended.last_position },
+            // The drawdown, when there is one, is the line's last event (read-your-writes).
+            Outcome::Stored { appended, .. } => {
+                LineOutcome::Stored { partner_id, position: appended.last_position.max(drawn_at.unwrap_or(0)) }
+            }
             _ => LineOutcome::Duplicate { partner_id },
         })
     }
@@ -299,11 +303,16 @@ impl Ledger {
             PaymentStep::InvoiceReceived => IncentiveCommand::ConfirmInvoiceReceived { payment_id },
             PaymentStep::Pay { method } => IncentiveCommand::PayQuarterlyPayment { payment_id, method },
         };
-        let outcome = self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await?;
-        if let Outcome::Stored { events, .. } = &outcome {
-            for e in events {
+        let mut outcome = self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await?;
+        if let Outcome::Stored { events, appended } = &mut outcome {
+            for e in events.iter() {
                 if let Some((source_id, amount)) = incentives::rebate_credit_for(e) {
-                    self.credit_rebate(ctx, partner_id, source_id, amount).await?;
+                    let credited = self.credit_rebate(ctx, partner_id, source_id, amount).await?;
+                    // The credit is this write's last event: a read waiting for the answer's
+                    // position must see it (API.md, read-your-writes).
+                    if let Some(p) = credited.position() {
+                        appended.last_position = appended.last_position.max(p);
+                    }
                 }
             }
         }

@@ -68,11 +68,25 @@ impl Ledger {
         partner_id: String,
         association_type: AssociationType,
     ) -> Result<Outcome<CustomerEvent>, AppError> {
+        self.associate_customer_from(ctx, customer_id, partner_id, association_type, None).await
+    }
+
+    /// Like [`Ledger::associate_customer`], in force from `effective_at` (default now). Only
+    /// a customer's first association may be back-dated, so that billing can bring the
+    /// consumption of months before the customer was entered here (the domain checks it).
+    pub async fn associate_customer_from(
+        &self,
+        ctx: &CommandContext,
+        customer_id: String,
+        partner_id: String,
+        association_type: AssociationType,
+        effective_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Outcome<CustomerEvent>, AppError> {
         ledger_core::ids::validate_id("customer_id", &customer_id)?;
         ledger_core::ids::validate_id("partner_id", &partner_id)?;
         self.partner(&partner_id).await?;
         let stream = customer::stream_id(&customer_id);
-        let command = CustomerCommand::Associate { customer_id, partner_id, association_type, effective_at: None };
+        let command = CustomerCommand::Associate { customer_id, partner_id, association_type, effective_at };
         self.exec.execute::<Customer>(&stream, command, ctx).await
     }
 
