@@ -11,9 +11,8 @@ use ledger_app::funds::AdjustmentDirection;
 use ledger_app::rebate::WithdrawalStep;
 use ledger_core::{Currency, Money, Role};
 use ledger_domain::coupons::coupon_view;
-use ledger_domain::funds::{AdjustmentKind, Counterparty};
+use ledger_domain::funds::{AdjustmentKind, Counterparty, CounterpartyType};
 use ledger_domain::lab_points::LabPointsCommand;
-use ledger_domain::partner::BankAccount;
 use ledger_projections::adjustments::{self, AdjustmentFilter};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,6 +20,7 @@ use serde_json::{json, Value};
 use crate::audit_routes::check_limit;
 use crate::error::ApiError;
 use crate::http::{wait_for_position, written, Caller, JsonBody, Query};
+use crate::registry_routes::BankAccountInput;
 use crate::scope::{owner_of, IdKind};
 use crate::AppState;
 
@@ -56,7 +56,7 @@ pub async fn grant_coupon_quota(State(state): State<Arc<AppState>>, caller: Call
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentBody {
-    counterparty: Counterparty,
+    counterparty: CounterpartyInput,
     amount: String,
     currency: String,
     remark: Option<String>,
@@ -64,21 +64,31 @@ pub struct AdjustmentBody {
     partner_id: Option<String>,
 }
 
+/// API.md `counterparty: {type, id}`, unknown fields refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CounterpartyInput {
+    #[serde(rename = "type")]
+    kind: CounterpartyType,
+    id: String,
+}
+
 async fn adjust(state: &AppState, caller: &Caller, direction: AdjustmentDirection, body: JsonBody<AdjustmentBody>) -> Written {
     caller.require(&[Role::Partner, Role::Admin])?;
     let req = body.value;
+    let counterparty = Counterparty { kind: req.counterparty.kind, id: req.counterparty.id };
     let operator = caller.partner_scope(req.partner_id.as_deref())?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
     let ctx = state.context(caller, &body.raw);
     let (record_id, outcome) =
-        state.ledger.adjust(&ctx, direction, &operator, req.counterparty.clone(), amount, req.remark.clone()).await?;
+        state.ledger.adjust(&ctx, direction, &operator, counterparty.clone(), amount, req.remark.clone()).await?;
     Ok(written(
         &outcome,
         json!({
             "record_id": record_id,
             "kind": match direction { AdjustmentDirection::Allocate => "allocate", AdjustmentDirection::Reclaim => "reclaim" },
             "operator_partner_id": operator,
-            "counterparty": req.counterparty,
+            "counterparty": counterparty,
             "amount": amount,
             "occurred_at": ledger_core::envelope::format_time(ctx.now),
             "remark": req.remark,
@@ -254,7 +264,7 @@ pub async fn withdrawable(State(state): State<Arc<AppState>>, caller: Caller, Qu
 pub struct WithdrawalRequest {
     amount: String,
     currency: String,
-    bank_account: BankAccount,
+    bank_account: BankAccountInput,
     partner_id: Option<String>,
 }
 
@@ -270,7 +280,7 @@ pub async fn request_withdrawal(State(state): State<Arc<AppState>>, caller: Call
     let partner = caller.partner_scope(req.partner_id.as_deref())?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
     let ctx = state.context(&caller, &body.raw);
-    let (id, outcome) = state.ledger.request_withdrawal(&ctx, &partner, amount, req.bank_account).await?;
+    let (id, outcome) = state.ledger.request_withdrawal(&ctx, &partner, amount, req.bank_account.into()).await?;
     withdrawal_answer(&state, &outcome, &partner, &id).await
 }
 

@@ -45,7 +45,23 @@ pub async fn register_partner(
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Certification {
     RealName { legal_name: String },
-    BusinessInfo { bank_account: BankAccount, tax_id: String },
+    BusinessInfo { bank_account: BankAccountInput, tax_id: String },
+}
+
+/// A bank account as a request gives it: unknown fields are refused here as in every body
+/// (the domain's `BankAccount` is also the stored shape, which stays lenient).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BankAccountInput {
+    holder_name: String,
+    number: String,
+    bank: String,
+}
+
+impl From<BankAccountInput> for BankAccount {
+    fn from(b: BankAccountInput) -> BankAccount {
+        BankAccount { holder_name: b.holder_name, number: b.number, bank: b.bank }
+    }
 }
 
 pub async fn certify_partner(
@@ -59,7 +75,7 @@ pub async fn certify_partner(
     let command = match body.value {
         Certification::RealName { legal_name } => PartnerCommand::CertifyRealName { legal_name },
         Certification::BusinessInfo { bank_account, tax_id } => {
-            PartnerCommand::CertifyBusinessInfo { bank_account, tax_id }
+            PartnerCommand::CertifyBusinessInfo { bank_account: bank_account.into(), tax_id }
         }
     };
     let outcome = state.ledger.change_partner(&ctx, &partner_id, command).await?;

@@ -211,8 +211,45 @@ impl Ledger {
                 ctx,
             )
             .await?;
-        let outcomes = outcomes.into_inner().expect("outcomes");
+        let outcomes = match &outcome {
+            // Replayed by its request id: the first call's answer, not today's.
+            Outcome::Replayed { appended } => self.replayed_reclaims(partner_id, appended, &items, now).await?,
+            _ => outcomes.into_inner().expect("outcomes"),
+        };
         Ok((outcomes, outcome))
+    }
+
+    /// The item outcomes of a reclaim batch replayed by its request id: the coupons its
+    /// stored events reclaimed succeed with their amounts; the other items failed then and
+    /// fail now for the same reason (a failed item changed nothing).
+    async fn replayed_reclaims(
+        &self,
+        partner_id: &str,
+        appended: &ledger_store::Appended,
+        items: &[ReclaimItem],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, Result<Money, DomainError>)>, AppError> {
+        let count = (appended.last_position + 1).saturating_sub(appended.first_position) as usize;
+        let stream = coupons::stream_id(partner_id);
+        let mut reclaimed = std::collections::BTreeMap::new();
+        for e in self.exec.store().read_all(appended.first_position, count).await? {
+            if e.stream != stream {
+                continue;
+            }
+            let event: CouponEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+                .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
+            if let CouponEvent::CouponReclaimed { coupon_id, amount, .. } = event {
+                reclaimed.insert(coupon_id, amount);
+            }
+        }
+        let state = self.coupons(partner_id).await?;
+        Ok(coupons::reclaim_outcomes(&state, items, now)
+            .into_iter()
+            .map(|(coupon_id, now_outcome)| match reclaimed.remove(&coupon_id) {
+                Some(amount) => (coupon_id, Ok(amount)),
+                None => (coupon_id, now_outcome),
+            })
+            .collect())
     }
 }
 
