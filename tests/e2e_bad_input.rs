@@ -255,6 +255,14 @@ fn malformed_mistyped_unknown_oversized_and_non_json_bodies() {
         400,
         "INVALID_FIELD",
     );
+    // Read-your-writes: a position never written is waited for, then 503; a position that
+    // is not a number is bad input.
+    let (status, body) = s.call("GET", "/v1/balances?min_position=abc", Some(&token), None);
+    assert_eq!((status, body["error_code"].as_str()), (400, Some("INVALID_FIELD")), "{body}");
+    let (status, body) = s.call("GET", "/v1/balances?min_position=-1", Some(&token), None);
+    assert_eq!((status, body["error_code"].as_str()), (400, Some("INVALID_FIELD")), "{body}");
+    let (status, body) = s.call("GET", "/v1/statements/2026-07?min_position=1000000", Some(&token), None);
+    assert_eq!((status, body["error_code"].as_str()), (503, Some("PROJECTION_LAGGING")), "{body}");
     // Unknown query parameters too.
     let (status, body) = s.call("GET", "/v1/incentive-months?year=2026&colour=red", Some(&token), None);
     assert_eq!((status, body["error_code"].as_str()), (400, Some("INVALID_FIELD")), "{body}");

@@ -136,6 +136,15 @@ fn another_partner_gets_403_for_everything_and_the_auditor_reads_but_never_write
     forbidden(&s, "GET", "/v1/audit/verify", &b, None);
     assert_eq!(s.events_total(), before, "nothing B tried stored anything");
 
+    // The token works as a bearer token too; a wrong one is 401.
+    let bearer = format!("Bearer {b}");
+    let (status, own) = s.send("GET", "/v1/coupons", None, &[("Authorization", &bearer)], None);
+    assert_eq!((status, own["total"].as_u64()), (200, Some(0)), "{own}");
+    let (status, own) = s.send("GET", "/v1/coupons?partner_id=A", None, &[("Authorization", &bearer)], None);
+    assert_eq!((status, own["error_code"].as_str()), (403, Some("FORBIDDEN")), "{own}");
+    let (status, own) = s.send("GET", "/v1/coupons", None, &[("Authorization", "Bearer not-a-token")], None);
+    assert_eq!((status, own["error_code"].as_str()), (401, Some("UNAUTHENTICATED")), "{own}");
+
     // B's own views hold nothing of A's.
     let own = read(&s, "/v1/incentive-months?year=2026", &b);
     assert_eq!(own["total"], 0, "{own}");

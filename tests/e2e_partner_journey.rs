@@ -174,6 +174,23 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     let owed = balances(&s, &token, &format!("min_position={}", pos(&sep)));
     assert_eq!(cents(&owed[&format!("partner:{P}:incentive_payable")]), 10200, "{owed:?}");
     assert_balanced(&s, &auditor, pos(&sep));
+    // This month's statement shows the finalizations on the payable account.
+    let month_now = ledger_core::Month::of(Utc::now()).to_string();
+    let statement = read(&s, &format!("/v1/statements/{month_now}?currency=CNY&min_position={}", pos(&sep)), &token);
+    let payable = statement["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == format!("partner:{P}:incentive_payable"))
+        .unwrap_or_else(|| panic!("{statement}"));
+    assert_eq!(cents(&payable["closing"]), 10200, "{statement}");
+    if month_now == month_at_start {
+        assert_eq!(payable["movements"][0]["kind"], "IncentiveMonthFinalized", "{statement}");
+        assert_eq!(
+            (payable["movements"][0]["direction"].as_str(), cents(&payable["movements"][0]["amount"])),
+            (Some("in"), 10200)
+        );
+    }
 
     // Eligibility, then the request.
     let e = read(&s, "/v1/quarterly-payments/eligibility?quarter=2026Q3", &token);
@@ -232,6 +249,25 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
 
     // The answer's position is that of the write's last event: the rebate credit.
     assert!(pos(&paid) >= last_event_position(&s, "RebateCredited"), "{paid}");
+    // Balances as of a time: just before the payment the payable is still owed; from its
+    // business time on, it sits in the rebate balance.
+    let log = read(&s, &format!("/v1/events?from_position={}&limit=1000", pos(&sep)), &auditor);
+    let paid_event =
+        log["items"].as_array().unwrap().iter().find(|e| e["type"] == "QuarterlyPaymentPaid").expect("paid");
+    let paid_at: chrono::DateTime<Utc> = paid_event["occurred_at"].as_str().unwrap().parse().unwrap();
+    let as_of = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let just_before = balances(
+        &s,
+        &token,
+        &format!("as_of={}&min_position={}", as_of(paid_at - chrono::Duration::microseconds(1)), pos(&paid)),
+    );
+    assert_eq!(cents(&just_before[&format!("partner:{P}:incentive_payable")]), 10200, "{just_before:?}");
+    assert!(!just_before.contains_key(&format!("partner:{P}:rebate")), "{just_before:?}");
+    let at_pay = balances(&s, &token, &format!("as_of={}", as_of(paid_at)));
+    assert_eq!(cents(&at_pay[&format!("partner:{P}:rebate")]), 10200, "{at_pay:?}");
+    // The trial balance as of a time before anything: empty and balanced.
+    let empty = read(&s, "/v1/trial-balance?as_of=2020-01-01T00:00:00Z", &auditor);
+    assert_eq!((empty["balanced"].as_bool(), empty["currencies"].clone()), (Some(true), json!([])), "{empty}");
 
     // The payable moved to the rebate balance: withdrawable = payable, and the projections
     // show it at the pay's position.
