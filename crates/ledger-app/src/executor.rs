@@ -97,6 +97,36 @@ impl Executor {
         Ok((state, version))
     }
 
+    /// Like [`Executor::load`], but takes the cached state out of the cache instead of
+    /// cloning it; the caller puts it back with `remember`. A concurrent command on the same
+    /// stream meanwhile rebuilds from the store: slower, never wrong.
+    async fn take<D>(&self, stream: &str) -> Result<(D::State, u64), AppError>
+    where
+        D: Decider,
+        D::State: Send + Sync + 'static,
+        D::Event: EventFamily,
+    {
+        let cached = self.cache.lock().expect("cache lock").remove(stream);
+        let (mut state, mut version) = match cached {
+            Some((v, s)) => match s.downcast::<D::State>() {
+                Ok(s) => (Arc::try_unwrap(s).unwrap_or_else(|shared| (*shared).clone()), v),
+                Err(_) => (D::State::default(), 0),
+            },
+            None => (D::State::default(), 0),
+        };
+        loop {
+            let batch = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
+            let Some(last) = batch.last().map(|e| e.version) else { break };
+            for e in &batch {
+                let event: D::Event = decode(&e.event_type, e.schema_version, &e.data)
+                    .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
+                state = D::evolve(state, &event);
+            }
+            version = last;
+        }
+        Ok((state, version))
+    }
+
     /// Decides `command` against the stream's current state and appends the result.
     pub async fn execute<D>(
         &self,
@@ -130,10 +160,25 @@ impl Executor {
             return Ok(replayed);
         }
         for attempt in 1..=MAX_ATTEMPTS {
-            let (state, version) = self.load::<D>(stream).await?;
-            let command = make(&state)?;
-            let events = D::decide(&state, command, ctx.now)?;
+            // The cached state is taken out, not cloned: a long stream's state is decided on
+            // and evolved in place, and put back at its new version.
+            let (state, version) = self.take::<D>(stream).await?;
+            let command = match make(&state) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.remember(stream, version, state);
+                    return Err(e);
+                }
+            };
+            let events = match D::decide(&state, command, ctx.now) {
+                Ok(events) => events,
+                Err(e) => {
+                    self.remember(stream, version, state);
+                    return Err(e.into());
+                }
+            };
             if events.is_empty() {
+                self.remember(stream, version, state);
                 return Ok(Outcome::Unchanged { stream_version: version });
             }
             let new_events = events.iter().map(|e| to_new_event(e, ctx.now)).collect();

@@ -31,6 +31,29 @@ pub enum Command {
         #[arg(long)]
         markdown: Option<PathBuf>,
     },
+    /// Load on `ledger serve` over loopback: write commands/s and reads/s with p50/p99 at
+    /// N connections, beside /healthz as the baseline.
+    Http {
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Partners the writes spread over (one incentive stream each).
+        #[arg(long, default_value_t = 64)]
+        partners: usize,
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
+    /// Rebuild every projection over generated histories of these sizes (events), with
+    /// raw SQLite inserts as the baseline and the peak memory.
+    Replay {
+        #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+        events: Vec<u64>,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: Command) -> Result<()> {
@@ -48,6 +71,33 @@ pub fn run(cmd: Command) -> Result<()> {
             if let Some(path) = markdown {
                 write_section(&path, "append", &report)?;
                 eprintln!("wrote the figures into {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Http { connections, seconds, partners, markdown } => {
+            anyhow::ensure!((1..=1024).contains(&connections) && (1..=600).contains(&seconds) && (1..=10_000).contains(&partners), "limits: connections 1..=1024, seconds 1..=600, partners 1..=10000");
+            let phases = crate::bench_http::run(connections, seconds, partners)?;
+            let report = crate::bench_http::report(&phases, connections);
+            println!("{report}");
+            if let Some(path) = markdown {
+                write_section(&path, "http", &report)?;
+            }
+            Ok(())
+        }
+        Command::Replay { events, dir, markdown } => {
+            anyhow::ensure!(events.iter().all(|&e| (1_000..=20_000_000).contains(&e)), "--events takes 1000 to 20000000");
+            let dir = dir.unwrap_or_else(std::env::temp_dir);
+            let rt = tokio::runtime::Runtime::new()?;
+            let mut figures = vec![];
+            for n in events {
+                let f = rt.block_on(crate::bench_replay::replay_bench(&dir, n))?;
+                eprintln!("{} events replayed in {:.2} s ({:.0} events/s)", f.events, f.seconds, f.events as f64 / f.seconds);
+                figures.push(f);
+            }
+            let report = crate::bench_replay::report(&figures);
+            println!("{report}");
+            if let Some(path) = markdown {
+                write_section(&path, "replay", &report)?;
             }
             Ok(())
         }

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod bench;
+mod bench_http;
+mod bench_replay;
 mod demo;
 mod events;
 mod projections_cmd;

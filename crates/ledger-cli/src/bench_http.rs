@@ -1,0 +1,129 @@
+//! `ledger bench http`: a load generator against the real `ledger serve` on loopback.
+//! Starts the binary on a fresh store, registers partners and customers, then measures
+//! write commands/s (one consumption line per request, spread over the partners) and
+//! reads/s (a partner's incentive months) with p50/p99 latency at N connections, beside
+//! `/healthz` on the same connections as the baseline: what HTTP alone costs here.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+const TOKEN: &str = "bench-admin-token";
+
+pub struct Phase {
+    pub name: &'static str,
+    pub requests: u64,
+    pub errors: u64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+pub fn run(connections: usize, seconds: u64, partners: usize) -> Result<Vec<Phase>> {
+    let dir = tempfile::tempdir()?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .env("LEDGER_ADMIN_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("server stdout")?).read_line(&mut line)?;
+    let base = line.trim().strip_prefix("ledger listening on ").context("server address")?.to_string();
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(async {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
+        setup(&client, &base, partners).await?;
+        let writes = phase(&client, &base, connections, seconds, "writes", partners).await;
+        let reads = phase(&client, &base, connections, seconds, "reads", partners).await;
+        let health = phase(&client, &base, connections, seconds, "healthz", partners).await;
+        anyhow::Ok(vec![writes, reads, health])
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+async fn post(client: &reqwest::Client, url: String, body: serde_json::Value) -> Result<()> {
+    let r = client.post(url).header("X-Auth-Token", TOKEN).json(&body).send().await?;
+    anyhow::ensure!(r.status().is_success(), "setup call failed: {}", r.text().await.unwrap_or_default());
+    Ok(())
+}
+
+async fn setup(client: &reqwest::Client, base: &str, partners: usize) -> Result<()> {
+    post(client, format!("{base}/v1/policies"), json!({"effective_month": "2026-01", "currency": "CNY", "rates": [{"product": "ECS", "rate": "0.05"}]})).await?;
+    for p in 0..partners {
+        post(client, format!("{base}/v1/partners"), json!({"partner_id": format!("B{p}"), "name": format!("Bench {p}"), "kind": "solution_provider"})).await?;
+        post(client, format!("{base}/v1/customers"), json!({"customer_id": format!("BC{p}"), "partner_id": format!("B{p}"), "association_type": "referral"})).await?;
+    }
+    Ok(())
+}
+
+async fn phase(client: &reqwest::Client, base: &str, connections: usize, seconds: u64, name: &'static str, partners: usize) -> Phase {
+    let seq = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let (client, base, seq) = (client.clone(), base.to_string(), seq.clone());
+            tokio::spawn(async move {
+                let mut latencies = vec![];
+                let mut errors = 0u64;
+                let partner = c % partners;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let req = match name {
+                        "writes" => {
+                            let n = seq.fetch_add(1, Ordering::Relaxed);
+                            client.post(format!("{base}/v1/consumption")).json(&json!({"records": [{
+                                "record_id": format!("W{n}"), "customer_id": format!("BC{partner}"), "product": "ECS",
+                                "amount": "100.00", "currency": "CNY",
+                                "consumed_at": "2026-07-14T03:00:00Z", "settled_at": "2026-07-15T03:00:00Z"}]}))
+                        }
+                        "reads" => client.get(format!("{base}/v1/incentive-months?year=2026&partner_id=B{partner}")),
+                        _ => client.get(format!("{base}/healthz")),
+                    };
+                    let ok = match req.header("X-Auth-Token", TOKEN).send().await {
+                        Ok(r) => {
+                            let ok = r.status().is_success();
+                            let body = r.bytes().await;
+                            ok && body.is_ok() && (name != "writes" || !body.unwrap().windows(8).any(|w| w == b"rejected"))
+                        }
+                        Err(_) => false,
+                    };
+                    if ok {
+                        latencies.push(t.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut all = vec![];
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("load task");
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    Phase { name, requests: all.len() as u64, errors, per_second: all.len() as f64 / elapsed, p50_ms: pct(0.50), p99_ms: pct(0.99) }
+}
+
+pub fn report(phases: &[Phase], connections: usize) -> String {
+    let mut out = format!("{connections} connections, loopback, release build, server and load generator on the same 2 cores.\n\n| phase | ok requests | errors | per second | p50 ms | p99 ms |\n|---|---|---|---|---|---|\n");
+    for p in phases {
+        out += &format!("| {} | {} | {} | {:.0} | {:.1} | {:.1} |\n", p.name, p.requests, p.errors, p.per_second, p.p50_ms, p.p99_ms);
+    }
+    out
+}

@@ -1,0 +1,113 @@
+//! `ledger bench replay`: rebuilds every projection over generated histories of growing
+//! size and prints events/s, with raw SQLite inserts of the journal's rows as the baseline
+//! run in the same process, and the process's peak memory.
+//!
+//! The history is generated once per size through the real use cases into the in-memory
+//! store (generation is not what is measured), then replayed into a fresh `projections.db`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use chrono::Utc;
+use ledger_app::demo::{seed, DemoPlan};
+use ledger_app::{Executor, Ledger};
+use ledger_projections::Runner;
+use ledger_store::memory::MemoryStore;
+use ledger_store::EventStore;
+
+/// Events a generated partner contributes per month with `lines` lines per customer
+/// (three customers), measured: used to size the plan for a target event count.
+const EVENTS_PER_PARTNER_MONTH_PER_LINE: f64 = 2.6;
+
+pub struct ReplayFigure {
+    pub events: u64,
+    pub seconds: f64,
+    pub baseline_rows_per_s: f64,
+    pub journal_rows: u64,
+    pub peak_rss_mib: f64,
+}
+
+pub async fn replay_bench(dir: &Path, target_events: u64) -> Result<ReplayFigure> {
+    let months = 12;
+    let lines = 20;
+    let partners = ((target_events as f64) / (EVENTS_PER_PARTNER_MONTH_PER_LINE * lines as f64 * months as f64)).ceil() as usize;
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let ledger = Ledger::new(Arc::new(Executor::new(store.clone())));
+    let mut plan = DemoPlan::new(partners.max(1), months, Utc::now());
+    plan.lines_per_customer = lines;
+    let bar = crate::bench::progress_bar(u64::from(months), &format!("generating ~{target_events} events"));
+    seed(&ledger, &plan, |d, _| bar.set_position(u64::from(d))).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    bar.finish_and_clear();
+    let events = *store.head().borrow();
+
+    let db_dir = tempfile::tempdir_in(dir)?;
+    let mut runner = Runner::open(db_dir.path(), ledger_projections::all())?;
+    let bar = crate::bench::progress_bar(events, "replaying");
+    let started = Instant::now();
+    runner.catch_up(&store, |n| bar.inc(n)).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    drop(runner);
+
+    let conn = ledger_projections::runner::open_reader(db_dir.path())?;
+    let journal_rows: u64 = conn.query_row("SELECT count(*) FROM journal", [], |r| r.get(0))?;
+    let baseline_rows_per_s = raw_inserts(dir, journal_rows.max(10_000))?;
+    Ok(ReplayFigure { events, seconds, baseline_rows_per_s, journal_rows, peak_rss_mib: peak_rss_mib() })
+}
+
+/// Raw SQLite inserts of `rows` journal-shaped rows in batches of 5,000 per transaction,
+/// with the projections' pragmas: what the disk and SQLite alone allow.
+fn raw_inserts(dir: &Path, rows: u64) -> Result<f64> {
+    let tmp = tempfile::tempdir_in(dir)?;
+    let conn = ledger_projections::runner::open_connection(&tmp.path().join("raw.db"))?;
+    conn.execute_batch(
+        "CREATE TABLE raw (position INTEGER, seq INTEGER, occurred_at INTEGER, owner TEXT, account TEXT, \
+         currency TEXT, side INTEGER, amount TEXT, kind TEXT, PRIMARY KEY (position, seq)) WITHOUT ROWID; \
+         CREATE INDEX raw_owner ON raw (owner, occurred_at);",
+    )?;
+    let started = Instant::now();
+    let mut i = 0u64;
+    while i < rows {
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached("INSERT INTO raw VALUES (?1, 0, ?2, ?3, ?4, 'CNY', ?5, ?6, 'ConsumptionRecorded')")?;
+            for _ in 0..5_000.min(rows - i) {
+                let owner = format!("partner:P{:05}", i % 997);
+                st.execute(rusqlite::params![i as i64, 1_780_000_000_000_000i64 + i as i64, owner, format!("{owner}:rebate"), (i % 2) as i64, format!("{}.{:02}", i % 9_000, i % 100)])?;
+                i += 1;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(rows as f64 / started.elapsed().as_secs_f64())
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+pub fn report(figures: &[ReplayFigure]) -> String {
+    let mut out = String::from(
+        "| events | rebuild s | events/s | journal rows | raw SQLite inserts/s (same process) | rebuild rows/s ÷ raw | peak RSS MiB |\n|---|---|---|---|---|---|---|\n",
+    );
+    for f in figures {
+        let rows_per_s = f.journal_rows as f64 / f.seconds;
+        out += &format!(
+            "| {} | {:.2} | {:.0} | {} | {:.0} | {:.0}% | {:.0} |\n",
+            f.events,
+            f.seconds,
+            f.events as f64 / f.seconds,
+            f.journal_rows,
+            f.baseline_rows_per_s,
+            100.0 * rows_per_s / f.baseline_rows_per_s,
+            f.peak_rss_mib
+        );
+    }
+    out
+}
