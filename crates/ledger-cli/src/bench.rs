@@ -44,6 +44,8 @@ pub enum Command {
         #[arg(long)]
         markdown: Option<PathBuf>,
     },
+    /// Relay throughput to librdkafka's mock cluster beside the raw producer.
+    Relay(ledger_bus::cli::BenchRelayArgs),
     /// Rebuild every projection over generated histories of these sizes (events), with
     /// raw SQLite inserts as the baseline and the peak memory.
     Replay {
@@ -84,6 +86,7 @@ pub fn run(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Relay(args) => tokio::runtime::Runtime::new()?.block_on(args.run()),
         Command::Replay { events, dir, markdown } => {
             anyhow::ensure!(events.iter().all(|&e| (1_000..=20_000_000).contains(&e)), "--events takes 1000 to 20000000");
             let dir = dir.unwrap_or_else(std::env::temp_dir);

@@ -52,6 +52,10 @@ enum Command {
     /// Read models: rebuild from the log, or show their checkpoints.
     #[command(subcommand)]
     Projections(projections_cmd::Command),
+    /// Publish the global log to Kafka, one topic per family, from a durable checkpoint.
+    Relay(ledger_bus::cli::RelayArgs),
+    /// The reference downstream consumer: per-partner paid totals, deduplicated by event id.
+    Consume(ledger_bus::cli::ConsumeArgs),
     /// A partner's monthly statement (opening, movements by kind, closing) as CSV or JSON.
     Statement(statement::Args),
     /// Audit commands for finance staff and auditors.
@@ -78,6 +82,8 @@ fn main() -> Result<()> {
         Command::Demo(cmd) => demo::run(cmd),
         Command::Projections(cmd) => projections_cmd::run(cmd),
         Command::Statement(args) => statement::run(args),
+        Command::Relay(args) => tokio::runtime::Runtime::new()?.block_on(args.run()),
+        Command::Consume(args) => tokio::runtime::Runtime::new()?.block_on(args.run()),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Soak(args) => soak::run(args),

@@ -29,6 +29,8 @@ pub struct Args {
     /// last month), and accept the admin token `demo-admin-token` unless one is given.
     #[arg(long)]
     demo: bool,
+    #[command(flatten)]
+    kafka: ledger_bus::cli::ServeKafkaArgs,
 }
 
 /// The admin token of `--demo` when none is configured: for a local sample only.
@@ -74,6 +76,7 @@ pub fn run(mut args: Args) -> Result<()> {
             runner.catch_up(&dyn_store, |_| {}).await?;
         }
         let (applied, projections) = spawn_live(runner, dyn_store.clone());
+        let relay = ledger_bus::cli::spawn_in_serve(&args.kafka, &args.data.dir, dyn_store.clone())?;
         let credentials = Arc::new(Credentials::new(master_key(&args.data.dir)?, args.admin_token.as_deref()));
         let state = Arc::new(AppState {
             store: dyn_store.clone(),
@@ -96,6 +99,10 @@ pub fn run(mut args: Args) -> Result<()> {
             print_demo_help(&addr.to_string(), args.admin_token.as_deref().unwrap_or(DEMO_ADMIN_TOKEN));
         }
         ledger_api::serve(state, listener).await?;
+        if let Some(relay) = relay {
+            let stats = relay.shutdown().await?;
+            eprintln!("kafka relay stopped: {stats:?}");
+        }
         projections.abort();
         store.close();
         eprintln!("stopped cleanly");

@@ -1,0 +1,122 @@
+//! The application layer's own duties, over the in-memory store: routing a line to the
+//! customer's partner, `record_id` unique across the whole ledger, the resale drawdown,
+//! the rebate credit of a cloud-account payment happening once, and no overdraw when
+//! many callers race for the same pool.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use ledger_app::funds::AdjustmentDirection;
+use ledger_app::incentives::{ConsumptionInput, LineOutcome};
+use ledger_app::{AppError, CommandContext, Executor, Ledger};
+use ledger_core::{Actor, CommandMeta, Currency, Money, Role};
+use ledger_domain::customer::AssociationType;
+use ledger_domain::funds::Counterparty;
+use ledger_domain::partner::PartnerKind;
+use ledger_store::memory::MemoryStore;
+use ledger_store::EventStore;
+use rust_decimal::Decimal;
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn ctx(now: DateTime<Utc>) -> CommandContext {
+    CommandContext { meta: CommandMeta::new(Actor { principal: "test".into(), role: Role::Admin }), now, idempotency: None }
+}
+
+fn cny(s: &str) -> Money {
+    Money::parse_positive(s, "CNY").unwrap()
+}
+
+async fn ledger_with_partners() -> (Ledger, Arc<dyn EventStore>) {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let ledger = Ledger::new(Arc::new(Executor::new(store.clone())));
+    let c = ctx(Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap());
+    ledger.register_partner(&c, "D1".into(), "Dist".into(), PartnerKind::Distributor, None, None).await.unwrap();
+    ledger.register_partner(&c, "S1".into(), "Solutions".into(), PartnerKind::SolutionProvider, None, None).await.unwrap();
+    ledger.associate_customer(&c, "C1".into(), "D1".into(), AssociationType::Resale).await.unwrap();
+    ledger.associate_customer(&c, "C2".into(), "S1".into(), AssociationType::Referral).await.unwrap();
+    (ledger, store)
+}
+
+fn line(record_id: &str, customer: &str, amount: &str) -> ConsumptionInput {
+    ConsumptionInput {
+        record_id: record_id.into(),
+        customer_id: customer.into(),
+        product: "ECS".into(),
+        amount: cny(amount),
+        consumed_at: at("2026-07-10T02:00:00Z"),
+        settled_at: at("2026-07-11T02:00:00Z"),
+    }
+}
+
+#[tokio::test]
+async fn a_record_id_is_unique_across_partners() {
+    let (ledger, store) = ledger_with_partners().await;
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    let first = ledger.record_consumption(&c, line("R1", "C1", "100.00")).await.unwrap();
+    assert!(matches!(first, LineOutcome::Stored { ref partner_id, .. } if partner_id == "D1"));
+    let head = *store.head().borrow();
+    // The same line again: a no-op.
+    let again = ledger.record_consumption(&c, line("R1", "C1", "100.00")).await.unwrap();
+    assert_eq!(again, LineOutcome::Duplicate { partner_id: "D1".into() });
+    // The same id for another partner's customer: a conflict, nothing stored.
+    let other = ledger.record_consumption(&c, line("R1", "C2", "100.00")).await.unwrap_err();
+    assert_eq!(other.code(), "DUPLICATE_RECORD_CONFLICT");
+    let changed = ledger.record_consumption(&c, line("R1", "C1", "100.01")).await.unwrap_err();
+    assert_eq!(changed.code(), "DUPLICATE_RECORD_CONFLICT");
+    assert_eq!(*store.head().borrow(), head, "nothing stored by the repeats");
+    // A customer with no association.
+    let none = ledger.record_consumption(&c, line("R2", "C404", "1.00")).await.unwrap_err();
+    assert_eq!(none.code(), "NO_ASSOCIATION");
+}
+
+#[tokio::test]
+async fn resale_consumption_draws_down_what_the_customer_was_allocated() {
+    let (ledger, _) = ledger_with_partners().await;
+    let c = ctx(at("2026-07-01T00:00:00Z"));
+    ledger.credit_funds(&c, "D1", cny("1000.00")).await.unwrap();
+    ledger.adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("300.00"), None).await.unwrap();
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    ledger.record_consumption(&c, line("R1", "C1", "120.00")).await.unwrap();
+    // A repeat of the line does not draw twice.
+    ledger.record_consumption(&c, line("R1", "C1", "120.00")).await.unwrap();
+    let funds = ledger.funds("D1").await.unwrap();
+    assert_eq!(funds.customer_allocated("C1", Currency::CNY), cny("180.00"));
+    assert_eq!(funds.pool(Currency::CNY), cny("700.00"));
+}
+
+#[tokio::test]
+async fn racing_allocations_never_overdraw_the_pool() {
+    let (ledger, _) = ledger_with_partners().await;
+    let ledger = Arc::new(ledger);
+    let c = ctx(at("2026-07-01T00:00:00Z"));
+    ledger.credit_funds(&c, "D1", cny("1000.00")).await.unwrap();
+    // 40 callers each allocate 30.00 at once: 33 fit in the pool (990.00), the rest must be
+    // refused or lose the race for good, never overdraw.
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let c = ctx(at("2026-07-02T00:00:00Z"));
+                ledger.adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("30.00"), None).await
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => stored += 1,
+            Err(AppError::Domain(e)) => assert_eq!(e.code(), "INSUFFICIENT_BALANCE"),
+            Err(e) => assert_eq!(e.code(), "CONCURRENCY_CONFLICT", "{e}"),
+        }
+    }
+    let funds = ledger.funds("D1").await.unwrap();
+    let pool = funds.pool(Currency::CNY).amount;
+    let allocated = funds.customer_allocated("C1", Currency::CNY).amount;
+    assert!(pool >= Decimal::ZERO, "pool overdrawn: {pool}");
+    assert_eq!(pool + allocated, Decimal::new(1000_00, 2), "money conserved");
+    assert_eq!(allocated, Decimal::new(30_00, 2) * Decimal::from(stored));
+    assert!(stored <= 33);
+}
