@@ -169,6 +169,14 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     let all = months(&s, &token, 2026, pos(&sep));
     assert_eq!(all.keys().collect::<Vec<_>>(), ["2026-07", "2026-08", "2026-09"]);
     assert!(all.values().all(|m| m["status"] == "finalized" && m["partner_id"] == P), "{all:?}");
+    for m in all.values() {
+        for field in
+            ["partner_id", "month", "currency", "status", "accrued", "final", "rollover_in", "rollover_out", "position"]
+        {
+            assert!(m.get(field).is_some(), "{field} in {m}");
+        }
+        assert!(pos(m) >= pos(&sep), "{m}");
+    }
 
     // Finalization owes the partner 45.00 + 42.00 + 15.00.
     let owed = balances(&s, &token, &format!("min_position={}", pos(&sep)));
@@ -218,6 +226,21 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     assert_eq!(listed["status"], "invoice_list_issued");
     let got = read(&s, &format!("/v1/quarterly-payments/{id}"), &token);
     assert_eq!((got["payment_id"].as_str(), got["status"].as_str()), (Some(id.as_str()), Some("invoice_list_issued")));
+    for field in [
+        "payment_id",
+        "partner_id",
+        "quarter",
+        "status",
+        "included_months",
+        "excluded_months",
+        "payable",
+        "method",
+        "invoice_list",
+        "position",
+    ] {
+        assert!(got.get(field).is_some(), "{field} in {got}");
+    }
+    assert!(pos(&got) >= pos(&listed), "{got}");
     let list = &got["invoice_list"];
     assert_eq!(cents(&list["total"]), 10200, "{got}");
     let lines = list["lines"].as_array().unwrap();
@@ -329,6 +352,12 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     let done = created(&s, "POST", &format!("/v1/withdrawals/{wid}/paid"), ADMIN_TOKEN, None);
     assert_eq!(done["status"], "paid");
     let seen = read(&s, &format!("/v1/withdrawals/{wid}"), &token);
+    // API.md's withdrawal shape, position included (a read answers the position it is
+    // current at: at least that of the last write it shows).
+    for field in ["withdrawal_id", "partner_id", "amount", "status", "expected_arrival_date", "position"] {
+        assert!(seen.get(field).is_some(), "{field} in {seen}");
+    }
+    assert!(pos(&seen) >= pos(&done), "{seen}");
     assert_eq!(
         (seen["status"].as_str(), seen["expected_arrival_date"].clone()),
         (Some("paid"), approved["expected_arrival_date"].clone())
