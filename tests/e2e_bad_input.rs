@@ -17,6 +17,7 @@ const P: &str = "BAD";
 /// Sends `body` as given with `content_type` (none if `None`); asserts the status and error
 /// code, the request id echoed, and that nothing was stored.
 #[track_caller]
+#[allow(clippy::too_many_arguments)]
 fn refused_raw(
     s: &Server,
     method: &str,
