@@ -10,7 +10,7 @@
 mod support;
 
 use chrono::{NaiveDate, Utc};
-use serde_json::json;
+use serde_json::{json, Value};
 use support::flows::*;
 use support::{Server, ADMIN_TOKEN};
 
@@ -452,4 +452,97 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     let verify = read(&s, "/v1/audit/verify", &auditor);
     assert_eq!(verify["ok"], true, "{verify}");
     assert_eq!(verify["checked"].as_u64(), Some(s.events_total()));
+}
+
+/// Withdrawals that are rejected or fail give their amount back; concurrent requests never
+/// hold more than the withdrawable; concurrent payment requests of one quarter make one
+/// payment.
+#[test]
+fn held_amounts_come_back_and_concurrent_requests_never_overdraw() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    publish_policy(&s, "2026-07", &[("ecs", "0.05")]);
+    // 50.00 paid to the rebate account, 20.00 of it held by an approved withdrawal.
+    let a = paid_partner(&s, "PAIDUP");
+    let withdrawable = |s: &Server| cents(&read(s, "/v1/withdrawals/withdrawable?currency=CNY", &a.token));
+    assert_eq!(withdrawable(&s), 3000);
+    let bank = json!({"holder_name": "PAIDUP Legal Name Co., Ltd.", "number": "6222000011112222", "bank": "ICBC"});
+    let request = |amount: &str| {
+        created(
+            &s,
+            "POST",
+            "/v1/withdrawals",
+            &a.token,
+            Some(json!({"amount": amount, "currency": "CNY", "bank_account": bank})),
+        )
+    };
+
+    // Rejected: released. Failed after approval: restored.
+    let w = request("5.00");
+    assert_eq!(withdrawable(&s), 2500);
+    let id = w["withdrawal_id"].as_str().unwrap();
+    let rejected = created(
+        &s,
+        "POST",
+        &format!("/v1/withdrawals/{id}/reject"),
+        ADMIN_TOKEN,
+        Some(json!({"reason": "wrong branch"})),
+    );
+    assert_eq!(rejected["status"], "rejected");
+    assert_eq!(withdrawable(&s), 3000);
+    let failed = created(
+        &s,
+        "POST",
+        &format!("/v1/withdrawals/{}/failed", a.withdrawal_id),
+        ADMIN_TOKEN,
+        Some(json!({"reason": "account closed"})),
+    );
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(withdrawable(&s), 5000);
+    let (status, body) = s.call("POST", &format!("/v1/withdrawals/{id}/approve"), Some(ADMIN_TOKEN), None);
+    assert_eq!((status, body["error_code"].as_str()), (409, Some("INVALID_STATE")), "{body}");
+
+    // Eight concurrent requests of 10.00 against 50.00: exactly five are held.
+    let statuses: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (s, token, bank) = (&s, &a.token, &bank);
+                scope.spawn(move || {
+                    s.call(
+                        "POST",
+                        "/v1/withdrawals",
+                        Some(token),
+                        Some(json!({"amount": "10.00", "currency": "CNY", "bank_account": bank})),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = statuses.iter().filter(|(st, _)| *st == 201).count();
+    let refused = statuses.iter().filter(|(st, b)| *st == 409 && b["error_code"] == "INSUFFICIENT_BALANCE").count();
+    assert_eq!((ok, refused), (5, 3), "{statuses:?}");
+    assert_eq!(withdrawable(&s), 0);
+
+    // Concurrent payment requests of one quarter: one payment.
+    let b = certified_partner(&s, "CONC", "solution_provider", None);
+    associate(&s, "CONC-C1", "CONC", "referral");
+    consume_ok(&s, vec![line("CONC-R1", "CONC-C1", "ecs", "100.00", "2026-08-10T02:00:00Z", "2026-08-11T02:00:00Z")]);
+    finalize_month(&s, "CONC", &b, "2026-08");
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (s, b) = (&s, &b);
+                scope.spawn(move || {
+                    s.call("POST", "/v1/quarterly-payments", Some(b), Some(json!({"quarter": "2026Q3"})))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = answers.iter().filter(|(st, _)| *st == 201).count();
+    let refused = answers.iter().filter(|(st, b)| *st == 409 && b["error_code"] == "ALREADY_REQUESTED").count();
+    assert_eq!((ok, refused), (1, 3), "{answers:?}");
+    let auditor = s.credential("auditor", None);
+    assert_balanced(&s, &auditor, s.events_total());
 }
