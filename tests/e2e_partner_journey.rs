@@ -1,7 +1,8 @@
 //! Story 1, through the real binary: a partner from registration and certification to a
 //! paid quarter and a withdrawal. Consumption of 2026 Q3 (with a line settled after July's
-//! cut-off that rolls over into August, a refund clawed back in its own month and one that
-//! lands later, a product the policy does not list), months closed, applied for, reviewed
+//! cut-off that rolls over into August and earns August's policy rate, a refund clawed back
+//! in its own month and one that lands later at its line's rate, a product the policy does
+//! not list, duplicates and rejected lines), months closed, applied for, reviewed
 //! and finalized (one at an adjusted amount with a reason), the quarterly payment requested
 //! and carried to `paid` by cloud account credit, then a withdrawal to a bank account held
 //! in the legal name written in full-width letters. Statements, balances and the trial
@@ -38,6 +39,8 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     let c = associate(&s, "GAL-C1", P, "referral");
     assert_eq!((c["partner_id"].as_str(), c["association_type"].as_str()), (Some(P), Some("referral")));
     let policy = publish_policy(&s, "2026-07", &[("ecs", "0.05"), ("oss", "0.03")]);
+    // From August ecs earns 6%: a line uses the policy of the month it is counted in.
+    publish_policy(&s, "2026-08", &[("ecs", "0.06")]);
     assert_eq!(policy["effective_month"], "2026-07");
 
     // July and August consumption. R2 is consumed in July but settled after July's
@@ -86,6 +89,16 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
         Some(json!({"refund_id": "GAL-F1", "amount": "100.00", "settled_at": "2026-07-20T02:00:00Z"})),
     );
     assert_eq!(refund["partner_id"], P);
+    // Never more than what is left unrefunded (900.00).
+    let before = s.events_total();
+    let too_much = s.call(
+        "POST",
+        "/v1/consumption/GAL-R1/refunds",
+        Some(ADMIN_TOKEN),
+        Some(json!({"refund_id": "GAL-F9", "amount": "900.01", "settled_at": "2026-07-21T02:00:00Z"})),
+    );
+    expect(too_much, 409, Some("INSUFFICIENT_BALANCE"));
+    assert_eq!(s.events_total(), before);
 
     // The rollover report from both sides.
     let july = read(&s, &format!("/v1/rollover?month=2026-07&min_position={}", pos(&refund)), &token);
@@ -98,27 +111,27 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
         (Some("GAL-R2"), Some("2026-07"), Some("2026-08"))
     );
     assert_eq!(cents(&later[0]["amount"]), 20000);
-    assert_eq!(cents(&later[0]["incentive"]), 1000);
+    assert_eq!(cents(&later[0]["incentive"]), 1200);
     let august = read(&s, "/v1/rollover?month=2026-08", &token);
     let here = august["counted_here_from_earlier"].as_array().unwrap();
     assert_eq!(here.len(), 1, "{august}");
     assert_eq!(here[0]["record_id"], "GAL-R2");
     assert_eq!(august["counted_later"], json!([]));
 
-    // Close July and August. July: 50.00 − 5.00 = 45.00, 10.00 rolled out. August:
-    // 10.00 + 600.10 × 5% = 40.005 → 40.01 (rounded once, half away from zero).
+    // Close July and August. July: 50.00 − 5.00 = 45.00, R2's 12.00 rolled out. August
+    // (6%): 12.00 + 600.10 × 6% = 48.006 → 48.01 (rounded once, half away from zero).
     let jul = close(&s, P, "2026-07");
     assert_eq!((jul["month"].as_str(), jul["status"].as_str()), (Some("2026-07"), Some("open")), "{jul}");
     assert_eq!(cents(&jul["accrued"]), 4500);
-    assert_eq!(cents(&jul["rollover_out"]), 1000);
+    assert_eq!(cents(&jul["rollover_out"]), 1200);
     assert!(jul["final"].is_null());
     let aug = close(&s, P, "2026-08");
     assert_eq!(aug["status"], "open");
-    assert_eq!(cents(&aug["accrued"]), 4001, "{aug}");
-    assert_eq!(cents(&aug["rollover_in"]), 1000);
+    assert_eq!(cents(&aug["accrued"]), 4801, "{aug}");
+    assert_eq!(cents(&aug["rollover_in"]), 1200);
 
     // A refund of an August line after August closed lands in the month of its settlement:
-    // September, −5.00, beside R5's 20.00.
+    // September, clawed back at R3's rate: −6.00, beside R5's 24.00.
     created(
         &s,
         "POST",
@@ -127,7 +140,7 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
         Some(json!({"refund_id": "GAL-F2", "amount": "100.00", "settled_at": "2026-09-10T02:00:00Z"})),
     );
     let sep = close(&s, P, "2026-09");
-    assert_eq!((sep["status"].as_str(), cents(&sep["accrued"])), (Some("open"), 1500), "{sep}");
+    assert_eq!((sep["status"].as_str(), cents(&sep["accrued"])), (Some("open"), 1800), "{sep}");
 
     // Applying needs both certifications (§1).
     let (status, body) = s.call("POST", "/v1/incentive-months/2026-07/apply", Some(&token), None);
@@ -162,9 +175,9 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     expect(no_reason, 400, Some("INVALID_FIELD"));
     let aug =
         finalize(&s, P, "2026-08", json!({"amount": "42.00", "reason": "partner bonus agreed in the August review"}));
-    assert_eq!((aug["status"].as_str(), cents(&aug["accrued"]), cents(&aug["final"])), (Some("finalized"), 4001, 4200));
+    assert_eq!((aug["status"].as_str(), cents(&aug["accrued"]), cents(&aug["final"])), (Some("finalized"), 4801, 4200));
     let sep = finalize(&s, P, "2026-09", json!({}));
-    assert_eq!(cents(&sep["final"]), 1500);
+    assert_eq!(cents(&sep["final"]), 1800);
 
     let all = months(&s, &token, 2026, pos(&sep));
     assert_eq!(all.keys().collect::<Vec<_>>(), ["2026-07", "2026-08", "2026-09"]);
@@ -178,9 +191,9 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
         assert!(pos(m) >= pos(&sep), "{m}");
     }
 
-    // Finalization owes the partner 45.00 + 42.00 + 15.00.
+    // Finalization owes the partner 45.00 + 42.00 + 18.00.
     let owed = balances(&s, &token, &format!("min_position={}", pos(&sep)));
-    assert_eq!(cents(&owed[&format!("partner:{P}:incentive_payable")]), 10200, "{owed:?}");
+    assert_eq!(cents(&owed[&format!("partner:{P}:incentive_payable")]), 10500, "{owed:?}");
     assert_balanced(&s, &auditor, pos(&sep));
     // This month's statement shows the finalizations on the payable account.
     let month_now = ledger_core::Month::of(Utc::now()).to_string();
@@ -191,32 +204,32 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
         .iter()
         .find(|a| a["account"] == format!("partner:{P}:incentive_payable"))
         .unwrap_or_else(|| panic!("{statement}"));
-    assert_eq!(cents(&payable["closing"]), 10200, "{statement}");
+    assert_eq!(cents(&payable["closing"]), 10500, "{statement}");
     if month_now == month_at_start {
         assert_eq!(payable["movements"][0]["kind"], "IncentiveMonthFinalized", "{statement}");
         assert_eq!(
             (payable["movements"][0]["direction"].as_str(), cents(&payable["movements"][0]["amount"])),
-            (Some("in"), 10200)
+            (Some("in"), 10500)
         );
     }
 
     // Eligibility, then the request.
     let e = read(&s, "/v1/quarterly-payments/eligibility?quarter=2026Q3", &token);
     assert_eq!((e["eligible"].as_bool(), e["blockers"].clone()), (Some(true), json!([])), "{e}");
-    assert_eq!(cents(&e["payable"]), 10200);
+    assert_eq!(cents(&e["payable"]), 10500);
     assert_eq!(e["included_months"].as_array().unwrap().len(), 3);
     assert_eq!(e["excluded_months"], json!([]));
     let payment = created(&s, "POST", "/v1/quarterly-payments", &token, Some(json!({"quarter": "2026Q3"})));
     let id = payment["payment_id"].as_str().unwrap().to_string();
     assert_eq!((payment["status"].as_str(), payment["quarter"].as_str()), (Some("requested"), Some("2026Q3")));
-    assert_eq!((payment["partner_id"].as_str(), cents(&payment["payable"])), (Some(P), 10200));
+    assert_eq!((payment["partner_id"].as_str(), cents(&payment["payable"])), (Some(P), 10500));
     let included: Vec<_> = payment["included_months"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| (m["month"].as_str().unwrap().to_string(), cents(&m["amount"])))
         .collect();
-    assert_eq!(included, [("2026-07".to_string(), 4500), ("2026-08".to_string(), 4200), ("2026-09".to_string(), 1500)]);
+    assert_eq!(included, [("2026-07".to_string(), 4500), ("2026-08".to_string(), 4200), ("2026-09".to_string(), 1800)]);
     assert!(payment["invoice_list"].is_null() && payment["method"].is_null(), "{payment}");
 
     // Approve, invoice list (shown on the payment), invoice received, pay to the cloud account.
@@ -242,10 +255,10 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     }
     assert!(pos(&got) >= pos(&listed), "{got}");
     let list = &got["invoice_list"];
-    assert_eq!(cents(&list["total"]), 10200, "{got}");
+    assert_eq!(cents(&list["total"]), 10500, "{got}");
     let lines = list["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 3, "{list}");
-    assert_eq!(lines.iter().map(|l| cents(&l["amount"])).sum::<i64>(), 10200);
+    assert_eq!(lines.iter().map(|l| cents(&l["amount"])).sum::<i64>(), 10500);
     assert!(list["mailing_address"].as_str().is_some_and(|a| !a.is_empty()), "{list}");
     assert!(list["mailbox"].as_str().is_some_and(|m| m.contains('@')), "{list}");
     assert_eq!(read(&s, &format!("/v1/quarterly-payments/{id}"), &auditor)["invoice_list"], got["invoice_list"]);
@@ -284,10 +297,10 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
         &token,
         &format!("as_of={}&min_position={}", as_of(paid_at - chrono::Duration::microseconds(1)), pos(&paid)),
     );
-    assert_eq!(cents(&just_before[&format!("partner:{P}:incentive_payable")]), 10200, "{just_before:?}");
+    assert_eq!(cents(&just_before[&format!("partner:{P}:incentive_payable")]), 10500, "{just_before:?}");
     assert!(!just_before.contains_key(&format!("partner:{P}:rebate")), "{just_before:?}");
     let at_pay = balances(&s, &token, &format!("as_of={}", as_of(paid_at)));
-    assert_eq!(cents(&at_pay[&format!("partner:{P}:rebate")]), 10200, "{at_pay:?}");
+    assert_eq!(cents(&at_pay[&format!("partner:{P}:rebate")]), 10500, "{at_pay:?}");
     // The trial balance as of a time before anything: empty and balanced.
     let empty = read(&s, "/v1/trial-balance?as_of=2020-01-01T00:00:00Z", &auditor);
     assert_eq!((empty["balanced"].as_bool(), empty["currencies"].clone()), (Some(true), json!([])), "{empty}");
@@ -296,10 +309,10 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     // show it at the pay's position.
     let withdrawable =
         read(&s, &format!("/v1/withdrawals/withdrawable?currency=CNY&min_position={}", pos(&paid)), &token);
-    assert_eq!(cents(&withdrawable), 10200, "{withdrawable}");
+    assert_eq!(cents(&withdrawable), 10500, "{withdrawable}");
     let after_pay = balances(&s, &token, &format!("min_position={}", pos(&paid)));
     assert_eq!(cents(&after_pay[&format!("partner:{P}:incentive_payable")]), 0, "{after_pay:?}");
-    assert_eq!(cents(&after_pay[&format!("partner:{P}:rebate")]), 10200, "{after_pay:?}");
+    assert_eq!(cents(&after_pay[&format!("partner:{P}:rebate")]), 10500, "{after_pay:?}");
     assert_balanced(&s, &auditor, pos(&paid));
 
     // Withdrawals: over the withdrawable, or to someone else's account, are refused and
@@ -310,7 +323,7 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
         "POST",
         "/v1/withdrawals",
         Some(&token),
-        Some(json!({"amount": "102.01", "currency": "CNY", "bank_account": bank(LEGAL_NAME)})),
+        Some(json!({"amount": "105.01", "currency": "CNY", "bank_account": bank(LEGAL_NAME)})),
     );
     expect(too_much, 409, Some("INSUFFICIENT_BALANCE"));
     let other = s.call(
@@ -336,7 +349,7 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     );
     assert!(w["expected_arrival_date"].is_null(), "{w}");
     // The request holds its amount.
-    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 200);
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 500);
     let approved = created(&s, "POST", &format!("/v1/withdrawals/{wid}/approve"), ADMIN_TOKEN, None);
     assert_eq!(approved["status"], "approved");
     let arrival =
@@ -364,7 +377,7 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     );
     assert_eq!(
         cents(&read(&s, &format!("/v1/withdrawals/withdrawable?currency=CNY&min_position={}", pos(&done)), &token)),
-        200
+        500
     );
     // A paid withdrawal cannot be paid again.
     let twice = s.call("POST", &format!("/v1/withdrawals/{wid}/paid"), Some(ADMIN_TOKEN), None);
@@ -374,7 +387,7 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     // closing = opening + ins − outs), the trial balance.
     let end = balances(&s, &token, &format!("min_position={}", pos(&done)));
     assert_eq!(cents(&end[&format!("partner:{P}:incentive_payable")]), 0, "{end:?}");
-    assert_eq!(cents(&end[&format!("partner:{P}:rebate")]), 200, "{end:?}");
+    assert_eq!(cents(&end[&format!("partner:{P}:rebate")]), 500, "{end:?}");
     assert_eq!(end.get(&format!("partner:{P}:rebate_held")).map(cents).unwrap_or(0), 0, "{end:?}");
     let month_now = ledger_core::Month::of(Utc::now()).to_string();
     let statement = read(&s, &format!("/v1/statements/{month_now}?currency=CNY&min_position={}", pos(&done)), &token);
@@ -426,11 +439,11 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
         let s3 = |k: &str, d: &str, c: i64| (k.to_string(), d.to_string(), c);
         assert_eq!(
             moves(&format!("partner:{P}:incentive_payable")),
-            [s3("IncentiveMonthFinalized", "in", 10200), s3("QuarterlyPaymentPaid", "out", 10200)]
+            [s3("IncentiveMonthFinalized", "in", 10500), s3("QuarterlyPaymentPaid", "out", 10500)]
         );
         assert_eq!(
             moves(&format!("partner:{P}:rebate")),
-            [s3("RebateCredited", "in", 10200), s3("WithdrawalRequested", "out", 10000)]
+            [s3("RebateCredited", "in", 10500), s3("WithdrawalRequested", "out", 10000)]
         );
         assert_eq!(
             moves(&format!("partner:{P}:rebate_held")),
@@ -445,7 +458,7 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     assert!(csv.content_type().starts_with("text/csv"));
     let text = csv.into_string().unwrap();
     assert!(text.lines().next().unwrap().starts_with("partner_id,month,currency,account"), "{text}");
-    assert!(text.contains(&format!("{P},{month_now},CNY,partner:{P}:rebate,closing,,,2.00")), "{text}");
+    assert!(text.contains(&format!("{P},{month_now},CNY,partner:{P}:rebate,closing,,,5.00")), "{text}");
 
     let tb = assert_balanced(&s, &auditor, pos(&done));
     assert!(tb["currencies"].as_array().unwrap().iter().any(|c| c["currency"] == "CNY"), "{tb}");
