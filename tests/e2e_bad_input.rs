@@ -826,6 +826,40 @@ fn a_request_id_replays_the_first_result_and_refuses_another_body() {
     let (status, answer) = s.call("POST", "/v1/quarterly-payments", Some(&token), Some(q.clone()));
     assert_eq!((status, answer["error_code"].as_str()), (409, Some("ALREADY_REQUESTED")), "{answer}");
 
+    // Operator steps replayed, the payment to the cloud account included (two streams).
+    let id = first["payment_id"].as_str().unwrap().to_string();
+    for (step, key) in [("approve", "r-approve"), ("invoice-list", "r-list"), ("invoice-received", "r-received")] {
+        let path = format!("/v1/quarterly-payments/{id}/{step}");
+        let (status, first) = s.send("POST", &path, Some(ADMIN_TOKEN), &[("X-Request-Id", key)], None);
+        assert_eq!(status, 201, "{first}");
+        let before = s.events_total();
+        let (status, again) = s.send("POST", &path, Some(ADMIN_TOKEN), &[("X-Request-Id", key)], None);
+        assert_eq!((status, &again), (200, &first), "{step}");
+        assert_eq!(s.events_total(), before);
+    }
+    let pay = json!({"method": "cloud_account_credit"});
+    let path = format!("/v1/quarterly-payments/{id}/pay");
+    let (status, first) = s.send("POST", &path, Some(ADMIN_TOKEN), &rid("r-paid"), Some(&pay));
+    assert_eq!(status, 201, "{first}");
+    let before = s.events_total();
+    let (status, again) = s.send("POST", &path, Some(ADMIN_TOKEN), &rid("r-paid"), Some(&pay));
+    assert_eq!((status, &again), (200, &first), "a replayed payment answers the first result");
+    assert_eq!(s.events_total(), before, "and credits nothing twice");
+    let other = json!({"method": "bank_transfer"});
+    let (status, answer) = s.send("POST", &path, Some(ADMIN_TOKEN), &rid("r-paid"), Some(&other));
+    assert_eq!((status, answer["error_code"].as_str()), (409, Some("IDEMPOTENCY_CONFLICT")), "{answer}");
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 500);
+
+    // A withdrawal request replayed: the same withdrawal.
+    let w = json!({"amount": "1.00", "currency": "CNY", "bank_account": {"holder_name": "BAD Legal Name Co., Ltd.", "number": "1", "bank": "ICBC"}});
+    let (status, first) = s.send("POST", "/v1/withdrawals", Some(&token), &rid("r-withdraw"), Some(&w));
+    assert_eq!(status, 201, "{first}");
+    let before = s.events_total();
+    let (status, again) = s.send("POST", "/v1/withdrawals", Some(&token), &rid("r-withdraw"), Some(&w));
+    assert_eq!((status, &again), (200, &first));
+    assert_eq!(s.events_total(), before);
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 400, "held once");
+
     // An operator step without a body (close) replayed.
     let (status, first) =
         s.send("POST", "/v1/incentive-months/IDEM/2026-08/close", Some(ADMIN_TOKEN), &rid("r-close"), None);
