@@ -104,6 +104,11 @@ fn malformed_mistyped_unknown_oversized_and_non_json_bodies() {
         400,
         "INVALID_FIELD",
     );
+    // Nested far deeper than any body of API.md; a field given twice.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    refused_raw(&s, "POST", partners, ADMIN_TOKEN, Some("application/json"), deep.as_bytes(), 400, "INVALID_FIELD");
+    let twice = br#"{"partner_id":"X1","partner_id":"X2","name":"n","kind":"distributor"}"#;
+    refused_raw(&s, "POST", partners, ADMIN_TOKEN, Some("application/json"), twice, 400, "INVALID_FIELD");
     // Invalid UTF-8 inside a string.
     refused_raw(
         &s,
@@ -170,6 +175,8 @@ fn malformed_mistyped_unknown_oversized_and_non_json_bodies() {
     refused(&s, "POST", "/v1/consumption", ADMIN_TOKEN, json!({"records": []}), 400, "INVALID_FIELD");
     refused(&s, "POST", "/v1/lab-points", &token, json!({"points": "50"}), 400, "INVALID_FIELD");
     refused(&s, "POST", "/v1/lab-points", &token, json!({"points": -10}), 400, "INVALID_FIELD");
+    refused(&s, "POST", "/v1/lab-points", &token, json!({"points": 5_000_000_000u64}), 400, "INVALID_FIELD");
+    refused(&s, "POST", "/v1/lab-points", &token, json!({"points": 50.5}), 400, "INVALID_FIELD");
     refused(&s, "POST", "/v1/lab-points", &token, json!({"points": 30}), 400, "INVALID_LAB_POINTS");
     refused(
         &s,
