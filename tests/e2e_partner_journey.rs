@@ -350,18 +350,19 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     assert!(w["expected_arrival_date"].is_null(), "{w}");
     // The request holds its amount.
     assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 500);
+    let day_before = ledger_core::business_date(Utc::now());
     let approved = created(&s, "POST", &format!("/v1/withdrawals/{wid}/approve"), ADMIN_TOKEN, None);
+    let day_after = ledger_core::business_date(Utc::now());
     assert_eq!(approved["status"], "approved");
     let arrival =
         NaiveDate::parse_from_str(approved["expected_arrival_date"].as_str().expect("an arrival date"), "%Y-%m-%d")
             .unwrap();
-    let today = ledger_core::business_date(Utc::now());
-    // 7 working days after the approval date: at least 9 calendar days (a weekend), and
-    // never more than a month even across the National Day holidays.
-    assert!(
-        arrival >= today + chrono::Days::new(9) && arrival <= today + chrono::Days::new(31),
-        "{arrival} from {today}"
-    );
+    // 7 working days (built-in calendar: weekends, public holidays, make-up days) after the
+    // approval's business date, whichever side of midnight CST the approval fell on.
+    let calendar = ledger_core::WorkingCalendar::builtin();
+    let expected = [calendar.add_working_days(day_before, 7), calendar.add_working_days(day_after, 7)];
+    assert!(expected.contains(&arrival), "{arrival}, expected one of {expected:?}");
+    assert!(arrival >= day_before + chrono::Days::new(7), "{arrival}");
     let done = created(&s, "POST", &format!("/v1/withdrawals/{wid}/paid"), ADMIN_TOKEN, None);
     assert_eq!(done["status"], "paid");
     let seen = read(&s, &format!("/v1/withdrawals/{wid}"), &token);
