@@ -17,6 +17,7 @@ const P: &str = "BAD";
 /// Sends `body` as given with `content_type` (none if `None`); asserts the status and error
 /// code, the request id echoed, and that nothing was stored.
 #[track_caller]
+#[allow(clippy::too_many_arguments)]
 fn refused_raw(
     s: &Server,
     method: &str,
@@ -103,6 +104,11 @@ fn malformed_mistyped_unknown_oversized_and_non_json_bodies() {
         400,
         "INVALID_FIELD",
     );
+    // Nested far deeper than any body of API.md; a field given twice.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    refused_raw(&s, "POST", partners, ADMIN_TOKEN, Some("application/json"), deep.as_bytes(), 400, "INVALID_FIELD");
+    let twice = br#"{"partner_id":"X1","partner_id":"X2","name":"n","kind":"distributor"}"#;
+    refused_raw(&s, "POST", partners, ADMIN_TOKEN, Some("application/json"), twice, 400, "INVALID_FIELD");
     // Invalid UTF-8 inside a string.
     refused_raw(
         &s,
@@ -169,6 +175,8 @@ fn malformed_mistyped_unknown_oversized_and_non_json_bodies() {
     refused(&s, "POST", "/v1/consumption", ADMIN_TOKEN, json!({"records": []}), 400, "INVALID_FIELD");
     refused(&s, "POST", "/v1/lab-points", &token, json!({"points": "50"}), 400, "INVALID_FIELD");
     refused(&s, "POST", "/v1/lab-points", &token, json!({"points": -10}), 400, "INVALID_FIELD");
+    refused(&s, "POST", "/v1/lab-points", &token, json!({"points": 5_000_000_000u64}), 400, "INVALID_FIELD");
+    refused(&s, "POST", "/v1/lab-points", &token, json!({"points": 50.5}), 400, "INVALID_FIELD");
     refused(&s, "POST", "/v1/lab-points", &token, json!({"points": 30}), 400, "INVALID_LAB_POINTS");
     refused(
         &s,
@@ -267,15 +275,18 @@ fn malformed_mistyped_unknown_oversized_and_non_json_bodies() {
     let (status, body) = s.call("GET", "/v1/incentive-months?year=2026&colour=red", Some(&token), None);
     assert_eq!((status, body["error_code"].as_str()), (400, Some("INVALID_FIELD")), "{body}");
 
-    // Oversized (413), before anything else is looked at.
+    // Oversized (413), before anything else is looked at. Just over the limit: the server
+    // answers without reading the rest, and a much larger body could still be in the
+    // client's write when the connection closes (a transport error, not an answer).
     let mut big = br#"{"records": ["#.to_vec();
     let one = line("BAD-BIG", "BAD-C1", "ecs", "1.00", "2026-07-10T02:00:00Z", "2026-07-11T02:00:00Z").to_string();
-    while big.len() < 1024 * 1024 + 10 {
+    while big.len() < 1024 * 1024 - one.len() {
         big.extend_from_slice(one.as_bytes());
         big.push(b',');
     }
     big.extend_from_slice(one.as_bytes());
     big.extend_from_slice(b"]}");
+    assert!(big.len() > 1024 * 1024 && big.len() < 1024 * 1024 + 1024);
     refused_raw(&s, "POST", "/v1/consumption", ADMIN_TOKEN, Some("application/json"), &big, 413, "PAYLOAD_TOO_LARGE");
     refused_raw(
         &s,
@@ -283,7 +294,7 @@ fn malformed_mistyped_unknown_oversized_and_non_json_bodies() {
         "/v1/withdrawals",
         &token,
         Some("application/json"),
-        &vec![b' '; 3 * 1024 * 1024],
+        &vec![b' '; 1024 * 1024 + 1],
         413,
         "PAYLOAD_TOO_LARGE",
     );
@@ -821,6 +832,40 @@ fn a_request_id_replays_the_first_result_and_refuses_another_body() {
     assert_eq!(s.events_total(), before);
     let (status, answer) = s.call("POST", "/v1/quarterly-payments", Some(&token), Some(q.clone()));
     assert_eq!((status, answer["error_code"].as_str()), (409, Some("ALREADY_REQUESTED")), "{answer}");
+
+    // Operator steps replayed, the payment to the cloud account included (two streams).
+    let id = first["payment_id"].as_str().unwrap().to_string();
+    for (step, key) in [("approve", "r-approve"), ("invoice-list", "r-list"), ("invoice-received", "r-received")] {
+        let path = format!("/v1/quarterly-payments/{id}/{step}");
+        let (status, first) = s.send("POST", &path, Some(ADMIN_TOKEN), &[("X-Request-Id", key)], None);
+        assert_eq!(status, 201, "{first}");
+        let before = s.events_total();
+        let (status, again) = s.send("POST", &path, Some(ADMIN_TOKEN), &[("X-Request-Id", key)], None);
+        assert_eq!((status, &again), (200, &first), "{step}");
+        assert_eq!(s.events_total(), before);
+    }
+    let pay = json!({"method": "cloud_account_credit"});
+    let path = format!("/v1/quarterly-payments/{id}/pay");
+    let (status, first) = s.send("POST", &path, Some(ADMIN_TOKEN), &rid("r-paid"), Some(&pay));
+    assert_eq!(status, 201, "{first}");
+    let before = s.events_total();
+    let (status, again) = s.send("POST", &path, Some(ADMIN_TOKEN), &rid("r-paid"), Some(&pay));
+    assert_eq!((status, &again), (200, &first), "a replayed payment answers the first result");
+    assert_eq!(s.events_total(), before, "and credits nothing twice");
+    let other = json!({"method": "bank_transfer"});
+    let (status, answer) = s.send("POST", &path, Some(ADMIN_TOKEN), &rid("r-paid"), Some(&other));
+    assert_eq!((status, answer["error_code"].as_str()), (409, Some("IDEMPOTENCY_CONFLICT")), "{answer}");
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 500);
+
+    // A withdrawal request replayed: the same withdrawal.
+    let w = json!({"amount": "1.00", "currency": "CNY", "bank_account": {"holder_name": "BAD Legal Name Co., Ltd.", "number": "1", "bank": "ICBC"}});
+    let (status, first) = s.send("POST", "/v1/withdrawals", Some(&token), &rid("r-withdraw"), Some(&w));
+    assert_eq!(status, 201, "{first}");
+    let before = s.events_total();
+    let (status, again) = s.send("POST", "/v1/withdrawals", Some(&token), &rid("r-withdraw"), Some(&w));
+    assert_eq!((status, &again), (200, &first));
+    assert_eq!(s.events_total(), before);
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 400, "held once");
 
     // An operator step without a body (close) replayed.
     let (status, first) =

@@ -177,7 +177,7 @@ fn a_batch_reclaim_answers_item_by_item() {
     // OTHER's coupon was not touched.
     let ot1 = read(&s, "/v1/coupons/OT-1", &other);
     assert_eq!((ot1["status"].as_str(), cents(&ot1["remaining"])), (Some("active"), 2000));
-    assert_eq!(pos(&ot) < pos(&answer), true);
+    assert!(pos(&ot) < pos(&answer));
 
     // A batch where every item fails stores nothing.
     let before = s.events_total();

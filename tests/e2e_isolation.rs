@@ -28,6 +28,13 @@ fn another_partner_gets_403_for_everything_and_the_auditor_reads_but_never_write
     associate(&s, "B-C1", "B", "resale");
     let lab = created(&s, "POST", "/v1/lab-points", &a.token, Some(json!({"points": 50})));
     let lab_id = lab["application_id"].as_str().expect("an application id").to_string();
+    created(
+        &s,
+        "POST",
+        "/v1/opportunities",
+        ADMIN_TOKEN,
+        Some(json!({"opportunity_id": "OPP-A", "partner_id": "A", "offering": "ecs-migration", "core_tag": true})),
+    );
     let auditor = s.credential("auditor", None);
     let month = ledger_core::Month::of(chrono::Utc::now()).to_string();
 
@@ -96,6 +103,11 @@ fn another_partner_gets_403_for_everything_and_the_auditor_reads_but_never_write
     );
     forbidden(&s, "POST", "/v1/lab-points", &b, Some(json!({"points": 10, "partner_id": "A"})));
     forbidden(&s, "PUT", &format!("/v1/lab-points/{lab_id}"), &b, Some(json!({"points": 20})));
+    forbidden(&s, "PUT", "/v1/lab-points/LP-nothing", &b, Some(json!({"points": 20})));
+    for path in ["/v1/opportunities/OPP-A/accept", "/v1/opportunities/OPP-A/apply", "/v1/opportunities/OPP-NONE/accept"]
+    {
+        forbidden(&s, "POST", path, &b, None);
+    }
     forbidden(
         &s,
         "POST",
@@ -267,6 +279,8 @@ fn another_partner_gets_403_for_everything_and_the_auditor_reads_but_never_write
         ),
         ("POST", "/v1/lab-points".to_string(), Some(json!({"points": 10, "partner_id": "A"}))),
         ("POST", format!("/v1/lab-points/{lab_id}/grant"), None),
+        ("POST", "/v1/opportunities/OPP-A/accept".to_string(), None),
+        ("POST", "/v1/opportunities/OPP-A/deliver".to_string(), Some(json!({"delivery_end_date": "2026-08-01"}))),
         ("PUT", format!("/v1/lab-points/{lab_id}"), Some(json!({"points": 20}))),
     ] {
         forbidden(&s, method, &path, &auditor, body);

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::http::{wait_for_position, written, Caller, JsonBody, Query};
+use crate::http::{stream_position, wait_for_position, written, Caller, JsonBody, Query};
 use crate::scope::{owner_of, IdKind};
 use crate::AppState;
 
@@ -244,10 +244,19 @@ pub async fn list_months(State(state): State<Arc<AppState>>, caller: Caller, Que
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
     wait_for_position(&state, q.min_position).await?;
     let incentives = state.ledger.incentives(&partner).await?;
+    let position = stream_position(&state, &ledger_domain::incentives::stream_id(&partner)).await?;
     let items: Vec<_> = match q.year {
         Some(y) => incentives.months_of_year(y),
         None => incentives.months.keys().filter_map(|(m, c)| incentives.month_view(*m, *c)).collect(),
     };
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|m| {
+            let mut v = serde_json::to_value(m).expect("serialises");
+            v["position"] = json!(position);
+            v
+        })
+        .collect();
     Ok(Json(json!({"total": items.len(), "items": items})))
 }
 
@@ -417,7 +426,9 @@ async fn payment_answer<E>(state: &AppState, outcome: &ledger_app::Outcome<E>, p
 pub async fn get_payment(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let partner = owner_of(&state, &caller, IdKind::Payment, &id).await?;
     let view = state.ledger.incentives(&partner).await?.payment_view(&id).ok_or_else(|| ApiError::not_found("quarterly payment"))?;
-    Ok(Json(serde_json::to_value(view).expect("serialises")))
+    let mut v = serde_json::to_value(view).expect("serialises");
+    v["position"] = json!(stream_position(&state, &ledger_domain::incentives::stream_id(&partner)).await?);
+    Ok(Json(v))
 }
 
 #[derive(Deserialize, Default)]

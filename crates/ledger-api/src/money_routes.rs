@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::audit_routes::check_limit;
 use crate::error::ApiError;
-use crate::http::{wait_for_position, written, Caller, JsonBody, Query};
+use crate::http::{stream_position, wait_for_position, written, Caller, JsonBody, Query};
 use crate::registry_routes::BankAccountInput;
 use crate::scope::{owner_of, IdKind};
 use crate::AppState;
@@ -288,7 +288,9 @@ pub async fn get_withdrawal(State(state): State<Arc<AppState>>, caller: Caller, 
     let partner = owner_of(&state, &caller, IdKind::Withdrawal, &id).await?;
     let rebate = state.ledger.rebate(&partner).await?;
     let w = rebate.withdrawal(&id).ok_or_else(|| ApiError::not_found("withdrawal"))?;
-    Ok(Json(serde_json::to_value(w).expect("serialises")))
+    let mut v = serde_json::to_value(w).expect("serialises");
+    v["position"] = json!(stream_position(&state, &ledger_domain::rebate::stream_id(&partner)).await?);
+    Ok(Json(v))
 }
 
 #[derive(Deserialize, Default)]

@@ -303,20 +303,49 @@ impl Ledger {
             PaymentStep::InvoiceReceived => IncentiveCommand::ConfirmInvoiceReceived { payment_id },
             PaymentStep::Pay { method } => IncentiveCommand::PayQuarterlyPayment { payment_id, method },
         };
-        let mut outcome = self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await?;
-        if let Outcome::Stored { events, appended } = &mut outcome {
-            for e in events.iter() {
-                if let Some((source_id, amount)) = incentives::rebate_credit_for(e) {
-                    let credited = self.credit_rebate(ctx, partner_id, source_id, amount).await?;
-                    // The credit is this write's last event: a read waiting for the answer's
-                    // position must see it (API.md, read-your-writes).
-                    if let Some(p) = credited.position() {
-                        appended.last_position = appended.last_position.max(p);
-                    }
+        let stream = incentives::stream_id(partner_id);
+        let mut outcome = self.exec.execute::<Incentives>(&stream, command, ctx).await?;
+        // The events of this write: stored now, or by the first call of a replayed request
+        // (whose credit is completed here if that call stopped short of it).
+        let (events, appended) = match &mut outcome {
+            Outcome::Stored { events, appended } => (events.clone(), appended),
+            Outcome::Replayed { appended } => (self.appended_events(&stream, appended).await?, appended),
+            Outcome::Unchanged { .. } => return Ok(outcome),
+        };
+        for e in &events {
+            if let Some((source_id, amount)) = incentives::rebate_credit_for(e) {
+                let credited = self.credit_rebate(ctx, partner_id, source_id.clone(), amount).await?;
+                let position = match credited.position() {
+                    Some(p) => Some(p),
+                    None => self.credit_position(partner_id, &source_id).await?,
+                };
+                // The credit is this write's last event: a read waiting for the answer's
+                // position must see it (API.md, read-your-writes), replayed or not.
+                if let Some(p) = position {
+                    appended.last_position = appended.last_position.max(p);
                 }
             }
         }
         Ok(outcome)
+    }
+
+    /// The incentive events an earlier append of `stream` stored.
+    async fn appended_events(
+        &self,
+        stream: &str,
+        appended: &ledger_store::Appended,
+    ) -> Result<Vec<IncentiveEvent>, AppError> {
+        let count = (appended.last_position + 1).saturating_sub(appended.first_position) as usize;
+        let mut events = vec![];
+        for e in self.exec.store().read_all(appended.first_position, count).await? {
+            if e.stream == stream {
+                events.push(
+                    ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+                        .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?,
+                );
+            }
+        }
+        Ok(events)
     }
 }
 

@@ -27,6 +27,26 @@ impl Ledger {
         self.exec.execute::<Rebate>(&rebate::stream_id(partner_id), command, &ctx).await
     }
 
+    /// The global position of the credit of `source_id`, once stored.
+    pub(crate) async fn credit_position(&self, partner_id: &str, source_id: &str) -> Result<Option<u64>, AppError> {
+        let stream = rebate::stream_id(partner_id);
+        let mut from = 1;
+        loop {
+            let batch = self.exec.store().read_stream(&stream, from, ledger_store::MAX_READ_BATCH).await?;
+            let Some(last) = batch.last().map(|e| e.version) else { return Ok(None) };
+            for e in &batch {
+                if let Ok(RebateEvent::RebateCredited { source_id: s, .. }) =
+                    ledger_domain::decode::<RebateEvent>(&e.event_type, e.schema_version, &e.data)
+                {
+                    if s == source_id {
+                        return Ok(Some(e.position));
+                    }
+                }
+            }
+            from = last + 1;
+        }
+    }
+
     pub async fn withdrawable(&self, partner_id: &str, currency: Currency) -> Result<Money, AppError> {
         Ok(rebate::withdrawable(&self.rebate(partner_id).await?, currency))
     }
