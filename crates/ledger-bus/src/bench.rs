@@ -117,6 +117,7 @@ struct RawRecord {
 #[derive(Debug, Clone)]
 pub struct RelayBench {
     pub events: u64,
+    pub partners: u64,
     pub produced: u64,
     pub payload_bytes: usize,
     pub raw_seconds: f64,
@@ -148,7 +149,7 @@ impl RelayBench {
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
             self.events,
             self.produced,
-            self.events.min(1_000),
+            self.partners,
             self.payload_bytes,
             match self.store {
                 BenchStore::Sqlite => "SQLite",
@@ -274,6 +275,7 @@ async fn run_bench(args: &BenchRelayArgs) -> Result<RelayBench> {
     drop(mock);
     Ok(RelayBench {
         events: args.events,
+        partners: args.partners,
         produced,
         payload_bytes: payload_bytes / produced as usize,
         raw_seconds,

@@ -18,7 +18,7 @@ use crate::consumer::{ConsumerSettings, PaidTotalsView, ReferenceConsumer};
 use crate::relay::{producer_config, Relay, RelayError, RelayStats};
 use crate::routing::ALL_TOPICS;
 use crate::schema::SchemaSet;
-use crate::source::{SqliteFileSource, StoreSource};
+use crate::source::{LogSource, SqliteFileSource, StoreSource};
 
 /// `KEY=VALUE` for librdkafka settings.
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -36,6 +36,11 @@ pub struct RelayArgs {
     /// relay's checkpoint).
     #[arg(long = "data", env = "LEDGER_DATA", default_value = "data")]
     pub data: PathBuf,
+    /// The event store to read when it is not the SQLite file in --data:
+    /// `postgres://…` or `esdb://…`/`kurrentdb://…` (a directory path means SQLite). The
+    /// checkpoint stays in --data.
+    #[arg(long, env = "LEDGER_STORE")]
+    pub store: Option<String>,
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...].
     #[arg(long, env = "LEDGER_KAFKA_BROKERS")]
     pub brokers: String,
@@ -55,14 +60,27 @@ pub struct RelayArgs {
 impl RelayArgs {
     pub async fn run(self) -> Result<()> {
         let schemas = Arc::new(load_schemas(self.schemas.as_deref(), &self.data)?);
-        let source = Arc::new(SqliteFileSource::open(&self.data)?);
+        // The SQLite file is opened read-only (the server owns its writer); a server store
+        // (PostgreSQL, KurrentDB) through its client.
+        let (source, last, name): (Arc<dyn LogSource>, u64, String) = match self.store.as_deref().map(str::trim) {
+            Some(spec) if spec.contains("://") && !spec.starts_with("sqlite://") => {
+                let store = ledger_store::open_store(spec).await?;
+                let last = *store.head().borrow();
+                (Arc::new(StoreSource(store)), last, spec.split('@').next_back().unwrap_or(spec).to_string())
+            }
+            spec => {
+                let dir = spec.map(|s| PathBuf::from(s.trim_start_matches("sqlite://"))).unwrap_or(self.data.clone());
+                let file = SqliteFileSource::open(&dir)?;
+                let last = file.last_position()?;
+                (Arc::new(file), last, dir.display().to_string())
+            }
+        };
         let checkpoint = Checkpoint::open(&self.data).context("opening the relay checkpoint")?;
         let config = producer_config(&self.brokers, &self.kafka_config)?;
-        let target = if self.until_caught_up { Some(source.last_position()?) } else { None };
+        let target = self.until_caught_up.then_some(last);
         eprintln!(
-            "relay: from position {} of {} to {} ({} schemas)",
+            "relay: from position {} of {name} to {} ({} schemas)",
             checkpoint.position() + 1,
-            self.data.display(),
             self.brokers,
             schemas.len()
         );

@@ -25,6 +25,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use ledger_core::envelope::format_time;
 use ledger_core::RecordedEvent;
 use ledger_store::StoreError;
@@ -33,7 +34,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use thiserror::Error;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::checkpoint::Checkpoint;
 use crate::routing::{route, Route, RouteError};
@@ -149,10 +150,26 @@ struct InFlight {
     delivery: Option<DeliveryFuture>,
 }
 
-enum Sent {
-    InFlight(InFlight),
-    QueueFull,
+/// One event, read, routed and checked, ready for the producer.
+enum Prepared {
+    Publish {
+        position: u64,
+        topic: &'static str,
+        key: String,
+        payload: String,
+        timestamp: i64,
+        headers: OwnedHeaders,
+    },
+    /// Never published (the credentials stream); only moves the checkpoint.
+    Withheld {
+        position: u64,
+    },
+    /// The relay stops here: nothing at or after this point is produced.
+    Fail(RelayError),
 }
+
+/// Prepared batches waiting for the producer (the read-ahead of the pipeline).
+const PREPARED_BATCHES: usize = 4;
 
 pub struct Relay {
     source: Arc<dyn LogSource>,
@@ -195,14 +212,18 @@ impl Relay {
         self.relay(Some(position), stop).await
     }
 
+    /// Two stages: a task reads the log, routes and checks each event ([`prepare_log`]);
+    /// this loop produces what it prepared, keeps at most [`MAX_IN_FLIGHT`] deliveries
+    /// open, and moves the checkpoint over the acknowledged prefix.
     async fn relay(&mut self, goal: Option<u64>, stop: impl Future<Output = ()>) -> Result<RelayStats, RelayError> {
         tokio::pin!(stop);
         self.stats = RelayStats { checkpoint: self.checkpoint.position(), ..RelayStats::default() };
-        let mut next = self.checkpoint.position() + 1;
         let mut acked = self.checkpoint.position();
-        let mut pending: VecDeque<RecordedEvent> = VecDeque::new();
+        let (tx, mut rx) = mpsc::channel::<Vec<Prepared>>(PREPARED_BATCHES);
+        let reader = tokio::spawn(prepare_log(self.source.clone(), self.schemas.clone(), acked + 1, goal, tx));
+        let mut pending: VecDeque<Prepared> = VecDeque::new();
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
-        let mut head = self.source.head();
+        let mut reader_done = false;
         let mut last_write = Instant::now();
         let mut failure: Option<RelayError> = None;
 
@@ -210,14 +231,14 @@ impl Relay {
             if goal.is_some_and(|g| acked >= g) {
                 break;
             }
-            // Fill the window from what was read.
+            // Produce what was prepared, while the window has room.
             let mut queue_full = false;
             while in_flight.len() < MAX_IN_FLIGHT {
-                let Some(event) = pending.pop_front() else { break };
-                match self.send(&event) {
-                    Ok(Sent::InFlight(f)) => in_flight.push_back(f),
-                    Ok(Sent::QueueFull) => {
-                        pending.push_front(event);
+                let Some(item) = pending.pop_front() else { break };
+                match self.send(item) {
+                    Ok(Ok(f)) => in_flight.push_back(f),
+                    Ok(Err(item)) => {
+                        pending.push_front(item);
                         queue_full = true;
                         break;
                     }
@@ -227,52 +248,43 @@ impl Relay {
                     }
                 }
             }
-            // Read ahead while the window has room.
-            if pending.is_empty() && in_flight.len() < MAX_IN_FLIGHT && goal.is_none_or(|g| next <= g) {
-                match self.source.read(next, READ_BATCH).await {
-                    Ok(batch) if !batch.is_empty() => {
-                        if batch[0].position != next {
-                            failure = Some(RelayError::Gap { expected: next, found: batch[0].position });
-                            break;
-                        }
-                        next = batch[batch.len() - 1].position + 1;
+            // Take what the reader prepared meanwhile, without waiting.
+            if pending.is_empty() && in_flight.len() < MAX_IN_FLIGHT && !reader_done {
+                match rx.try_recv() {
+                    Ok(batch) => {
                         pending.extend(batch);
                         continue;
                     }
-                    Ok(_) => {}
-                    Err(e) => {
-                        failure = Some(e.into());
-                        break;
-                    }
+                    Err(mpsc::error::TryRecvError::Empty) => {}
+                    Err(mpsc::error::TryRecvError::Disconnected) => reader_done = true,
                 }
             }
-            // Wait for the oldest delivery, or for the log to grow.
             if let Some(front) = in_flight.front_mut() {
+                // Wait for the oldest delivery.
                 let outcome = match front.delivery.as_mut() {
                     None => Ok(()),
-                    Some(delivery) => tokio::select! {
-                        biased;
-                        _ = &mut stop => break,
-                        r = delivery => delivery_outcome(r),
+                    Some(delivery) => match (&mut *delivery).now_or_never() {
+                        Some(r) => delivery_outcome(r),
+                        None => tokio::select! {
+                            biased;
+                            _ = &mut stop => break,
+                            r = delivery => delivery_outcome(r),
+                        },
                     },
                 };
                 let done = in_flight.pop_front().expect("front exists");
-                match outcome {
-                    Ok(()) => {
-                        acked = done.position;
-                        match done.delivery {
-                            Some(_) => self.stats.produced += 1,
-                            None => self.stats.withheld += 1,
-                        }
-                    }
-                    Err(error) => {
-                        failure = Some(RelayError::Delivery { position: done.position, error });
-                        break;
-                    }
+                if let Err(error) = outcome {
+                    failure = Some(RelayError::Delivery { position: done.position, error });
+                    break;
+                }
+                acked = done.position;
+                match done.delivery {
+                    Some(_) => self.stats.produced += 1,
+                    None => self.stats.withheld += 1,
                 }
                 let due = acked - self.checkpoint.position() >= CHECKPOINT_EVERY_EVENTS
-                    || last_write.elapsed() >= CHECKPOINT_EVERY
-                    || in_flight.is_empty();
+                    || in_flight.is_empty()
+                    || last_write.elapsed() >= CHECKPOINT_EVERY;
                 if due {
                     if let Err(e) = self.write_checkpoint(acked) {
                         failure = Some(e);
@@ -283,21 +295,26 @@ impl Relay {
             } else if queue_full {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             } else if pending.is_empty() {
-                // Caught up and everything acknowledged.
+                // Everything sent is acknowledged: wait for the reader.
                 if let Err(e) = self.write_checkpoint(acked) {
                     failure = Some(e);
                     break;
                 }
-                if goal.is_some_and(|g| acked >= g) {
+                if goal.is_some_and(|g| acked >= g) || reader_done {
                     break;
                 }
                 tokio::select! {
                     biased;
                     _ = &mut stop => break,
-                    _ = wait_for_growth(&mut head) => {}
+                    batch = rx.recv() => match batch {
+                        Some(batch) => pending.extend(batch),
+                        None => reader_done = true,
+                    },
                 }
             }
         }
+        drop(rx);
+        reader.abort();
 
         // Stopping (asked to, goal reached, or failed): what is already in flight may still
         // be acknowledged; move the checkpoint as far as the acknowledged prefix goes.
@@ -339,30 +356,129 @@ impl Relay {
         Ok(())
     }
 
-    /// Routes, checks and hands one event to the producer.
-    fn send(&self, event: &RecordedEvent) -> Result<Sent, RelayError> {
-        let data: serde_json::Value = serde_json::from_str(&event.data)
-            .map_err(|e| RelayError::NotJson { position: event.position, reason: e.to_string() })?;
-        let (topic, key) = match route(event, &data)? {
-            Route::Withheld => return Ok(Sent::InFlight(InFlight { position: event.position, delivery: None })),
-            Route::Publish { topic, key } => (topic, key),
+    /// Hands one prepared event to the producer; gives it back when the producer's queue
+    /// is full.
+    fn send(&self, item: Prepared) -> Result<Result<InFlight, Prepared>, RelayError> {
+        let (position, topic, key, payload, timestamp, headers) = match item {
+            Prepared::Fail(e) => return Err(e),
+            Prepared::Withheld { position } => return Ok(Ok(InFlight { position, delivery: None })),
+            Prepared::Publish { position, topic, key, payload, timestamp, headers } => {
+                (position, topic, key, payload, timestamp, headers)
+            }
         };
-        self.schemas.check(&event.event_type, event.schema_version, &data).map_err(|source| RelayError::Payload {
+        let record = FutureRecord::to(topic)
+            .key(key.as_bytes())
+            .payload(payload.as_bytes())
+            .timestamp(timestamp)
+            .headers(headers);
+        match self.producer.send_result(record) {
+            Ok(delivery) => Ok(Ok(InFlight { position, delivery: Some(delivery) })),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                let headers = back.headers.unwrap_or_default();
+                Ok(Err(Prepared::Publish { position, topic, key, payload, timestamp, headers }))
+            }
+            Err((error, _)) => Err(RelayError::Delivery { position, error }),
+        }
+    }
+}
+
+/// Routes and checks one event.
+fn prepare(schemas: &SchemaSet, event: RecordedEvent) -> Prepared {
+    let data: serde_json::Value = match serde_json::from_str(&event.data) {
+        Ok(d) => d,
+        Err(e) => return Prepared::Fail(RelayError::NotJson { position: event.position, reason: e.to_string() }),
+    };
+    let (topic, key) = match route(&event, &data) {
+        Err(e) => return Prepared::Fail(e.into()),
+        Ok(Route::Withheld) => return Prepared::Withheld { position: event.position },
+        Ok(Route::Publish { topic, key }) => (topic, key),
+    };
+    if let Err(source) = schemas.check(&event.event_type, event.schema_version, &data) {
+        return Prepared::Fail(RelayError::Payload {
             position: event.position,
-            event_type: event.event_type.clone(),
+            event_type: event.event_type,
             version: event.schema_version,
             event_id: event.event_id,
             source,
-        })?;
-        let record = FutureRecord::to(topic)
-            .key(key.as_bytes())
-            .payload(event.data.as_bytes())
-            .timestamp(event.recorded_at.timestamp_millis())
-            .headers(headers(event));
-        match self.producer.send_result(record) {
-            Ok(delivery) => Ok(Sent::InFlight(InFlight { position: event.position, delivery: Some(delivery) })),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Ok(Sent::QueueFull),
-            Err((e, _)) => Err(RelayError::Delivery { position: event.position, error: e }),
+        });
+    }
+    Prepared::Publish {
+        position: event.position,
+        topic,
+        key,
+        timestamp: event.recorded_at.timestamp_millis(),
+        headers: headers(&event),
+        payload: event.data,
+    }
+}
+
+/// What the reader stage passes to the checking stage.
+enum Read {
+    Events(Vec<RecordedEvent>),
+    Fail(RelayError),
+}
+
+/// The reader and checking stages: one task reads the log from `next` in order (up to
+/// `goal` when given, else following it), another routes and checks each event, so that
+/// reading and checking overlap. Both stop after the first event that may not be produced,
+/// or when the producer stage is gone.
+async fn prepare_log(
+    source: Arc<dyn LogSource>,
+    schemas: Arc<SchemaSet>,
+    next: u64,
+    goal: Option<u64>,
+    tx: mpsc::Sender<Vec<Prepared>>,
+) {
+    let (read_tx, mut read_rx) = mpsc::channel::<Read>(PREPARED_BATCHES);
+    let reader = tokio::spawn(read_log(source, next, goal, read_tx));
+    while let Some(read) = read_rx.recv().await {
+        let batch = match read {
+            Read::Fail(e) => {
+                let _ = tx.send(vec![Prepared::Fail(e)]).await;
+                break;
+            }
+            Read::Events(batch) => batch,
+        };
+        let mut prepared = Vec::with_capacity(batch.len());
+        let mut failed = false;
+        for event in batch {
+            let item = prepare(&schemas, event);
+            failed = matches!(item, Prepared::Fail(_));
+            prepared.push(item);
+            if failed {
+                break;
+            }
+        }
+        if tx.send(prepared).await.is_err() || failed {
+            break;
+        }
+    }
+    reader.abort();
+}
+
+async fn read_log(source: Arc<dyn LogSource>, mut next: u64, goal: Option<u64>, tx: mpsc::Sender<Read>) {
+    let mut head = source.head();
+    while goal.is_none_or(|g| next <= g) {
+        let batch = match source.read(next, READ_BATCH).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.send(Read::Fail(e.into())).await;
+                return;
+            }
+        };
+        let Some(first) = batch.first() else {
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = wait_for_growth(&mut head) => continue,
+            }
+        };
+        if first.position != next {
+            let _ = tx.send(Read::Fail(RelayError::Gap { expected: next, found: first.position })).await;
+            return;
+        }
+        next = batch[batch.len() - 1].position + 1;
+        if tx.send(Read::Events(batch)).await.is_err() {
+            return;
         }
     }
 }

@@ -124,6 +124,9 @@ impl SchemaSet {
             Some(v) => v,
             None => return Err(PayloadError::NoSchema { event_type: event_type.to_string(), version }),
         };
+        if validator.is_valid(payload) {
+            return Ok(());
+        }
         validator.validate(payload).map_err(|e| PayloadError::Invalid {
             event_type: event_type.to_string(),
             version,

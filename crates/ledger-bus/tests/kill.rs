@@ -37,6 +37,7 @@ fn relay_child() {
     let Ok(data) = std::env::var(ENV_DATA) else { return };
     let args = RelayArgs {
         data: PathBuf::from(data),
+        store: None,
         brokers: std::env::var(ENV_BROKERS).expect("brokers"),
         schemas: Some(PathBuf::from(std::env::var(ENV_SCHEMAS).expect("schemas"))),
         // Until caught up: the last run, at full speed. Before: small batches, so that the

@@ -152,7 +152,9 @@ fn nothing_is_lost_when_requests_fail_or_a_broker_goes_down_mid_stream() {
         let head_while_down = sample::append_mixed(&*store, 1_500, 30).await.unwrap();
         // Long enough for the producer to notice and retry; nothing is asserted on it.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert!(read_checkpoint(&data).unwrap() <= head_while_down);
+        // The broker leads some partitions (no leader change on the mock): the events keyed
+        // there cannot be acknowledged, so the checkpoint waits before them.
+        assert!(read_checkpoint(&data).unwrap() < head_while_down);
         cluster.broker_up(2).unwrap();
         let head = sample::append_mixed(&*store, 500, 30).await.unwrap();
         wait_for(&mut progress, head).await;
