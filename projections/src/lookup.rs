@@ -1,10 +1,12 @@
 //! Which partner an id belongs to: routes such as `POST /v1/coupons/{id}/usage` or
 //! `POST /v1/withdrawals/{id}/approve` name only the thing, while its events live in its
 //! partner's stream. The first event that carries an id field records the pair.
+//! Consumption `record_id`s are not here: the store's idempotency key
+//! `consumption:{record_id}` already points at the line (see `Ledger::partner_of_record`),
+//! and the log is mostly consumption lines.
 
 use ledger_core::RecordedEvent;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use serde_json::Value;
 
 use crate::runner::Projection;
 use crate::ProjectionError;
@@ -13,13 +15,42 @@ use crate::ProjectionError;
 pub const ID_FIELDS: &[(&str, &str)] = &[
     ("incentives", "opportunity_id"),
     ("incentives", "payment_id"),
-    ("incentives", "record_id"),
     ("coupons", "coupon_id"),
     ("rebate", "withdrawal_id"),
     ("lab", "application_id"),
 ];
 
 pub struct Lookup;
+
+#[derive(serde::Deserialize)]
+struct Ids<'a> {
+    #[serde(borrow)]
+    partner_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    opportunity_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    payment_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    coupon_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    withdrawal_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    application_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl Ids<'_> {
+    fn get(&self, field: &str) -> Option<&str> {
+        let v = match field {
+            "opportunity_id" => &self.opportunity_id,
+            "payment_id" => &self.payment_id,
+            "coupon_id" => &self.coupon_id,
+            "withdrawal_id" => &self.withdrawal_id,
+            "application_id" => &self.application_id,
+            _ => return None,
+        };
+        v.as_deref()
+    }
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS lookup (
@@ -50,14 +81,16 @@ impl Projection for Lookup {
         if fields.is_empty() {
             return Ok(());
         }
-        let data: Value = serde_json::from_str(&e.data)
+        // Only the id fields are read (borrowed, no tree of values): the log is mostly
+        // consumption lines and this runs for each.
+        let ids: Ids<'_> = serde_json::from_str(&e.data)
             .map_err(|err| ProjectionError::Decode { position: e.position, reason: err.to_string() })?;
-        let Some(partner) = data.get("partner_id").and_then(Value::as_str) else { return Ok(()) };
+        let Some(partner) = ids.partner_id.as_deref() else { return Ok(()) };
         let mut insert = tx.prepare_cached(
             "INSERT INTO lookup (kind, id, partner_id, stream) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )?;
         for field in fields {
-            if let Some(id) = data.get(field).and_then(Value::as_str) {
+            if let Some(id) = ids.get(field) {
                 insert.execute(params![field, id, partner, e.stream])?;
             }
         }

@@ -104,7 +104,7 @@ pub async fn refund_consumption(
     body: JsonBody<RefundBody>,
 ) -> Written {
     caller.require(&[Role::Admin])?;
-    let partner = owner_of(&state, &caller, IdKind::ConsumptionRecord, &record_id).await?;
+    let partner = state.ledger.partner_of_record(&record_id).await?.ok_or_else(|| ApiError::not_found("consumption record"))?;
     let incentives = state.ledger.incentives(&partner).await?;
     let line_currency = incentives.lines.get(&record_id).map(|l| l.amount.currency).unwrap_or(Currency::CNY);
     let req = body.value;

@@ -185,13 +185,13 @@ pub async fn use_coupon(State(state): State<Arc<AppState>>, caller: Caller, Path
     let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(currency.as_str()))?;
     let ctx = state.context(&caller, &body.raw);
     let outcome = state.ledger.use_coupon(&ctx, &partner, id.clone(), req.usage_id, amount, req.used_at).await?;
-    let view = coupon_view(&state.ledger.coupons(&partner).await?, &id, ctx.now).ok_or_else(|| ApiError::not_found("coupon"))?;
+    let view = coupon_view(&*state.ledger.coupons(&partner).await?, &id, ctx.now).ok_or_else(|| ApiError::not_found("coupon"))?;
     Ok(written(&outcome, serde_json::to_value(view).expect("serialises")))
 }
 
 pub async fn get_coupon(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let partner = owner_of(&state, &caller, IdKind::Coupon, &id).await?;
-    let view = coupon_view(&state.ledger.coupons(&partner).await?, &id, Utc::now()).ok_or_else(|| ApiError::not_found("coupon"))?;
+    let view = coupon_view(&*state.ledger.coupons(&partner).await?, &id, Utc::now()).ok_or_else(|| ApiError::not_found("coupon"))?;
     Ok(Json(serde_json::to_value(view).expect("serialises")))
 }
 

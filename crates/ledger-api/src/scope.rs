@@ -13,7 +13,6 @@ use crate::AppState;
 /// Ids the lookup projection records (see `ledger_projections::lookup`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdKind {
-    ConsumptionRecord,
     Opportunity,
     Payment,
     Coupon,
@@ -24,7 +23,6 @@ pub enum IdKind {
 impl IdKind {
     fn field(self) -> &'static str {
         match self {
-            IdKind::ConsumptionRecord => "record_id",
             IdKind::Opportunity => "opportunity_id",
             IdKind::Payment => "payment_id",
             IdKind::Coupon => "coupon_id",
@@ -35,7 +33,6 @@ impl IdKind {
 
     fn noun(self) -> &'static str {
         match self {
-            IdKind::ConsumptionRecord => "consumption record",
             IdKind::Opportunity => "opportunity",
             IdKind::Payment => "quarterly payment",
             IdKind::Coupon => "coupon",

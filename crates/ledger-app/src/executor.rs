@@ -74,15 +74,31 @@ impl Executor {
         D::State: Send + Sync + 'static,
         D::Event: EventFamily,
     {
+        let (state, version) = self.load_shared::<D>(stream).await?;
+        Ok((Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone()), version))
+    }
+
+    /// The current state shared with the cache: a read of an unchanged stream costs one
+    /// query for newer events and no copy of the state.
+    pub async fn load_shared<D>(&self, stream: &str) -> Result<(Arc<D::State>, u64), AppError>
+    where
+        D: Decider,
+        D::State: Send + Sync + 'static,
+        D::Event: EventFamily,
+    {
         let cached = self.cache.lock().expect("cache lock").get(stream).cloned();
-        let (mut state, mut version) =
-            match cached.and_then(|(v, s)| s.downcast_ref::<D::State>().map(|s| (s.clone(), v))) {
-                Some((s, v)) => (s, v),
-                None => (D::State::default(), 0),
-            };
-        let start = version;
+        let (shared, start) = match cached.and_then(|(v, s)| s.downcast::<D::State>().ok().map(|s| (s, v))) {
+            Some((s, v)) => (s, v),
+            None => (Arc::new(D::State::default()), 0),
+        };
+        let first = self.store.read_stream(stream, start + 1, READ_BATCH).await?;
+        if first.is_empty() {
+            return Ok((shared, start));
+        }
+        let mut state = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
+        let mut version = start;
+        let mut batch = first;
         loop {
-            let batch = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
             let Some(last) = batch.last().map(|e| e.version) else { break };
             for e in &batch {
                 let event: D::Event = decode(&e.event_type, e.schema_version, &e.data)
@@ -90,10 +106,10 @@ impl Executor {
                 state = D::evolve(state, &event);
             }
             version = last;
+            batch = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
         }
-        if version != start {
-            self.remember(stream, version, state.clone());
-        }
+        let state = Arc::new(state);
+        self.remember_shared(stream, version, state.clone());
         Ok((state, version))
     }
 
@@ -218,6 +234,10 @@ impl Executor {
     }
 
     fn remember<S: Send + Sync + 'static>(&self, stream: &str, version: u64, state: S) {
+        self.remember_shared(stream, version, Arc::new(state));
+    }
+
+    fn remember_shared<S: Send + Sync + 'static>(&self, stream: &str, version: u64, state: Arc<S>) {
         let mut cache = self.cache.lock().expect("cache lock");
         if cache.len() >= MAX_CACHED_STREAMS && !cache.contains_key(stream) {
             cache.clear();
@@ -225,7 +245,7 @@ impl Executor {
         match cache.get(stream) {
             Some((v, _)) if *v >= version => {}
             _ => {
-                cache.insert(stream.to_string(), (version, Arc::new(state)));
+                cache.insert(stream.to_string(), (version, state));
             }
         }
     }

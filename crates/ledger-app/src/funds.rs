@@ -18,8 +18,8 @@ pub enum AdjustmentDirection {
 }
 
 impl Ledger {
-    pub async fn funds(&self, distributor_id: &str) -> Result<FundsState, AppError> {
-        Ok(self.exec.load::<Funds>(&funds::stream_id(distributor_id)).await?.0)
+    pub async fn funds(&self, distributor_id: &str) -> Result<std::sync::Arc<FundsState>, AppError> {
+        Ok(self.exec.load_shared::<Funds>(&funds::stream_id(distributor_id)).await?.0)
     }
 
     /// The distributor whose fund tree a partner belongs to: itself, or a reseller's parent.
@@ -120,8 +120,8 @@ impl Ledger {
         Ok(outcome.is_stored().then(|| outcome.position()).flatten())
     }
 
-    pub async fn coupons(&self, partner_id: &str) -> Result<CouponsState, AppError> {
-        Ok(self.exec.load::<Coupons>(&coupons::stream_id(partner_id)).await?.0)
+    pub async fn coupons(&self, partner_id: &str) -> Result<std::sync::Arc<CouponsState>, AppError> {
+        Ok(self.exec.load_shared::<Coupons>(&coupons::stream_id(partner_id)).await?.0)
     }
 
     pub async fn grant_coupon_quota(

@@ -40,8 +40,8 @@ pub enum LineOutcome {
 }
 
 impl Ledger {
-    pub async fn incentives(&self, partner_id: &str) -> Result<IncentivesState, AppError> {
-        Ok(self.exec.load::<Incentives>(&incentives::stream_id(partner_id)).await?.0)
+    pub async fn incentives(&self, partner_id: &str) -> Result<std::sync::Arc<IncentivesState>, AppError> {
+        Ok(self.exec.load_shared::<Incentives>(&incentives::stream_id(partner_id)).await?.0)
     }
 
     /// Records one consumption line in its partner's stream. `record_id` is unique across
@@ -117,6 +117,17 @@ impl Ledger {
             }
             _ => LineOutcome::Duplicate { partner_id },
         })
+    }
+
+    /// The partner whose stream holds the consumption line `record_id`: the store's
+    /// idempotency key of the line points at the append that stored it.
+    pub async fn partner_of_record(&self, record_id: &str) -> Result<Option<String>, AppError> {
+        validate_id("record_id", record_id)?;
+        let Some((_, appended)) = self.exec.store().idempotency_key(&format!("consumption:{record_id}")).await? else {
+            return Ok(None);
+        };
+        let events = self.exec.store().read_all(appended.first_position, 1).await?;
+        Ok(events.first().and_then(|e| e.stream.strip_prefix("incentives-").map(str::to_string)))
     }
 
     /// Refunds part of a stored line (`record_id` must be known: the API resolves its

@@ -8,8 +8,8 @@ use ledger_domain::rebate::{self, Rebate, RebateCommand, RebateEvent, RebateStat
 use crate::{AppError, CommandContext, Ledger, Outcome};
 
 impl Ledger {
-    pub async fn rebate(&self, partner_id: &str) -> Result<RebateState, AppError> {
-        Ok(self.exec.load::<Rebate>(&rebate::stream_id(partner_id)).await?.0)
+    pub async fn rebate(&self, partner_id: &str) -> Result<std::sync::Arc<RebateState>, AppError> {
+        Ok(self.exec.load_shared::<Rebate>(&rebate::stream_id(partner_id)).await?.0)
     }
 
     /// Credits a quarterly payment paid by `cloud_account_credit`; a repeat of the same
@@ -48,7 +48,8 @@ impl Ledger {
     }
 
     pub async fn withdrawable(&self, partner_id: &str, currency: Currency) -> Result<Money, AppError> {
-        Ok(rebate::withdrawable(&self.rebate(partner_id).await?, currency))
+        let state = self.rebate(partner_id).await?;
+        Ok(rebate::withdrawable(&state, currency))
     }
 
     pub async fn request_withdrawal(
@@ -89,8 +90,8 @@ impl Ledger {
         self.exec.execute::<Rebate>(&rebate::stream_id(partner_id), command, ctx).await
     }
 
-    pub async fn lab_points(&self, partner_id: &str) -> Result<LabPointsState, AppError> {
-        Ok(self.exec.load::<LabPoints>(&lab_points::stream_id(partner_id)).await?.0)
+    pub async fn lab_points(&self, partner_id: &str) -> Result<std::sync::Arc<LabPointsState>, AppError> {
+        Ok(self.exec.load_shared::<LabPoints>(&lab_points::stream_id(partner_id)).await?.0)
     }
 
     pub async fn apply_lab_points(

@@ -60,7 +60,7 @@ async fn setup(client: &reqwest::Client, base: &str, partners: usize) -> Result<
     post(client, format!("{base}/v1/policies"), json!({"effective_month": "2026-01", "currency": "CNY", "rates": [{"product": "ECS", "rate": "0.05"}]})).await?;
     for p in 0..partners {
         post(client, format!("{base}/v1/partners"), json!({"partner_id": format!("B{p}"), "name": format!("Bench {p}"), "kind": "solution_provider"})).await?;
-        post(client, format!("{base}/v1/customers"), json!({"customer_id": format!("BC{p}"), "partner_id": format!("B{p}"), "association_type": "referral"})).await?;
+        post(client, format!("{base}/v1/customers"), json!({"customer_id": format!("BC{p}"), "partner_id": format!("B{p}"), "association_type": "referral", "effective_at": "2026-01-01T00:00:00Z"})).await?;
     }
     Ok(())
 }
