@@ -17,8 +17,7 @@ fn credentials_roles_and_the_auditors_view() {
     let (status, _) = server.call("GET", "/v1/events", Some("wrong"), None);
     assert_eq!(status, 401);
 
-    let (status, auditor) =
-        server.call("POST", "/v1/credentials", Some(ADMIN_TOKEN), Some(json!({"role": "auditor"})));
+    let (status, auditor) = server.call("POST", "/v1/credentials", Some(ADMIN_TOKEN), Some(json!({"role": "auditor"})));
     assert_eq!(status, 201, "{auditor}");
     let auditor_token = auditor["token"].as_str().unwrap().to_string();
     assert!(auditor["secret_key"].as_str().unwrap().len() == 64);

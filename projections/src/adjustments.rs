@@ -110,8 +110,8 @@ pub fn list(
     )?;
     let mut visible = vec![];
     for row in rows {
-        let record: AdjustmentRecord = serde_json::from_str(&row?)
-            .map_err(|e| ProjectionError::Decode { position: 0, reason: e.to_string() })?;
+        let record: AdjustmentRecord =
+            serde_json::from_str(&row?).map_err(|e| ProjectionError::Decode { position: 0, reason: e.to_string() })?;
         if viewer.is_none_or(|(v, parent)| visible_to(&record, v, parent)) {
             visible.push(record);
         }

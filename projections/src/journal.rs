@@ -128,9 +128,8 @@ pub struct Balance {
 
 /// Every balance of `owner` (e.g. `partner:P1`) as it stood at `as_of`: debits − credits.
 pub fn balances(conn: &Connection, owner: &str, as_of: DateTime<Utc>) -> Result<Vec<Balance>, ProjectionError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT account, currency, side, amount FROM journal WHERE owner = ?1 AND occurred_at <= ?2",
-    )?;
+    let mut stmt = conn
+        .prepare_cached("SELECT account, currency, side, amount FROM journal WHERE owner = ?1 AND occurred_at <= ?2")?;
     let mut sums: BTreeMap<(String, Currency), Decimal> = BTreeMap::new();
     let mut rows = stmt.query(params![owner, as_of.timestamp_micros()])?;
     while let Some(r) = rows.next()? {

@@ -137,15 +137,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let principal = parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .ok_or_else(|| ApiError::unauthenticated("no credential"))?;
+        let principal =
+            parts.extensions.get::<Principal>().cloned().ok_or_else(|| ApiError::unauthenticated("no credential"))?;
         let request_id = header_str(&parts.headers, "x-request-id");
         if let Some(id) = &request_id {
             if id.is_empty() || id.len() > MAX_REQUEST_ID || id.chars().any(|c| c.is_control() || c == ':') {
-                return Err(ApiError::invalid("X-Request-Id", format!("must be 1 to {MAX_REQUEST_ID} printable characters")));
+                return Err(ApiError::invalid(
+                    "X-Request-Id",
+                    format!("must be 1 to {MAX_REQUEST_ID} printable characters"),
+                ));
             }
         }
         Ok(Caller { principal, request_id, method: parts.method.to_string(), path: parts.uri.path().to_string() })
@@ -248,7 +248,10 @@ pub async fn stream_position(state: &AppState, stream: &str) -> Result<u64, ApiE
 
 /// A write's answer: 201 when it stored events, 200 when it was replayed by its request id
 /// or changed nothing; `position` is the global position a read must wait for.
-pub fn written<E>(outcome: &ledger_app::Outcome<E>, mut body: serde_json::Value) -> (StatusCode, axum::Json<serde_json::Value>) {
+pub fn written<E>(
+    outcome: &ledger_app::Outcome<E>,
+    mut body: serde_json::Value,
+) -> (StatusCode, axum::Json<serde_json::Value>) {
     let status = if outcome.is_stored() { StatusCode::CREATED } else { StatusCode::OK };
     if let Some(obj) = body.as_object_mut() {
         obj.insert("position".into(), serde_json::json!(outcome.position()));

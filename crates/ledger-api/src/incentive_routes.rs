@@ -46,7 +46,11 @@ pub struct ConsumptionRecord {
 
 /// Billing's feed: each line is stored, found a duplicate, or rejected with its code; one
 /// bad line does not stop the others.
-pub async fn record_consumption(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<ConsumptionBatch>) -> Written {
+pub async fn record_consumption(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody<ConsumptionBatch>,
+) -> Written {
     caller.require(&[Role::Admin])?;
     let records = body.value.records;
     if records.is_empty() || records.len() > MAX_CONSUMPTION_BATCH {
@@ -80,7 +84,9 @@ pub async fn record_consumption(State(state): State<Arc<AppState>>, caller: Call
             }
             Ok(LineOutcome::Duplicate { .. }) => json!({"record_id": record_id, "status": "duplicate"}),
             Err(e) if e.status.is_server_error() => return Err(e),
-            Err(e) => json!({"record_id": record_id, "status": "rejected", "error_code": e.code, "error_msg": e.message}),
+            Err(e) => {
+                json!({"record_id": record_id, "status": "rejected", "error_code": e.code, "error_msg": e.message})
+            }
         });
     }
     let status = if stored_any { StatusCode::CREATED } else { StatusCode::OK };
@@ -104,14 +110,17 @@ pub async fn refund_consumption(
     body: JsonBody<RefundBody>,
 ) -> Written {
     caller.require(&[Role::Admin])?;
-    let partner = state.ledger.partner_of_record(&record_id).await?.ok_or_else(|| ApiError::not_found("consumption record"))?;
+    let partner =
+        state.ledger.partner_of_record(&record_id).await?.ok_or_else(|| ApiError::not_found("consumption record"))?;
     let incentives = state.ledger.incentives(&partner).await?;
     let line_currency = incentives.lines.get(&record_id).map(|l| l.amount.currency).unwrap_or(Currency::CNY);
     let req = body.value;
     let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(line_currency.as_str()))?;
     let ctx = state.context(&caller, &body.raw);
-    let outcome =
-        state.ledger.refund_consumption(&ctx, &partner, req.refund_id.clone(), record_id.clone(), amount, req.settled_at).await?;
+    let outcome = state
+        .ledger
+        .refund_consumption(&ctx, &partner, req.refund_id.clone(), record_id.clone(), amount, req.settled_at)
+        .await?;
     Ok(written(
         &outcome,
         json!({"refund_id": req.refund_id, "record_id": record_id, "partner_id": partner, "amount": amount}),
@@ -141,7 +150,11 @@ async fn month_answer<E>(
 }
 
 /// `POST /v1/incentive-months/{partner_id}/{month}/close`: every currency of the month.
-pub async fn close_month(State(state): State<Arc<AppState>>, caller: Caller, Path((partner, month)): Path<(String, String)>) -> Written {
+pub async fn close_month(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((partner, month)): Path<(String, String)>,
+) -> Written {
     caller.require(&[Role::Admin])?;
     let month: Month = month.parse()?;
     let ctx = state.context(&caller, b"");
@@ -240,7 +253,11 @@ pub struct MonthsQuery {
     min_position: Option<u64>,
 }
 
-pub async fn list_months(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<MonthsQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list_months(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<MonthsQuery>,
+) -> Result<Json<Value>, ApiError> {
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
     wait_for_position(&state, q.min_position).await?;
     let incentives = state.ledger.incentives(&partner).await?;
@@ -269,7 +286,11 @@ pub struct RolloverQuery {
     min_position: Option<u64>,
 }
 
-pub async fn rollover(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<RolloverQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn rollover(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<RolloverQuery>,
+) -> Result<Json<Value>, ApiError> {
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
     let month: Month = q.month.parse()?;
     let currency = currency_or_cny(q.currency.as_deref())?;
@@ -305,7 +326,11 @@ fn opportunity_view(state: &ledger_domain::incentives::IncentivesState, partner:
     }
 }
 
-pub async fn share_opportunity(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<ShareOpportunity>) -> Written {
+pub async fn share_opportunity(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody<ShareOpportunity>,
+) -> Written {
     caller.require(&[Role::Admin])?;
     let ctx = state.context(&caller, &body.raw);
     let ShareOpportunity { opportunity_id, partner_id, offering, core_tag, delivery_end_date } = body.value;
@@ -346,7 +371,9 @@ pub async fn opportunity_step(
     let step = match action.as_str() {
         "deliver" => OpportunityStep::Deliver {
             opportunity_id,
-            delivery_end_date: req.delivery_end_date.ok_or_else(|| ApiError::invalid("delivery_end_date", "is required"))?,
+            delivery_end_date: req
+                .delivery_end_date
+                .ok_or_else(|| ApiError::invalid("delivery_end_date", "is required"))?,
         },
         "accept" => OpportunityStep::Accept { opportunity_id },
         "apply" => OpportunityStep::Apply { opportunity_id },
@@ -381,7 +408,11 @@ pub struct EligibilityQuery {
     min_position: Option<u64>,
 }
 
-pub async fn eligibility(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<EligibilityQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn eligibility(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<EligibilityQuery>,
+) -> Result<Json<Value>, ApiError> {
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
     let quarter: Quarter = q.quarter.parse()?;
     let currency = currency_or_cny(q.currency.as_deref())?;
@@ -402,30 +433,52 @@ pub struct PaymentRequest {
     partner_id: Option<String>,
 }
 
-pub async fn request_payment(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<PaymentRequest>) -> Written {
+pub async fn request_payment(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody<PaymentRequest>,
+) -> Written {
     caller.require(&[Role::Partner, Role::Admin])?;
     let req = body.value;
     let partner = caller.partner_scope(req.partner_id.as_deref())?;
     let quarter: Quarter = req.quarter.parse()?;
     let currency = currency_or_cny(req.currency.as_deref())?;
     let ctx = state.context(&caller, &body.raw);
-    let (payment_id, outcome) = state.ledger.request_payment(&ctx, &partner, quarter, currency).await.map_err(|e| {
-        match &e {
+    let (payment_id, outcome) =
+        state.ledger.request_payment(&ctx, &partner, quarter, currency).await.map_err(|e| match &e {
             ledger_app::AppError::Domain(DomainError::PaymentBlocked(_)) => ApiError::from(e),
             _ => ApiError::from(e),
-        }
-    })?;
+        })?;
     payment_answer(&state, &outcome, &partner, &payment_id).await
 }
 
-async fn payment_answer<E>(state: &AppState, outcome: &ledger_app::Outcome<E>, partner: &str, payment_id: &str) -> Written {
-    let view = state.ledger.incentives(partner).await?.payment_view(payment_id).ok_or_else(|| ApiError::not_found("quarterly payment"))?;
+async fn payment_answer<E>(
+    state: &AppState,
+    outcome: &ledger_app::Outcome<E>,
+    partner: &str,
+    payment_id: &str,
+) -> Written {
+    let view = state
+        .ledger
+        .incentives(partner)
+        .await?
+        .payment_view(payment_id)
+        .ok_or_else(|| ApiError::not_found("quarterly payment"))?;
     Ok(written(outcome, serde_json::to_value(view).expect("serialises")))
 }
 
-pub async fn get_payment(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_payment(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let partner = owner_of(&state, &caller, IdKind::Payment, &id).await?;
-    let view = state.ledger.incentives(&partner).await?.payment_view(&id).ok_or_else(|| ApiError::not_found("quarterly payment"))?;
+    let view = state
+        .ledger
+        .incentives(&partner)
+        .await?
+        .payment_view(&id)
+        .ok_or_else(|| ApiError::not_found("quarterly payment"))?;
     let mut v = serde_json::to_value(view).expect("serialises");
     v["position"] = json!(stream_position(&state, &ledger_domain::incentives::stream_id(&partner)).await?);
     Ok(Json(v))
@@ -457,7 +510,9 @@ pub async fn payment_step(
         "invoice-list" => PaymentStep::IssueInvoiceList,
         "invoice-received" => PaymentStep::InvoiceReceived,
         "pay" => PaymentStep::Pay {
-            method: req.method.ok_or_else(|| ApiError::invalid("method", "is required: bank_transfer or cloud_account_credit"))?,
+            method: req
+                .method
+                .ok_or_else(|| ApiError::invalid("method", "is required: bank_transfer or cloud_account_credit"))?,
         },
         _ => return Err(ApiError::not_found("route")),
     };

@@ -34,7 +34,12 @@ pub struct MoneyBody {
 }
 
 /// `POST /v1/partners/{id}/funds`: the vendor credits a distributor's pool.
-pub async fn credit_funds(State(state): State<Arc<AppState>>, caller: Caller, Path(partner): Path<String>, body: JsonBody<MoneyBody>) -> Written {
+pub async fn credit_funds(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(partner): Path<String>,
+    body: JsonBody<MoneyBody>,
+) -> Written {
     caller.require(&[Role::Admin])?;
     let amount = Money::parse_positive(&body.value.amount, &body.value.currency)?;
     let ctx = state.context(&caller, &body.raw);
@@ -44,7 +49,12 @@ pub async fn credit_funds(State(state): State<Arc<AppState>>, caller: Caller, Pa
 }
 
 /// `POST /v1/partners/{id}/coupon-quota`.
-pub async fn grant_coupon_quota(State(state): State<Arc<AppState>>, caller: Caller, Path(partner): Path<String>, body: JsonBody<MoneyBody>) -> Written {
+pub async fn grant_coupon_quota(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(partner): Path<String>,
+    body: JsonBody<MoneyBody>,
+) -> Written {
     caller.require(&[Role::Admin])?;
     let amount = Money::parse_positive(&body.value.amount, &body.value.currency)?;
     let ctx = state.context(&caller, &body.raw);
@@ -73,7 +83,12 @@ pub struct CounterpartyInput {
     id: String,
 }
 
-async fn adjust(state: &AppState, caller: &Caller, direction: AdjustmentDirection, body: JsonBody<AdjustmentBody>) -> Written {
+async fn adjust(
+    state: &AppState,
+    caller: &Caller,
+    direction: AdjustmentDirection,
+    body: JsonBody<AdjustmentBody>,
+) -> Written {
     caller.require(&[Role::Partner, Role::Admin])?;
     let req = body.value;
     let counterparty = Counterparty { kind: req.counterparty.kind, id: req.counterparty.id };
@@ -120,7 +135,11 @@ pub struct AdjustmentQuery {
 
 /// A partner sees the records of DOMAIN §3's visibility rule; admin and auditor see all,
 /// or one partner's view with `partner_id`.
-pub async fn adjustment_records(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<AdjustmentQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn adjustment_records(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<AdjustmentQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = check_limit(&caller, q.limit)? as usize;
     let viewer = match (caller.principal.role, &q.partner_id) {
         (Role::Partner, _) | (_, Some(_)) => Some(caller.partner_scope(q.partner_id.as_deref())?),
@@ -176,7 +195,12 @@ pub struct CouponUsage {
 }
 
 /// Billing reports a coupon's use (admin).
-pub async fn use_coupon(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>, body: JsonBody<CouponUsage>) -> Written {
+pub async fn use_coupon(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody<CouponUsage>,
+) -> Written {
     caller.require(&[Role::Admin])?;
     let partner = owner_of(&state, &caller, IdKind::Coupon, &id).await?;
     let coupons = state.ledger.coupons(&partner).await?;
@@ -185,13 +209,19 @@ pub async fn use_coupon(State(state): State<Arc<AppState>>, caller: Caller, Path
     let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(currency.as_str()))?;
     let ctx = state.context(&caller, &body.raw);
     let outcome = state.ledger.use_coupon(&ctx, &partner, id.clone(), req.usage_id, amount, req.used_at).await?;
-    let view = coupon_view(&*state.ledger.coupons(&partner).await?, &id, ctx.now).ok_or_else(|| ApiError::not_found("coupon"))?;
+    let view = coupon_view(&*state.ledger.coupons(&partner).await?, &id, ctx.now)
+        .ok_or_else(|| ApiError::not_found("coupon"))?;
     Ok(written(&outcome, serde_json::to_value(view).expect("serialises")))
 }
 
-pub async fn get_coupon(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_coupon(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let partner = owner_of(&state, &caller, IdKind::Coupon, &id).await?;
-    let view = coupon_view(&*state.ledger.coupons(&partner).await?, &id, Utc::now()).ok_or_else(|| ApiError::not_found("coupon"))?;
+    let view = coupon_view(&*state.ledger.coupons(&partner).await?, &id, Utc::now())
+        .ok_or_else(|| ApiError::not_found("coupon"))?;
     Ok(Json(serde_json::to_value(view).expect("serialises")))
 }
 
@@ -204,7 +234,11 @@ pub struct ListQuery {
     min_position: Option<u64>,
 }
 
-pub async fn list_coupons(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list_coupons(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
     let limit = check_limit(&caller, q.limit)? as usize;
     wait_for_position(&state, q.min_position).await?;
@@ -224,7 +258,11 @@ pub struct ReclaimBatch {
 }
 
 /// `POST /v2/promotions/benefits/partner-coupons/reclaim`: item by item.
-pub async fn reclaim_coupons(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<ReclaimBatch>) -> Written {
+pub async fn reclaim_coupons(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody<ReclaimBatch>,
+) -> Written {
     caller.require(&[Role::Partner, Role::Admin])?;
     let req = body.value;
     let partner = caller.partner_scope(req.partner_id.as_deref())?;
@@ -238,7 +276,9 @@ pub async fn reclaim_coupons(State(state): State<Arc<AppState>>, caller: Caller,
         .into_iter()
         .map(|(coupon_id, r)| match r {
             Ok(amount) => json!({"coupon_id": coupon_id, "status": "success", "reclaimed": amount}),
-            Err(e) => json!({"coupon_id": coupon_id, "status": "failed", "error_code": e.code(), "error_msg": e.to_string()}),
+            Err(e) => {
+                json!({"coupon_id": coupon_id, "status": "failed", "error_code": e.code(), "error_msg": e.to_string()})
+            }
         })
         .collect();
     Ok(written(&outcome, json!({"results": results})))
@@ -252,7 +292,11 @@ pub struct WithdrawableQuery {
     min_position: Option<u64>,
 }
 
-pub async fn withdrawable(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<WithdrawableQuery>) -> Result<Json<Money>, ApiError> {
+pub async fn withdrawable(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<WithdrawableQuery>,
+) -> Result<Json<Money>, ApiError> {
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
     let currency: Currency = q.currency.as_deref().unwrap_or("CNY").parse()?;
     wait_for_position(&state, q.min_position).await?;
@@ -274,7 +318,11 @@ async fn withdrawal_answer<E>(state: &AppState, outcome: &ledger_app::Outcome<E>
     Ok(written(outcome, serde_json::to_value(w).expect("serialises")))
 }
 
-pub async fn request_withdrawal(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<WithdrawalRequest>) -> Written {
+pub async fn request_withdrawal(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody<WithdrawalRequest>,
+) -> Written {
     caller.require(&[Role::Partner, Role::Admin])?;
     let req = body.value;
     let partner = caller.partner_scope(req.partner_id.as_deref())?;
@@ -284,7 +332,11 @@ pub async fn request_withdrawal(State(state): State<Arc<AppState>>, caller: Call
     withdrawal_answer(&state, &outcome, &partner, &id).await
 }
 
-pub async fn get_withdrawal(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_withdrawal(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let partner = owner_of(&state, &caller, IdKind::Withdrawal, &id).await?;
     let rebate = state.ledger.rebate(&partner).await?;
     let w = rebate.withdrawal(&id).ok_or_else(|| ApiError::not_found("withdrawal"))?;
@@ -338,7 +390,11 @@ async fn lab_points_answer<E>(state: &AppState, outcome: &ledger_app::Outcome<E>
     Ok(written(outcome, v))
 }
 
-pub async fn apply_lab_points(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<LabPointsBody>) -> Written {
+pub async fn apply_lab_points(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody<LabPointsBody>,
+) -> Written {
     caller.require(&[Role::Partner, Role::Admin])?;
     let partner = caller.partner_scope(body.value.partner_id.as_deref())?;
     let ctx = state.context(&caller, &body.raw);
@@ -347,7 +403,12 @@ pub async fn apply_lab_points(State(state): State<Arc<AppState>>, caller: Caller
 }
 
 /// `PUT /v1/lab-points/{id}`: edit a rejected application and submit it again.
-pub async fn resubmit_lab_points(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>, body: JsonBody<LabPointsBody>) -> Written {
+pub async fn resubmit_lab_points(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody<LabPointsBody>,
+) -> Written {
     caller.require(&[Role::Partner, Role::Admin])?;
     let partner = owner_of(&state, &caller, IdKind::LabPoints, &id).await?;
     let ctx = state.context(&caller, &body.raw);
@@ -377,7 +438,11 @@ pub async fn lab_points_step(
     lab_points_answer(&state, &outcome, &partner, &id).await
 }
 
-pub async fn list_lab_points(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list_lab_points(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
     wait_for_position(&state, q.min_position).await?;
     let lab = state.ledger.lab_points(&partner).await?;

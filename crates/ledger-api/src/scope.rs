@@ -54,7 +54,9 @@ pub async fn owner_of(state: &AppState, caller: &Caller, kind: IdKind, id: &str)
     let (field, key) = (kind.field(), id.to_string());
     let owner = state.reads.read(move |c| ledger_projections::lookup::partner_of(c, field, &key)).await?;
     match owner {
-        Some(p) if caller.principal.role != Role::Partner || caller.principal.partner_id.as_deref() == Some(p.as_str()) => {
+        Some(p)
+            if caller.principal.role != Role::Partner || caller.principal.partner_id.as_deref() == Some(p.as_str()) =>
+        {
             Ok(p)
         }
         _ => Err(hidden(caller, kind)),

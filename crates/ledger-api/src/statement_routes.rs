@@ -104,7 +104,14 @@ pub fn statement_csv(s: &journal::Statement) -> String {
     let mut out = String::from("partner_id,month,currency,account,line,kind,direction,amount\n");
     for a in &s.accounts {
         let row = |line: &str, kind: &str, dir: &str, amount: &rust_decimal::Decimal| {
-            format!("{},{},{},{},{line},{kind},{dir},{}\n", s.partner_id, s.month, s.currency, a.account, amount.round_dp(2))
+            format!(
+                "{},{},{},{},{line},{kind},{dir},{}\n",
+                s.partner_id,
+                s.month,
+                s.currency,
+                a.account,
+                amount.round_dp(2)
+            )
         };
         out += &row("opening", "", "", &a.opening.amount);
         for m in &a.movements {

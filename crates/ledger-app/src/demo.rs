@@ -94,11 +94,7 @@ struct DemoPartner {
 const PRODUCTS: [(&str, &str); 4] = [("ECS", "0.05"), ("RDS", "0.08"), ("OSS", "0.03"), ("CDN", "")];
 
 fn ctx_at(now: DateTime<Utc>, role: Role, principal: &str) -> CommandContext {
-    CommandContext {
-        meta: CommandMeta::new(Actor { principal: principal.to_string(), role }),
-        now,
-        idempotency: None,
-    }
+    CommandContext { meta: CommandMeta::new(Actor { principal: principal.to_string(), role }), now, idempotency: None }
 }
 
 fn operator(now: DateTime<Utc>) -> CommandContext {
@@ -128,7 +124,11 @@ fn tally<T>(summary: &mut DemoSummary, r: Result<T, AppError>) -> Result<Option<
 }
 
 /// Seeds the history; `progress(done_months, total_months)` after each month.
-pub async fn seed(ledger: &Ledger, plan: &DemoPlan, mut progress: impl FnMut(u32, u32)) -> Result<DemoSummary, AppError> {
+pub async fn seed(
+    ledger: &Ledger,
+    plan: &DemoPlan,
+    mut progress: impl FnMut(u32, u32),
+) -> Result<DemoSummary, AppError> {
     assert!(plan.partners <= MAX_PARTNERS && plan.months <= MAX_MONTHS, "plan within limits");
     let mut dice = Dice(plan.seed);
     let mut summary = DemoSummary::default();
@@ -145,7 +145,12 @@ pub async fn seed(ledger: &Ledger, plan: &DemoPlan, mut progress: impl FnMut(u32
         .filter(|(_, r)| !r.is_empty())
         .map(|(p, r)| ProductRate { product: p.to_string(), rate: Rate::parse(r).expect("valid rate") })
         .collect();
-    let publish = PolicyCommand::Publish { currency: Currency::CNY, effective_month: first, rates, settlement_grace_days: Some(3) };
+    let publish = PolicyCommand::Publish {
+        currency: Currency::CNY,
+        effective_month: first,
+        rates,
+        settlement_grace_days: Some(3),
+    };
     tally(&mut summary, ledger.publish_policy(&operator(start), publish).await)?;
 
     // Partners: every fifth a distributor, the next two its resellers, the rest solution
@@ -179,16 +184,35 @@ pub async fn seed(ledger: &Ledger, plan: &DemoPlan, mut progress: impl FnMut(u32
     }
     for p in &partners {
         let now = start + Duration::hours(1);
-        let level = Some([PartnerLevel::Standard, PartnerLevel::Preferred, PartnerLevel::Leading, PartnerLevel::Core][dice.below(4) as usize]);
+        let level = Some(
+            [PartnerLevel::Standard, PartnerLevel::Preferred, PartnerLevel::Leading, PartnerLevel::Core]
+                [dice.below(4) as usize],
+        );
         tally(
             &mut summary,
-            ledger.register_partner(&operator(now), p.id.clone(), format!("{} Partner", p.id), p.kind, p.parent.clone(), level).await,
+            ledger
+                .register_partner(
+                    &operator(now),
+                    p.id.clone(),
+                    format!("{} Partner", p.id),
+                    p.kind,
+                    p.parent.clone(),
+                    level,
+                )
+                .await,
         )?;
         let real_name = PartnerCommand::CertifyRealName { legal_name: p.legal_name.clone() };
         tally(&mut summary, ledger.change_partner(&operator(now), &p.id, real_name).await)?;
         if p.certified {
-            let bank = BankAccount { holder_name: p.legal_name.clone(), number: format!("6222{:012}", dice.below(1_000_000_000_000)), bank: "ICBC Hangzhou".into() };
-            let info = PartnerCommand::CertifyBusinessInfo { bank_account: bank, tax_id: format!("91330100MA{:08}", dice.below(100_000_000)) };
+            let bank = BankAccount {
+                holder_name: p.legal_name.clone(),
+                number: format!("6222{:012}", dice.below(1_000_000_000_000)),
+                bank: "ICBC Hangzhou".into(),
+            };
+            let info = PartnerCommand::CertifyBusinessInfo {
+                bank_account: bank,
+                tax_id: format!("91330100MA{:08}", dice.below(100_000_000)),
+            };
             tally(&mut summary, ledger.change_partner(&operator(now), &p.id, info).await)?;
         }
         for (c, ty) in &p.customers {
@@ -238,18 +262,41 @@ async fn seed_month(
             .map(|(c, _)| Counterparty::customer(c.clone()))
             .collect();
         if p.kind == PartnerKind::Distributor {
-            targets.extend(partners.iter().filter(|r| r.parent.as_deref() == Some(&p.id)).map(|r| Counterparty::reseller(r.id.clone())));
+            targets.extend(
+                partners
+                    .iter()
+                    .filter(|r| r.parent.as_deref() == Some(&p.id))
+                    .map(|r| Counterparty::reseller(r.id.clone())),
+            );
         }
         if p.kind == PartnerKind::SolutionProvider {
             continue;
         }
         for t in targets {
             let amount = cny(dice.amount(500, 3_000));
-            let r = ledger.adjust(&as_partner(now, &p.id), AdjustmentDirection::Allocate, &p.id, t.clone(), amount, Some("monthly allocation".into())).await;
+            let r = ledger
+                .adjust(
+                    &as_partner(now, &p.id),
+                    AdjustmentDirection::Allocate,
+                    &p.id,
+                    t.clone(),
+                    amount,
+                    Some("monthly allocation".into()),
+                )
+                .await;
             tally(summary, r)?;
             if dice.chance(15) {
                 let back = cny(dice.amount(100, 800));
-                let r = ledger.adjust(&as_partner(day(10, 3), &p.id), AdjustmentDirection::Reclaim, &p.id, t, back, Some("unused, reclaimed".into())).await;
+                let r = ledger
+                    .adjust(
+                        &as_partner(day(10, 3), &p.id),
+                        AdjustmentDirection::Reclaim,
+                        &p.id,
+                        t,
+                        back,
+                        Some("unused, reclaimed".into()),
+                    )
+                    .await;
                 tally(summary, r)?;
             }
         }
@@ -266,7 +313,11 @@ async fn seed_month(
                 let (product, _) = PRODUCTS[dice.below(PRODUCTS.len() as u64) as usize];
                 let consumed_at = day(dice.below(27) as i64, dice.below(20) as i64);
                 let late = dice.chance(10);
-                let settled_at = if late { month.end() + Duration::days(4 + dice.below(5) as i64) } else { consumed_at + Duration::hours(6) };
+                let settled_at = if late {
+                    month.end() + Duration::days(4 + dice.below(5) as i64)
+                } else {
+                    consumed_at + Duration::hours(6)
+                };
                 let refund = dice.chance(5).then(|| dice.amount(1, 20));
                 lines.push((
                     ConsumptionInput {
@@ -291,7 +342,14 @@ async fn seed_month(
             let stored = tally(&mut s, ledger.record_consumption(&operator(now), line).await)?;
             if let (Some(crate::incentives::LineOutcome::Stored { partner_id, .. }), Some(amount)) = (stored, refund) {
                 let r = ledger
-                    .refund_consumption(&operator(now + Duration::days(2)), &partner_id, format!("RF-{record_id}"), record_id, cny(amount), now + Duration::days(2))
+                    .refund_consumption(
+                        &operator(now + Duration::days(2)),
+                        &partner_id,
+                        format!("RF-{record_id}"),
+                        record_id,
+                        cny(amount),
+                        now + Duration::days(2),
+                    )
                     .await;
                 tally(&mut s, r)?;
             }
@@ -314,10 +372,28 @@ async fn seed_month(
                 continue;
             }
             let id = format!("CP-{month}-{c}");
-            let r = ledger.issue_coupon(&as_partner(now, &p.id), &p.id, id.clone(), c.clone(), cny(dice.amount(50, 300)), now + Duration::days(60)).await;
+            let r = ledger
+                .issue_coupon(
+                    &as_partner(now, &p.id),
+                    &p.id,
+                    id.clone(),
+                    c.clone(),
+                    cny(dice.amount(50, 300)),
+                    now + Duration::days(60),
+                )
+                .await;
             if tally(summary, r)?.is_some() {
                 if dice.chance(60) {
-                    let r = ledger.use_coupon(&operator(day(12, 1)), &p.id, id.clone(), format!("U-{id}"), cny(dice.amount(10, 50)), day(12, 1)).await;
+                    let r = ledger
+                        .use_coupon(
+                            &operator(day(12, 1)),
+                            &p.id,
+                            id.clone(),
+                            format!("U-{id}"),
+                            cny(dice.amount(10, 50)),
+                            day(12, 1),
+                        )
+                        .await;
                     tally(summary, r)?;
                 }
                 issued.push(id);
@@ -344,9 +420,15 @@ async fn seed_month(
         if !dice.chance(5) {
             continue;
         }
-        let r = ledger.apply_lab_points(&as_partner(day(8, 1), &p.id), &p.id, [10, 20, 50, 100][dice.below(4) as usize]).await;
+        let r = ledger
+            .apply_lab_points(&as_partner(day(8, 1), &p.id), &p.id, [10, 20, 50, 100][dice.below(4) as usize])
+            .await;
         if let Some((id, _)) = tally(summary, r)? {
-            let grant = if dice.chance(80) { LabPointsCommand::Grant { application_id: id, comment: None } } else { LabPointsCommand::Reject { application_id: id, comment: Some("please describe the lab".into()) } };
+            let grant = if dice.chance(80) {
+                LabPointsCommand::Grant { application_id: id, comment: None }
+            } else {
+                LabPointsCommand::Reject { application_id: id, comment: Some("please describe the lab".into()) }
+            };
             tally(summary, ledger.lab_points_step(&operator(day(9, 1)), &p.id, grant).await)?;
         }
     }
@@ -371,23 +453,56 @@ async fn close_and_finalize(
         if dice.chance(10) {
             continue;
         }
-        let applied = tally(summary, ledger.apply_for_month(&as_partner(now + Duration::hours(2), &p.id), &p.id, month, Currency::CNY).await)?;
+        let applied = tally(
+            summary,
+            ledger.apply_for_month(&as_partner(now + Duration::hours(2), &p.id), &p.id, month, Currency::CNY).await,
+        )?;
         if applied.is_none() {
             continue;
         }
         if dice.chance(15) {
-            let r = ledger.review_month(&operator(now + Duration::days(1)), &p.id, month, Currency::CNY, ReviewDecision::Reject, None).await;
+            let r = ledger
+                .review_month(
+                    &operator(now + Duration::days(1)),
+                    &p.id,
+                    month,
+                    Currency::CNY,
+                    ReviewDecision::Reject,
+                    None,
+                )
+                .await;
             tally(summary, r)?;
-            tally(summary, ledger.apply_for_month(&as_partner(now + Duration::days(2), &p.id), &p.id, month, Currency::CNY).await)?;
+            tally(
+                summary,
+                ledger.apply_for_month(&as_partner(now + Duration::days(2), &p.id), &p.id, month, Currency::CNY).await,
+            )?;
         }
-        tally(summary, ledger.review_month(&operator(now + Duration::days(3)), &p.id, month, Currency::CNY, ReviewDecision::Pass, Some("checked".into())).await)?;
-        let accrued = ledger.incentives(&p.id).await?.month(month, Currency::CNY).map(|m| m.accrued().amount).unwrap_or_default();
+        tally(
+            summary,
+            ledger
+                .review_month(
+                    &operator(now + Duration::days(3)),
+                    &p.id,
+                    month,
+                    Currency::CNY,
+                    ReviewDecision::Pass,
+                    Some("checked".into()),
+                )
+                .await,
+        )?;
+        let accrued =
+            ledger.incentives(&p.id).await?.month(month, Currency::CNY).map(|m| m.accrued().amount).unwrap_or_default();
         let (amount, reason) = if dice.chance(10) && accrued > Decimal::ONE {
             (Some(cny((accrued * Decimal::new(95, 2)).round_dp(2))), Some("5% withheld: disputed lines".to_string()))
         } else {
             (None, None)
         };
-        tally(summary, ledger.finalize_month(&operator(now + Duration::days(4)), &p.id, month, Currency::CNY, amount, reason).await)?;
+        tally(
+            summary,
+            ledger
+                .finalize_month(&operator(now + Duration::days(4)), &p.id, month, Currency::CNY, amount, reason)
+                .await,
+        )?;
     }
     Ok(())
 }
@@ -401,7 +516,9 @@ async fn pay_quarter(
     summary: &mut DemoSummary,
 ) -> Result<(), AppError> {
     for p in partners {
-        let Some((payment_id, _)) = tally(summary, ledger.request_payment(&as_partner(now, &p.id), &p.id, quarter, Currency::CNY).await)? else {
+        let Some((payment_id, _)) =
+            tally(summary, ledger.request_payment(&as_partner(now, &p.id), &p.id, quarter, Currency::CNY).await)?
+        else {
             continue;
         };
         let op = |h| operator(now + Duration::hours(h));
@@ -415,10 +532,25 @@ async fn pay_quarter(
             let available = ledger.withdrawable(&p.id, Currency::CNY).await?;
             if available.amount > Decimal::ONE {
                 let amount = cny((available.amount / Decimal::TWO).round_dp(2));
-                let bank = BankAccount { holder_name: p.legal_name.clone(), number: "6222000011112222".into(), bank: "ICBC Hangzhou".into() };
-                if let Some((wid, _)) = tally(summary, ledger.request_withdrawal(&as_partner(at, &p.id), &p.id, amount, bank).await)? {
-                    tally(summary, ledger.withdrawal_step(&operator(at + Duration::days(1)), &p.id, &wid, WithdrawalStep::Approve).await)?;
-                    let last = if dice.chance(10) { WithdrawalStep::Failed { reason: Some("bank returned: account closed".into()) } } else { WithdrawalStep::Paid };
+                let bank = BankAccount {
+                    holder_name: p.legal_name.clone(),
+                    number: "6222000011112222".into(),
+                    bank: "ICBC Hangzhou".into(),
+                };
+                if let Some((wid, _)) =
+                    tally(summary, ledger.request_withdrawal(&as_partner(at, &p.id), &p.id, amount, bank).await)?
+                {
+                    tally(
+                        summary,
+                        ledger
+                            .withdrawal_step(&operator(at + Duration::days(1)), &p.id, &wid, WithdrawalStep::Approve)
+                            .await,
+                    )?;
+                    let last = if dice.chance(10) {
+                        WithdrawalStep::Failed { reason: Some("bank returned: account closed".into()) }
+                    } else {
+                        WithdrawalStep::Paid
+                    };
                     tally(summary, ledger.withdrawal_step(&operator(at + Duration::days(9)), &p.id, &wid, last).await)?;
                 }
             }

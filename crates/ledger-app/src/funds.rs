@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use ledger_core::ids::validate_id;
 use ledger_core::Money;
 use ledger_domain::coupons::{self, CouponCommand, CouponEvent, Coupons, CouponsState, ReclaimItem};
-use ledger_domain::funds::{self, Adjustment, Counterparty, CounterpartyType, Funds, FundsCommand, FundsEvent, FundsState};
+use ledger_domain::funds::{
+    self, Adjustment, Counterparty, CounterpartyType, Funds, FundsCommand, FundsEvent, FundsState,
+};
 use ledger_domain::partner::PartnerKind;
 use ledger_domain::DomainError;
 

@@ -6,8 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::validate_id;
 use ledger_core::{Currency, Money, Month, Quarter};
 use ledger_domain::incentives::{
-    self, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState, LineAssociation, PaymentMethod,
-    ReviewDecision,
+    self, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState, LineAssociation, PaymentMethod, ReviewDecision,
 };
 use ledger_domain::partner::certification_gate;
 use ledger_domain::DomainError;
@@ -34,9 +33,14 @@ pub struct ConsumptionInput {
 /// What became of one line of a billing batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineOutcome {
-    Stored { partner_id: String, position: u64 },
+    Stored {
+        partner_id: String,
+        position: u64,
+    },
     /// The same line was stored before: nothing changed.
-    Duplicate { partner_id: String },
+    Duplicate {
+        partner_id: String,
+    },
 }
 
 impl Ledger {
@@ -48,7 +52,11 @@ impl Ledger {
     /// the whole ledger: the store's idempotency key `consumption:{record_id}` makes a
     /// repeat with the same content a no-op and one with other content a conflict, whatever
     /// partner it would land with.
-    pub async fn record_consumption(&self, ctx: &CommandContext, line: ConsumptionInput) -> Result<LineOutcome, AppError> {
+    pub async fn record_consumption(
+        &self,
+        ctx: &CommandContext,
+        line: ConsumptionInput,
+    ) -> Result<LineOutcome, AppError> {
         validate_id("record_id", &line.record_id)?;
         validate_id("customer_id", &line.customer_id)?;
         if line.settled_at < line.consumed_at {
@@ -93,16 +101,15 @@ impl Ledger {
             settled_at: line.settled_at,
             policies,
         };
-        let outcome = self
-            .exec
-            .execute::<Incentives>(&incentives::stream_id(&partner_id), command, &line_ctx)
-            .await
-            .map_err(|e| match e {
-                AppError::Store(StoreError::IdempotencyConflict { .. }) => {
-                    AppError::Domain(DomainError::DuplicateRecordConflict { record_id: line.record_id.clone() })
-                }
-                other => other,
-            })?;
+        let outcome =
+            self.exec.execute::<Incentives>(&incentives::stream_id(&partner_id), command, &line_ctx).await.map_err(
+                |e| match e {
+                    AppError::Store(StoreError::IdempotencyConflict { .. }) => {
+                        AppError::Domain(DomainError::DuplicateRecordConflict { record_id: line.record_id.clone() })
+                    }
+                    other => other,
+                },
+            )?;
         // A resale customer's consumption draws down what it was allocated (§3). Run on
         // repeats too: the drawdown is idempotent by record_id, so a retried billing batch
         // completes a drawdown a crash interrupted.
@@ -156,8 +163,7 @@ impl Ledger {
     ) -> Result<Vec<Outcome<IncentiveEvent>>, AppError> {
         self.partner(partner_id).await?;
         let state = self.incentives(partner_id).await?;
-        let mut currencies: Vec<Currency> =
-            state.months.keys().filter(|(m, _)| *m == month).map(|(_, c)| *c).collect();
+        let mut currencies: Vec<Currency> = state.months.keys().filter(|(m, _)| *m == month).map(|(_, c)| *c).collect();
         if currencies.is_empty() {
             currencies.push(Currency::CNY);
         }
@@ -285,8 +291,12 @@ impl Ledger {
     ) -> Result<(String, Outcome<IncentiveEvent>), AppError> {
         let certification = certification_gate(&self.partner(partner_id).await?);
         let payment_id = format!("QP-{quarter}-{currency}-{}", uuid::Uuid::now_v7().simple());
-        let command =
-            IncentiveCommand::RequestQuarterlyPayment { payment_id: payment_id.clone(), quarter, currency, certification };
+        let command = IncentiveCommand::RequestQuarterlyPayment {
+            payment_id: payment_id.clone(),
+            quarter,
+            currency,
+            certification,
+        };
         let outcome = self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await?;
         let payment_id = self.created_id(&outcome, "payment_id").await?.unwrap_or(payment_id);
         Ok((payment_id, outcome))
@@ -309,7 +319,8 @@ impl Ledger {
                 payment_id,
                 mailing_address: std::env::var("LEDGER_INVOICE_ADDRESS")
                     .unwrap_or_else(|_| DEFAULT_INVOICE_ADDRESS.to_string()),
-                mailbox: std::env::var("LEDGER_INVOICE_MAILBOX").unwrap_or_else(|_| DEFAULT_INVOICE_MAILBOX.to_string()),
+                mailbox: std::env::var("LEDGER_INVOICE_MAILBOX")
+                    .unwrap_or_else(|_| DEFAULT_INVOICE_MAILBOX.to_string()),
             },
             PaymentStep::InvoiceReceived => IncentiveCommand::ConfirmInvoiceReceived { payment_id },
             PaymentStep::Pay { method } => IncentiveCommand::PayQuarterlyPayment { payment_id, method },

@@ -82,7 +82,9 @@ impl Ledger {
     ) -> Result<Outcome<RebateEvent>, AppError> {
         let withdrawal_id = withdrawal_id.to_string();
         let command = match step {
-            WithdrawalStep::Approve => RebateCommand::ApproveWithdrawal { withdrawal_id, calendar: self.calendar.clone() },
+            WithdrawalStep::Approve => {
+                RebateCommand::ApproveWithdrawal { withdrawal_id, calendar: self.calendar.clone() }
+            }
             WithdrawalStep::Reject { reason } => RebateCommand::RejectWithdrawal { withdrawal_id, reason },
             WithdrawalStep::Paid => RebateCommand::MarkWithdrawalPaid { withdrawal_id },
             WithdrawalStep::Failed { reason } => RebateCommand::MarkWithdrawalFailed { withdrawal_id, reason },
@@ -102,8 +104,11 @@ impl Ledger {
     ) -> Result<(String, Outcome<LabPointsEvent>), AppError> {
         self.partner(partner_id).await?;
         let application_id = format!("LP-{}", uuid::Uuid::now_v7().simple());
-        let command =
-            LabPointsCommand::Apply { partner_id: partner_id.to_string(), application_id: application_id.clone(), points };
+        let command = LabPointsCommand::Apply {
+            partner_id: partner_id.to_string(),
+            application_id: application_id.clone(),
+            points,
+        };
         let outcome = self.exec.execute::<LabPoints>(&lab_points::stream_id(partner_id), command, ctx).await?;
         let application_id = self.created_id(&outcome, "application_id").await?.unwrap_or(application_id);
         Ok((application_id, outcome))

@@ -36,7 +36,8 @@ impl Ledger {
             }
             None => None,
         };
-        let command = PartnerCommand::Register { partner_id: partner_id.clone(), name, kind, parent_id, parent_kind, level };
+        let command =
+            PartnerCommand::Register { partner_id: partner_id.clone(), name, kind, parent_id, parent_kind, level };
         self.exec.execute::<Partner>(&partner::stream_id(&partner_id), command, ctx).await
     }
 

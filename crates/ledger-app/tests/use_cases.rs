@@ -22,7 +22,11 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn ctx(now: DateTime<Utc>) -> CommandContext {
-    CommandContext { meta: CommandMeta::new(Actor { principal: "test".into(), role: Role::Admin }), now, idempotency: None }
+    CommandContext {
+        meta: CommandMeta::new(Actor { principal: "test".into(), role: Role::Admin }),
+        now,
+        idempotency: None,
+    }
 }
 
 fn cny(s: &str) -> Money {
@@ -34,7 +38,10 @@ async fn ledger_with_partners() -> (Ledger, Arc<dyn EventStore>) {
     let ledger = Ledger::new(Arc::new(Executor::new(store.clone())));
     let c = ctx(Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap());
     ledger.register_partner(&c, "D1".into(), "Dist".into(), PartnerKind::Distributor, None, None).await.unwrap();
-    ledger.register_partner(&c, "S1".into(), "Solutions".into(), PartnerKind::SolutionProvider, None, None).await.unwrap();
+    ledger
+        .register_partner(&c, "S1".into(), "Solutions".into(), PartnerKind::SolutionProvider, None, None)
+        .await
+        .unwrap();
     ledger.associate_customer(&c, "C1".into(), "D1".into(), AssociationType::Resale).await.unwrap();
     ledger.associate_customer(&c, "C2".into(), "S1".into(), AssociationType::Referral).await.unwrap();
     (ledger, store)
@@ -77,7 +84,10 @@ async fn resale_consumption_draws_down_what_the_customer_was_allocated() {
     let (ledger, _) = ledger_with_partners().await;
     let c = ctx(at("2026-07-01T00:00:00Z"));
     ledger.credit_funds(&c, "D1", cny("1000.00")).await.unwrap();
-    ledger.adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("300.00"), None).await.unwrap();
+    ledger
+        .adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("300.00"), None)
+        .await
+        .unwrap();
     let c = ctx(at("2026-07-12T00:00:00Z"));
     ledger.record_consumption(&c, line("R1", "C1", "120.00")).await.unwrap();
     // A repeat of the line does not draw twice.
@@ -100,7 +110,9 @@ async fn racing_allocations_never_overdraw_the_pool() {
             let ledger = ledger.clone();
             tokio::spawn(async move {
                 let c = ctx(at("2026-07-02T00:00:00Z"));
-                ledger.adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("30.00"), None).await
+                ledger
+                    .adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("30.00"), None)
+                    .await
             })
         })
         .collect();

@@ -77,7 +77,10 @@ pub fn run(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Http { connections, seconds, partners, markdown } => {
-            anyhow::ensure!((1..=1024).contains(&connections) && (1..=600).contains(&seconds) && (1..=10_000).contains(&partners), "limits: connections 1..=1024, seconds 1..=600, partners 1..=10000");
+            anyhow::ensure!(
+                (1..=1024).contains(&connections) && (1..=600).contains(&seconds) && (1..=10_000).contains(&partners),
+                "limits: connections 1..=1024, seconds 1..=600, partners 1..=10000"
+            );
             let phases = crate::bench_http::run(connections, seconds, partners)?;
             let report = crate::bench_http::report(&phases, connections);
             println!("{report}");
@@ -88,13 +91,21 @@ pub fn run(cmd: Command) -> Result<()> {
         }
         Command::Relay(args) => tokio::runtime::Runtime::new()?.block_on(args.run()),
         Command::Replay { events, dir, markdown } => {
-            anyhow::ensure!(events.iter().all(|&e| (1_000..=20_000_000).contains(&e)), "--events takes 1000 to 20000000");
+            anyhow::ensure!(
+                events.iter().all(|&e| (1_000..=20_000_000).contains(&e)),
+                "--events takes 1000 to 20000000"
+            );
             let dir = dir.unwrap_or_else(std::env::temp_dir);
             let rt = tokio::runtime::Runtime::new()?;
             let mut figures = vec![];
             for n in events {
                 let f = rt.block_on(crate::bench_replay::replay_bench(&dir, n))?;
-                eprintln!("{} events replayed in {:.2} s ({:.0} events/s)", f.events, f.seconds, f.events as f64 / f.seconds);
+                eprintln!(
+                    "{} events replayed in {:.2} s ({:.0} events/s)",
+                    f.events,
+                    f.seconds,
+                    f.events as f64 / f.seconds
+                );
                 figures.push(f);
             }
             let report = crate::bench_replay::report(&figures);

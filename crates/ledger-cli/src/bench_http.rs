@@ -57,15 +57,32 @@ async fn post(client: &reqwest::Client, url: String, body: serde_json::Value) ->
 }
 
 async fn setup(client: &reqwest::Client, base: &str, partners: usize) -> Result<()> {
-    post(client, format!("{base}/v1/policies"), json!({"effective_month": "2026-01", "currency": "CNY", "rates": [{"product": "ECS", "rate": "0.05"}]})).await?;
+    post(
+        client,
+        format!("{base}/v1/policies"),
+        json!({"effective_month": "2026-01", "currency": "CNY", "rates": [{"product": "ECS", "rate": "0.05"}]}),
+    )
+    .await?;
     for p in 0..partners {
-        post(client, format!("{base}/v1/partners"), json!({"partner_id": format!("B{p}"), "name": format!("Bench {p}"), "kind": "solution_provider"})).await?;
+        post(
+            client,
+            format!("{base}/v1/partners"),
+            json!({"partner_id": format!("B{p}"), "name": format!("Bench {p}"), "kind": "solution_provider"}),
+        )
+        .await?;
         post(client, format!("{base}/v1/customers"), json!({"customer_id": format!("BC{p}"), "partner_id": format!("B{p}"), "association_type": "referral", "effective_at": "2026-01-01T00:00:00Z"})).await?;
     }
     Ok(())
 }
 
-async fn phase(client: &reqwest::Client, base: &str, connections: usize, seconds: u64, name: &'static str, partners: usize) -> Phase {
+async fn phase(
+    client: &reqwest::Client,
+    base: &str,
+    connections: usize,
+    seconds: u64,
+    name: &'static str,
+    partners: usize,
+) -> Phase {
     let seq = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -93,7 +110,8 @@ async fn phase(client: &reqwest::Client, base: &str, connections: usize, seconds
                         Ok(r) => {
                             let ok = r.status().is_success();
                             let body = r.bytes().await;
-                            ok && body.is_ok() && (name != "writes" || !body.unwrap().windows(8).any(|w| w == b"rejected"))
+                            ok && body.is_ok()
+                                && (name != "writes" || !body.unwrap().windows(8).any(|w| w == b"rejected"))
                         }
                         Err(_) => false,
                     };
@@ -116,14 +134,27 @@ async fn phase(client: &reqwest::Client, base: &str, connections: usize, seconds
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-    Phase { name, requests: all.len() as u64, errors, per_second: all.len() as f64 / elapsed, p50_ms: pct(0.50), p99_ms: pct(0.99) }
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Phase {
+        name,
+        requests: all.len() as u64,
+        errors,
+        per_second: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
 }
 
 pub fn report(phases: &[Phase], connections: usize) -> String {
     let mut out = format!("{connections} connections, loopback, release build, server and load generator on the same 2 cores.\n\n| phase | ok requests | errors | per second | p50 ms | p99 ms |\n|---|---|---|---|---|---|\n");
     for p in phases {
-        out += &format!("| {} | {} | {} | {:.0} | {:.1} | {:.1} |\n", p.name, p.requests, p.errors, p.per_second, p.p50_ms, p.p99_ms);
+        out += &format!(
+            "| {} | {} | {} | {:.0} | {:.1} | {:.1} |\n",
+            p.name, p.requests, p.errors, p.per_second, p.p50_ms, p.p99_ms
+        );
     }
     out
 }

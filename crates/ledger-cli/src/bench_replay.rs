@@ -32,7 +32,8 @@ pub struct ReplayFigure {
 pub async fn replay_bench(dir: &Path, target_events: u64) -> Result<ReplayFigure> {
     let months = 12;
     let lines = 20;
-    let partners = ((target_events as f64) / (EVENTS_PER_PARTNER_MONTH_PER_LINE * lines as f64 * months as f64)).ceil() as usize;
+    let partners =
+        ((target_events as f64) / (EVENTS_PER_PARTNER_MONTH_PER_LINE * lines as f64 * months as f64)).ceil() as usize;
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let ledger = Ledger::new(Arc::new(Executor::new(store.clone())));
     let mut plan = DemoPlan::new(partners.max(1), months, Utc::now());
@@ -72,10 +73,18 @@ fn raw_inserts(dir: &Path, rows: u64) -> Result<f64> {
     while i < rows {
         let tx = conn.unchecked_transaction()?;
         {
-            let mut st = tx.prepare_cached("INSERT INTO raw VALUES (?1, 0, ?2, ?3, ?4, 'CNY', ?5, ?6, 'ConsumptionRecorded')")?;
+            let mut st =
+                tx.prepare_cached("INSERT INTO raw VALUES (?1, 0, ?2, ?3, ?4, 'CNY', ?5, ?6, 'ConsumptionRecorded')")?;
             for _ in 0..5_000.min(rows - i) {
                 let owner = format!("partner:P{:05}", i % 997);
-                st.execute(rusqlite::params![i as i64, 1_780_000_000_000_000i64 + i as i64, owner, format!("{owner}:rebate"), (i % 2) as i64, format!("{}.{:02}", i % 9_000, i % 100)])?;
+                st.execute(rusqlite::params![
+                    i as i64,
+                    1_780_000_000_000_000i64 + i as i64,
+                    owner,
+                    format!("{owner}:rebate"),
+                    (i % 2) as i64,
+                    format!("{}.{:02}", i % 9_000, i % 100)
+                ])?;
                 i += 1;
             }
         }

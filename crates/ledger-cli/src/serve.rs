@@ -53,7 +53,11 @@ fn master_key(dir: &Path) -> Result<Vec<u8>> {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
     }
-    Ok(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?.trim().as_bytes().to_vec())
+    Ok(std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .trim()
+        .as_bytes()
+        .to_vec())
 }
 
 pub fn run(mut args: Args) -> Result<()> {

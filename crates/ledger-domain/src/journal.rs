@@ -8,7 +8,8 @@ use crate::{coupons, funds, incentives, rebate};
 /// The incentive events that move money; the other types of the family post nothing and
 /// are not decoded (most of the log is consumption lines, which post nothing). The test
 /// below fails if a type that posts is missing here.
-const INCENTIVE_TYPES_THAT_POST: [&str; 3] = ["IncentiveMonthFinalized", "OpportunityFinalized", "QuarterlyPaymentPaid"];
+const INCENTIVE_TYPES_THAT_POST: [&str; 3] =
+    ["IncentiveMonthFinalized", "OpportunityFinalized", "QuarterlyPaymentPaid"];
 
 /// The postings of the event `(event_type, version, data)` stored in `stream`.
 pub fn postings_of(stream: &str, event_type: &str, version: u32, data: &str) -> Result<Vec<Posting>, DecodeError> {
