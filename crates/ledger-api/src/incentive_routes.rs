@@ -12,7 +12,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ledger_app::incentives::{ConsumptionInput, LineOutcome, OpportunityStep, PaymentStep};
 use ledger_core::{Currency, Money, Month, Quarter, Role};
 use ledger_domain::incentives::{PaymentMethod, ReviewDecision};
-use ledger_domain::DomainError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -444,11 +443,8 @@ pub async fn request_payment(
     let quarter: Quarter = req.quarter.parse()?;
     let currency = currency_or_cny(req.currency.as_deref())?;
     let ctx = state.context(&caller, &body.raw);
-    let (payment_id, outcome) =
-        state.ledger.request_payment(&ctx, &partner, quarter, currency).await.map_err(|e| match &e {
-            ledger_app::AppError::Domain(DomainError::PaymentBlocked(_)) => ApiError::from(e),
-            _ => ApiError::from(e),
-        })?;
+    // A refusal carries every blocker in `details` (ApiError from PaymentBlocked).
+    let (payment_id, outcome) = state.ledger.request_payment(&ctx, &partner, quarter, currency).await?;
     payment_answer(&state, &outcome, &partner, &payment_id).await
 }
 

@@ -20,18 +20,9 @@ use crate::AppState;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AsOfQuery {
-    as_of: Option<String>,
+    as_of: Option<DateTime<Utc>>,
     partner_id: Option<String>,
     min_position: Option<u64>,
-}
-
-fn parse_time(field: &str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    s.map(|s| {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| ApiError::invalid(field, "expected an RFC 3339 time"))
-    })
-    .transpose()
 }
 
 pub async fn trial_balance(
@@ -43,7 +34,7 @@ pub async fn trial_balance(
     if q.partner_id.is_some() {
         return Err(ApiError::invalid("partner_id", "the trial balance covers the whole ledger"));
     }
-    let as_of = parse_time("as_of", q.as_of.as_deref())?;
+    let as_of = q.as_of;
     wait_for_position(&state, q.min_position).await?;
     Ok(Json(state.reads.read(move |c| journal::trial_balance(c, as_of)).await?))
 }
@@ -54,7 +45,7 @@ pub async fn balances(
     Query(q): Query<AsOfQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
-    let as_of = parse_time("as_of", q.as_of.as_deref())?.unwrap_or_else(Utc::now);
+    let as_of = q.as_of.unwrap_or_else(Utc::now);
     wait_for_position(&state, q.min_position).await?;
     let owner = format!("partner:{partner}");
     let items = state.reads.read(move |c| journal::balances(c, &owner, as_of)).await?;

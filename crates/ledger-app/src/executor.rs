@@ -91,23 +91,13 @@ impl Executor {
             Some((s, v)) => (s, v),
             None => (Arc::new(D::State::default()), 0),
         };
+        // Ask the store for newer events first: an unchanged stream needs no copy.
         let first = self.store.read_stream(stream, start + 1, READ_BATCH).await?;
         if first.is_empty() {
             return Ok((shared, start));
         }
-        let mut state = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
-        let mut version = start;
-        let mut batch = first;
-        loop {
-            let Some(last) = batch.last().map(|e| e.version) else { break };
-            for e in &batch {
-                let event: D::Event = decode(&e.event_type, e.schema_version, &e.data)
-                    .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
-                state = D::evolve(state, &event);
-            }
-            version = last;
-            batch = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
-        }
+        let state = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
+        let (state, version) = self.catch_up::<D>(stream, state, start, first).await?;
         let state = Arc::new(state);
         self.remember_shared(stream, version, state.clone());
         Ok((state, version))
@@ -123,22 +113,37 @@ impl Executor {
         D::Event: EventFamily,
     {
         let cached = self.cache.lock().expect("cache lock").remove(stream);
-        let (mut state, mut version) = match cached {
+        let (state, version) = match cached {
             Some((v, s)) => match s.downcast::<D::State>() {
                 Ok(s) => (Arc::try_unwrap(s).unwrap_or_else(|shared| (*shared).clone()), v),
                 Err(_) => (D::State::default(), 0),
             },
             None => (D::State::default(), 0),
         };
-        loop {
-            let batch = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
-            let Some(last) = batch.last().map(|e| e.version) else { break };
+        let first = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
+        self.catch_up::<D>(stream, state, version, first).await
+    }
+
+    /// Evolves `state` (at `version`) through `batch` and every later event of the stream.
+    async fn catch_up<D>(
+        &self,
+        stream: &str,
+        mut state: D::State,
+        mut version: u64,
+        mut batch: Vec<ledger_core::RecordedEvent>,
+    ) -> Result<(D::State, u64), AppError>
+    where
+        D: Decider,
+        D::Event: EventFamily,
+    {
+        while let Some(last) = batch.last().map(|e| e.version) {
             for e in &batch {
                 let event: D::Event = decode(&e.event_type, e.schema_version, &e.data)
                     .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
                 state = D::evolve(state, &event);
             }
             version = last;
+            batch = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
         }
         Ok((state, version))
     }

@@ -68,11 +68,7 @@ impl Ledger {
             return Err(invalid("partner_id", "a solution provider has no fund pool to allocate from"));
         };
         let counterparty_parent = match counterparty.kind {
-            CounterpartyType::Customer => match self.customer(&counterparty.id).await {
-                Ok(c) => c.association_at(ctx.now).map(|a| a.partner_id.clone()),
-                Err(AppError::Domain(DomainError::NotFound { .. })) => None,
-                Err(e) => return Err(e),
-            },
+            CounterpartyType::Customer => self.association_at(&counterparty.id, ctx.now).await?.map(|a| a.partner_id),
             CounterpartyType::Reseller => match self.partner(&counterparty.id).await {
                 Ok(p) => p.profile.filter(|p| p.kind == PartnerKind::Reseller).and_then(|p| p.parent_id),
                 Err(AppError::Domain(DomainError::NotFound { .. })) => None,
@@ -149,11 +145,7 @@ impl Ledger {
     ) -> Result<Outcome<CouponEvent>, AppError> {
         validate_id("coupon_id", &coupon_id)?;
         validate_id("customer_id", &customer_id)?;
-        let association = match self.customer(&customer_id).await {
-            Ok(c) => c.association_at(ctx.now).cloned(),
-            Err(AppError::Domain(DomainError::NotFound { .. })) => None,
-            Err(e) => return Err(e),
-        };
+        let association = self.association_at(&customer_id, ctx.now).await?;
         let command = CouponCommand::IssueCoupon {
             partner_id: partner_id.to_string(),
             coupon_id,
@@ -191,11 +183,7 @@ impl Ledger {
         let mut items = Vec::with_capacity(coupon_ids.len());
         for coupon_id in coupon_ids {
             let association = match state.coupons.get(&coupon_id) {
-                Some(c) => match self.customer(&c.customer_id).await {
-                    Ok(cust) => cust.association_at(ctx.now).cloned(),
-                    Err(AppError::Domain(DomainError::NotFound { .. })) => None,
-                    Err(e) => return Err(e),
-                },
+                Some(c) => self.association_at(&c.customer_id, ctx.now).await?,
                 None => None,
             };
             items.push(ReclaimItem { coupon_id, association });

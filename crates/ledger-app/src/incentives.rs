@@ -66,15 +66,9 @@ impl Ledger {
             }
             .into());
         }
-        let customer = self.customer(&line.customer_id).await.map_err(|e| match e {
-            AppError::Domain(DomainError::NotFound { .. }) => {
-                AppError::Domain(DomainError::NoAssociation { customer_id: line.customer_id.clone() })
-            }
-            other => other,
-        })?;
-        let association = customer
-            .association_at(line.consumed_at)
-            .cloned()
+        let association = self
+            .association_at(&line.customer_id, line.consumed_at)
+            .await?
             .ok_or_else(|| DomainError::NoAssociation { customer_id: line.customer_id.clone() })?;
         let policies = self.policies(line.amount.currency).await?;
         let key = IdempotencyKey {

@@ -122,16 +122,6 @@ impl Ledger {
     ) -> Result<Outcome<LabPointsEvent>, AppError> {
         self.exec.execute::<LabPoints>(&lab_points::stream_id(partner_id), command, ctx).await
     }
-
-    /// For a write replayed by its request id: the id the first request created, read back
-    /// from the event it stored (a fresh id would name nothing).
-    pub(crate) async fn created_id<E>(&self, outcome: &Outcome<E>, field: &str) -> Result<Option<String>, AppError> {
-        let Outcome::Replayed { appended } = outcome else { return Ok(None) };
-        let events = self.exec.store().read_all(appended.first_position, 1).await?;
-        Ok(events.first().and_then(|e| {
-            serde_json::from_str::<serde_json::Value>(&e.data).ok()?.get(field)?.as_str().map(str::to_string)
-        }))
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -62,6 +62,18 @@ impl Ledger {
         Ok(state)
     }
 
+    /// The customer's association in force at `t`; `None` for a customer with none then
+    /// or an unknown customer (the rules say which refusal that is).
+    pub async fn association_at(
+        &self,
+        customer_id: &str,
+        t: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<ledger_domain::customer::Association>, AppError> {
+        ledger_core::ids::validate_id("customer_id", customer_id)?;
+        let (state, _) = self.exec.load_shared::<Customer>(&customer::stream_id(customer_id)).await?;
+        Ok(state.association_at(t).cloned())
+    }
+
     pub async fn associate_customer(
         &self,
         ctx: &CommandContext,
