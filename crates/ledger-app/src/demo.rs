@@ -219,9 +219,9 @@ pub async fn seed(
             tally(&mut summary, ledger.associate_customer(&operator(now), c.clone(), p.id.clone(), *ty).await)?;
         }
         if p.kind == PartnerKind::Distributor {
-            tally(&mut summary, ledger.credit_funds(&operator(now), &p.id, cny(Decimal::new(500_000_00, 2))).await)?;
+            tally(&mut summary, ledger.credit_funds(&operator(now), &p.id, cny(Decimal::new(50_000_000, 2))).await)?;
         }
-        tally(&mut summary, ledger.grant_coupon_quota(&operator(now), &p.id, cny(Decimal::new(20_000_00, 2))).await)?;
+        tally(&mut summary, ledger.grant_coupon_quota(&operator(now), &p.id, cny(Decimal::new(2_000_000, 2))).await)?;
     }
 
     let mut month = first;

@@ -53,9 +53,12 @@ impl<E> Outcome<E> {
     }
 }
 
+/// A stream's state at a version, of whichever aggregate owns the stream.
+type CachedState = (u64, Arc<dyn Any + Send + Sync>);
+
 pub struct Executor {
     store: Arc<dyn EventStore>,
-    cache: Mutex<HashMap<String, (u64, Arc<dyn Any + Send + Sync>)>>,
+    cache: Mutex<HashMap<String, CachedState>>,
 }
 
 impl Executor {

@@ -128,7 +128,7 @@ async fn racing_allocations_never_overdraw_the_pool() {
     let pool = funds.pool(Currency::CNY).amount;
     let allocated = funds.customer_allocated("C1", Currency::CNY).amount;
     assert!(pool >= Decimal::ZERO, "pool overdrawn: {pool}");
-    assert_eq!(pool + allocated, Decimal::new(1000_00, 2), "money conserved");
-    assert_eq!(allocated, Decimal::new(30_00, 2) * Decimal::from(stored));
+    assert_eq!(pool + allocated, cny("1000.00").amount, "money conserved");
+    assert_eq!(allocated, cny("30.00").amount * Decimal::from(stored));
     assert!(stored <= 33);
 }
