@@ -78,7 +78,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::plan::LogTip;
-use crate::postgres::{plan_group, raise, GroupPlan, StoredLog};
+use crate::plan::{plan_group, raise, GroupPlan, StoredLog};
 use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH, MAX_STREAM_LEN};
 
 /// The KurrentDB stream that holds the ledger's global log.

@@ -2,8 +2,10 @@
 //!
 //! The event store: one global, gap-free, hash-chained log of every event, split into
 //! streams with optimistic concurrency. [`EventStore`] is the one interface; backends:
-//! [`memory::MemoryStore`] (tests), [`sqlite::SqliteStore`] (the embedded default). Every
-//! backend must pass [`conformance`].
+//! [`memory::MemoryStore`] (tests), [`sqlite::SqliteStore`] (the embedded default),
+//! [`postgres::PostgresStore`] (a shared server) and [`kurrent::KurrentStore`]
+//! (EventStoreDB/KurrentDB), chosen by [`open_store`]. Every backend decides appends with
+//! the same rules (`plan`) and must pass [`conformance`].
 //!
 //! It must not know what the events mean: no domain types, no HTTP, no Kafka.
 

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::{StreamExt, TryFutureExt};
 use ledger_core::envelope::{format_time, parse_time};
 use ledger_core::{Actor, ChainHash, RecordedEvent, Role};
@@ -46,7 +46,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
 
-use crate::plan::{plan, LogTip, Plan};
+use crate::plan::{plan_group, raise, GroupPlan, LogTip, StoredLog};
 use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group transaction takes.
@@ -629,78 +629,6 @@ impl StoredLog for StoredFacts {
     fn has_event(&self, id: &uuid::Uuid) -> bool {
         self.ids.contains(id)
     }
-}
-
-/// What deciding a group of appends needs to know about the log as stored (before the
-/// group). Shared by the backends that decide a whole group at once (PostgreSQL, KurrentDB).
-pub(crate) trait StoredLog {
-    fn stream_version(&self, stream: &str) -> u64;
-    fn idempotency_key(&self, key: &str) -> Option<([u8; 32], Appended)>;
-    fn has_event(&self, id: &uuid::Uuid) -> bool;
-}
-
-/// The outcome of deciding a group: one answer per request, in order, and what to write.
-pub(crate) struct GroupPlan {
-    pub answers: Vec<Result<Appended, StoreError>>,
-    /// Sealed events to write, in position order, continuing the chain from the tip.
-    pub events: Vec<RecordedEvent>,
-    /// (key, fingerprint, first result) of every keyed append written.
-    pub keys: Vec<(String, [u8; 32], Appended)>,
-}
-
-/// Decides each request in order as if the ones before it in the group were already
-/// stored: versions, keys and event ids of earlier requests count for later ones.
-pub(crate) fn plan_group<'a>(
-    group: impl IntoIterator<Item = &'a AppendRequest>,
-    stored: &dyn StoredLog,
-    mut tip: LogTip,
-    now: DateTime<Utc>,
-) -> GroupPlan {
-    let mut versions: HashMap<&str, u64> = HashMap::new();
-    let mut keys: HashMap<&str, ([u8; 32], Appended)> = HashMap::new();
-    let mut ids: HashSet<uuid::Uuid> = HashSet::new();
-    let mut out = GroupPlan { answers: vec![], events: vec![], keys: vec![] };
-    for req in group {
-        let version = versions.get(req.stream.as_str()).copied().unwrap_or_else(|| stored.stream_version(&req.stream));
-        let prior = req
-            .idempotency
-            .as_ref()
-            .and_then(|k| keys.get(k.key.as_str()).copied().or_else(|| stored.idempotency_key(&k.key)));
-        let (events, result) = match plan(req, version, prior, &tip, now) {
-            Ok(Plan::Append { events, result }) => (events, result),
-            Ok(Plan::Replay(first)) => {
-                out.answers.push(Ok(first));
-                continue;
-            }
-            Err(e) => {
-                out.answers.push(Err(e));
-                continue;
-            }
-        };
-        if let Some(dup) = events.iter().find(|e| ids.contains(&e.event_id) || stored.has_event(&e.event_id)) {
-            out.answers.push(Err(StoreError::DuplicateEventId(dup.event_id)));
-            continue;
-        }
-        ids.extend(events.iter().map(|e| e.event_id));
-        if let Some(k) = &req.idempotency {
-            keys.insert(k.key.as_str(), (k.fingerprint, result));
-            out.keys.push((k.key.clone(), k.fingerprint, result));
-        }
-        tip = LogTip { next_position: result.last_position + 1, prev_hash: events.last().expect("non-empty").hash };
-        versions.insert(req.stream.as_str(), result.stream_version);
-        out.events.extend(events);
-        out.answers.push(Ok(result));
-    }
-    out
-}
-
-/// Moves a head watch forward (never back).
-pub(crate) fn raise(head: &watch::Sender<u64>, position: u64) {
-    head.send_if_modified(|h| {
-        let moved = position > *h;
-        *h = (*h).max(position);
-        moved
-    });
 }
 
 /// Keeps the head up with appends made by other processes: LISTEN for the writers'

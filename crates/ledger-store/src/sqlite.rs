@@ -388,11 +388,7 @@ impl Writer {
             }
             answers.resize(group.len(), Err(e));
         } else if let Some(last) = answers.iter().filter_map(|a| a.as_ref().ok()).map(|a| a.last_position).max() {
-            self.head.send_if_modified(|h| {
-                let moved = last > *h;
-                *h = (*h).max(last);
-                moved
-            });
+            crate::plan::raise(&self.head, last);
         }
         for ((_, reply), answer) in group.into_iter().zip(answers) {
             let _ = reply.send(answer);
