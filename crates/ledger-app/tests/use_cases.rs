@@ -132,3 +132,68 @@ async fn racing_allocations_never_overdraw_the_pool() {
     assert_eq!(allocated, cny("30.00").amount * Decimal::from(stored));
     assert!(stored <= 33);
 }
+
+/// §2: "The line's partner is the customer's partner at `consumed_at`": a customer that
+/// moved from S1 to D1 on July 1st sends June's line to S1 and July's to D1.
+#[tokio::test]
+async fn a_line_goes_to_the_customers_partner_at_its_consumption_time() {
+    use ledger_domain::customer::{self, Customer, CustomerCommand};
+    let (ledger, _) = ledger_with_partners().await;
+    let c = ctx(at("2026-06-01T00:00:00Z"));
+    ledger
+        .associate_customer_from(
+            &c,
+            "C9".into(),
+            "S1".into(),
+            AssociationType::Referral,
+            Some(at("2026-01-01T00:00:00Z")),
+        )
+        .await
+        .unwrap();
+    let end =
+        CustomerCommand::EndAssociation { partner_id: "S1".into(), effective_at: Some(at("2026-06-30T16:00:00Z")) };
+    ledger.exec.execute::<Customer>(&customer::stream_id("C9"), end, &c).await.unwrap();
+    ledger
+        .associate_customer_from(
+            &c,
+            "C9".into(),
+            "D1".into(),
+            AssociationType::Resale,
+            Some(at("2026-06-30T16:00:01Z")),
+        )
+        .await
+        .unwrap();
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    let mut june = line("R-JUNE", "C9", "10.00");
+    june.consumed_at = at("2026-06-30T15:59:59Z");
+    let july = line("R-JULY", "C9", "10.00");
+    let to = |o: LineOutcome| match o {
+        LineOutcome::Stored { partner_id, .. } | LineOutcome::Duplicate { partner_id } => partner_id,
+    };
+    assert_eq!(to(ledger.record_consumption(&c, june).await.unwrap()), "S1");
+    assert_eq!(to(ledger.record_consumption(&c, july).await.unwrap()), "D1");
+}
+
+/// §2: a month closes only after its cut-off, the end of the month plus the policy's
+/// `settlement_grace_days`: the application must pass the policy's grace days, not 0.
+#[tokio::test]
+async fn closing_a_month_waits_for_the_policys_grace_days() {
+    use ledger_core::{Month, Rate};
+    use ledger_domain::policy::{PolicyCommand, ProductRate};
+    let (ledger, _) = ledger_with_partners().await;
+    let july: Month = "2026-07".parse().unwrap();
+    let publish = PolicyCommand::Publish {
+        currency: Currency::CNY,
+        effective_month: july,
+        rates: vec![ProductRate { product: "ECS".into(), rate: Rate::parse("0.05").unwrap() }],
+        settlement_grace_days: Some(3),
+    };
+    ledger.publish_policy(&ctx(at("2026-06-01T00:00:00Z")), publish).await.unwrap();
+    ledger.record_consumption(&ctx(at("2026-07-12T00:00:00Z")), line("R1", "C1", "100.00")).await.unwrap();
+    // July ends 2026-07-31T16:00Z (CST); with 3 grace days the cut-off is 2026-08-03T16:00Z.
+    let early = ledger.close_month(&ctx(at("2026-08-03T15:00:00Z")), "D1", july).await.unwrap_err();
+    assert_eq!(early.code(), "INVALID_STATE");
+    ledger.close_month(&ctx(at("2026-08-03T16:00:00Z")), "D1", july).await.unwrap();
+    let state = ledger.incentives("D1").await.unwrap();
+    assert_eq!(state.month_status(july, Currency::CNY), ledger_domain::incentives::MonthStatus::Open);
+}
