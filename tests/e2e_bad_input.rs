@@ -878,29 +878,46 @@ fn a_request_id_replays_the_first_result_and_refuses_another_body() {
     assert_eq!(s.events_total(), before);
 }
 
-/// The billing feed's batch spans one append per line, each keyed by its `record_id` so a
-/// line is unique across the ledger; the store keeps one idempotency key per append, so the
-/// request's `X-Request-Id` is never recorded for a batch: a repeat answers `duplicate`
-/// lines instead of the first answer, and another batch under the same id is stored.
+/// The billing feed's batch is one append per line (each idempotent by its `record_id`);
+/// its `X-Request-Id` is kept by a receipt holding the answer: a retry answers the first
+/// answer, rejected lines included, and another batch under the same id is refused whole.
 #[test]
-#[ignore = "POST /v1/consumption ignores X-Request-Id: a batch is one append per line, each under its record_id key, and ledger-store keeps one idempotency key per append"]
 fn a_billing_batch_honours_its_request_id() {
     let Fixture { s, token: _, _dir } = fixture();
     let rid = |id: &'static str| [("X-Request-Id", id)];
-    // The same batch again answers the first result; another batch under the same id is
-    // refused.
-    let lines = vec![line("IDEM-R1", "BAD-C1", "ecs", "7.00", "2026-08-10T02:00:00Z", "2026-08-11T02:00:00Z")];
+    let stored = line("IDEM-R1", "BAD-C1", "ecs", "7.00", "2026-08-10T02:00:00Z", "2026-08-11T02:00:00Z");
+    let rejected = line("IDEM-R0", "NOBODY", "ecs", "7.00", "2026-08-10T02:00:00Z", "2026-08-11T02:00:00Z");
+    let lines = vec![stored.clone(), rejected];
     let (status, first) =
         s.send("POST", "/v1/consumption", Some(ADMIN_TOKEN), &rid("r-bill"), Some(&json!({"records": lines})));
     assert_eq!(status, 201, "{first}");
+    assert_eq!(first["results"][0]["status"], "stored", "{first}");
+    assert_eq!(first["results"][1]["status"], "rejected", "{first}");
     let before = s.events_total();
+    // The same batch again: the first answer, word for word, and nothing stored.
     let (status, again) =
         s.send("POST", "/v1/consumption", Some(ADMIN_TOKEN), &rid("r-bill"), Some(&json!({"records": lines})));
     assert_eq!((status, &again), (200, &first));
     assert_eq!(s.events_total(), before);
+    // Another batch under the same id: refused before any of its lines is stored.
     let other = vec![line("IDEM-R2", "BAD-C1", "ecs", "8.00", "2026-08-10T02:00:00Z", "2026-08-11T02:00:00Z")];
     let (status, answer) =
         s.send("POST", "/v1/consumption", Some(ADMIN_TOKEN), &rid("r-bill"), Some(&json!({"records": other})));
     assert_eq!((status, answer["error_code"].as_str()), (409, Some("IDEMPOTENCY_CONFLICT")), "{answer}");
     assert_eq!(s.events_total(), before);
+    let (status, fresh) = s.send("POST", "/v1/consumption", Some(ADMIN_TOKEN), &[], Some(&json!({"records": other})));
+    assert_eq!((status, &fresh["results"][0]["status"]), (201, &json!("stored")), "{fresh}");
+    // A batch of duplicates under a new id stores no line; its answer is still kept.
+    let (status, dup) =
+        s.send("POST", "/v1/consumption", Some(ADMIN_TOKEN), &rid("r-dup"), Some(&json!({"records": [stored]})));
+    assert_eq!((status, &dup["results"][0]["status"]), (200, &json!("duplicate")), "{dup}");
+    let (status, dup_again) =
+        s.send("POST", "/v1/consumption", Some(ADMIN_TOKEN), &rid("r-dup"), Some(&json!({"records": [stored]})));
+    assert_eq!((status, &dup_again), (200, &dup));
+    // Without a request id a batch keeps no receipt: its lines are one event each.
+    let before = s.events_total();
+    let third = vec![line("IDEM-R3", "BAD-C1", "ecs", "9.00", "2026-08-10T02:00:00Z", "2026-08-11T02:00:00Z")];
+    let (status, _) = s.send("POST", "/v1/consumption", Some(ADMIN_TOKEN), &[], Some(&json!({"records": third})));
+    assert_eq!(status, 201);
+    assert_eq!(s.events_total(), before + 1);
 }

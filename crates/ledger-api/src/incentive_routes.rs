@@ -9,8 +9,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
+use ledger_app::billing::BatchReceipt;
 use ledger_app::incentives::{ConsumptionInput, LineOutcome, OpportunityStep, PaymentStep};
 use ledger_core::{Currency, Money, Month, Quarter, Role};
+use ledger_domain::billing::{BatchLine, LineStatus};
 use ledger_domain::incentives::{PaymentMethod, ReviewDecision};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -44,7 +46,8 @@ pub struct ConsumptionRecord {
 }
 
 /// Billing's feed: each line is stored, found a duplicate, or rejected with its code; one
-/// bad line does not stop the others.
+/// bad line does not stop the others. Under an `X-Request-Id` the answer is kept, so a
+/// retried batch gets it back (200) and another batch under the same id is refused whole.
 pub async fn record_consumption(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -56,9 +59,11 @@ pub async fn record_consumption(
         return Err(ApiError::invalid("records", format!("must hold 1 to {MAX_CONSUMPTION_BATCH} lines")));
     }
     let ctx = state.context(&caller, &body.raw);
-    let mut results = Vec::with_capacity(records.len());
+    if let Some(receipt) = state.ledger.billing_receipt(&ctx).await? {
+        return Ok((StatusCode::OK, Json(batch_answer(&receipt))));
+    }
+    let mut lines = Vec::with_capacity(records.len());
     let mut position = None;
-    let mut stored_any = false;
     for r in records {
         let record_id = r.record_id.clone();
         let outcome = match Money::parse_positive(&r.amount, &r.currency) {
@@ -75,22 +80,43 @@ pub async fn record_consumption(
                 state.ledger.record_consumption(&ctx, input).await.map_err(ApiError::from)
             }
         };
-        results.push(match outcome {
+        let line = |status, error: Option<ApiError>| BatchLine {
+            record_id: record_id.clone(),
+            status,
+            error_code: error.as_ref().map(|e| e.code.to_string()),
+            error_msg: error.map(|e| e.message),
+        };
+        lines.push(match outcome {
             Ok(LineOutcome::Stored { position: p, .. }) => {
-                stored_any = true;
                 position = Some(p);
-                json!({"record_id": record_id, "status": "stored"})
+                line(LineStatus::Stored, None)
             }
-            Ok(LineOutcome::Duplicate { .. }) => json!({"record_id": record_id, "status": "duplicate"}),
+            Ok(LineOutcome::Duplicate { .. }) => line(LineStatus::Duplicate, None),
             Err(e) if e.status.is_server_error() => return Err(e),
-            Err(e) => {
-                json!({"record_id": record_id, "status": "rejected", "error_code": e.code, "error_msg": e.message})
-            }
+            Err(e) => line(LineStatus::Rejected, Some(e)),
         });
     }
-    let status = if stored_any { StatusCode::CREATED } else { StatusCode::OK };
+    let stored_any = position.is_some();
     let position = position.unwrap_or(*state.store.head().borrow());
-    Ok((status, Json(json!({"results": results, "position": position}))))
+    let request_id = caller.request_id.clone().unwrap_or_default();
+    let receipt = state.ledger.keep_billing_receipt(&ctx, &request_id, BatchReceipt { lines, position }).await?;
+    let status = if stored_any { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(batch_answer(&receipt))))
+}
+
+/// API.md's answer to a billing batch.
+fn batch_answer(receipt: &BatchReceipt) -> Value {
+    let results: Vec<Value> = receipt
+        .lines
+        .iter()
+        .map(|l| match l.status {
+            LineStatus::Rejected => json!({
+                "record_id": l.record_id, "status": "rejected", "error_code": l.error_code, "error_msg": l.error_msg,
+            }),
+            status => json!({"record_id": l.record_id, "status": status}),
+        })
+        .collect();
+    json!({"results": results, "position": receipt.position})
 }
 
 #[derive(Deserialize)]

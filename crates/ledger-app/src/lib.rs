@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use ledger_core::workdays::WorkingCalendar;
 
+pub mod billing;
 pub mod demo;
 pub mod executor;
 pub mod funds;

@@ -197,3 +197,35 @@ async fn closing_a_month_waits_for_the_policys_grace_days() {
     let state = ledger.incentives("D1").await.unwrap();
     assert_eq!(state.month_status(july, Currency::CNY), ledger_domain::incentives::MonthStatus::Open);
 }
+
+#[tokio::test]
+async fn a_billing_batch_keeps_one_answer_per_request_id_even_when_twins_race() {
+    use ledger_app::billing::BatchReceipt;
+    use ledger_domain::billing::{BatchLine, LineStatus};
+    use ledger_store::IdempotencyKey;
+
+    let (ledger, store) = ledger_with_partners().await;
+    let keyed = |fingerprint: u8| CommandContext {
+        idempotency: Some(IdempotencyKey { key: "req:billing:b-1".into(), fingerprint: [fingerprint; 32] }),
+        ..ctx(at("2026-07-12T00:00:00Z"))
+    };
+    let answer = |status| BatchReceipt {
+        lines: vec![BatchLine { record_id: "R1".into(), status, error_code: None, error_msg: None }],
+        position: 9,
+    };
+    assert_eq!(ledger.billing_receipt(&keyed(1)).await.unwrap(), None, "nothing kept yet");
+    // Twin A stored the line; twin B, a moment later, found it a duplicate. The first
+    // receipt kept is the answer both give.
+    let a = ledger.keep_billing_receipt(&keyed(1), "b-1", answer(LineStatus::Stored)).await.unwrap();
+    let head = *store.head().borrow();
+    let b = ledger.keep_billing_receipt(&keyed(1), "b-1", answer(LineStatus::Duplicate)).await.unwrap();
+    assert_eq!((a.clone(), b), (answer(LineStatus::Stored), answer(LineStatus::Stored)));
+    assert_eq!(*store.head().borrow(), head, "one receipt per request id");
+    assert_eq!(ledger.billing_receipt(&keyed(1)).await.unwrap(), Some(a));
+    // The same id for another request.
+    assert_eq!(ledger.billing_receipt(&keyed(2)).await.unwrap_err().code(), "IDEMPOTENCY_CONFLICT");
+    // Without a request id nothing is kept.
+    let plain = ctx(at("2026-07-12T00:00:00Z"));
+    ledger.keep_billing_receipt(&plain, "", answer(LineStatus::Stored)).await.unwrap();
+    assert_eq!(*store.head().borrow(), head);
+}

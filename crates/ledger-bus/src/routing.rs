@@ -36,6 +36,11 @@ pub const ALL_TOPICS: [&str; 8] = [
 /// move its checkpoint) and no configuration can turn that off.
 pub const CREDENTIALS_STREAM: &str = "credentials";
 
+/// The stream of billing batch receipts (the answer each batch sent with a request id was
+/// given). Not published: it is the ledger's own record of a feed call, and every money fact
+/// in it already travels as a `ConsumptionRecorded` on `ledger.incentives.v1`.
+pub const BILLING_RECEIPTS_STREAM: &str = "billing-batches";
+
 /// Longest Kafka key the relay produces (a partner id is far shorter; this is a sanity
 /// bound against a malformed payload).
 pub const MAX_KEY_BYTES: usize = 256;
@@ -45,7 +50,7 @@ pub const MAX_KEY_BYTES: usize = 256;
 pub enum Route {
     /// Produce to `topic` with `key`.
     Publish { topic: &'static str, key: String },
-    /// Never published (the credentials stream).
+    /// Never published (the credentials and billing receipt streams).
     Withheld,
 }
 
@@ -60,7 +65,7 @@ pub enum RouteError {
 /// The topic of an event of `event_type` in `stream`, or `None` when no family matches.
 /// `Some(None)` means the stream is known and never published.
 pub fn topic_for(stream: &str, event_type: &str) -> Option<Option<&'static str>> {
-    if stream == CREDENTIALS_STREAM {
+    if stream == CREDENTIALS_STREAM || stream == BILLING_RECEIPTS_STREAM {
         return Some(None);
     }
     let prefix = stream.split_once('-').map(|(p, _)| p)?;
@@ -150,6 +155,13 @@ mod tests {
         assert_eq!(topic_for("orders-1", "OrderPlaced"), None);
         assert_eq!(topic_for("nodash", "Anything"), None);
         assert_eq!(topic_for("lab-1", "LabPointsApplied"), None);
+    }
+
+    #[test]
+    fn billing_receipts_are_withheld_and_only_their_own_stream_is() {
+        assert_eq!(BILLING_RECEIPTS_STREAM, ledger_domain::billing::STREAM);
+        assert_eq!(topic_for("billing-batches", "BillingBatchReceived"), Some(None));
+        assert_eq!(topic_for("billing-other", "BillingBatchReceived"), None);
     }
 
     #[test]

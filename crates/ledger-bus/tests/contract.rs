@@ -12,9 +12,11 @@ fn repo_schemas() -> &'static Path {
 }
 
 /// The stream a family's events live in (as the domain's `stream_id` functions name them).
-fn stream_of(family: &str, payload: &serde_json::Value) -> String {
+/// `None` for a family that is never published.
+fn stream_of(family: &str, payload: &serde_json::Value) -> Option<String> {
     let partner = payload["partner_id"].as_str().unwrap_or("P1");
-    match family {
+    Some(match family {
+        "billing" => return None,
         "partner" => format!("partner-{partner}"),
         "customer" => format!("customer-{}", payload["customer_id"].as_str().unwrap_or("C1")),
         "policy" => "policies-CNY".to_string(),
@@ -24,7 +26,7 @@ fn stream_of(family: &str, payload: &serde_json::Value) -> String {
         "funds" => format!("funds-{partner}"),
         "coupons" => format!("coupons-{partner}"),
         other => panic!("family {other} has no route in this test: add it here and in routing.rs"),
-    }
+    })
 }
 
 #[test]
@@ -44,7 +46,11 @@ fn every_domain_example_would_be_published() {
     let examples = ledger_domain::schema::examples_all();
     assert!(!examples.is_empty());
     for e in examples {
-        let stream = stream_of(e.family, &e.payload);
+        let Some(stream) = stream_of(e.family, &e.payload) else {
+            // Withheld on purpose (billing receipts): the relay must say so, not fail.
+            assert_eq!(topic_for(ledger_domain::billing::STREAM, &e.event_type), Some(None), "{}", e.event_type);
+            continue;
+        };
         let topic = topic_for(&stream, &e.event_type);
         assert!(matches!(topic, Some(Some(_))), "{} on {stream} has no topic", e.event_type);
         let key = key_for(&stream, &e.payload).unwrap();

@@ -31,6 +31,9 @@ pub mod funds;
 pub mod lab_points;
 pub mod rebate;
 
+// The billing feed's batch receipts (idempotency of a whole batch).
+pub mod billing;
+
 pub use decider::Decider;
 pub use error::{Blocker, DomainError};
 pub use event::{decode, encode, DecodeError, EventFamily};

@@ -80,6 +80,7 @@ pub fn families() -> Vec<Family> {
         family::<crate::incentives::IncentiveEvent>("incentives", crate::incentives::examples()),
         family::<crate::funds::FundsEvent>("funds", crate::funds::examples()),
         family::<crate::coupons::CouponEvent>("coupons", crate::coupons::examples()),
+        family::<crate::billing::BillingEvent>("billing", crate::billing::examples()),
     ]
 }
 

@@ -1,0 +1,67 @@
+//! A billing batch's request id (API.md: every write takes `X-Request-Id`): the batch's
+//! answer is kept in a receipt appended under the request's idempotency key, so a retry
+//! reads that answer back and another batch under the same id is refused before any of
+//! its lines is stored.
+
+use ledger_domain::billing::{self, BatchLine, BillingEvent};
+use ledger_store::{AppendRequest, ExpectedVersion, StoreError};
+
+use crate::executor::to_new_event;
+use crate::{AppError, CommandContext, Ledger};
+
+/// The answer a billing batch was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchReceipt {
+    pub lines: Vec<BatchLine>,
+    pub position: u64,
+}
+
+impl Ledger {
+    /// The receipt of the batch first sent under `ctx`'s request id, when there is one. A
+    /// request id already used for another request is `IDEMPOTENCY_CONFLICT`.
+    pub async fn billing_receipt(&self, ctx: &CommandContext) -> Result<Option<BatchReceipt>, AppError> {
+        let Some(key) = &ctx.idempotency else { return Ok(None) };
+        let Some((fingerprint, appended)) = self.exec.store().idempotency_key(&key.key).await? else {
+            return Ok(None);
+        };
+        let conflict = || AppError::Store(StoreError::IdempotencyConflict { key: key.key.clone() });
+        if fingerprint != key.fingerprint {
+            return Err(conflict());
+        }
+        let event = self.exec.store().read_all(appended.first_position, 1).await?.into_iter().next();
+        let Some(event) = event.filter(|e| e.stream == billing::STREAM) else { return Err(conflict()) };
+        let decoded = ledger_domain::decode::<BillingEvent>(&event.event_type, event.schema_version, &event.data)
+            .map_err(|e| AppError::Decode { position: event.position, reason: e.to_string() })?;
+        let BillingEvent::BillingBatchReceived { lines, position, .. } = decoded;
+        Ok(Some(BatchReceipt { lines, position }))
+    }
+
+    /// Keeps the answer of a batch sent with a request id; without one there is nothing to
+    /// keep (each line is still idempotent by its record id). When a twin of the batch
+    /// raced this one and kept its receipt first, that receipt is the answer.
+    pub async fn keep_billing_receipt(
+        &self,
+        ctx: &CommandContext,
+        request_id: &str,
+        receipt: BatchReceipt,
+    ) -> Result<BatchReceipt, AppError> {
+        if ctx.idempotency.is_none() {
+            return Ok(receipt);
+        }
+        let event = billing::receipt(request_id, receipt.lines.clone(), receipt.position, ctx.now)?;
+        let req = AppendRequest {
+            stream: billing::STREAM.to_string(),
+            expected: ExpectedVersion::Any,
+            events: vec![to_new_event(&event, ctx.now)],
+            meta: ctx.meta.clone(),
+            idempotency: ctx.idempotency.clone(),
+        };
+        let appended = self.exec.store().append(req).await?;
+        if appended.replayed {
+            return self.billing_receipt(ctx).await?.ok_or_else(|| {
+                AppError::Store(StoreError::Backend("a replayed billing receipt cannot be read back".into()))
+            });
+        }
+        Ok(receipt)
+    }
+}
