@@ -4,23 +4,31 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
+use tokio::sync::Semaphore;
 
 use crate::runner::open_reader;
 use crate::ProjectionError;
 
-/// Read connections kept open.
+/// Read connections kept open, and queries run at once.
 pub const MAX_IDLE_READERS: usize = 8;
 
 #[derive(Clone)]
 pub struct ReadPool {
     dir: PathBuf,
     idle: Arc<Mutex<Vec<Connection>>>,
+    /// A query waits for one of the pool's connections rather than opening one of its own
+    /// (opening and closing a connection per query cost more than the query under load).
+    permits: Arc<Semaphore>,
 }
 
 impl ReadPool {
     /// The projections' database must exist (the runner creates it).
     pub fn new(dir: &Path) -> ReadPool {
-        ReadPool { dir: dir.to_path_buf(), idle: Arc::new(Mutex::new(Vec::new())) }
+        ReadPool {
+            dir: dir.to_path_buf(),
+            idle: Arc::new(Mutex::new(Vec::new())),
+            permits: Arc::new(Semaphore::new(MAX_IDLE_READERS)),
+        }
     }
 
     /// Runs `query` on a read connection in the blocking pool.
@@ -30,7 +38,9 @@ impl ReadPool {
         F: FnOnce(&Connection) -> Result<T, ProjectionError> + Send + 'static,
     {
         let pool = self.clone();
+        let permit = self.permits.clone().acquire_owned().await.map_err(|e| std::io::Error::other(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = match pool.idle.lock().expect("pool lock").pop() {
                 Some(c) => c,
                 None => open_reader(&pool.dir)?,

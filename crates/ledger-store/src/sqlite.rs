@@ -17,7 +17,7 @@ use chrono::Utc;
 use ledger_core::envelope::{format_time, parse_time};
 use ledger_core::{Actor, ChainHash, RecordedEvent, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::plan::{plan, LogTip, Plan};
 use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH};
@@ -67,6 +67,9 @@ pub struct SqliteStore {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// One permit per reader connection: a query waits for a connection rather than
+    /// opening (and then closing) one of its own, which under load cost more than the query.
+    reader_permits: Arc<Semaphore>,
     head: watch::Receiver<u64>,
 }
 
@@ -100,6 +103,7 @@ impl SqliteStore {
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             readers: Arc::new(Mutex::new(readers)),
+            reader_permits: Arc::new(Semaphore::new(READERS)),
             head,
         })
     }
@@ -122,7 +126,9 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let pool = self.readers.clone();
         let path = self.path.clone();
+        let permit = self.reader_permits.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = pool.lock().expect("lock").pop();
             let conn = match conn {
                 Some(c) => c,
