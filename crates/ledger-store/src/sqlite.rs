@@ -6,6 +6,12 @@
 //! in one transaction, commits with `synchronous=FULL` (one fsync), and only then answers
 //! the callers and moves the head. A crash before the commit loses only appends that were
 //! never acknowledged; SQLite's journal guarantees nothing half-written survives.
+//!
+//! One process writes a store: before its first append the writer takes an exclusive lock
+//! on `<dir>/ledger.lock` (released when the process ends, even by a crash) and reads the
+//! log's tip under it. Any number of processes may read beside it (`ledger relay`,
+//! `ledger events`, `ledger audit verify`); a second writer is refused with a clear error
+//! rather than racing the first for positions and the hash chain.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +33,8 @@ pub const MAX_GROUP: usize = 1_024;
 /// Read connections kept open.
 const READERS: usize = 4;
 pub const DB_FILE: &str = "ledger.db";
+/// The writer's lock file, beside the database.
+pub const LOCK_FILE: &str = "ledger.lock";
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -87,7 +95,8 @@ impl SqliteStore {
         let tip = read_tip(&conn)?;
         let (head_tx, head) = watch::channel(tip.next_position - 1);
         let (tx, rx) = mpsc::channel::<Job>();
-        let writer = Writer { conn, tip, versions: HashMap::new(), head: head_tx };
+        let writer =
+            Writer { conn, tip, versions: HashMap::new(), head: head_tx, lock_path: dir.join(LOCK_FILE), lock: None };
         let handle = std::thread::Builder::new()
             .name("ledger-store-writer".into())
             .spawn(move || writer.run(rx))
@@ -351,9 +360,44 @@ struct Writer {
     /// Stream versions the writer has seen; a miss asks the database.
     versions: HashMap<String, u64>,
     head: watch::Sender<u64>,
+    lock_path: PathBuf,
+    /// Held from the first append on: this process is the store's one writer.
+    lock: Option<std::fs::File>,
 }
 
 impl Writer {
+    /// Takes the writer's lock once, then reads the tip under it: another process may have
+    /// written since this one opened the store.
+    fn ensure_lock(&mut self) -> Result<(), StoreError> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", self.lock_path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Backend(format!(
+                    "another process is writing the store in {} (one process writes an embedded store: \
+                     send the writes to that process, or share a PostgreSQL store)",
+                    self.lock_path.parent().map_or_else(String::new, |d| d.display().to_string())
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Backend(format!("cannot lock {}: {e}", self.lock_path.display())))
+            }
+        }
+        self.tip = read_tip(&self.conn)?;
+        self.versions.clear();
+        crate::plan::raise(&self.head, self.tip.next_position - 1);
+        self.lock = Some(file);
+        Ok(())
+    }
+
     fn run(mut self, rx: mpsc::Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
@@ -370,6 +414,12 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Job>) {
+        if let Err(e) = self.ensure_lock() {
+            for (_, reply) in group {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return;
+        }
         let mut answers: Vec<Result<Appended, StoreError>> = Vec::with_capacity(group.len());
         let mut outcome = self.write_group(&group, &mut answers, false);
         if matches!(&outcome, Err(StoreError::Backend(m)) if m.contains("events.event_id")) {

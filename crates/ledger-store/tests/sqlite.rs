@@ -17,6 +17,33 @@ async fn make() -> Option<(Store, tempfile::TempDir)> {
 ledger_store::conformance_suite!(make);
 
 #[tokio::test]
+async fn one_process_writes_a_store_and_a_second_writer_is_refused_until_it_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SqliteStore::open(dir.path()).unwrap();
+    // A second opener (as another process would) may read, and it opens before any write.
+    let second: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let first: Store = Arc::new(first);
+    conformance::append_n(&first, "acct", 3).await;
+    assert_eq!(second.read_all(1, 10).await.unwrap().len(), 3, "a second process reads beside the writer");
+    let refused = second.append(conformance::request("other", ExpectedVersion::Any, vec![conformance::event(1)])).await;
+    let err = refused.unwrap_err();
+    assert!(err.to_string().contains("another process is writing"), "{err}");
+    assert_eq!(first.read_all(1, 10).await.unwrap().len(), 3, "nothing stored by the refused writer");
+    // Once the first writer is gone, the second takes over at the true tip: the positions
+    // and the hash chain continue where the first left them.
+    drop(first);
+    let next =
+        second.append(conformance::request("acct", ExpectedVersion::Exact(3), vec![conformance::event(4)])).await;
+    assert_eq!(next.unwrap().first_position, 4);
+    assert_eq!(*second.head().borrow(), 4);
+    let mut verifier = ledger_core::envelope::ChainVerifier::default();
+    for e in &second.read_all(1, 10).await.unwrap() {
+        verifier.check(e).unwrap();
+    }
+    assert_eq!(verifier.checked(), 4);
+}
+
+#[tokio::test]
 async fn reopening_keeps_the_log_versions_keys_and_chain_tip() {
     let dir = tempfile::tempdir().unwrap();
     {
