@@ -151,17 +151,28 @@ impl Runner {
     }
 
     /// Applies everything up to the store's head now, calling `progress` after each batch.
+    /// The next batch is read (on another thread) while this one is applied: reading and
+    /// decoding the log and writing the rows each take one core.
     pub async fn catch_up(
         &mut self,
         store: &Arc<dyn EventStore>,
         mut progress: impl FnMut(u64),
     ) -> Result<u64, ProjectionError> {
         let head = *store.head().borrow();
+        let read = |from: u64| {
+            let store = store.clone();
+            tokio::spawn(async move { store.read_all(from, BATCH).await })
+        };
         let mut applied = 0;
-        while self.low_water() < head {
-            let batch = store.read_all(self.low_water() + 1, BATCH).await?;
-            if batch.is_empty() {
-                break;
+        if self.low_water() >= head {
+            return Ok(0);
+        }
+        let mut next = Some(read(self.low_water() + 1));
+        while let Some(reading) = next.take() {
+            let batch = reading.await.map_err(|e| ProjectionError::Io(std::io::Error::other(e.to_string())))??;
+            let Some(last) = batch.last().map(|e| e.position) else { break };
+            if last < head {
+                next = Some(read(last + 1));
             }
             self.apply_batch(&batch)?;
             applied += batch.len() as u64;

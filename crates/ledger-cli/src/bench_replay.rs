@@ -4,7 +4,9 @@
 //! shown apart).
 //!
 //! The history is generated once per size through the real use cases into the in-memory
-//! store (generation is not what is measured), then replayed into a fresh `projections.db`.
+//! store (generation is not what is measured), copied in order into an embedded SQLite
+//! store, and the in-memory copy dropped; the rebuild then reads the log from SQLite into a
+//! fresh `projections.db`, as `ledger projections rebuild` does.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,9 +16,11 @@ use anyhow::Result;
 use chrono::Utc;
 use ledger_app::demo::{seed, DemoPlan};
 use ledger_app::{Executor, Ledger};
+use ledger_core::{CommandMeta, NewEvent};
 use ledger_projections::Runner;
 use ledger_store::memory::MemoryStore;
-use ledger_store::EventStore;
+use ledger_store::sqlite::SqliteStore;
+use ledger_store::{AppendRequest, EventStore, ExpectedVersion};
 
 /// Events a generated partner contributes per month with `lines` lines per customer
 /// (three customers), measured: used to size the plan for a target event count.
@@ -46,6 +50,9 @@ pub async fn replay_bench(dir: &Path, target_events: u64) -> Result<ReplayFigure
     seed(&ledger, &plan, |d, _| bar.set_position(u64::from(d))).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     bar.finish_and_clear();
     let events = *store.head().borrow();
+    let log_dir = tempfile::tempdir_in(dir)?;
+    let store = copy_to_sqlite(store, log_dir.path()).await?;
+    drop(ledger);
 
     let db_dir = tempfile::tempdir_in(dir)?;
     let mut runner = Runner::open(db_dir.path(), ledger_projections::all())?;
@@ -63,6 +70,58 @@ pub async fn replay_bench(dir: &Path, target_events: u64) -> Result<ReplayFigure
     let journal_rows: u64 = conn.query_row("SELECT count(*) FROM journal", [], |r| r.get(0))?;
     let baseline_rows_per_s = raw_inserts(dir, journal_rows.max(10_000))?;
     Ok(ReplayFigure { events, seconds, baseline_rows_per_s, journal_rows, history_rss_mib, rebuild_peak_mib })
+}
+
+/// Copies a history, in log order, into a new SQLite store in `dir` and answers it. Many
+/// appends are in flight at once (group commit); each enters the writer's queue on its first
+/// poll, so polling each once in turn keeps the log order (and every stream's order).
+async fn copy_to_sqlite(from: Arc<dyn EventStore>, dir: &Path) -> Result<Arc<dyn EventStore>> {
+    use std::task::{Context, Poll, Waker};
+
+    let head = *from.head().borrow();
+    let to: Arc<dyn EventStore> = Arc::new(SqliteStore::open(dir)?);
+    let bar = crate::bench::progress_bar(head, "copying the log into SQLite");
+    let mut next = 1;
+    while next <= head {
+        let batch = from.read_all(next, 10_000).await?;
+        let Some(last) = batch.last().map(|e| e.position) else { break };
+        let mut pending = Vec::with_capacity(batch.len());
+        for e in batch {
+            let req = AppendRequest {
+                stream: e.stream,
+                expected: ExpectedVersion::Any,
+                events: vec![NewEvent {
+                    event_id: e.event_id,
+                    event_type: e.event_type,
+                    schema_version: e.schema_version,
+                    occurred_at: e.occurred_at,
+                    data: e.data,
+                }],
+                meta: CommandMeta {
+                    actor: e.actor,
+                    correlation_id: e.correlation_id,
+                    causation_id: e.causation_id,
+                    request_id: e.request_id,
+                },
+                idempotency: None,
+            };
+            let mut append = to.append(req);
+            match append.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(r) => {
+                    r?;
+                }
+                Poll::Pending => pending.push(append),
+            }
+        }
+        for append in pending {
+            append.await?;
+        }
+        bar.set_position(last);
+        next = last + 1;
+    }
+    bar.finish_and_clear();
+    anyhow::ensure!(*to.head().borrow() == head, "the copy holds {} events, not {head}", *to.head().borrow());
+    Ok(to)
 }
 
 /// Raw SQLite inserts of `rows` journal-shaped rows in batches of 5,000 per transaction,
