@@ -56,8 +56,20 @@ impl FromStr for Currency {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Money {
+    #[serde(serialize_with = "with_cents")]
     pub amount: Decimal,
     pub currency: Currency,
+}
+
+/// An amount is written with at least two decimal places ("0.00", "12.50", never "0"):
+/// what a finance reader and a client parsing cents expect. An amount kept at full
+/// precision (a line's incentive) keeps all its digits.
+fn with_cents<S: serde::Serializer>(amount: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+    let mut shown = *amount;
+    if shown.scale() < MONEY_SCALE {
+        shown.rescale(MONEY_SCALE);
+    }
+    rust_decimal::serde::str::serialize(&shown, s)
 }
 
 impl Money {
@@ -215,6 +227,19 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str_exact(s).unwrap()
+    }
+
+    #[test]
+    fn money_is_written_with_cents_and_full_precision_is_kept() {
+        let json = |a: &str| serde_json::to_value(Money::new(d(a), Currency::CNY)).unwrap()["amount"].clone();
+        assert_eq!(json("0"), "0.00");
+        assert_eq!(json("7"), "7.00");
+        assert_eq!(json("12.5"), "12.50");
+        assert_eq!(json("-3"), "-3.00");
+        assert_eq!(json("50.0000"), "50.0000");
+        assert_eq!(json("0.1234"), "0.1234");
+        let back: Money = serde_json::from_value(serde_json::json!({"amount": "0.00", "currency": "CNY"})).unwrap();
+        assert_eq!(back, Money::zero(Currency::CNY));
     }
 
     #[test]
