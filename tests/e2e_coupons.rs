@@ -6,9 +6,8 @@
 //! same coupon twice in the batch). The unused balance returns to the quota; failed items
 //! store nothing.
 //!
-//! `NOT_YOUR_CUSTOMER` is not reachable here: a coupon is issued only to the partner's own
-//! customer, and HTTP offers no way to end an association or move a customer to another
-//! partner (API.md switches the type only), so a coupon's customer stays the partner's.
+//! `NOT_YOUR_CUSTOMER` (a coupon whose customer is no longer the partner's) is in
+//! `e2e_customers.rs`, where the association is ended.
 
 mod support;
 

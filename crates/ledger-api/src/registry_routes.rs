@@ -168,6 +168,35 @@ pub async fn switch_association_type(
     Ok(written(&outcome, customer_view(&customer, ctx.now)))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndAssociation {
+    effective_at: Option<DateTime<Utc>>,
+}
+
+/// Added to API.md (DOMAIN.md: a partner may end the association): the operator's route,
+/// and a partner's for its own customer. Ending counts as a switch (once in 3 months).
+pub async fn end_association(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(customer_id): Path<String>,
+    body: JsonBody<EndAssociation>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&[Role::Admin, Role::Partner])?;
+    let ctx = state.context(&caller, &body.raw);
+    let acting = match caller.principal.role {
+        Role::Partner => caller.principal.partner_id.clone(),
+        _ => None,
+    };
+    let outcome = state
+        .ledger
+        .end_association(&ctx, &customer_id, acting.as_deref(), body.value.effective_at)
+        .await
+        .map_err(|e| hide_foreign(&caller, e.into()))?;
+    let customer = state.ledger.customer(&customer_id).await?;
+    Ok(written(&outcome, customer_view(&customer, ctx.now)))
+}
+
 /// For a partner, another partner's customer and a missing one look the same: 403.
 fn hide_foreign(caller: &Caller, e: ApiError) -> ApiError {
     match (caller.principal.role, e.code.as_str()) {

@@ -106,6 +106,13 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Switch the association type",
             post(reg::switch_association_type),
         ),
+        ep(
+            "post",
+            "/v1/customers/{id}/end-association",
+            "admin, partner (own customer)",
+            "End the customer's association (counts as a switch)",
+            post(reg::end_association),
+        ),
         ep("post", "/v1/policies", "admin", "Publish an incentive policy version", post(reg::publish_policy)),
         ep("post", "/v1/partners/{id}/funds", "admin", "Credit a distributor's fund pool", post(money::credit_funds)),
         ep(

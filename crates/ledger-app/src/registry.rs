@@ -113,17 +113,35 @@ impl Ledger {
         association_type: AssociationType,
         effective_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Outcome<CustomerEvent>, AppError> {
-        let state = self.customer(customer_id).await?;
-        let current = state.latest().map(|a| a.partner_id.clone());
-        let partner_id = match (acting_partner, current) {
-            (Some(acting), Some(current)) if acting != current => {
-                return Err(DomainError::NotYourCustomer { customer_id: customer_id.to_string() }.into())
-            }
-            (_, Some(current)) => current,
-            (_, None) => return Err(DomainError::NoAssociation { customer_id: customer_id.to_string() }.into()),
-        };
+        let partner_id = self.current_partner(customer_id, acting_partner).await?;
         let command = CustomerCommand::SwitchType { partner_id, association_type, effective_at };
         self.exec.execute::<Customer>(&customer::stream_id(customer_id), command, ctx).await
+    }
+
+    /// Ends the customer's association (DOMAIN.md: a partner may switch or end it, at most
+    /// once in 3 months), by its partner or by the operator on its behalf.
+    pub async fn end_association(
+        &self,
+        ctx: &CommandContext,
+        customer_id: &str,
+        acting_partner: Option<&str>,
+        effective_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Outcome<CustomerEvent>, AppError> {
+        let partner_id = self.current_partner(customer_id, acting_partner).await?;
+        let command = CustomerCommand::EndAssociation { partner_id, effective_at };
+        self.exec.execute::<Customer>(&customer::stream_id(customer_id), command, ctx).await
+    }
+
+    /// The customer's partner now; `NOT_YOUR_CUSTOMER` when `acting_partner` is another.
+    async fn current_partner(&self, customer_id: &str, acting_partner: Option<&str>) -> Result<String, AppError> {
+        let state = self.customer(customer_id).await?;
+        match (acting_partner, state.latest().map(|a| a.partner_id.clone())) {
+            (Some(acting), Some(current)) if acting != current => {
+                Err(DomainError::NotYourCustomer { customer_id: customer_id.to_string() }.into())
+            }
+            (_, Some(current)) => Ok(current),
+            (_, None) => Err(DomainError::NoAssociation { customer_id: customer_id.to_string() }.into()),
+        }
     }
 
     pub async fn policies(&self, currency: Currency) -> Result<PolicyBook, AppError> {
