@@ -10,17 +10,34 @@
 use thiserror::Error;
 
 pub mod adjustments;
+pub mod codec;
+pub mod coupons;
+pub mod incentive_months;
 pub mod journal;
 pub mod lookup;
+pub mod quarterly_payments;
 pub mod reader;
+pub mod rollover_lines;
 pub mod runner;
+#[cfg(test)]
+mod testkit;
+pub mod withdrawals;
 
 pub use reader::ReadPool;
 pub use runner::{Projection, Runner};
 
 /// Every read model the ledger keeps, in the order they apply each batch.
 pub fn all() -> Vec<Box<dyn Projection>> {
-    vec![Box::new(journal::Journal), Box::new(lookup::Lookup), Box::new(adjustments::Adjustments)]
+    vec![
+        Box::new(journal::Journal),
+        Box::new(lookup::Lookup),
+        Box::new(adjustments::Adjustments),
+        Box::new(incentive_months::IncentiveMonths::default()),
+        Box::new(rollover_lines::RolloverLines),
+        Box::new(quarterly_payments::QuarterlyPayments),
+        Box::new(coupons::Coupons),
+        Box::new(withdrawals::Withdrawals),
+    ]
 }
 
 #[derive(Debug, Error)]

@@ -81,6 +81,11 @@ impl Projection for Lookup {
         if fields.is_empty() {
             return Ok(());
         }
+        // A payload without any of the keys (a consumption line has none) needs no parsing:
+        // the stored JSON spells each key it has as `"key":`.
+        if !fields.iter().any(|f| has_key(&e.data, f)) {
+            return Ok(());
+        }
         // Only the id fields are read (borrowed, no tree of values): the log is mostly
         // consumption lines and this runs for each.
         let ids: Ids<'_> = serde_json::from_str(&e.data)
@@ -96,6 +101,14 @@ impl Projection for Lookup {
         }
         Ok(())
     }
+}
+
+/// Whether the JSON text may hold the key `field` (no false negatives: a key is always
+/// written `"field"`; a false positive only costs the parse that follows).
+fn has_key(data: &str, field: &str) -> bool {
+    data.match_indices(field).any(|(i, _)| {
+        data[..i].ends_with('"') && data[i + field.len()..].starts_with('"')
+    })
 }
 
 /// The partner that owns `id` of `kind` (one of [`ID_FIELDS`]' names).

@@ -30,6 +30,12 @@ pub trait Projection: Send {
     fn tables(&self) -> &'static [&'static str];
     /// Applies one event inside the batch's transaction.
     fn apply(&mut self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ProjectionError>;
+    /// Called once a batch's events are applied, in the batch's transaction before the
+    /// checkpoint: a projection that keeps changed rows in memory writes them here.
+    fn flush(&mut self, _tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+
     /// Called after each batch commits or rolls back: drop any in-memory cache that might
     /// now disagree with the tables.
     fn reset_cache(&mut self) {}
@@ -123,6 +129,11 @@ impl Runner {
                     moved = true;
                 }
                 if moved {
+                    p.flush(&tx).map_err(|err| ProjectionError::Apply {
+                        projection: p.name(),
+                        position: last,
+                        reason: err.to_string(),
+                    })?;
                     tx.execute(
                         "INSERT INTO checkpoints (projection, position) VALUES (?1, ?2) \
                          ON CONFLICT (projection) DO UPDATE SET position = excluded.position",
