@@ -52,8 +52,8 @@ impl Projection for Coupons {
         if family(&e.stream) != "coupons" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
-        let event: CouponEvent =
-            ledger_domain::decode(&e.event_type, e.schema_version, &e.data).map_err(|err| codec::undecodable(e, err))?;
+        let event: CouponEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+            .map_err(|err| codec::undecodable(e, err))?;
         let coupon = match Coupon::issued(&event) {
             Some(c) => c,
             None => {

@@ -160,8 +160,8 @@ impl Projection for IncentiveMonths {
             }
             return Ok(());
         }
-        let event: IncentiveEvent =
-            ledger_domain::decode(&e.event_type, e.schema_version, &e.data).map_err(|err| codec::undecodable(e, err))?;
+        let event: IncentiveEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+            .map_err(|err| codec::undecodable(e, err))?;
         let keys = match months_touched(&event) {
             MonthsTouched::None => vec![],
             MonthsTouched::Keys(keys) => keys,
@@ -284,7 +284,7 @@ pub fn partners(conn: &Connection) -> Result<Vec<String>, ProjectionError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use ledger_core::{Money, Quarter, Rate};
-    use ledger_domain::incentives::{IncludedMonth, Incentives, LineAssociation, MonthStatus, PaymentMethod};
+    use ledger_domain::incentives::{Incentives, IncludedMonth, LineAssociation, MonthStatus, PaymentMethod};
     use rust_decimal::Decimal;
 
     use super::*;
@@ -413,7 +413,10 @@ pub(crate) mod tests {
         let rows1 = rows(&kit);
         let (july, august) = (&rows1[0], &rows1[1]);
         assert_eq!((july.0.month, july.0.accrued, july.0.rollover_out), (month("2026-07"), cny("5.00"), cny("50.01")));
-        assert_eq!((august.0.accrued, august.0.rollover_in, august.0.rollover_out), (cny("50.01"), cny("50.01"), cny("0")));
+        assert_eq!(
+            (august.0.accrued, august.0.rollover_in, august.0.rollover_out),
+            (cny("50.01"), cny("50.01"), cny("0"))
+        );
         assert_eq!((july.1, august.1), (p2, p2), "both rows changed by the rollover line");
         agrees(&kit, &events);
 
@@ -442,11 +445,7 @@ pub(crate) mod tests {
         let qp1 = Some("QP-1".to_string());
         assert_eq!(
             held,
-            vec![
-                (MonthStatus::Finalized, qp1.clone()),
-                (MonthStatus::Finalized, qp1),
-                (MonthStatus::Forfeited, None)
-            ]
+            vec![(MonthStatus::Finalized, qp1.clone()), (MonthStatus::Finalized, qp1), (MonthStatus::Forfeited, None)]
         );
         agrees(&kit, &events);
 

@@ -33,7 +33,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(lookup::Lookup),
         Box::new(adjustments::Adjustments),
         Box::new(incentive_months::IncentiveMonths::default()),
-        Box::new(rollover_lines::RolloverLines),
+        Box::new(rollover_lines::RolloverLines::default()),
         Box::new(quarterly_payments::QuarterlyPayments),
         Box::new(coupons::Coupons),
         Box::new(withdrawals::Withdrawals),

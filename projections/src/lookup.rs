@@ -106,9 +106,7 @@ impl Projection for Lookup {
 /// Whether the JSON text may hold the key `field` (no false negatives: a key is always
 /// written `"field"`; a false positive only costs the parse that follows).
 fn has_key(data: &str, field: &str) -> bool {
-    data.match_indices(field).any(|(i, _)| {
-        data[..i].ends_with('"') && data[i + field.len()..].starts_with('"')
-    })
+    data.match_indices(field).any(|(i, _)| data[..i].ends_with('"') && data[i + field.len()..].starts_with('"'))
 }
 
 /// The partner that owns `id` of `kind` (one of [`ID_FIELDS`]' names).
@@ -116,4 +114,18 @@ pub fn partner_of(conn: &Connection, kind: &str, id: &str) -> Result<Option<Stri
     Ok(conn
         .query_row("SELECT partner_id FROM lookup WHERE kind = ?1 AND id = ?2", params![kind, id], |r| r.get(0))
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_key;
+
+    #[test]
+    fn a_payload_is_parsed_only_when_it_may_hold_an_id_key() {
+        assert!(has_key(r#"{"partner_id":"P1","payment_id":"QP-1"}"#, "payment_id"));
+        assert!(!has_key(r#"{"partner_id":"P1","record_id":"R1"}"#, "payment_id"));
+        assert!(!has_key(r#"{"note":"the payment_id_x"}"#, "payment_id"));
+        // A value that looks like the key is a false positive (then parsed), never a miss.
+        assert!(has_key(r#"{"note":"\"payment_id"}"#, "payment_id"));
+    }
 }

@@ -61,8 +61,8 @@ impl Projection for QuarterlyPayments {
         if family(&e.stream) != "incentives" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
-        let event: IncentiveEvent =
-            ledger_domain::decode(&e.event_type, e.schema_version, &e.data).map_err(|err| codec::undecodable(e, err))?;
+        let event: IncentiveEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+            .map_err(|err| codec::undecodable(e, err))?;
         let payment = match QuarterlyPayment::requested(&event) {
             Some(p) => p,
             None => {
@@ -133,7 +133,8 @@ pub fn view(conn: &Connection, payment_id: &str) -> Result<Option<(PaymentView, 
 
 /// Every payment id of `partner` (tests compare them with the streams).
 pub fn ids_of(conn: &Connection, partner: &str) -> Result<Vec<String>, ProjectionError> {
-    let mut stmt = conn.prepare("SELECT payment_id FROM quarterly_payments WHERE partner_id = ?1 ORDER BY payment_id")?;
+    let mut stmt =
+        conn.prepare("SELECT payment_id FROM quarterly_payments WHERE partner_id = ?1 ORDER BY payment_id")?;
     let ids = stmt.query_map([partner], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
     Ok(ids)
 }

@@ -52,8 +52,8 @@ impl Projection for Withdrawals {
         if family(&e.stream) != "rebate" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
-        let event: RebateEvent =
-            ledger_domain::decode(&e.event_type, e.schema_version, &e.data).map_err(|err| codec::undecodable(e, err))?;
+        let event: RebateEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+            .map_err(|err| codec::undecodable(e, err))?;
         let w = match Withdrawal::requested(&event) {
             Some(w) => w,
             None => {
@@ -63,17 +63,19 @@ impl Projection for Withdrawals {
                 w
             }
         };
-        tx.prepare_cached(&format!("INSERT OR REPLACE INTO withdrawals ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))?
-            .execute(params![
-                w.withdrawal_id,
-                w.partner_id,
-                w.amount.amount.to_string(),
-                w.amount.currency.as_str(),
-                to_text(&w.status),
-                w.expected_arrival_date.map(|d| d.to_string()),
-                json(&w.bank_account),
-                e.position as i64,
-            ])?;
+        tx.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO withdrawals ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))?
+        .execute(params![
+            w.withdrawal_id,
+            w.partner_id,
+            w.amount.amount.to_string(),
+            w.amount.currency.as_str(),
+            to_text(&w.status),
+            w.expected_arrival_date.map(|d| d.to_string()),
+            json(&w.bank_account),
+            e.position as i64,
+        ])?;
         Ok(())
     }
 }
@@ -93,7 +95,10 @@ pub fn load(conn: &Connection, withdrawal_id: &str) -> Result<Option<(Withdrawal
                         partner_id: cells[1].clone(),
                         amount: Money::new(decimal("amount", &cells[2])?, parsed("currency", &cells[3])?),
                         status: enum_of("withdrawal status", &cells[4])?,
-                        expected_arrival_date: date.as_deref().map(|d| parsed("expected_arrival_date", d)).transpose()?,
+                        expected_arrival_date: date
+                            .as_deref()
+                            .map(|d| parsed("expected_arrival_date", d))
+                            .transpose()?,
                         bank_account: from_json("bank account", &bank)?,
                     },
                     position as u64,

@@ -137,17 +137,18 @@ async fn every_row_equals_the_domain_view_of_the_final_stream_state() {
             }
         }
         assert_eq!(state, *ledger.incentives(partner).await.unwrap(), "the replay is the stream state");
-        let expected: Vec<_> = state
-            .months
-            .keys()
-            .map(|(m, c)| (state.month_view(*m, *c).unwrap(), month_changed[&(*m, *c)]))
-            .collect();
+        let expected: Vec<_> =
+            state.months.keys().map(|(m, c)| (state.month_view(*m, *c).unwrap(), month_changed[&(*m, *c)])).collect();
         let rows = incentive_months::views(&conn, partner, None).unwrap();
         assert_eq!(rows, expected, "incentive months of {partner}");
         months += rows.len();
         let year = 2026;
         assert_eq!(
-            incentive_months::views(&conn, partner, Some(year)).unwrap().into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
+            incentive_months::views(&conn, partner, Some(year))
+                .unwrap()
+                .into_iter()
+                .map(|(v, _)| v)
+                .collect::<Vec<_>>(),
             state.months_of_year(year)
         );
 
@@ -175,7 +176,8 @@ async fn every_row_equals_the_domain_view_of_the_final_stream_state() {
         let coupon_state = ledger.coupons(partner).await.unwrap();
         let (page, total) = coupons::page(&conn, partner, now, 0, 1000).unwrap();
         assert_eq!(total, coupon_state.coupons.len());
-        let expected: Vec<_> = coupon_state.coupons.keys().map(|id| coupon_view(&coupon_state, id, now).unwrap()).collect();
+        let expected: Vec<_> =
+            coupon_state.coupons.keys().map(|id| coupon_view(&coupon_state, id, now).unwrap()).collect();
         assert_eq!(page, expected, "coupons of {partner}");
         for id in coupon_state.coupons.keys() {
             assert_eq!(coupons::view(&conn, id, now).unwrap(), coupon_view(&coupon_state, id, now));

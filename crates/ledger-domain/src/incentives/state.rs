@@ -13,7 +13,11 @@ use super::{
     OpportunityStatus, PaymentMethod, PaymentStatus, ReviewDecision,
 };
 
-#[derive(Debug, Clone, PartialEq)]
+/// A recorded line. It also reads straight from a `ConsumptionRecorded` payload (the line's
+/// fields are the event's; `partner_id` is skipped, `refunded` starts at 0): a read model
+/// of lines needs no detour through the event enum. [`ConsumptionLine::recorded`] is the
+/// same line from the decoded event (a test keeps the two equal).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ConsumptionLine {
     pub record_id: String,
     pub customer_id: String,
@@ -29,6 +33,7 @@ pub struct ConsumptionLine {
     pub incentive: Decimal,
     pub reason: Option<LineReason>,
     /// Sum of the refunds of this line.
+    #[serde(default)]
     pub refunded: Decimal,
 }
 
@@ -315,7 +320,12 @@ pub fn months_touched(event: &IncentiveEvent) -> MonthsTouched<'_> {
         | E::IncentiveMonthReviewed { month, currency, .. }
         | E::IncentiveMonthFinalized { month, currency, .. } => MonthsTouched::Keys(vec![(*month, *currency)]),
         E::QuarterlyPaymentRequested { currency, included_months, excluded_months, .. } => MonthsTouched::Keys(
-            included_months.iter().map(|m| m.month).chain(excluded_months.iter().copied()).map(|m| (m, *currency)).collect(),
+            included_months
+                .iter()
+                .map(|m| m.month)
+                .chain(excluded_months.iter().copied())
+                .map(|m| (m, *currency))
+                .collect(),
         ),
         E::QuarterlyPaymentRejected { payment_id, .. } | E::QuarterlyPaymentPaid { payment_id, .. } => {
             MonthsTouched::HeldBy(payment_id)
@@ -732,5 +742,31 @@ impl IncentiveEvent {
             | E::InvoiceReceived { partner_id, .. }
             | E::QuarterlyPaymentPaid { partner_id, .. } => partner_id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read models read lines and counts straight from the stored payloads: they must be
+    /// what the decoded events give.
+    #[test]
+    fn lines_and_counts_read_from_payloads_equal_those_of_the_decoded_events() {
+        let mut lines = 0;
+        let mut counts = 0;
+        for e in super::super::examples() {
+            let (_, _, payload) = crate::encode(&e);
+            let text = payload.to_string();
+            if let Some(line) = ConsumptionLine::recorded(&e) {
+                assert_eq!(serde_json::from_str::<ConsumptionLine>(&text).unwrap(), line);
+                lines += 1;
+            }
+            if let Some(c) = Counted::of(&e) {
+                assert_eq!(serde_json::from_str::<Counted>(&text).unwrap(), c);
+                counts += 1;
+            }
+        }
+        assert_eq!((lines, counts), (2, 3));
     }
 }
