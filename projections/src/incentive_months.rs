@@ -9,9 +9,12 @@
 //! [`IncentiveMonth::count`], which `apply` runs for them. The view (rounded once, API.md's
 //! fields) is [`IncentiveMonth::view`].
 //!
-//! Rows are kept in memory while a batch applies (the log is mostly consumption lines, a
-//! few hundred per month row) and each changed row is written once, by [`Projection::flush`]
-//! in the batch's transaction.
+//! Rows are kept in memory (the log is mostly consumption lines, a few hundred per month
+//! row) and each row a batch changed is written once, by [`Projection::flush`] in the
+//! batch's transaction; the rows stay cached for the next batch (they equal the tables once
+//! it commits) up to [`MAX_CACHED_ROWS`], and are dropped by `reset_cache` when a batch
+//! fails. A rejected or paid payment names no months: the rows it holds are found by their
+//! `payment_id` in the table, after the rows changed so far in the batch are written.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -42,7 +45,7 @@ pub const EVENT_TYPES: &[&str] = &[
 const LINE_TYPES: &[&str] = &["ConsumptionRecorded", "ConsumptionRefunded"];
 
 /// Rows kept between batches; past this the cache is dropped after a flush.
-const MAX_CACHED_ROWS: usize = 200_000;
+pub const MAX_CACHED_ROWS: usize = 200_000;
 
 type Key = (Month, Currency);
 
