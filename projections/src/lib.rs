@@ -1,26 +1,50 @@
 //! # ledger-projections
 //!
-//! The read side: every read of API.md is served from here. A [`runner::Runner`] follows
+//! The read side: the reads of API.md are served from here. A [`runner::Runner`] follows
 //! the global log and applies events to read models kept in `<data>/projections.db`, each
 //! with its checkpoint in the same transaction as its rows. The read models can be dropped
 //! and rebuilt from position 1 at any time (`ledger projections rebuild`).
+//!
+//! The read models of domain entities (incentive months, rollover lines, quarterly
+//! payments, coupons, withdrawals) keep the domain's own entity per row and change it with
+//! the domain's own per-entity `apply`, the code the aggregates' evolve runs: no status or
+//! amount rule is written here. Eligibility and the withdrawable balance are not read
+//! models: they guard a rule, so the API computes them from the stream the rule is checked
+//! against (DESIGN.md).
 //!
 //! It must not decide anything: no command runs here, and the event log is never written.
 
 use thiserror::Error;
 
 pub mod adjustments;
+pub mod codec;
+pub mod coupons;
+pub mod incentive_months;
 pub mod journal;
 pub mod lookup;
+pub mod quarterly_payments;
 pub mod reader;
+pub mod rollover_lines;
 pub mod runner;
+#[cfg(test)]
+mod testkit;
+pub mod withdrawals;
 
 pub use reader::ReadPool;
 pub use runner::{Projection, Runner};
 
 /// Every read model the ledger keeps, in the order they apply each batch.
 pub fn all() -> Vec<Box<dyn Projection>> {
-    vec![Box::new(journal::Journal), Box::new(lookup::Lookup), Box::new(adjustments::Adjustments)]
+    vec![
+        Box::new(journal::Journal),
+        Box::new(lookup::Lookup),
+        Box::new(adjustments::Adjustments),
+        Box::new(incentive_months::IncentiveMonths::default()),
+        Box::new(rollover_lines::RolloverLines::default()),
+        Box::new(quarterly_payments::QuarterlyPayments),
+        Box::new(coupons::Coupons),
+        Box::new(withdrawals::Withdrawals),
+    ]
 }
 
 #[derive(Debug, Error)]

@@ -81,6 +81,11 @@ impl Projection for Lookup {
         if fields.is_empty() {
             return Ok(());
         }
+        // A payload without any of the keys (a consumption line has none) needs no parsing:
+        // the stored JSON spells each key it has as `"key":`.
+        if !fields.iter().any(|f| has_key(&e.data, f)) {
+            return Ok(());
+        }
         // Only the id fields are read (borrowed, no tree of values): the log is mostly
         // consumption lines and this runs for each.
         let ids: Ids<'_> = serde_json::from_str(&e.data)
@@ -98,9 +103,29 @@ impl Projection for Lookup {
     }
 }
 
+/// Whether the JSON text may hold the key `field` (no false negatives: a key is always
+/// written `"field"`; a false positive only costs the parse that follows).
+fn has_key(data: &str, field: &str) -> bool {
+    data.match_indices(field).any(|(i, _)| data[..i].ends_with('"') && data[i + field.len()..].starts_with('"'))
+}
+
 /// The partner that owns `id` of `kind` (one of [`ID_FIELDS`]' names).
 pub fn partner_of(conn: &Connection, kind: &str, id: &str) -> Result<Option<String>, ProjectionError> {
     Ok(conn
         .query_row("SELECT partner_id FROM lookup WHERE kind = ?1 AND id = ?2", params![kind, id], |r| r.get(0))
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_key;
+
+    #[test]
+    fn a_payload_is_parsed_only_when_it_may_hold_an_id_key() {
+        assert!(has_key(r#"{"partner_id":"P1","payment_id":"QP-1"}"#, "payment_id"));
+        assert!(!has_key(r#"{"partner_id":"P1","record_id":"R1"}"#, "payment_id"));
+        assert!(!has_key(r#"{"note":"the payment_id_x"}"#, "payment_id"));
+        // A value that looks like the key is a false positive (then parsed), never a miss.
+        assert!(has_key(r#"{"note":"\"payment_id"}"#, "payment_id"));
+    }
 }

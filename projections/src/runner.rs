@@ -18,6 +18,12 @@ use crate::ProjectionError;
 pub const DB_FILE: &str = "projections.db";
 /// Events applied per transaction.
 pub const BATCH: usize = 5_000;
+/// Events applied per transaction while catching up (a rebuild): fewer, larger commits, so a
+/// page many rows touch is written once per batch.
+pub const CATCH_UP_BATCH: usize = 20_000;
+/// WAL pages before SQLite copies them back into the database, while catching up (default
+/// 1,000): a rebuild writes far more than live processing, and each copy ends in an fsync.
+const CATCH_UP_WAL_PAGES: u32 = 20_000;
 
 /// One read model. `apply` must be deterministic: the same events in the same order give
 /// the same rows.
@@ -30,6 +36,12 @@ pub trait Projection: Send {
     fn tables(&self) -> &'static [&'static str];
     /// Applies one event inside the batch's transaction.
     fn apply(&mut self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ProjectionError>;
+    /// Called once a batch's events are applied, in the batch's transaction before the
+    /// checkpoint: a projection that keeps changed rows in memory writes them here.
+    fn flush(&mut self, _tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+
     /// Called after each batch commits or rolls back: drop any in-memory cache that might
     /// now disagree with the tables.
     fn reset_cache(&mut self) {}
@@ -123,6 +135,11 @@ impl Runner {
                     moved = true;
                 }
                 if moved {
+                    p.flush(&tx).map_err(|err| ProjectionError::Apply {
+                        projection: p.name(),
+                        position: last,
+                        reason: err.to_string(),
+                    })?;
                     tx.execute(
                         "INSERT INTO checkpoints (projection, position) VALUES (?1, ?2) \
                          ON CONFLICT (projection) DO UPDATE SET position = excluded.position",
@@ -159,26 +176,32 @@ impl Runner {
         mut progress: impl FnMut(u64),
     ) -> Result<u64, ProjectionError> {
         let head = *store.head().borrow();
-        let read = |from: u64| {
-            let store = store.clone();
-            tokio::spawn(async move { store.read_all(from, BATCH).await })
-        };
-        let mut applied = 0;
         if self.low_water() >= head {
             return Ok(0);
         }
-        let mut next = Some(read(self.low_water() + 1));
-        while let Some(reading) = next.take() {
-            let batch = reading.await.map_err(|e| ProjectionError::Io(std::io::Error::other(e.to_string())))??;
-            let Some(last) = batch.last().map(|e| e.position) else { break };
-            if last < head {
-                next = Some(read(last + 1));
+        let read = |from: u64| {
+            let store = store.clone();
+            tokio::spawn(async move { store.read_all(from, CATCH_UP_BATCH).await })
+        };
+        self.conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {CATCH_UP_WAL_PAGES};"))?;
+        let caught_up = async {
+            let mut applied = 0;
+            let mut next = Some(read(self.low_water() + 1));
+            while let Some(reading) = next.take() {
+                let batch = reading.await.map_err(|e| ProjectionError::Io(std::io::Error::other(e.to_string())))??;
+                let Some(last) = batch.last().map(|e| e.position) else { break };
+                if last < head {
+                    next = Some(read(last + 1));
+                }
+                self.apply_batch(&batch)?;
+                applied += batch.len() as u64;
+                progress(batch.len() as u64);
             }
-            self.apply_batch(&batch)?;
-            applied += batch.len() as u64;
-            progress(batch.len() as u64);
+            Ok::<_, ProjectionError>(applied)
         }
-        Ok(applied)
+        .await;
+        self.conn.execute_batch("PRAGMA wal_autocheckpoint = 1000; PRAGMA wal_checkpoint(PASSIVE);")?;
+        caught_up
     }
 }
 

@@ -6,13 +6,21 @@ pub mod flows;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 pub struct Server {
     child: Child,
     pub base: String,
+    /// The highest `"position"` any write has answered: reads wait for it (below).
+    seen: AtomicU64,
 }
+
+/// Reads that are not served by the projections and take no `?min_position=`: the log
+/// itself, the partner registry, and the public endpoints.
+const NOT_PROJECTION_READS: &[&str] =
+    &["/healthz", "/metrics", "/openapi.json", "/v1/events", "/v1/streams/", "/v1/audit/", "/v1/partners/"];
 
 impl Server {
     /// `ledger serve` on a free port of the loopback, on the store in `dir`.
@@ -37,11 +45,42 @@ impl Server {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let base = line.trim().strip_prefix("ledger listening on ").unwrap_or_else(|| panic!("{line}")).to_string();
-        Server { child, base }
+        Server { child, base, seen: AtomicU64::new(0) }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The highest position a write has answered so far.
+    pub fn last_write_position(&self) -> u64 {
+        self.seen.load(Ordering::SeqCst)
+    }
+
+    /// What a correct API client does (API.md, read-your-writes): a read that names no
+    /// `min_position` waits for the last write this client saw.
+    fn read_your_writes(&self, method: &str, path: &str) -> String {
+        let seen = self.last_write_position();
+        let route = path.split('?').next().unwrap_or(path);
+        if method != "GET"
+            || seen == 0
+            || path.contains("min_position=")
+            || NOT_PROJECTION_READS.iter().any(|p| route.starts_with(p))
+        {
+            return path.to_string();
+        }
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{sep}min_position={seen}")
+    }
+
+    /// Remembers the position a write answered.
+    fn saw(&self, method: &str, answer: (u16, serde_json::Value)) -> (u16, serde_json::Value) {
+        if method != "GET" {
+            if let Some(p) = answer.1.get("position").and_then(serde_json::Value::as_u64) {
+                self.seen.fetch_max(p, Ordering::SeqCst);
+            }
+        }
+        answer
     }
 
     /// A request with a token; answers (status, JSON body).
@@ -52,7 +91,7 @@ impl Server {
         token: Option<&str>,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let mut req = ureq::request(method, &self.url(path));
+        let mut req = ureq::request(method, &self.url(&self.read_your_writes(method, path)));
         if let Some(t) = token {
             req = req.set("X-Auth-Token", t);
         }
@@ -60,7 +99,7 @@ impl Server {
             Some(b) => req.send_json(b),
             None => req.call(),
         };
-        read(resp)
+        self.saw(method, read(resp))
     }
 
     /// A request with extra headers (e.g. `X-Request-Id`) and an optional JSON body.
@@ -72,7 +111,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let mut req = ureq::request(method, &self.url(path));
+        let mut req = ureq::request(method, &self.url(&self.read_your_writes(method, path)));
         if let Some(t) = token {
             req = req.set("X-Auth-Token", t);
         }
@@ -83,7 +122,7 @@ impl Server {
             Some(b) => req.send_json(b.clone()),
             None => req.call(),
         };
-        read(resp)
+        self.saw(method, read(resp))
     }
 
     /// A request whose body is sent as given, with the headers given (a `Content-Type`
@@ -103,7 +142,7 @@ impl Server {
         for (k, v) in headers {
             req = req.set(k, v);
         }
-        read(req.send_bytes(body))
+        self.saw(method, read(req.send_bytes(body)))
     }
 
     /// A fresh credential of `role` (admin-issued); answers its token.

@@ -235,17 +235,6 @@ pub async fn wait_for_position(state: &AppState, min_position: Option<u64>) -> R
     ledger_projections::runner::wait_for(&mut applied, position, MIN_POSITION_WAIT).await.map_err(ApiError::from)
 }
 
-/// The global position of a stream's last event (0 for none), read after the state a view
-/// is built from: the `position` of a read (API.md's shapes), at least that of the last
-/// write the view shows, so `?min_position=` with it sees the same.
-pub async fn stream_position(state: &AppState, stream: &str) -> Result<u64, ApiError> {
-    let version = state.store.stream_version(stream).await?;
-    if version == 0 {
-        return Ok(0);
-    }
-    Ok(state.store.read_stream(stream, version, 1).await?.first().map_or(0, |e| e.position))
-}
-
 /// A write's answer: 201 when it stored events, 200 when it was replayed by its request id
 /// or changed nothing; `position` is the global position a read must wait for.
 pub fn written<E>(

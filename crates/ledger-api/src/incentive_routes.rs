@@ -1,7 +1,14 @@
 //! Consumption, incentive months, the rollover report, opportunities and quarterly
-//! payments (API.md). Month, rollover, eligibility and payment reads come from the
-//! partner's incentive stream state: the very state the write rules are checked against,
-//! so an answer can never disagree with the decision that follows it.
+//! payments (API.md).
+//!
+//! Reads come from the read models in `projections/` and wait for `?min_position=`:
+//! `GET /v1/incentive-months` from `incentive_months`, `GET /v1/rollover` from
+//! `rollover_lines`, `GET /v1/quarterly-payments/{id}` from `quarterly_payments` (rows the
+//! projections build with the domain's own per-month and per-payment code, so they cannot
+//! tell another story than the stream). Eligibility is the exception: it depends on the
+//! time of the request and is the very check a payment request runs, so it is computed by
+//! the domain from the partner's incentive stream state, the state the next decision is
+//! made on. A write answers from the stream state its command was decided on.
 
 use std::sync::Arc;
 
@@ -14,11 +21,12 @@ use ledger_app::incentives::{ConsumptionInput, LineOutcome, OpportunityStep, Pay
 use ledger_core::{Currency, Money, Month, Quarter, Role};
 use ledger_domain::billing::{BatchLine, LineStatus};
 use ledger_domain::incentives::{PaymentMethod, ReviewDecision};
+use ledger_projections::{incentive_months, quarterly_payments, rollover_lines};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::http::{stream_position, wait_for_position, written, Caller, JsonBody, Query};
+use crate::http::{wait_for_position, written, Caller, JsonBody, Query};
 use crate::scope::{owner_of, IdKind};
 use crate::AppState;
 
@@ -285,15 +293,11 @@ pub async fn list_months(
 ) -> Result<Json<Value>, ApiError> {
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
     wait_for_position(&state, q.min_position).await?;
-    let incentives = state.ledger.incentives(&partner).await?;
-    let position = stream_position(&state, &ledger_domain::incentives::stream_id(&partner)).await?;
-    let items: Vec<_> = match q.year {
-        Some(y) => incentives.months_of_year(y),
-        None => incentives.months.keys().filter_map(|(m, c)| incentives.month_view(*m, *c)).collect(),
-    };
-    let items: Vec<Value> = items
+    let year = q.year;
+    let months = state.reads.read(move |c| incentive_months::views(c, &partner, year)).await?;
+    let items: Vec<Value> = months
         .into_iter()
-        .map(|m| {
+        .map(|(m, position)| {
             let mut v = serde_json::to_value(m).expect("serialises");
             v["position"] = json!(position);
             v
@@ -320,7 +324,7 @@ pub async fn rollover(
     let month: Month = q.month.parse()?;
     let currency = currency_or_cny(q.currency.as_deref())?;
     wait_for_position(&state, q.min_position).await?;
-    let report = state.ledger.incentives(&partner).await?.rollover_report(month, currency);
+    let report = state.reads.read(move |c| rollover_lines::report(c, &partner, month, currency)).await?;
     Ok(Json(serde_json::to_value(report).expect("serialises")))
 }
 
@@ -489,20 +493,28 @@ async fn payment_answer<E>(
     Ok(written(outcome, serde_json::to_value(view).expect("serialises")))
 }
 
+/// `?min_position=` of a read by id.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    pub min_position: Option<u64>,
+}
+
 pub async fn get_payment(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let partner = owner_of(&state, &caller, IdKind::Payment, &id).await?;
-    let view = state
-        .ledger
-        .incentives(&partner)
+    owner_of(&state, &caller, IdKind::Payment, &id).await?;
+    wait_for_position(&state, q.min_position).await?;
+    let (view, position) = state
+        .reads
+        .read(move |c| quarterly_payments::view(c, &id))
         .await?
-        .payment_view(&id)
         .ok_or_else(|| ApiError::not_found("quarterly payment"))?;
     let mut v = serde_json::to_value(view).expect("serialises");
-    v["position"] = json!(stream_position(&state, &ledger_domain::incentives::stream_id(&partner)).await?);
+    v["position"] = json!(position);
     Ok(Json(v))
 }
 

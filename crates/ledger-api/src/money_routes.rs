@@ -1,5 +1,14 @@
 //! Money movement (API.md): fund pools, allocations and reclaims with their adjustment
 //! records, coupons and their batch reclaim, rebate withdrawals, and cloud lab points.
+//!
+//! Reads come from the read models in `projections/` and wait for `?min_position=`:
+//! adjustment records from `adjustments`, `GET /v1/coupons` and `/v1/coupons/{id}` from
+//! `coupons` (the status at the time of the read, by the domain's `Coupon::view`),
+//! `GET /v1/withdrawals/{id}` from `withdrawals`. `GET /v1/withdrawals/withdrawable` is the
+//! exception: it is the balance that guards the withdrawal rule, so it is computed by the
+//! domain from the partner's rebate stream, the state the next request is decided on
+//! (DESIGN.md). Lab points are still read from their stream. A write answers from the
+//! stream state its command was decided on.
 
 use std::sync::Arc;
 
@@ -14,12 +23,14 @@ use ledger_domain::coupons::coupon_view;
 use ledger_domain::funds::{AdjustmentKind, Counterparty, CounterpartyType};
 use ledger_domain::lab_points::LabPointsCommand;
 use ledger_projections::adjustments::{self, AdjustmentFilter};
+use ledger_projections::{coupons, withdrawals};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::audit_routes::check_limit;
 use crate::error::ApiError;
-use crate::http::{stream_position, wait_for_position, written, Caller, JsonBody, Query};
+use crate::http::{wait_for_position, written, Caller, JsonBody, Query};
+use crate::incentive_routes::ReadQuery;
 use crate::registry_routes::BankAccountInput;
 use crate::scope::{owner_of, IdKind};
 use crate::AppState;
@@ -218,9 +229,14 @@ pub async fn get_coupon(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let partner = owner_of(&state, &caller, IdKind::Coupon, &id).await?;
-    let view = coupon_view(&*state.ledger.coupons(&partner).await?, &id, Utc::now())
+    owner_of(&state, &caller, IdKind::Coupon, &id).await?;
+    wait_for_position(&state, q.min_position).await?;
+    let view = state
+        .reads
+        .read(move |c| coupons::view(c, &id, Utc::now()))
+        .await?
         .ok_or_else(|| ApiError::not_found("coupon"))?;
     Ok(Json(serde_json::to_value(view).expect("serialises")))
 }
@@ -242,11 +258,8 @@ pub async fn list_coupons(
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
     let limit = check_limit(&caller, q.limit)? as usize;
     wait_for_position(&state, q.min_position).await?;
-    let coupons = state.ledger.coupons(&partner).await?;
-    let now = Utc::now();
-    let all: Vec<_> = coupons.coupons.keys().filter_map(|id| coupon_view(&coupons, id, now)).collect();
-    let total = all.len();
-    let items: Vec<_> = all.into_iter().skip(q.offset.unwrap_or(0) as usize).take(limit).collect();
+    let offset = q.offset.unwrap_or(0) as usize;
+    let (items, total) = state.reads.read(move |c| coupons::page(c, &partner, Utc::now(), offset, limit)).await?;
     Ok(Json(json!({"items": items, "total": total})))
 }
 
@@ -336,12 +349,14 @@ pub async fn get_withdrawal(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let partner = owner_of(&state, &caller, IdKind::Withdrawal, &id).await?;
-    let rebate = state.ledger.rebate(&partner).await?;
-    let w = rebate.withdrawal(&id).ok_or_else(|| ApiError::not_found("withdrawal"))?;
+    owner_of(&state, &caller, IdKind::Withdrawal, &id).await?;
+    wait_for_position(&state, q.min_position).await?;
+    let (w, position) =
+        state.reads.read(move |c| withdrawals::load(c, &id)).await?.ok_or_else(|| ApiError::not_found("withdrawal"))?;
     let mut v = serde_json::to_value(w).expect("serialises");
-    v["position"] = json!(stream_position(&state, &ledger_domain::rebate::stream_id(&partner)).await?);
+    v["position"] = json!(position);
     Ok(Json(v))
 }
 

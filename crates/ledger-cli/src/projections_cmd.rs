@@ -23,7 +23,8 @@ pub enum Command {
 pub struct RebuildArgs {
     #[command(flatten)]
     pub data: DataDir,
-    /// Rebuild only this projection (repeatable): journal, lookup, adjustments.
+    /// Rebuild only this projection (repeatable): journal, lookup, adjustments,
+    /// incentive_months, rollover_lines, quarterly_payments, coupons, withdrawals.
     #[arg(long)]
     pub only: Vec<String>,
 }

@@ -142,6 +142,49 @@ impl Coupon {
         t >= self.expires_at
     }
 
+    /// The coupon a `CouponIssued` event creates (`None` for any other event).
+    pub fn issued(event: &CouponEvent) -> Option<Coupon> {
+        let CouponEvent::CouponIssued { coupon_id, customer_id, amount, expires_at, issued_at, .. } = event else {
+            return None;
+        };
+        Some(Coupon {
+            coupon_id: coupon_id.clone(),
+            customer_id: customer_id.clone(),
+            amount: *amount,
+            remaining: amount.amount,
+            expires_at: *expires_at,
+            issued_at: *issued_at,
+            reclaimed_at: None,
+        })
+    }
+
+    /// The part of a use or a reclaim that concerns this coupon: the aggregate's evolve
+    /// and the read model of coupons both run it.
+    pub fn apply(&mut self, event: &CouponEvent) {
+        match event {
+            CouponEvent::CouponUsed { coupon_id, amount, .. } if *coupon_id == self.coupon_id => {
+                self.remaining -= amount.amount;
+            }
+            CouponEvent::CouponReclaimed { coupon_id, amount, reclaimed_at, .. } if *coupon_id == self.coupon_id => {
+                self.remaining -= amount.amount;
+                self.reclaimed_at = Some(*reclaimed_at);
+            }
+            _ => {}
+        }
+    }
+
+    /// API.md "Coupon" at time `at` (the status depends on it: expiry is computed).
+    pub fn view(&self, at: DateTime<Utc>) -> CouponView {
+        CouponView {
+            coupon_id: self.coupon_id.clone(),
+            customer_id: self.customer_id.clone(),
+            amount: self.amount,
+            remaining: Money::new(self.remaining, self.amount.currency),
+            status: self.status_at(at),
+            expires_at: self.expires_at,
+        }
+    }
+
     pub fn status_at(&self, t: DateTime<Utc>) -> CouponStatus {
         if self.reclaimed_at.is_some() {
             CouponStatus::Reclaimed
@@ -200,15 +243,28 @@ impl CouponsState {
 
 /// API.md "Coupon" at time `at`; `None` for an unknown coupon.
 pub fn coupon_view(state: &CouponsState, coupon_id: &str, at: DateTime<Utc>) -> Option<CouponView> {
-    let c = state.coupons.get(coupon_id)?;
-    Some(CouponView {
-        coupon_id: c.coupon_id.clone(),
-        customer_id: c.customer_id.clone(),
-        amount: c.amount,
-        remaining: Money::new(c.remaining, c.amount.currency),
-        status: c.status_at(at),
-        expires_at: c.expires_at,
-    })
+    Some(state.coupons.get(coupon_id)?.view(at))
+}
+
+impl CouponEvent {
+    /// The coupon the event is about (`None` for a quota grant).
+    pub fn coupon_id(&self) -> Option<&str> {
+        match self {
+            CouponEvent::CouponQuotaGranted { .. } => None,
+            CouponEvent::CouponIssued { coupon_id, .. }
+            | CouponEvent::CouponUsed { coupon_id, .. }
+            | CouponEvent::CouponReclaimed { coupon_id, .. } => Some(coupon_id),
+        }
+    }
+
+    pub fn partner_id(&self) -> &str {
+        match self {
+            CouponEvent::CouponQuotaGranted { partner_id, .. }
+            | CouponEvent::CouponIssued { partner_id, .. }
+            | CouponEvent::CouponUsed { partner_id, .. }
+            | CouponEvent::CouponReclaimed { partner_id, .. } => partner_id,
+        }
+    }
 }
 
 /// §4 reclaim, item by item: the unused balance each coupon would return, or why not.
@@ -357,33 +413,23 @@ impl Decider for Coupons {
                 *state.quota.entry(amount.currency).or_default() += amount.amount;
                 *state.granted.entry(amount.currency).or_default() += amount.amount;
             }
-            CouponEvent::CouponIssued { partner_id, coupon_id, customer_id, amount, expires_at, issued_at } => {
+            CouponEvent::CouponIssued { partner_id, amount, .. } => {
                 state.partner_id.get_or_insert_with(|| partner_id.clone());
                 *state.quota.entry(amount.currency).or_default() -= amount.amount;
-                state.coupons.insert(
-                    coupon_id.clone(),
-                    Coupon {
-                        coupon_id: coupon_id.clone(),
-                        customer_id: customer_id.clone(),
-                        amount: *amount,
-                        remaining: amount.amount,
-                        expires_at: *expires_at,
-                        issued_at: *issued_at,
-                        reclaimed_at: None,
-                    },
-                );
+                if let Some(c) = Coupon::issued(event) {
+                    state.coupons.insert(c.coupon_id.clone(), c);
+                }
             }
             CouponEvent::CouponUsed { coupon_id, usage_id, amount, .. } => {
                 state.usages.insert(usage_id.clone(), Usage { coupon_id: coupon_id.clone(), amount: *amount });
                 if let Some(c) = state.coupons.get_mut(coupon_id) {
-                    c.remaining -= amount.amount;
+                    c.apply(event);
                 }
                 *state.used.entry(amount.currency).or_default() += amount.amount;
             }
-            CouponEvent::CouponReclaimed { coupon_id, amount, reclaimed_at, .. } => {
+            CouponEvent::CouponReclaimed { coupon_id, amount, .. } => {
                 if let Some(c) = state.coupons.get_mut(coupon_id) {
-                    c.remaining -= amount.amount;
-                    c.reclaimed_at = Some(*reclaimed_at);
+                    c.apply(event);
                 }
                 *state.quota.entry(amount.currency).or_default() += amount.amount;
             }

@@ -220,6 +220,41 @@ pub struct Withdrawal {
     pub bank_account: BankAccount,
 }
 
+impl Withdrawal {
+    /// The withdrawal a `WithdrawalRequested` event creates (`None` for any other event).
+    pub fn requested(event: &RebateEvent) -> Option<Withdrawal> {
+        let RebateEvent::WithdrawalRequested { partner_id, withdrawal_id, amount, bank_account, .. } = event else {
+            return None;
+        };
+        Some(Withdrawal {
+            withdrawal_id: withdrawal_id.clone(),
+            partner_id: partner_id.clone(),
+            amount: *amount,
+            status: WithdrawalStatus::Requested,
+            expected_arrival_date: None,
+            bank_account: bank_account.clone(),
+        })
+    }
+
+    /// The part of an approval, rejection, payment or failure that concerns this
+    /// withdrawal: the aggregate's evolve and the read model of withdrawals both run it.
+    pub fn apply(&mut self, event: &RebateEvent) {
+        if event.withdrawal_id() != Some(self.withdrawal_id.as_str()) {
+            return;
+        }
+        match event {
+            RebateEvent::WithdrawalApproved { expected_arrival_date, .. } => {
+                self.status = WithdrawalStatus::Approved;
+                self.expected_arrival_date = Some(*expected_arrival_date);
+            }
+            RebateEvent::WithdrawalRejected { .. } => self.status = WithdrawalStatus::Rejected,
+            RebateEvent::WithdrawalPaid { .. } => self.status = WithdrawalStatus::Paid,
+            RebateEvent::WithdrawalFailed { .. } => self.status = WithdrawalStatus::Failed,
+            RebateEvent::RebateCredited { .. } | RebateEvent::WithdrawalRequested { .. } => {}
+        }
+    }
+}
+
 /// Sums of one currency. Withdrawable = credited − held − paid.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RebateBalance {
@@ -344,44 +379,28 @@ impl Decider for Rebate {
         if state.partner_id.is_none() {
             state.partner_id = Some(partner_id.to_string());
         }
+        if let Some(w) = event.withdrawal_id().and_then(|id| state.withdrawals.get_mut(id)) {
+            w.apply(event);
+        }
         match event {
             RebateEvent::RebateCredited { source_id, amount, .. } => {
                 state.credits.insert(source_id.clone(), *amount);
                 state.balances.entry(amount.currency).or_default().credited += amount.amount;
             }
-            RebateEvent::WithdrawalRequested { withdrawal_id, amount, bank_account, .. } => {
+            RebateEvent::WithdrawalRequested { amount, .. } => {
                 state.balances.entry(amount.currency).or_default().held += amount.amount;
-                state.withdrawals.insert(
-                    withdrawal_id.clone(),
-                    Withdrawal {
-                        withdrawal_id: withdrawal_id.clone(),
-                        partner_id: partner_id.to_string(),
-                        amount: *amount,
-                        status: WithdrawalStatus::Requested,
-                        expected_arrival_date: None,
-                        bank_account: bank_account.clone(),
-                    },
-                );
-            }
-            RebateEvent::WithdrawalApproved { withdrawal_id, expected_arrival_date, .. } => {
-                if let Some(w) = state.withdrawals.get_mut(withdrawal_id) {
-                    w.status = WithdrawalStatus::Approved;
-                    w.expected_arrival_date = Some(*expected_arrival_date);
+                if let Some(w) = Withdrawal::requested(event) {
+                    state.withdrawals.insert(w.withdrawal_id.clone(), w);
                 }
             }
-            RebateEvent::WithdrawalRejected { withdrawal_id, amount, .. } => {
+            RebateEvent::WithdrawalApproved { .. } => {}
+            RebateEvent::WithdrawalRejected { amount, .. } | RebateEvent::WithdrawalFailed { amount, .. } => {
                 state.balances.entry(amount.currency).or_default().held -= amount.amount;
-                set_status(&mut state, withdrawal_id, WithdrawalStatus::Rejected);
             }
-            RebateEvent::WithdrawalPaid { withdrawal_id, amount, .. } => {
+            RebateEvent::WithdrawalPaid { amount, .. } => {
                 let balance = state.balances.entry(amount.currency).or_default();
                 balance.held -= amount.amount;
                 balance.paid += amount.amount;
-                set_status(&mut state, withdrawal_id, WithdrawalStatus::Paid);
-            }
-            RebateEvent::WithdrawalFailed { withdrawal_id, amount, .. } => {
-                state.balances.entry(amount.currency).or_default().held -= amount.amount;
-                set_status(&mut state, withdrawal_id, WithdrawalStatus::Failed);
             }
         }
         state
@@ -389,6 +408,18 @@ impl Decider for Rebate {
 }
 
 impl RebateEvent {
+    /// The withdrawal the event is about (`None` for a credit).
+    pub fn withdrawal_id(&self) -> Option<&str> {
+        match self {
+            RebateEvent::RebateCredited { .. } => None,
+            RebateEvent::WithdrawalRequested { withdrawal_id, .. }
+            | RebateEvent::WithdrawalApproved { withdrawal_id, .. }
+            | RebateEvent::WithdrawalRejected { withdrawal_id, .. }
+            | RebateEvent::WithdrawalPaid { withdrawal_id, .. }
+            | RebateEvent::WithdrawalFailed { withdrawal_id, .. } => Some(withdrawal_id),
+        }
+    }
+
     pub fn partner_id(&self) -> &str {
         match self {
             RebateEvent::RebateCredited { partner_id, .. }
@@ -466,12 +497,6 @@ fn pending<'a>(
         )));
     }
     Ok(w)
-}
-
-fn set_status(state: &mut RebateState, withdrawal_id: &str, status: WithdrawalStatus) {
-    if let Some(w) = state.withdrawals.get_mut(withdrawal_id) {
-        w.status = status;
-    }
 }
 
 /// A stream belongs to one partner; a command naming another is the caller's mistake.

@@ -100,8 +100,8 @@ pub(crate) mod testkit;
 
 pub use payments::{eligibility, Eligibility};
 pub use state::{
-    ConsumptionLine, IncentiveMonth, IncentivesState, MonthView, Opportunity, PaymentView, QuarterlyPayment, Refund,
-    RolloverLine, RolloverReport,
+    months_touched, payment_of, ConsumptionLine, Counted, IncentiveMonth, IncentivesState, MonthView, MonthsTouched,
+    Opportunity, PaymentView, QuarterlyPayment, Refund, RolloverLine, RolloverReport,
 };
 
 /// Longest review comment, finalization reason, rejection reason.

@@ -6,14 +6,18 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::{round_money, Currency, Money, Month, Quarter, Rate};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     IncentiveEvent, IncludedMonth, IncludedOpportunity, InvoiceList, LineAssociation, LineReason, MonthStatus,
     OpportunityStatus, PaymentMethod, PaymentStatus, ReviewDecision,
 };
 
-#[derive(Debug, Clone, PartialEq)]
+/// A recorded line. It also reads straight from a `ConsumptionRecorded` payload (the line's
+/// fields are the event's; `partner_id` is skipped, `refunded` starts at 0): a read model
+/// of lines needs no detour through the event enum. [`ConsumptionLine::recorded`] is the
+/// same line from the decoded event (a test keeps the two equal).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ConsumptionLine {
     pub record_id: String,
     pub customer_id: String,
@@ -29,6 +33,7 @@ pub struct ConsumptionLine {
     pub incentive: Decimal,
     pub reason: Option<LineReason>,
     /// Sum of the refunds of this line.
+    #[serde(default)]
     pub refunded: Decimal,
 }
 
@@ -40,6 +45,45 @@ impl ConsumptionLine {
 
     pub fn is_rollover(&self) -> bool {
         self.incentive_month != self.consumption_month
+    }
+
+    /// The line a `ConsumptionRecorded` event stores (`None` for any other event).
+    pub fn recorded(event: &IncentiveEvent) -> Option<ConsumptionLine> {
+        let IncentiveEvent::ConsumptionRecorded {
+            record_id,
+            customer_id,
+            association_type,
+            product,
+            amount,
+            consumed_at,
+            settled_at,
+            consumption_month,
+            incentive_month,
+            deferred_from,
+            rate,
+            incentive,
+            reason,
+            ..
+        } = event
+        else {
+            return None;
+        };
+        Some(ConsumptionLine {
+            record_id: record_id.clone(),
+            customer_id: customer_id.clone(),
+            association_type: *association_type,
+            product: product.clone(),
+            amount: *amount,
+            consumed_at: *consumed_at,
+            settled_at: *settled_at,
+            consumption_month: *consumption_month,
+            incentive_month: *incentive_month,
+            deferred_from: *deferred_from,
+            rate: *rate,
+            incentive: *incentive,
+            reason: *reason,
+            refunded: Decimal::ZERO,
+        })
     }
 }
 
@@ -74,7 +118,8 @@ pub struct IncentiveMonth {
 }
 
 impl IncentiveMonth {
-    fn new(month: Month, currency: Currency) -> Self {
+    /// A month nothing has been counted in yet.
+    pub fn new(month: Month, currency: Currency) -> Self {
         IncentiveMonth {
             month,
             currency,
@@ -96,6 +141,196 @@ impl IncentiveMonth {
     /// Whether something is counted in the month ("has accruals").
     pub fn has_accruals(&self) -> bool {
         self.entries > 0
+    }
+
+    /// The part of `event` that concerns this month (its `month` and `currency`): the
+    /// aggregate's evolve runs it on every month [`months_touched`] names, and so does the
+    /// read model of incentive months, row by row. Total, like evolve: an event that does
+    /// not concern the month leaves it as it is.
+    pub fn apply(&mut self, event: &IncentiveEvent) {
+        use IncentiveEvent as E;
+        let here = |month: &Month, currency: &Currency| *month == self.month && *currency == self.currency;
+        match event {
+            E::ConsumptionRecorded { .. } | E::ConsumptionRefunded { .. } => {
+                if let Some(c) = Counted::of(event) {
+                    self.count(&c);
+                }
+            }
+            E::IncentiveMonthClosed { month, currency, status, .. } => {
+                if here(month, currency) {
+                    self.status = *status;
+                }
+            }
+            E::IncentiveMonthApplied { month, currency, .. } => {
+                if here(month, currency) {
+                    self.status = MonthStatus::UnderReview;
+                }
+            }
+            E::IncentiveMonthReviewed { month, currency, decision, .. } => {
+                if here(month, currency) {
+                    self.status = match decision {
+                        ReviewDecision::Pass => MonthStatus::Passed,
+                        ReviewDecision::Reject => MonthStatus::Open,
+                    };
+                }
+            }
+            E::IncentiveMonthFinalized { month, currency, final_amount, .. } => {
+                if here(month, currency) {
+                    self.status = MonthStatus::Finalized;
+                    self.final_amount = Some(*final_amount);
+                }
+            }
+            E::QuarterlyPaymentRequested { payment_id, currency, included_months, excluded_months, .. } => {
+                if *currency == self.currency {
+                    if included_months.iter().any(|m| m.month == self.month) {
+                        self.payment_id = Some(payment_id.clone());
+                    }
+                    if excluded_months.contains(&self.month) {
+                        self.status = MonthStatus::Forfeited;
+                    }
+                }
+            }
+            // A rejected payment lets go of the months it holds: they are finalized and may
+            // be requested again.
+            E::QuarterlyPaymentRejected { payment_id, .. } => {
+                if self.payment_id.as_ref() == Some(payment_id) {
+                    self.payment_id = None;
+                }
+            }
+            // A paid payment's included months are paid (they are held by it: a month is held
+            // from its payment's request until a rejection, and a rejected payment is never
+            // paid).
+            E::QuarterlyPaymentPaid { payment_id, included_months, .. } => {
+                if self.payment_id.as_ref() == Some(payment_id) && included_months.contains(&self.month) {
+                    self.status = MonthStatus::Paid;
+                }
+            }
+            E::OpportunityShared { .. }
+            | E::OpportunityDelivered { .. }
+            | E::OpportunityAccepted { .. }
+            | E::OpportunityApplied { .. }
+            | E::OpportunityReviewed { .. }
+            | E::OpportunityFinalized { .. }
+            | E::QuarterlyPaymentApproved { .. }
+            | E::InvoiceListIssued { .. }
+            | E::InvoiceReceived { .. } => {}
+        }
+    }
+
+    /// Counts a line or a refund: in its incentive month, and for a line counted later than
+    /// it was consumed, as rollover in that month and out of its consumption month.
+    pub fn count(&mut self, c: &Counted) {
+        if c.incentive_month == self.month && c.amount.currency == self.currency {
+            self.incentive_sum += c.incentive;
+            self.entries += 1;
+        }
+        if let Some(consumed) = c.consumption_month.filter(|m| *m < c.incentive_month) {
+            if c.incentive_month == self.month && c.amount.currency == self.currency {
+                self.rollover_in += c.incentive;
+            }
+            if consumed == self.month && c.amount.currency == self.currency {
+                self.rollover_out += c.incentive;
+            }
+        }
+    }
+
+    /// API.md's incentive month (without `position`, which is the reader's).
+    pub fn view(&self, partner_id: &str) -> MonthView {
+        MonthView {
+            partner_id: partner_id.to_string(),
+            month: self.month,
+            currency: self.currency,
+            status: self.status,
+            accrued: self.accrued(),
+            final_amount: self.final_amount,
+            rollover_in: Money::new(round_money(self.rollover_in), self.currency),
+            rollover_out: Money::new(round_money(self.rollover_out), self.currency),
+            payment_id: self.payment_id.clone(),
+        }
+    }
+}
+
+/// What the months count of a consumption line or a refund: the fields of
+/// `ConsumptionRecorded` and `ConsumptionRefunded` that [`IncentiveMonth::count`] reads. It
+/// deserialises straight from either payload (the other fields are skipped), so a read model
+/// of the months needs not decode whole lines, which are most of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Counted {
+    /// The line's consumption month; `None` for a refund (counted where it lands).
+    #[serde(default)]
+    pub consumption_month: Option<Month>,
+    pub incentive_month: Month,
+    pub amount: Money,
+    pub incentive: Decimal,
+}
+
+impl Counted {
+    /// The count of a line or a refund (`None` for any other event).
+    pub fn of(event: &IncentiveEvent) -> Option<Counted> {
+        match event {
+            IncentiveEvent::ConsumptionRecorded { amount, consumption_month, incentive_month, incentive, .. } => {
+                Some(Counted {
+                    consumption_month: Some(*consumption_month),
+                    incentive_month: *incentive_month,
+                    amount: *amount,
+                    incentive: *incentive,
+                })
+            }
+            IncentiveEvent::ConsumptionRefunded { amount, incentive_month, incentive, .. } => Some(Counted {
+                consumption_month: None,
+                incentive_month: *incentive_month,
+                amount: *amount,
+                incentive: *incentive,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The months it changes: where it is counted, and the consumption month of a line
+    /// counted later.
+    pub fn months(&self) -> Vec<(Month, Currency)> {
+        let mut keys = vec![(self.incentive_month, self.amount.currency)];
+        if let Some(consumed) = self.consumption_month.filter(|m| *m < self.incentive_month) {
+            keys.push((consumed, self.amount.currency));
+        }
+        keys
+    }
+}
+
+/// The months an event changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonthsTouched<'a> {
+    None,
+    /// These months (of these currencies), created when missing.
+    Keys(Vec<(Month, Currency)>),
+    /// The months held by this payment (their `payment_id`); they exist already, and are
+    /// among the payment's included months ([`QuarterlyPayment::held_months`]).
+    HeldBy(&'a str),
+}
+
+/// Which months `event` changes: [`IncentiveMonth::apply`] is run on each of them.
+pub fn months_touched(event: &IncentiveEvent) -> MonthsTouched<'_> {
+    use IncentiveEvent as E;
+    match event {
+        E::ConsumptionRecorded { .. } | E::ConsumptionRefunded { .. } => {
+            MonthsTouched::Keys(Counted::of(event).map(|c| c.months()).unwrap_or_default())
+        }
+        E::IncentiveMonthClosed { month, currency, .. }
+        | E::IncentiveMonthApplied { month, currency, .. }
+        | E::IncentiveMonthReviewed { month, currency, .. }
+        | E::IncentiveMonthFinalized { month, currency, .. } => MonthsTouched::Keys(vec![(*month, *currency)]),
+        E::QuarterlyPaymentRequested { currency, included_months, excluded_months, .. } => MonthsTouched::Keys(
+            included_months
+                .iter()
+                .map(|m| m.month)
+                .chain(excluded_months.iter().copied())
+                .map(|m| (m, *currency))
+                .collect(),
+        ),
+        E::QuarterlyPaymentRejected { payment_id, .. } | E::QuarterlyPaymentPaid { payment_id, .. } => {
+            MonthsTouched::HeldBy(payment_id)
+        }
+        _ => MonthsTouched::None,
     }
 }
 
@@ -130,6 +365,94 @@ impl QuarterlyPayment {
     /// A payment that is not rejected keeps its quarter requested (`ALREADY_REQUESTED`).
     pub fn is_live(&self) -> bool {
         self.status != PaymentStatus::Rejected
+    }
+
+    /// The payment a `QuarterlyPaymentRequested` event creates (`None` for any other).
+    pub fn requested(event: &IncentiveEvent) -> Option<QuarterlyPayment> {
+        let IncentiveEvent::QuarterlyPaymentRequested {
+            payment_id,
+            quarter,
+            currency,
+            included_months,
+            excluded_months,
+            included_opportunities,
+            payable,
+            ..
+        } = event
+        else {
+            return None;
+        };
+        Some(QuarterlyPayment {
+            payment_id: payment_id.clone(),
+            quarter: *quarter,
+            currency: *currency,
+            status: PaymentStatus::Requested,
+            included_months: included_months.clone(),
+            excluded_months: excluded_months.clone(),
+            included_opportunities: included_opportunities.clone(),
+            payable: *payable,
+            method: None,
+            invoice_list: None,
+        })
+    }
+
+    /// The part of `event` that concerns this payment after its request: the aggregate's
+    /// evolve and the read model of quarterly payments both run it.
+    pub fn apply(&mut self, event: &IncentiveEvent) {
+        use IncentiveEvent as E;
+        if payment_of(event) != Some(self.payment_id.as_str()) {
+            return;
+        }
+        match event {
+            E::QuarterlyPaymentApproved { .. } => self.status = PaymentStatus::Approved,
+            E::QuarterlyPaymentRejected { .. } => self.status = PaymentStatus::Rejected,
+            E::InvoiceListIssued { invoice_list, .. } => {
+                self.status = PaymentStatus::InvoiceListIssued;
+                self.invoice_list = Some(invoice_list.clone());
+            }
+            E::InvoiceReceived { .. } => self.status = PaymentStatus::InvoiceReceived,
+            E::QuarterlyPaymentPaid { method, .. } => {
+                self.status = PaymentStatus::Paid;
+                self.method = Some(*method);
+            }
+            _ => {}
+        }
+    }
+
+    /// The months this payment may hold (see [`MonthsTouched::HeldBy`]): its included ones.
+    pub fn held_months(&self) -> Vec<(Month, Currency)> {
+        self.included_months.iter().map(|m| (m.month, self.currency)).collect()
+    }
+
+    /// API.md's quarterly payment (without `position`, which is the reader's).
+    pub fn view(&self, partner_id: &str) -> PaymentView {
+        PaymentView {
+            payment_id: self.payment_id.clone(),
+            partner_id: partner_id.to_string(),
+            quarter: self.quarter,
+            currency: self.currency,
+            status: self.status,
+            included_months: self.included_months.clone(),
+            excluded_months: self.excluded_months.clone(),
+            included_opportunities: self.included_opportunities.clone(),
+            payable: self.payable,
+            method: self.method,
+            invoice_list: self.invoice_list.clone(),
+        }
+    }
+}
+
+/// The payment a payment event names (`None` for the other events).
+pub fn payment_of(event: &IncentiveEvent) -> Option<&str> {
+    use IncentiveEvent as E;
+    match event {
+        E::QuarterlyPaymentRequested { payment_id, .. }
+        | E::QuarterlyPaymentApproved { payment_id, .. }
+        | E::QuarterlyPaymentRejected { payment_id, .. }
+        | E::InvoiceListIssued { payment_id, .. }
+        | E::InvoiceReceived { payment_id, .. }
+        | E::QuarterlyPaymentPaid { payment_id, .. } => Some(payment_id),
+        _ => None,
     }
 }
 
@@ -179,6 +502,44 @@ pub struct RolloverReport {
     pub counted_later: Vec<RolloverLine>,
 }
 
+impl RolloverLine {
+    /// What the report shows of a line: its amount and incentive as recorded (a refund
+    /// claws back in a month of its own and leaves the line as it was).
+    pub fn of(l: &ConsumptionLine) -> RolloverLine {
+        RolloverLine {
+            record_id: l.record_id.clone(),
+            customer_id: l.customer_id.clone(),
+            product: l.product.clone(),
+            consumption_month: l.consumption_month,
+            incentive_month: l.incentive_month,
+            amount: l.amount,
+            incentive: Money::new(l.incentive, l.amount.currency),
+        }
+    }
+
+    pub fn is_rollover(&self) -> bool {
+        self.incentive_month != self.consumption_month
+    }
+}
+
+impl RolloverReport {
+    /// The report of `month` in `currency` out of `lines` (in the order given, record id
+    /// order in the aggregate): lines counted in `month` from earlier consumption months,
+    /// and lines consumed in `month` but counted later. Lines of other months or
+    /// currencies are left out.
+    pub fn of(month: Month, currency: Currency, lines: impl IntoIterator<Item = RolloverLine>) -> RolloverReport {
+        let mut report = RolloverReport { month, counted_here_from_earlier: vec![], counted_later: vec![] };
+        for l in lines.into_iter().filter(|l| l.amount.currency == currency) {
+            if l.incentive_month == month && l.consumption_month < month {
+                report.counted_here_from_earlier.push(l);
+            } else if l.consumption_month == month && l.incentive_month > month {
+                report.counted_later.push(l);
+            }
+        }
+        report
+    }
+}
+
 /// API.md's quarterly payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentView {
@@ -218,18 +579,7 @@ impl IncentivesState {
     }
 
     pub fn month_view(&self, month: Month, currency: Currency) -> Option<MonthView> {
-        let m = self.month(month, currency)?;
-        Some(MonthView {
-            partner_id: self.partner_id.clone().unwrap_or_default(),
-            month,
-            currency,
-            status: m.status,
-            accrued: m.accrued(),
-            final_amount: m.final_amount,
-            rollover_in: Money::new(round_money(m.rollover_in), currency),
-            rollover_out: Money::new(round_money(m.rollover_out), currency),
-            payment_id: m.payment_id.clone(),
-        })
+        Some(self.month(month, currency)?.view(self.partner_id.as_deref().unwrap_or_default()))
     }
 
     /// Every month of a year this stream knows, in month then currency order.
@@ -240,52 +590,15 @@ impl IncentivesState {
     /// Lines counted in `month` from earlier consumption months, and lines consumed in
     /// `month` but counted later.
     pub fn rollover_report(&self, month: Month, currency: Currency) -> RolloverReport {
-        let view = |l: &ConsumptionLine| RolloverLine {
-            record_id: l.record_id.clone(),
-            customer_id: l.customer_id.clone(),
-            product: l.product.clone(),
-            consumption_month: l.consumption_month,
-            incentive_month: l.incentive_month,
-            amount: l.amount,
-            incentive: Money::new(l.incentive, l.amount.currency),
-        };
-        let of_currency = || self.lines.values().filter(|l| l.amount.currency == currency);
-        RolloverReport {
-            month,
-            counted_here_from_earlier: of_currency()
-                .filter(|l| l.incentive_month == month && l.consumption_month < month)
-                .map(view)
-                .collect(),
-            counted_later: of_currency()
-                .filter(|l| l.consumption_month == month && l.incentive_month > month)
-                .map(view)
-                .collect(),
-        }
+        RolloverReport::of(month, currency, self.lines.values().filter(|l| l.is_rollover()).map(RolloverLine::of))
     }
 
     pub fn payment_view(&self, payment_id: &str) -> Option<PaymentView> {
-        let p = self.payments.get(payment_id)?;
-        Some(PaymentView {
-            payment_id: p.payment_id.clone(),
-            partner_id: self.partner_id.clone().unwrap_or_default(),
-            quarter: p.quarter,
-            currency: p.currency,
-            status: p.status,
-            included_months: p.included_months.clone(),
-            excluded_months: p.excluded_months.clone(),
-            included_opportunities: p.included_opportunities.clone(),
-            payable: p.payable,
-            method: p.method,
-            invoice_list: p.invoice_list.clone(),
-        })
+        Some(self.payments.get(payment_id)?.view(self.partner_id.as_deref().unwrap_or_default()))
     }
 
     fn month_mut(&mut self, month: Month, currency: Currency) -> &mut IncentiveMonth {
         self.months.entry((month, currency)).or_insert_with(|| IncentiveMonth::new(month, currency))
-    }
-
-    fn set_month_status(&mut self, month: Month, currency: Currency, status: MonthStatus) {
-        self.month_mut(month, currency).status = status;
     }
 
     fn set_opportunity_status(&mut self, opportunity_id: &str, status: OpportunityStatus) {
@@ -294,72 +607,40 @@ impl IncentivesState {
         }
     }
 
-    fn set_payment_status(&mut self, payment_id: &str, status: PaymentStatus) {
-        if let Some(p) = self.payments.get_mut(payment_id) {
-            p.status = status;
-        }
-    }
-
-    /// Applies one event.
+    /// Applies one event. The months' part is [`IncentiveMonth::apply`] on every month
+    /// [`months_touched`] names, the payments' part [`QuarterlyPayment::apply`].
     pub(super) fn apply(&mut self, event: &IncentiveEvent) {
         use IncentiveEvent as E;
-        if let Some(p) = event_partner(event) {
-            if self.partner_id.is_none() {
-                self.partner_id = Some(p.to_string());
+        if self.partner_id.is_none() {
+            self.partner_id = Some(event.partner_id().to_string());
+        }
+        match months_touched(event) {
+            MonthsTouched::None => {}
+            MonthsTouched::Keys(keys) => {
+                for (month, currency) in keys {
+                    self.month_mut(month, currency).apply(event);
+                }
+            }
+            MonthsTouched::HeldBy(payment_id) => {
+                for m in self.months.values_mut().filter(|m| m.payment_id.as_deref() == Some(payment_id)) {
+                    m.apply(event);
+                }
             }
         }
+        if let Some(payment) = QuarterlyPayment::requested(event) {
+            self.payments.insert(payment.payment_id.clone(), payment);
+        } else if let Some(p) = payment_of(event).and_then(|id| self.payments.get_mut(id)) {
+            p.apply(event);
+        }
+        if let Some(line) = ConsumptionLine::recorded(event) {
+            self.lines.insert(line.record_id.clone(), line);
+            return;
+        }
         match event {
-            E::ConsumptionRecorded {
-                record_id,
-                customer_id,
-                association_type,
-                product,
-                amount,
-                consumed_at,
-                settled_at,
-                consumption_month,
-                incentive_month,
-                deferred_from,
-                rate,
-                incentive,
-                reason,
-                ..
-            } => {
-                let currency = amount.currency;
-                let counted = self.month_mut(*incentive_month, currency);
-                counted.incentive_sum += *incentive;
-                counted.entries += 1;
-                if consumption_month < incentive_month {
-                    counted.rollover_in += *incentive;
-                    self.month_mut(*consumption_month, currency).rollover_out += *incentive;
-                }
-                self.lines.insert(
-                    record_id.clone(),
-                    ConsumptionLine {
-                        record_id: record_id.clone(),
-                        customer_id: customer_id.clone(),
-                        association_type: *association_type,
-                        product: product.clone(),
-                        amount: *amount,
-                        consumed_at: *consumed_at,
-                        settled_at: *settled_at,
-                        consumption_month: *consumption_month,
-                        incentive_month: *incentive_month,
-                        deferred_from: *deferred_from,
-                        rate: *rate,
-                        incentive: *incentive,
-                        reason: *reason,
-                        refunded: Decimal::ZERO,
-                    },
-                );
-            }
             E::ConsumptionRefunded { refund_id, record_id, amount, settled_at, incentive_month, incentive, .. } => {
                 if let Some(line) = self.lines.get_mut(record_id) {
                     line.refunded += amount.amount;
                 }
-                let counted = self.month_mut(*incentive_month, amount.currency);
-                counted.incentive_sum += *incentive;
-                counted.entries += 1;
                 self.refunds.insert(
                     refund_id.clone(),
                     Refund {
@@ -371,24 +652,6 @@ impl IncentivesState {
                         incentive: *incentive,
                     },
                 );
-            }
-            E::IncentiveMonthClosed { month, currency, status, .. } => {
-                self.set_month_status(*month, *currency, *status)
-            }
-            E::IncentiveMonthApplied { month, currency, .. } => {
-                self.set_month_status(*month, *currency, MonthStatus::UnderReview)
-            }
-            E::IncentiveMonthReviewed { month, currency, decision, .. } => {
-                let status = match decision {
-                    ReviewDecision::Pass => MonthStatus::Passed,
-                    ReviewDecision::Reject => MonthStatus::Open,
-                };
-                self.set_month_status(*month, *currency, status);
-            }
-            E::IncentiveMonthFinalized { month, currency, final_amount, .. } => {
-                let m = self.month_mut(*month, *currency);
-                m.status = MonthStatus::Finalized;
-                m.final_amount = Some(*final_amount);
             }
             E::OpportunityShared { opportunity_id, offering, core_tag, delivery_end_date, .. } => {
                 self.opportunities.insert(
@@ -430,114 +693,80 @@ impl IncentivesState {
                     o.finalized_quarter = Some(*quarter);
                 }
             }
-            E::QuarterlyPaymentRequested {
-                payment_id,
-                quarter,
-                currency,
-                included_months,
-                excluded_months,
-                included_opportunities,
-                payable,
-                ..
-            } => {
-                for m in included_months {
-                    self.month_mut(m.month, *currency).payment_id = Some(payment_id.clone());
-                }
-                for m in excluded_months {
-                    self.set_month_status(*m, *currency, MonthStatus::Forfeited);
-                }
+            E::QuarterlyPaymentRequested { payment_id, included_opportunities, .. } => {
                 for o in included_opportunities {
                     if let Some(opp) = self.opportunities.get_mut(&o.opportunity_id) {
                         opp.payment_id = Some(payment_id.clone());
                     }
                 }
-                self.payments.insert(
-                    payment_id.clone(),
-                    QuarterlyPayment {
-                        payment_id: payment_id.clone(),
-                        quarter: *quarter,
-                        currency: *currency,
-                        status: PaymentStatus::Requested,
-                        included_months: included_months.clone(),
-                        excluded_months: excluded_months.clone(),
-                        included_opportunities: included_opportunities.clone(),
-                        payable: *payable,
-                        method: None,
-                        invoice_list: None,
-                    },
-                );
             }
-            E::QuarterlyPaymentApproved { payment_id, .. } => {
-                self.set_payment_status(payment_id, PaymentStatus::Approved)
-            }
+            // A rejected payment lets go of its opportunities (and, above, its months).
             E::QuarterlyPaymentRejected { payment_id, .. } => {
-                self.set_payment_status(payment_id, PaymentStatus::Rejected);
-                self.release(payment_id);
-            }
-            E::InvoiceListIssued { payment_id, invoice_list, .. } => {
-                if let Some(p) = self.payments.get_mut(payment_id) {
-                    p.status = PaymentStatus::InvoiceListIssued;
-                    p.invoice_list = Some(invoice_list.clone());
-                }
-            }
-            E::InvoiceReceived { payment_id, .. } => {
-                self.set_payment_status(payment_id, PaymentStatus::InvoiceReceived)
-            }
-            E::QuarterlyPaymentPaid { payment_id, method, included_months, included_opportunities, .. } => {
-                let currency = self.payments.get(payment_id).map(|p| p.currency);
-                if let Some(p) = self.payments.get_mut(payment_id) {
-                    p.status = PaymentStatus::Paid;
-                    p.method = Some(*method);
-                }
-                if let Some(currency) = currency {
-                    for m in included_months {
-                        self.set_month_status(*m, currency, MonthStatus::Paid);
+                for o in self.opportunities.values_mut() {
+                    if o.payment_id.as_deref() == Some(payment_id) {
+                        o.payment_id = None;
                     }
                 }
+            }
+            E::QuarterlyPaymentPaid { included_opportunities, .. } => {
                 for o in included_opportunities {
                     self.set_opportunity_status(o, OpportunityStatus::Paid);
                 }
             }
-        }
-    }
-
-    /// A rejected payment lets go of its months and opportunities: they are finalized and
-    /// may be requested again.
-    fn release(&mut self, payment_id: &str) {
-        for m in self.months.values_mut() {
-            if m.payment_id.as_deref() == Some(payment_id) {
-                m.payment_id = None;
-            }
-        }
-        for o in self.opportunities.values_mut() {
-            if o.payment_id.as_deref() == Some(payment_id) {
-                o.payment_id = None;
-            }
+            _ => {}
         }
     }
 }
 
-fn event_partner(event: &IncentiveEvent) -> Option<&str> {
-    use IncentiveEvent as E;
-    let p = match event {
-        E::ConsumptionRecorded { partner_id, .. }
-        | E::ConsumptionRefunded { partner_id, .. }
-        | E::IncentiveMonthClosed { partner_id, .. }
-        | E::IncentiveMonthApplied { partner_id, .. }
-        | E::IncentiveMonthReviewed { partner_id, .. }
-        | E::IncentiveMonthFinalized { partner_id, .. }
-        | E::OpportunityShared { partner_id, .. }
-        | E::OpportunityDelivered { partner_id, .. }
-        | E::OpportunityAccepted { partner_id, .. }
-        | E::OpportunityApplied { partner_id, .. }
-        | E::OpportunityReviewed { partner_id, .. }
-        | E::OpportunityFinalized { partner_id, .. }
-        | E::QuarterlyPaymentRequested { partner_id, .. }
-        | E::QuarterlyPaymentApproved { partner_id, .. }
-        | E::QuarterlyPaymentRejected { partner_id, .. }
-        | E::InvoiceListIssued { partner_id, .. }
-        | E::InvoiceReceived { partner_id, .. }
-        | E::QuarterlyPaymentPaid { partner_id, .. } => partner_id,
-    };
-    Some(p.as_str())
+impl IncentiveEvent {
+    /// The partner whose stream holds the event.
+    pub fn partner_id(&self) -> &str {
+        use IncentiveEvent as E;
+        match self {
+            E::ConsumptionRecorded { partner_id, .. }
+            | E::ConsumptionRefunded { partner_id, .. }
+            | E::IncentiveMonthClosed { partner_id, .. }
+            | E::IncentiveMonthApplied { partner_id, .. }
+            | E::IncentiveMonthReviewed { partner_id, .. }
+            | E::IncentiveMonthFinalized { partner_id, .. }
+            | E::OpportunityShared { partner_id, .. }
+            | E::OpportunityDelivered { partner_id, .. }
+            | E::OpportunityAccepted { partner_id, .. }
+            | E::OpportunityApplied { partner_id, .. }
+            | E::OpportunityReviewed { partner_id, .. }
+            | E::OpportunityFinalized { partner_id, .. }
+            | E::QuarterlyPaymentRequested { partner_id, .. }
+            | E::QuarterlyPaymentApproved { partner_id, .. }
+            | E::QuarterlyPaymentRejected { partner_id, .. }
+            | E::InvoiceListIssued { partner_id, .. }
+            | E::InvoiceReceived { partner_id, .. }
+            | E::QuarterlyPaymentPaid { partner_id, .. } => partner_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read models read lines and counts straight from the stored payloads: they must be
+    /// what the decoded events give.
+    #[test]
+    fn lines_and_counts_read_from_payloads_equal_those_of_the_decoded_events() {
+        let mut lines = 0;
+        let mut counts = 0;
+        for e in super::super::examples() {
+            let (_, _, payload) = crate::encode(&e);
+            let text = payload.to_string();
+            if let Some(line) = ConsumptionLine::recorded(&e) {
+                assert_eq!(serde_json::from_str::<ConsumptionLine>(&text).unwrap(), line);
+                lines += 1;
+            }
+            if let Some(c) = Counted::of(&e) {
+                assert_eq!(serde_json::from_str::<Counted>(&text).unwrap(), c);
+                counts += 1;
+            }
+        }
+        assert_eq!((lines, counts), (2, 3));
+    }
 }

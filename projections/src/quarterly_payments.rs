@@ -1,0 +1,223 @@
+//! Quarterly payments (API.md's quarterly payment): one row per payment, the domain's
+//! [`QuarterlyPayment`] created by [`QuarterlyPayment::requested`] and changed by
+//! [`QuarterlyPayment::apply`], the code the aggregate's evolve runs; `position` is the
+//! global position of the payment's last event. Payment events are few: each is applied
+//! to its row straight away.
+
+use ledger_core::RecordedEvent;
+use ledger_domain::incentives::{payment_of, IncentiveEvent, PaymentView, QuarterlyPayment};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::codec::{self, enum_of, family, from_json, json, parsed, to_text};
+use crate::runner::Projection;
+use crate::ProjectionError;
+
+pub const EVENT_TYPES: &[&str] = &[
+    "QuarterlyPaymentRequested",
+    "QuarterlyPaymentApproved",
+    "QuarterlyPaymentRejected",
+    "InvoiceListIssued",
+    "InvoiceReceived",
+    "QuarterlyPaymentPaid",
+];
+
+pub struct QuarterlyPayments;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS quarterly_payments (
+    payment_id TEXT NOT NULL PRIMARY KEY,
+    partner_id TEXT NOT NULL,
+    quarter TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL,
+    included_months TEXT NOT NULL,          -- JSON
+    excluded_months TEXT NOT NULL,          -- JSON
+    included_opportunities TEXT NOT NULL,   -- JSON
+    payable TEXT NOT NULL,                  -- money as JSON
+    method TEXT,
+    invoice_list TEXT,                      -- JSON, once issued
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS quarterly_payments_partner ON quarterly_payments (partner_id, quarter);
+";
+
+const COLUMNS: &str = "payment_id, partner_id, quarter, currency, status, included_months, excluded_months, \
+                       included_opportunities, payable, method, invoice_list, position";
+
+impl Projection for QuarterlyPayments {
+    fn name(&self) -> &'static str {
+        "quarterly_payments"
+    }
+
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["quarterly_payments"]
+    }
+
+    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        if family(&e.stream) != "incentives" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
+            return Ok(());
+        }
+        let event: IncentiveEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+            .map_err(|err| codec::undecodable(e, err))?;
+        let payment = match QuarterlyPayment::requested(&event) {
+            Some(p) => p,
+            None => {
+                let Some(id) = payment_of(&event) else { return Ok(()) };
+                let Some((_, mut p, _)) = load(tx, id)? else { return Ok(()) };
+                p.apply(&event);
+                p
+            }
+        };
+        store(tx, event.partner_id(), &payment, e.position)
+    }
+}
+
+fn store(tx: &Transaction<'_>, partner: &str, p: &QuarterlyPayment, position: u64) -> Result<(), ProjectionError> {
+    tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO quarterly_payments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?
+    .execute(params![
+        p.payment_id,
+        partner,
+        p.quarter.to_string(),
+        p.currency.as_str(),
+        to_text(&p.status),
+        json(&p.included_months),
+        json(&p.excluded_months),
+        json(&p.included_opportunities),
+        json(&p.payable),
+        p.method.as_ref().map(to_text),
+        p.invoice_list.as_ref().map(json),
+        position as i64,
+    ])?;
+    Ok(())
+}
+
+/// A payment's row: its partner, the payment, and the position of its last change.
+pub fn load(conn: &Connection, payment_id: &str) -> Result<Option<(String, QuarterlyPayment, u64)>, ProjectionError> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM quarterly_payments WHERE payment_id = ?1"))?
+        .query_row([payment_id], |r| {
+            let mut cells: Vec<Option<String>> = Vec::with_capacity(11);
+            for i in 0..11 {
+                cells.push(r.get(i)?);
+            }
+            Ok((cells, r.get::<_, i64>(11)?))
+        })
+        .optional()?;
+    let Some((c, position)) = row else { return Ok(None) };
+    let text = |i: usize| c[i].as_deref().unwrap_or_default();
+    let payment = QuarterlyPayment {
+        payment_id: text(0).to_string(),
+        quarter: parsed("quarter", text(2))?,
+        currency: parsed("currency", text(3))?,
+        status: enum_of("payment status", text(4))?,
+        included_months: from_json("included months", text(5))?,
+        excluded_months: from_json("excluded months", text(6))?,
+        included_opportunities: from_json("included opportunities", text(7))?,
+        payable: from_json("payable", text(8))?,
+        method: c[9].as_deref().map(|m| enum_of("payment method", m)).transpose()?,
+        invoice_list: c[10].as_deref().map(|l| from_json("invoice list", l)).transpose()?,
+    };
+    Ok(Some((text(1).to_string(), payment, position as u64)))
+}
+
+/// API.md's quarterly payment with the position of its last change.
+pub fn view(conn: &Connection, payment_id: &str) -> Result<Option<(PaymentView, u64)>, ProjectionError> {
+    Ok(load(conn, payment_id)?.map(|(partner, p, position)| (p.view(&partner), position)))
+}
+
+/// Every payment id of `partner` (tests compare them with the streams).
+pub fn ids_of(conn: &Connection, partner: &str) -> Result<Vec<String>, ProjectionError> {
+    let mut stmt =
+        conn.prepare("SELECT payment_id FROM quarterly_payments WHERE partner_id = ?1 ORDER BY payment_id")?;
+    let ids = stmt.query_map([partner], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use ledger_domain::incentives::{Incentives, InvoiceLine, InvoiceList, PaymentStatus};
+
+    use super::*;
+    use crate::incentive_months::tests::{cny, finalized, line, month, paid, quarter, rejected, requested, STREAM};
+    use crate::testkit::{at, state, Kit};
+
+    fn agrees(kit: &Kit, events: &[IncentiveEvent], id: &str) {
+        let s = state::<Incentives>(events);
+        assert_eq!(view(&kit.conn(), id).unwrap().map(|(v, _)| v), s.payment_view(id), "{id}");
+    }
+
+    #[test]
+    fn a_rejected_payment_keeps_its_row_and_the_one_requested_again_goes_to_paid_with_its_invoice_list() {
+        let mut kit = Kit::new();
+        let mut events = vec![
+            line("R1", "2026-07", "2026-07", "100.00"),
+            finalized("2026-07", "5.00"),
+            requested("QP-1", &[("2026-07", "5.00")], &["2026-08"]),
+        ];
+        let requested_at = kit.push(STREAM, &events);
+        let (v, p) = view(&kit.conn(), "QP-1").unwrap().unwrap();
+        assert_eq!((v.status, v.payable, p), (PaymentStatus::Requested, cny("5.00"), requested_at));
+        assert_eq!(v.excluded_months, vec![month("2026-08")]);
+        agrees(&kit, &events, "QP-1");
+
+        events.push(rejected("QP-1"));
+        events.push(requested("QP-2", &[("2026-07", "5.00")], &[]));
+        let p = kit.push(STREAM, &events[3..]);
+        let (v1, p1) = view(&kit.conn(), "QP-1").unwrap().unwrap();
+        assert_eq!((v1.status, p1), (PaymentStatus::Rejected, p - 1));
+        let (v2, p2) = view(&kit.conn(), "QP-2").unwrap().unwrap();
+        assert_eq!((v2.status, v2.invoice_list.clone(), p2), (PaymentStatus::Requested, None, p));
+
+        let list = InvoiceList {
+            lines: vec![InvoiceLine {
+                item: "monthly incentive 2026-07".into(),
+                month: Some(month("2026-07")),
+                opportunity_id: None,
+                amount: cny("5.00"),
+            }],
+            total: cny("5.00"),
+            mailing_address: "1 Vendor Road".into(),
+            mailbox: "invoices@vendor.example".into(),
+        };
+        events.push(IncentiveEvent::QuarterlyPaymentApproved {
+            partner_id: "P1".into(),
+            payment_id: "QP-2".into(),
+            quarter: quarter(),
+            approved_at: at("2026-10-04T00:00:00Z"),
+        });
+        events.push(IncentiveEvent::InvoiceListIssued {
+            partner_id: "P1".into(),
+            payment_id: "QP-2".into(),
+            quarter: quarter(),
+            invoice_list: list.clone(),
+            issued_at: at("2026-10-05T00:00:00Z"),
+        });
+        kit.push(STREAM, &events[5..]);
+        let (v2, _) = view(&kit.conn(), "QP-2").unwrap().unwrap();
+        assert_eq!((v2.status, v2.invoice_list), (PaymentStatus::InvoiceListIssued, Some(list)));
+        agrees(&kit, &events, "QP-2");
+
+        events.push(IncentiveEvent::InvoiceReceived {
+            partner_id: "P1".into(),
+            payment_id: "QP-2".into(),
+            quarter: quarter(),
+            received_at: at("2026-10-10T00:00:00Z"),
+        });
+        events.push(paid("QP-2", &["2026-07"], "5.00"));
+        let p = kit.push(STREAM, &events[7..]);
+        let (v2, p2) = view(&kit.conn(), "QP-2").unwrap().unwrap();
+        assert_eq!((v2.status, v2.method.is_some(), p2), (PaymentStatus::Paid, true, p));
+        assert_eq!(view(&kit.conn(), "QP-1").unwrap().unwrap().1, p1, "the rejected one did not move");
+        for id in ["QP-1", "QP-2"] {
+            agrees(&kit, &events, id);
+        }
+        assert_eq!(ids_of(&kit.conn(), "P1").unwrap(), ["QP-1", "QP-2"]);
+        assert!(view(&kit.conn(), "QP-3").unwrap().is_none());
+    }
+}
