@@ -8,6 +8,12 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: the ledger allocates many short-lived strings
+/// per event on one thread and frees them on another (reader → projections, request →
+/// writer), which glibc's arenas handle poorly (see BENCHMARKS.md for the measured gain).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod audit;
 mod bench;
 mod bench_http;
