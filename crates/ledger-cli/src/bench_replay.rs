@@ -1,12 +1,11 @@
 //! `ledger bench replay`: rebuilds every projection over generated histories of growing
 //! size and prints events/s, with raw SQLite inserts of the journal's rows as the baseline
-//! run in the same process, and the rebuild's own peak memory (the generated history's is
-//! shown apart).
+//! run in the same process, and the rebuild process's peak memory.
 //!
 //! The history is generated once per size through the real use cases into the in-memory
-//! store (generation is not what is measured), copied in order into an embedded SQLite
-//! store, and the in-memory copy dropped; the rebuild then reads the log from SQLite into a
-//! fresh `projections.db`, as `ledger projections rebuild` does.
+//! store (generation is not what is measured) and copied in order into an embedded SQLite
+//! store; the rebuild is then `ledger projections rebuild` on it, in a process of its own,
+//! whose time and peak memory are reported.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +16,6 @@ use chrono::Utc;
 use ledger_app::demo::{seed, DemoPlan};
 use ledger_app::{Executor, Ledger};
 use ledger_core::{CommandMeta, NewEvent};
-use ledger_projections::Runner;
 use ledger_store::memory::MemoryStore;
 use ledger_store::sqlite::SqliteStore;
 use ledger_store::{AppendRequest, EventStore, ExpectedVersion};
@@ -31,9 +29,7 @@ pub struct ReplayFigure {
     pub seconds: f64,
     pub baseline_rows_per_s: f64,
     pub journal_rows: u64,
-    /// Resident memory before the rebuild: the generated history in the in-memory store.
-    pub history_rss_mib: f64,
-    /// How far the rebuild raised the resident memory above that: its own peak.
+    /// Peak resident memory of the rebuild's process.
     pub rebuild_peak_mib: f64,
 }
 
@@ -54,22 +50,36 @@ pub async fn replay_bench(dir: &Path, target_events: u64) -> Result<ReplayFigure
     let store = copy_to_sqlite(store, log_dir.path()).await?;
     drop(ledger);
 
-    let db_dir = tempfile::tempdir_in(dir)?;
-    let mut runner = Runner::open(db_dir.path(), ledger_projections::all())?;
-    let bar = crate::bench::progress_bar(events, "replaying");
-    // The peak is reset here so that it measures the rebuild, not the generator.
-    let history_rss_mib = reset_peak_rss()?;
-    let started = Instant::now();
-    runner.catch_up(&store, |n| bar.inc(n)).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let rebuild_peak_mib = (status_mib("VmHWM:") - history_rss_mib).max(0.0);
-    bar.finish_and_clear();
-    drop(runner);
+    drop(store);
 
-    let conn = ledger_projections::runner::open_reader(db_dir.path())?;
+    // The rebuild is `ledger projections rebuild` in a process of its own: its time and its
+    // peak memory are the rebuild's alone, not the generator's.
+    let (seconds, rebuild_peak_mib) = rebuild_in_child(log_dir.path())?;
+    let conn = ledger_projections::runner::open_reader(log_dir.path())?;
     let journal_rows: u64 = conn.query_row("SELECT count(*) FROM journal", [], |r| r.get(0))?;
     let baseline_rows_per_s = raw_inserts(dir, journal_rows.max(10_000))?;
-    Ok(ReplayFigure { events, seconds, baseline_rows_per_s, journal_rows, history_rss_mib, rebuild_peak_mib })
+    Ok(ReplayFigure { events, seconds, baseline_rows_per_s, journal_rows, rebuild_peak_mib })
+}
+
+/// Runs `ledger projections rebuild --data DIR` and answers (its rebuild seconds and its
+/// peak resident memory in MiB, as it prints them). The child reports its own peak: the
+/// kernel's accounting of a child's peak would include this process's pages, which the child
+/// shares between fork and exec.
+fn rebuild_in_child(data: &Path) -> Result<(f64, f64)> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["projections", "rebuild", "--data"])
+        .arg(data)
+        .stderr(std::process::Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "the rebuild failed: {text}");
+    // "rebuilt every projection from N events in S s: R events/s, peak memory M MiB"
+    let number_after = |marker: &str, end: &str| {
+        text.split(marker).nth(1).and_then(|rest| rest.split(end).next()).and_then(|s| s.trim().parse::<f64>().ok())
+    };
+    let seconds = number_after(" in ", " s:").ok_or_else(|| anyhow::anyhow!("no rebuild time in: {text}"))?;
+    let peak = number_after("peak memory ", " MiB").ok_or_else(|| anyhow::anyhow!("no peak memory in: {text}"))?;
+    Ok((seconds, peak))
 }
 
 /// Copies a history, in log order, into a new SQLite store in `dir` and answers it. Many
@@ -159,37 +169,20 @@ fn raw_inserts(dir: &Path, rows: u64) -> Result<f64> {
     Ok(rows as f64 / started.elapsed().as_secs_f64())
 }
 
-/// A line of `/proc/self/status` in MiB (`VmRSS:` now, `VmHWM:` the peak).
-fn status_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-/// Resets the process's peak resident memory to what it holds now (Linux: writing 5 to
-/// `clear_refs`), and answers that in MiB.
-fn reset_peak_rss() -> Result<f64> {
-    std::fs::write("/proc/self/clear_refs", "5")?;
-    Ok(status_mib("VmRSS:"))
-}
-
 pub fn report(figures: &[ReplayFigure]) -> String {
     let mut out = String::from(
-        "| events | rebuild s | events/s | journal rows | raw SQLite inserts/s (same process) | rebuild rows/s ÷ raw | history in memory MiB | rebuild peak MiB |\n|---|---|---|---|---|---|---|---|\n",
+        "| events | rebuild s | events/s | journal rows | raw SQLite inserts/s (same process) | rebuild rows/s ÷ raw | rebuild process peak RSS MiB |\n|---|---|---|---|---|---|---|\n",
     );
     for f in figures {
         let rows_per_s = f.journal_rows as f64 / f.seconds;
         out += &format!(
-            "| {} | {:.2} | {:.0} | {} | {:.0} | {:.0}% | {:.0} | {:.0} |\n",
+            "| {} | {:.2} | {:.0} | {} | {:.0} | {:.0}% | {:.0} |\n",
             f.events,
             f.seconds,
             f.events as f64 / f.seconds,
             f.journal_rows,
             f.baseline_rows_per_s,
             100.0 * rows_per_s / f.baseline_rows_per_s,
-            f.history_rss_mib,
             f.rebuild_peak_mib
         );
     }

@@ -42,8 +42,9 @@ pub fn run(cmd: Command) -> Result<()> {
             Command::Rebuild(args) => {
                 let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(&args.data.dir)?);
                 let (events, seconds) = rebuild(&args.data.dir, &store, &args.only).await?;
+                let peak = peak_memory_mib().map(|m| format!(", peak memory {m:.0} MiB")).unwrap_or_default();
                 println!(
-                    "rebuilt {} from {events} events in {seconds:.2} s: {:.0} events/s",
+                    "rebuilt {} from {events} events in {seconds:.2} s: {:.0} events/s{peak}",
                     if args.only.is_empty() { "every projection".to_string() } else { args.only.join(", ") },
                     events as f64 / seconds.max(1e-9)
                 );
@@ -59,6 +60,13 @@ pub fn run(cmd: Command) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// This process's peak resident memory in MiB (Linux's `VmHWM`), where the system tells it.
+pub fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
 }
 
 /// Resets and replays; answers (events replayed, seconds).
