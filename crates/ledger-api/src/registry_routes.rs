@@ -154,10 +154,7 @@ pub async fn switch_association_type(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin, Role::Partner])?;
     let ctx = state.context(&caller, &body.raw);
-    let acting = match caller.principal.role {
-        Role::Partner => caller.principal.partner_id.clone(),
-        _ => None,
-    };
+    let acting = acting_partner(&caller);
     let SwitchType { association_type, effective_at } = body.value;
     let outcome = state
         .ledger
@@ -184,10 +181,7 @@ pub async fn end_association(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin, Role::Partner])?;
     let ctx = state.context(&caller, &body.raw);
-    let acting = match caller.principal.role {
-        Role::Partner => caller.principal.partner_id.clone(),
-        _ => None,
-    };
+    let acting = acting_partner(&caller);
     let outcome = state
         .ledger
         .end_association(&ctx, &customer_id, acting.as_deref(), body.value.effective_at)
@@ -195,6 +189,14 @@ pub async fn end_association(
         .map_err(|e| hide_foreign(&caller, e.into()))?;
     let customer = state.ledger.customer(&customer_id).await?;
     Ok(written(&outcome, customer_view(&customer, ctx.now)))
+}
+
+/// The partner a partner's call acts for; the operator acts on the customer's behalf.
+fn acting_partner(caller: &Caller) -> Option<String> {
+    match caller.principal.role {
+        Role::Partner => caller.principal.partner_id.clone(),
+        _ => None,
+    }
 }
 
 /// For a partner, another partner's customer and a missing one look the same: 403.
