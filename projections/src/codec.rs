@@ -58,8 +58,3 @@ pub fn time(t: &DateTime<Utc>) -> String {
 pub fn time_of(what: &str, s: &str) -> Result<DateTime<Utc>, ProjectionError> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|_| corrupt(what, s))
 }
-
-/// The family of a stream: `incentives` of `incentives-P1`.
-pub fn family(stream: &str) -> &str {
-    stream.split_once('-').map_or(stream, |(f, _)| f)
-}

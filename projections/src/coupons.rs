@@ -6,9 +6,10 @@
 use chrono::{DateTime, Utc};
 use ledger_core::{Money, RecordedEvent};
 use ledger_domain::coupons::{Coupon, CouponEvent, CouponView};
+use ledger_domain::stream_family;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::codec::{self, decimal, family, parsed, time, time_of};
+use crate::codec::{self, decimal, parsed, time, time_of};
 use crate::runner::Projection;
 use crate::ProjectionError;
 
@@ -49,7 +50,7 @@ impl Projection for Coupons {
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if family(&e.stream) != "coupons" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
+        if stream_family(&e.stream) != "coupons" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
         let event: CouponEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)

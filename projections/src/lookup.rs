@@ -76,7 +76,7 @@ impl Projection for Lookup {
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        let family = e.stream.split_once('-').map_or(e.stream.as_str(), |(f, _)| f);
+        let family = ledger_domain::stream_family(&e.stream);
         let fields: Vec<&str> = ID_FIELDS.iter().filter(|(f, _)| *f == family).map(|(_, k)| *k).collect();
         if fields.is_empty() {
             return Ok(());

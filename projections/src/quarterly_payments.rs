@@ -6,9 +6,10 @@
 
 use ledger_core::RecordedEvent;
 use ledger_domain::incentives::{payment_of, IncentiveEvent, PaymentView, QuarterlyPayment};
+use ledger_domain::stream_family;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::codec::{self, enum_of, family, from_json, json, parsed, to_text};
+use crate::codec::{self, enum_of, from_json, json, parsed, to_text};
 use crate::runner::Projection;
 use crate::ProjectionError;
 
@@ -58,7 +59,7 @@ impl Projection for QuarterlyPayments {
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if family(&e.stream) != "incentives" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
+        if stream_family(&e.stream) != "incentives" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
         let event: IncentiveEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)

@@ -11,10 +11,11 @@
 
 use ledger_core::{Currency, Money, Month, RecordedEvent};
 use ledger_domain::incentives::{ConsumptionLine, IncentiveEvent, RolloverLine, RolloverReport};
+use ledger_domain::stream_family;
 use ledger_domain::EventFamily;
 use rusqlite::{params, Connection, Transaction};
 
-use crate::codec::{self, decimal, family, parsed};
+use crate::codec::{self, decimal, parsed};
 use crate::runner::Projection;
 use crate::ProjectionError;
 
@@ -71,7 +72,7 @@ impl Projection for RolloverLines {
     }
 
     fn apply(&mut self, _tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.event_type != "ConsumptionRecorded" || family(&e.stream) != "incentives" {
+        if e.event_type != "ConsumptionRecorded" || stream_family(&e.stream) != "incentives" {
             return Ok(());
         }
         if same_months(&e.data) {

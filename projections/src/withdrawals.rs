@@ -7,9 +7,10 @@
 
 use ledger_core::{Money, RecordedEvent};
 use ledger_domain::rebate::{RebateEvent, Withdrawal};
+use ledger_domain::stream_family;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::codec::{self, decimal, enum_of, family, from_json, json, parsed, to_text};
+use crate::codec::{self, decimal, enum_of, from_json, json, parsed, to_text};
 use crate::runner::Projection;
 use crate::ProjectionError;
 
@@ -49,7 +50,7 @@ impl Projection for Withdrawals {
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if family(&e.stream) != "rebate" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
+        if stream_family(&e.stream) != "rebate" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
         let event: RebateEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)

@@ -29,6 +29,11 @@ pub enum DecodeError {
     Payload(String),
 }
 
+/// The family of a stream, which names its aggregate: `incentives` of `incentives-P1`.
+pub fn stream_family(stream: &str) -> &str {
+    stream.split_once('-').map_or(stream, |(f, _)| f)
+}
+
 /// Splits an event into `(type, schema version, payload without the tag)`.
 pub fn encode<E: EventFamily>(event: &E) -> (String, u32, Value) {
     let mut value = serde_json::to_value(event).expect("events serialise");

@@ -13,8 +13,7 @@ const INCENTIVE_TYPES_THAT_POST: [&str; 3] =
 
 /// The postings of the event `(event_type, version, data)` stored in `stream`.
 pub fn postings_of(stream: &str, event_type: &str, version: u32, data: &str) -> Result<Vec<Posting>, DecodeError> {
-    let family = stream.split_once('-').map_or(stream, |(f, _)| f);
-    Ok(match family {
+    Ok(match crate::event::stream_family(stream) {
         "incentives" if !INCENTIVE_TYPES_THAT_POST.contains(&event_type) => vec![],
         "incentives" => incentives::postings(&decode(event_type, version, data)?),
         "funds" => funds::postings(&decode(event_type, version, data)?),

@@ -36,5 +36,5 @@ pub mod billing;
 
 pub use decider::Decider;
 pub use error::{Blocker, DomainError};
-pub use event::{decode, encode, DecodeError, EventFamily};
+pub use event::{decode, encode, stream_family, DecodeError, EventFamily};
 pub use postings::{Posting, Side};

@@ -304,7 +304,7 @@ pub enum MonthsTouched<'a> {
     /// These months (of these currencies), created when missing.
     Keys(Vec<(Month, Currency)>),
     /// The months held by this payment (their `payment_id`); they exist already, and are
-    /// among the payment's included months ([`QuarterlyPayment::held_months`]).
+    /// among the payment's included months.
     HeldBy(&'a str),
 }
 
@@ -417,11 +417,6 @@ impl QuarterlyPayment {
             }
             _ => {}
         }
-    }
-
-    /// The months this payment may hold (see [`MonthsTouched::HeldBy`]): its included ones.
-    pub fn held_months(&self) -> Vec<(Month, Currency)> {
-        self.included_months.iter().map(|m| (m.month, self.currency)).collect()
     }
 
     /// API.md's quarterly payment (without `position`, which is the reader's).
