@@ -106,8 +106,7 @@ pub async fn record_consumption(
     }
     let stored_any = position.is_some();
     let position = position.unwrap_or(*state.store.head().borrow());
-    let request_id = caller.request_id.clone().unwrap_or_default();
-    let receipt = state.ledger.keep_billing_receipt(&ctx, &request_id, BatchReceipt { lines, position }).await?;
+    let receipt = state.ledger.keep_billing_receipt(&ctx, BatchReceipt { lines, position }).await?;
     let status = if stored_any { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(batch_answer(&receipt))))
 }

@@ -7,7 +7,7 @@ use ledger_domain::billing::{self, BatchLine, BillingEvent};
 use ledger_store::{AppendRequest, ExpectedVersion, StoreError};
 
 use crate::executor::to_new_event;
-use crate::{AppError, CommandContext, Ledger};
+use crate::{AppError, CommandContext, Ledger, Outcome};
 
 /// The answer a billing batch was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,16 +20,16 @@ impl Ledger {
     /// The receipt of the batch first sent under `ctx`'s request id, when there is one. A
     /// request id already used for another request is `IDEMPOTENCY_CONFLICT`.
     pub async fn billing_receipt(&self, ctx: &CommandContext) -> Result<Option<BatchReceipt>, AppError> {
-        let Some(key) = &ctx.idempotency else { return Ok(None) };
-        let Some((fingerprint, appended)) = self.exec.store().idempotency_key(&key.key).await? else {
+        let Some(Outcome::Replayed { appended }) = self.exec.replay::<BillingEvent>(ctx).await? else {
             return Ok(None);
         };
-        let conflict = || AppError::Store(StoreError::IdempotencyConflict { key: key.key.clone() });
-        if fingerprint != key.fingerprint {
-            return Err(conflict());
-        }
         let event = self.exec.store().read_all(appended.first_position, 1).await?.into_iter().next();
-        let Some(event) = event.filter(|e| e.stream == billing::STREAM) else { return Err(conflict()) };
+        // The same key and fingerprint name another kind of append only if the request was
+        // not a billing batch: then it is another request under the same id.
+        let Some(event) = event.filter(|e| e.stream == billing::STREAM) else {
+            let key = ctx.idempotency.as_ref().map(|k| k.key.clone()).unwrap_or_default();
+            return Err(AppError::Store(StoreError::IdempotencyConflict { key }));
+        };
         let decoded = ledger_domain::decode::<BillingEvent>(&event.event_type, event.schema_version, &event.data)
             .map_err(|e| AppError::Decode { position: event.position, reason: e.to_string() })?;
         let BillingEvent::BillingBatchReceived { lines, position, .. } = decoded;
@@ -42,12 +42,9 @@ impl Ledger {
     pub async fn keep_billing_receipt(
         &self,
         ctx: &CommandContext,
-        request_id: &str,
         receipt: BatchReceipt,
     ) -> Result<BatchReceipt, AppError> {
-        if ctx.idempotency.is_none() {
-            return Ok(receipt);
-        }
+        let (Some(_), Some(request_id)) = (&ctx.idempotency, &ctx.meta.request_id) else { return Ok(receipt) };
         let event = billing::receipt(request_id, receipt.lines.clone(), receipt.position, ctx.now)?;
         let req = AppendRequest {
             stream: billing::STREAM.to_string(),

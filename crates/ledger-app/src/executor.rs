@@ -230,7 +230,9 @@ impl Executor {
         unreachable!("the last attempt returns")
     }
 
-    async fn replay<E>(&self, ctx: &CommandContext) -> Result<Option<Outcome<E>>, AppError> {
+    /// The first result of `ctx`'s idempotency key when it was used before with the same
+    /// request; `IDEMPOTENCY_CONFLICT` when it was used for another.
+    pub(crate) async fn replay<E>(&self, ctx: &CommandContext) -> Result<Option<Outcome<E>>, AppError> {
         let Some(key) = &ctx.idempotency else { return Ok(None) };
         match self.store.idempotency_key(&key.key).await? {
             None => Ok(None),

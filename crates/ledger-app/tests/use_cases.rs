@@ -205,9 +205,11 @@ async fn a_billing_batch_keeps_one_answer_per_request_id_even_when_twins_race() 
     use ledger_store::IdempotencyKey;
 
     let (ledger, store) = ledger_with_partners().await;
-    let keyed = |fingerprint: u8| CommandContext {
-        idempotency: Some(IdempotencyKey { key: "req:billing:b-1".into(), fingerprint: [fingerprint; 32] }),
-        ..ctx(at("2026-07-12T00:00:00Z"))
+    let keyed = |fingerprint: u8| {
+        let mut c = ctx(at("2026-07-12T00:00:00Z"));
+        c.meta.request_id = Some("b-1".into());
+        c.idempotency = Some(IdempotencyKey { key: "req:billing:b-1".into(), fingerprint: [fingerprint; 32] });
+        c
     };
     let answer = |status| BatchReceipt {
         lines: vec![BatchLine { record_id: "R1".into(), status, error_code: None, error_msg: None }],
@@ -216,9 +218,9 @@ async fn a_billing_batch_keeps_one_answer_per_request_id_even_when_twins_race() 
     assert_eq!(ledger.billing_receipt(&keyed(1)).await.unwrap(), None, "nothing kept yet");
     // Twin A stored the line; twin B, a moment later, found it a duplicate. The first
     // receipt kept is the answer both give.
-    let a = ledger.keep_billing_receipt(&keyed(1), "b-1", answer(LineStatus::Stored)).await.unwrap();
+    let a = ledger.keep_billing_receipt(&keyed(1), answer(LineStatus::Stored)).await.unwrap();
     let head = *store.head().borrow();
-    let b = ledger.keep_billing_receipt(&keyed(1), "b-1", answer(LineStatus::Duplicate)).await.unwrap();
+    let b = ledger.keep_billing_receipt(&keyed(1), answer(LineStatus::Duplicate)).await.unwrap();
     assert_eq!((a.clone(), b), (answer(LineStatus::Stored), answer(LineStatus::Stored)));
     assert_eq!(*store.head().borrow(), head, "one receipt per request id");
     assert_eq!(ledger.billing_receipt(&keyed(1)).await.unwrap(), Some(a));
@@ -226,6 +228,6 @@ async fn a_billing_batch_keeps_one_answer_per_request_id_even_when_twins_race() 
     assert_eq!(ledger.billing_receipt(&keyed(2)).await.unwrap_err().code(), "IDEMPOTENCY_CONFLICT");
     // Without a request id nothing is kept.
     let plain = ctx(at("2026-07-12T00:00:00Z"));
-    ledger.keep_billing_receipt(&plain, "", answer(LineStatus::Stored)).await.unwrap();
+    ledger.keep_billing_receipt(&plain, answer(LineStatus::Stored)).await.unwrap();
     assert_eq!(*store.head().borrow(), head);
 }
