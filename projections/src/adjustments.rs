@@ -4,9 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use ledger_core::RecordedEvent;
-use ledger_domain::funds::{visible_to, AdjustmentKind, AdjustmentRecord, FundsEvent};
+use ledger_domain::funds::{visible_to, AdjustmentKind, AdjustmentRecord, CounterpartyType, FundsEvent};
 use rusqlite::{params, Connection, Transaction};
 
+use crate::codec::to_text;
 use crate::runner::Projection;
 use crate::ProjectionError;
 
@@ -41,7 +42,7 @@ impl Projection for Adjustments {
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if !e.stream.starts_with("funds-") || !matches!(e.event_type.as_str(), "FundsAllocated" | "FundsReclaimed") {
+        if !e.stream.starts_with("funds-") || !matches!(e.event_type.as_str(), "FundsAllocated" | "FundsReclaimed" | "FundsUnbindReclaimed") {
             return Ok(());
         }
         let event: FundsEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
@@ -70,16 +71,23 @@ fn kind_str(k: AdjustmentKind) -> &'static str {
     match k {
         AdjustmentKind::Allocate => "allocate",
         AdjustmentKind::Reclaim => "reclaim",
+        AdjustmentKind::UnbindReclaim => "unbind_reclaim",
     }
 }
 
-/// Filters of `GET /v1/adjustment-records`.
+/// Filters of `GET /v1/adjustment-records` and of the vendor's adjust-records query;
+/// `None` is no filter.
 #[derive(Debug, Clone, Default)]
 pub struct AdjustmentFilter {
     pub kind: Option<AdjustmentKind>,
     pub counterparty_id: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// The record's id (the vendor's `trans_id`).
+    pub record_id: Option<String>,
+    pub counterparty_type: Option<CounterpartyType>,
+    /// Only the records this partner made.
+    pub operator_partner_id: Option<String>,
 }
 
 /// The records `viewer` may see (its distributor `viewer_parent` when it is a reseller),
@@ -96,7 +104,9 @@ pub fn list(
     let mut stmt = conn.prepare_cached(
         "SELECT record FROM adjustment_records WHERE (?1 IS NULL OR distributor_id = ?1) \
          AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR counterparty_id = ?3) \
-         AND occurred_at >= ?4 AND occurred_at <= ?5 ORDER BY position DESC",
+         AND occurred_at >= ?4 AND occurred_at <= ?5 AND (?6 IS NULL OR record_id = ?6) \
+         AND (?7 IS NULL OR counterparty_type = ?7) AND (?8 IS NULL OR operator_partner_id = ?8) \
+         ORDER BY position DESC",
     )?;
     let rows = stmt.query_map(
         params![
@@ -105,6 +115,9 @@ pub fn list(
             filter.counterparty_id,
             filter.from.map_or(i64::MIN, |t| t.timestamp_micros()),
             filter.to.map_or(i64::MAX, |t| t.timestamp_micros()),
+            filter.record_id,
+            filter.counterparty_type.map(|t| to_text(&t)),
+            filter.operator_partner_id,
         ],
         |r| r.get::<_, String>(0),
     )?;

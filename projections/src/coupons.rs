@@ -140,6 +140,18 @@ pub fn page(
     Ok((items, total as usize))
 }
 
+/// Every coupon of `partner` (the domain's entity, so a caller can filter on what the
+/// vendor-compatible API filters on), in coupon id order.
+pub fn all_of(conn: &Connection, partner: &str) -> Result<Vec<Coupon>, ProjectionError> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM coupons WHERE partner_id = ?1 ORDER BY coupon_id"))?;
+    let coupons = stmt
+        .query_map(params![partner], read_row)?
+        .map(|r| r?.map(|(_, c, _)| c))
+        .collect::<Result<Vec<_>, ProjectionError>>()?;
+    Ok(coupons)
+}
+
 #[cfg(test)]
 mod tests {
     use ledger_domain::coupons::{coupon_view, CouponStatus, Coupons as CouponsAggregate};

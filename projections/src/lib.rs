@@ -19,9 +19,11 @@ use thiserror::Error;
 pub mod adjustments;
 pub mod codec;
 pub mod coupons;
+pub mod incentive_details;
 pub mod incentive_months;
 pub mod journal;
 pub mod lookup;
+pub mod partners;
 pub mod quarterly_payments;
 pub mod reader;
 pub mod rollover_lines;
@@ -41,9 +43,11 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(adjustments::Adjustments),
         Box::new(incentive_months::IncentiveMonths::default()),
         Box::new(rollover_lines::RolloverLines::default()),
+        Box::new(incentive_details::IncentiveDetails),
         Box::new(quarterly_payments::QuarterlyPayments),
         Box::new(coupons::Coupons),
         Box::new(withdrawals::Withdrawals),
+        Box::new(partners::Partners),
     ]
 }
 

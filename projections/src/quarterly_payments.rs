@@ -132,6 +132,31 @@ pub fn view(conn: &Connection, payment_id: &str) -> Result<Option<(PaymentView, 
     Ok(load(conn, payment_id)?.map(|(partner, p, position)| (p.view(&partner), position)))
 }
 
+/// One page of `partner`'s payments (its applications, 申请记录), newest quarter first,
+/// with the position of each one's last change, and how many it has in all.
+pub fn page_of(
+    conn: &Connection,
+    partner: &str,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<(PaymentView, u64)>, usize), ProjectionError> {
+    let ids = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT payment_id FROM quarterly_payments WHERE partner_id = ?1 ORDER BY quarter DESC, payment_id DESC",
+        )?;
+        let ids = stmt.query_map([partner], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        ids
+    };
+    let total = ids.len();
+    let mut page = Vec::with_capacity(limit.min(total));
+    for id in ids.into_iter().skip(offset).take(limit) {
+        if let Some(v) = view(conn, &id)? {
+            page.push(v);
+        }
+    }
+    Ok((page, total))
+}
+
 /// Every payment id of `partner` (tests compare them with the streams).
 pub fn ids_of(conn: &Connection, partner: &str) -> Result<Vec<String>, ProjectionError> {
     let mut stmt =

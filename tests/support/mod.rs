@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod flows;
+pub mod sdk;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

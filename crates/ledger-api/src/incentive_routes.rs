@@ -21,10 +21,11 @@ use ledger_app::incentives::{ConsumptionInput, LineOutcome, OpportunityStep, Pay
 use ledger_core::{Currency, Money, Month, Quarter, Role};
 use ledger_domain::billing::{BatchLine, LineStatus};
 use ledger_domain::incentives::{PaymentMethod, ReviewDecision};
-use ledger_projections::{incentive_months, quarterly_payments, rollover_lines};
+use ledger_projections::{incentive_details, incentive_months, quarterly_payments, rollover_lines};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::audit_routes::check_limit;
 use crate::error::ApiError;
 use crate::http::{wait_for_position, written, Caller, JsonBody, Query};
 use crate::scope::{owner_of, IdKind};
@@ -282,6 +283,8 @@ pub async fn finalize_month(
 pub struct MonthsQuery {
     year: Option<i32>,
     partner_id: Option<String>,
+    offset: Option<u64>,
+    limit: Option<u64>,
     min_position: Option<u64>,
 }
 
@@ -291,18 +294,135 @@ pub async fn list_months(
     Query(q): Query<MonthsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    let limit = check_limit(&caller, q.limit)? as usize;
+    let offset = q.offset.unwrap_or(0) as usize;
     wait_for_position(&state, q.min_position).await?;
     let year = q.year;
     let months = state.reads.read(move |c| incentive_months::views(c, &partner, year)).await?;
+    let total = months.len();
     let items: Vec<Value> = months
         .into_iter()
+        .skip(offset)
+        .take(limit)
         .map(|(m, position)| {
             let mut v = serde_json::to_value(m).expect("serialises");
             v["position"] = json!(position);
             v
         })
         .collect();
-    Ok(Json(json!({"total": items.len(), "items": items})))
+    Ok(Json(json!({"total": total, "items": items})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailsQuery {
+    month: String,
+    currency: Option<String>,
+    partner_id: Option<String>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+    min_position: Option<u64>,
+}
+
+/// `GET /v1/incentive-details?month=`: the partner's "why" (seed FAQ). Every line and
+/// refund clawback listed in the month, each with what it adds to the month and, where it
+/// earned nothing here or is counted elsewhere, the reason. `counted_total` is the sum of
+/// the entries counted here at full precision; the month's `accrued` rounds it once.
+pub async fn incentive_details(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<DetailsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    let month: Month = q.month.parse()?;
+    let currency = currency_or_cny(q.currency.as_deref())?;
+    let limit = check_limit(&caller, q.limit)? as usize;
+    let offset = q.offset.unwrap_or(0) as usize;
+    wait_for_position(&state, q.min_position).await?;
+    let who = partner.clone();
+    let (details, accrued) = state
+        .reads
+        .read(move |c| {
+            let details = incentive_details::of_month(c, &who, month, currency)?;
+            let accrued = incentive_months::views(c, &who, Some(month.year()))?
+                .into_iter()
+                .find(|(m, _)| m.month == month && m.currency == currency)
+                .map(|(m, _)| m.accrued);
+            Ok::<_, ledger_projections::ProjectionError>((details, accrued))
+        })
+        .await?;
+    let counted_total = Money::new(incentive_details::counted_sum(&details, month), currency);
+    let items: Vec<Value> = details
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|d| {
+            let counted_here = d.counted_in(month);
+            json!({
+                "entry": d.entry,
+                "record_id": d.record_id,
+                "refund_id": d.refund_id,
+                "customer_id": d.customer_id,
+                "product": d.product,
+                "consumption_month": d.consumption_month,
+                "incentive_month": d.incentive_month,
+                "amount": d.amount,
+                "rate": d.rate,
+                "incentive": d.incentive,
+                "refunded": d.refunded,
+                "counted_here": counted_here,
+                "counted_in": (!counted_here).then_some(d.incentive_month),
+                "reason": d.reason(month),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "partner_id": partner,
+        "month": month,
+        "currency": currency,
+        "accrued": accrued.unwrap_or(Money::new(rust_decimal::Decimal::ZERO, currency)),
+        "counted_total": counted_total,
+        "total": details.len(),
+        "items": items,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsQuery {
+    partner_id: Option<String>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+    min_position: Option<u64>,
+}
+
+/// `GET /v1/quarterly-payments`: a partner's applications (申请记录), newest quarter first,
+/// each with the link to its invoice list once one is issued.
+pub async fn list_payments(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<PaymentsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    let limit = check_limit(&caller, q.limit)? as usize;
+    let offset = q.offset.unwrap_or(0) as usize;
+    wait_for_position(&state, q.min_position).await?;
+    let (page, total) = state.reads.read(move |c| quarterly_payments::page_of(c, &partner, offset, limit)).await?;
+    let items: Vec<Value> = page
+        .into_iter()
+        .map(|(view, position)| {
+            let mut v = serde_json::to_value(&view).expect("serialises");
+            let id = v["payment_id"].as_str().unwrap_or_default().to_string();
+            v["invoice_list_url"] = if v["invoice_list"].is_null() {
+                Value::Null
+            } else {
+                json!(format!("/v1/quarterly-payments/{id}"))
+            };
+            v["position"] = json!(position);
+            v
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "total": total})))
 }
 
 #[derive(Deserialize)]

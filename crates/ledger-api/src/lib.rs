@@ -16,6 +16,7 @@ pub mod scope;
 pub mod server;
 pub mod signing;
 pub mod statement_routes;
+pub mod vendor;
 
 pub use error::ApiError;
 pub use server::{router, serve, AppState};

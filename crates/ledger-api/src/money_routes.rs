@@ -33,6 +33,7 @@ use crate::http::{wait_for_position, written, Caller, JsonBody, Query};
 use crate::incentive_routes::ReadQuery;
 use crate::registry_routes::BankAccountInput;
 use crate::scope::{owner_of, IdKind};
+use crate::vendor::{blank, time_filter};
 use crate::AppState;
 
 type Written = Result<(StatusCode, Json<Value>), ApiError>;
@@ -69,9 +70,9 @@ pub async fn grant_coupon_quota(
     caller.require(&[Role::Admin])?;
     let amount = Money::parse_positive(&body.value.amount, &body.value.currency)?;
     let ctx = state.context(&caller, &body.raw);
-    let outcome = state.ledger.grant_coupon_quota(&ctx, &partner, amount).await?;
+    let (quota_id, outcome) = state.ledger.grant_coupon_quota(&ctx, &partner, amount).await?;
     let quota = state.ledger.coupons(&partner).await?.quota(amount.currency);
-    Ok(written(&outcome, json!({"partner_id": partner, "granted": amount, "quota": quota})))
+    Ok(written(&outcome, json!({"partner_id": partner, "quota_id": quota_id, "granted": amount, "quota": quota})))
 }
 
 #[derive(Deserialize)]
@@ -134,26 +135,46 @@ pub async fn reclaim(State(state): State<Arc<AppState>>, caller: Caller, body: J
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentQuery {
-    kind: Option<AdjustmentKind>,
+    kind: Option<String>,
     counterparty_id: Option<String>,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-    offset: Option<u64>,
-    limit: Option<u64>,
+    from: Option<String>,
+    to: Option<String>,
+    offset: Option<String>,
+    limit: Option<String>,
     partner_id: Option<String>,
     min_position: Option<u64>,
 }
 
+/// A number parameter; blank is none.
+fn count_param(field: &str, value: Option<String>) -> Result<Option<u64>, ApiError> {
+    blank(value).map(|v| v.trim().parse().map_err(|_| ApiError::invalid(field, "must be a whole number"))).transpose()
+}
+
 /// A partner sees the records of DOMAIN §3's visibility rule; admin and auditor see all,
-/// or one partner's view with `partner_id`.
+/// or one partner's view with `partner_id`. A blank parameter is no filter.
 pub async fn adjustment_records(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Query(q): Query<AdjustmentQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = check_limit(&caller, q.limit)? as usize;
-    let viewer = match (caller.principal.role, &q.partner_id) {
-        (Role::Partner, _) | (_, Some(_)) => Some(caller.partner_scope(q.partner_id.as_deref())?),
+    let limit = check_limit(&caller, count_param("limit", q.limit)?)? as usize;
+    let offset = count_param("offset", q.offset)?.unwrap_or(0) as usize;
+    let kind = blank(q.kind)
+        .map(|k| {
+            serde_json::from_value::<AdjustmentKind>(json!(k.trim()))
+                .map_err(|_| ApiError::invalid("kind", "must be allocate, reclaim or unbind_reclaim"))
+        })
+        .transpose()?;
+    let filter = AdjustmentFilter {
+        kind,
+        counterparty_id: blank(q.counterparty_id),
+        from: time_filter("from", q.from)?,
+        to: time_filter("to", q.to)?,
+        ..AdjustmentFilter::default()
+    };
+    let partner_id = blank(q.partner_id);
+    let viewer = match (caller.principal.role, &partner_id) {
+        (Role::Partner, _) | (_, Some(_)) => Some(caller.partner_scope(partner_id.as_deref())?),
         _ => None,
     };
     let parent = match &viewer {
@@ -161,8 +182,6 @@ pub async fn adjustment_records(
         None => None,
     };
     wait_for_position(&state, q.min_position).await?;
-    let filter = AdjustmentFilter { kind: q.kind, counterparty_id: q.counterparty_id, from: q.from, to: q.to };
-    let offset = q.offset.unwrap_or(0) as usize;
     let (items, total) = state
         .reads
         .read(move |c| adjustments::list(c, viewer.as_deref().map(|v| (v, parent.as_deref())), &filter, offset, limit))
@@ -263,10 +282,14 @@ pub async fn list_coupons(
     Ok(Json(json!({"items": items, "total": total})))
 }
 
+/// The batch form `{coupon_ids}` (API.md) or the vendor SDK's single form `{coupon_id,
+/// indirect_partner_id?}` (ReclaimPartnerCouponsReq: 204, no body).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReclaimBatch {
-    coupon_ids: Vec<String>,
+    coupon_ids: Option<Vec<String>>,
+    coupon_id: Option<String>,
+    indirect_partner_id: Option<String>,
     partner_id: Option<String>,
 }
 
@@ -275,26 +298,35 @@ pub async fn reclaim_coupons(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     body: JsonBody<ReclaimBatch>,
-) -> Written {
-    caller.require(&[Role::Partner, Role::Admin])?;
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let req = body.value;
+    let coupon_ids = match (req.coupon_ids, req.coupon_id) {
+        (None, Some(one)) if req.partner_id.is_none() => {
+            return crate::vendor::coupons::reclaim_one(&state, &caller, &body.raw, one, req.indirect_partner_id.as_deref())
+                .await;
+        }
+        (Some(ids), None) if req.indirect_partner_id.is_none() => ids,
+        _ => return Err(ApiError::invalid("body", "send either {coupon_ids: [..]} or {coupon_id, indirect_partner_id?}")),
+    };
+    caller.require(&[Role::Partner, Role::Admin])?;
     let partner = caller.partner_scope(req.partner_id.as_deref())?;
     let max = ledger_domain::coupons::MAX_RECLAIM_BATCH;
-    if req.coupon_ids.is_empty() || req.coupon_ids.len() > max {
+    if coupon_ids.is_empty() || coupon_ids.len() > max {
         return Err(ApiError::invalid("coupon_ids", format!("must hold 1 to {max} coupon ids")));
     }
     let ctx = state.context(&caller, &body.raw);
-    let (outcomes, outcome) = state.ledger.reclaim_coupons(&ctx, &partner, req.coupon_ids).await?;
-    let results: Vec<Value> = outcomes
+    let (results, outcome) = state.ledger.reclaim_coupons(&ctx, &partner, coupon_ids).await?;
+    let results: Vec<Value> = results
         .into_iter()
-        .map(|(coupon_id, r)| match r {
-            Ok(amount) => json!({"coupon_id": coupon_id, "status": "success", "reclaimed": amount}),
-            Err(e) => {
-                json!({"coupon_id": coupon_id, "status": "failed", "error_code": e.code(), "error_msg": e.to_string()})
+        .map(|r| match (r.reclaimed, r.error_code) {
+            (Some(amount), _) => json!({"coupon_id": r.coupon_id, "status": "success", "reclaimed": amount}),
+            (None, code) => {
+                json!({"coupon_id": r.coupon_id, "status": "failed", "error_code": code, "error_msg": r.error_msg})
             }
         })
         .collect();
-    Ok(written(&outcome, json!({"results": results})))
+    Ok(written(&outcome, json!({"results": results})).into_response())
 }
 
 #[derive(Deserialize)]

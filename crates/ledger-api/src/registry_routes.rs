@@ -182,13 +182,18 @@ pub async fn end_association(
     caller.require(&[Role::Admin, Role::Partner])?;
     let ctx = state.context(&caller, &body.raw);
     let acting = acting_partner(&caller);
-    let outcome = state
+    let ended = state
         .ledger
         .end_association(&ctx, &customer_id, acting.as_deref(), body.value.effective_at)
         .await
         .map_err(|e| hide_foreign(&caller, e.into()))?;
     let customer = state.ledger.customer(&customer_id).await?;
-    Ok(written(&outcome, customer_view(&customer, ctx.now)))
+    let mut answer = customer_view(&customer, ctx.now);
+    // DOMAIN.md §3 "Unbind reclaim": what went back to the allocators with the end.
+    answer["unbind_reclaims"] = serde_json::to_value(&ended.reclaimed).expect("serialises");
+    let (status, Json(mut answer)) = written(&ended.ended, answer);
+    answer["position"] = json!(ended.position);
+    Ok((status, Json(answer)))
 }
 
 /// The partner a partner's call acts for; the operator acts on the customer's behalf.
@@ -270,4 +275,56 @@ pub async fn publish_policy(
             "settlement_grace_days": grace,
         }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyQuery {
+    month: String,
+    currency: Option<String>,
+}
+
+/// `GET /v1/policies?month=`: the policy in force for a month (the version effective at
+/// or before it), readable by partners so they can see what a product earns. From the
+/// policy stream, the book a line's rate is decided on.
+pub async fn policy_in_force(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    crate::http::Query(q): crate::http::Query<PolicyQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let month: Month = q.month.parse()?;
+    let currency: Currency = q.currency.as_deref().unwrap_or("CNY").parse()?;
+    let book = state.ledger.policies(currency).await?;
+    let policy = book.policy_for(month).ok_or_else(|| ApiError::not_found("policy in force for that month"))?;
+    let rates: Vec<Value> =
+        policy.rates.iter().map(|(product, rate)| json!({"product": product, "rate": rate})).collect();
+    Ok(Json(json!({
+        "month": month,
+        "currency": currency,
+        "effective_month": policy.effective_month,
+        "rates": rates,
+        "settlement_grace_days": policy.settlement_grace_days,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelBody {
+    level: PartnerLevel,
+}
+
+/// `POST /v1/partners/{id}/level` (admin): the level decided elsewhere (DOMAIN.md, out of
+/// scope: level upgrades), recorded here.
+pub async fn change_level(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(partner_id): Path<String>,
+    body: JsonBody<LevelBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&[Role::Admin])?;
+    let ctx = state.context(&caller, &body.raw);
+    let command = PartnerCommand::ChangeLevel { level: body.value.level };
+    let outcome = state.ledger.change_partner(&ctx, &partner_id, command).await?;
+    let partner = state.ledger.partner(&partner_id).await?;
+    Ok(written(&outcome, partner_view(&partner)))
 }

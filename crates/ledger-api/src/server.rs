@@ -76,7 +76,7 @@ fn ep(
 pub fn endpoints() -> Vec<Endpoint> {
     use crate::{
         audit_routes as audit, incentive_routes as inc, money_routes as money, registry_routes as reg,
-        statement_routes as stmt,
+        statement_routes as stmt, vendor,
     };
     vec![
         ep("get", "/healthz", "public", "Liveness, head and applied positions", get(healthz)),
@@ -114,6 +114,14 @@ pub fn endpoints() -> Vec<Endpoint> {
             post(reg::end_association),
         ),
         ep("post", "/v1/policies", "admin", "Publish an incentive policy version", post(reg::publish_policy)),
+        ep(
+            "get",
+            "/v1/policies",
+            "partner, admin, auditor",
+            "The policy in force for a month (?month=&currency=)",
+            get(reg::policy_in_force),
+        ),
+        ep("post", "/v1/partners/{id}/level", "admin", "Change a partner's level", post(reg::change_level)),
         ep("post", "/v1/partners/{id}/funds", "admin", "Credit a distributor's fund pool", post(money::credit_funds)),
         ep(
             "post",
@@ -172,6 +180,13 @@ pub fn endpoints() -> Vec<Endpoint> {
             post(inc::finalize_month),
         ),
         ep("get", "/v1/rollover", "partner, admin, auditor", "The month-rollover report", get(inc::rollover)),
+        ep(
+            "get",
+            "/v1/incentive-details",
+            "partner, admin, auditor",
+            "Every line of a month with what it earned and why (?month=)",
+            get(inc::incentive_details),
+        ),
         ep("post", "/v1/opportunities", "admin", "Share an opportunity with a partner", post(inc::share_opportunity)),
         ep(
             "post",
@@ -188,6 +203,13 @@ pub fn endpoints() -> Vec<Endpoint> {
             get(inc::eligibility),
         ),
         ep("post", "/v1/quarterly-payments", "partner", "Request the quarterly payment", post(inc::request_payment)),
+        ep(
+            "get",
+            "/v1/quarterly-payments",
+            "partner, admin, auditor",
+            "A partner's payment applications, with their invoice lists",
+            get(inc::list_payments),
+        ),
         ep(
             "get",
             "/v1/quarterly-payments/{id}",
@@ -280,6 +302,76 @@ pub fn endpoints() -> Vec<Endpoint> {
             "partner, admin, auditor",
             "Monthly statement per account (JSON or CSV)",
             get(stmt::statement),
+        ),
+        ep(
+            "post",
+            "/v2/promotions/benefits/partner-coupons",
+            "partner",
+            "CreatePartnerCoupons: issue coupons out of a quota grant",
+            post(vendor::coupons::create_coupons),
+        ),
+        ep(
+            "get",
+            "/v2/promotions/benefits/partner-coupons",
+            "partner",
+            "ListIssuedPartnerCoupons: the coupons issued",
+            get(vendor::coupons::list_issued),
+        ),
+        ep(
+            "post",
+            "/v2/partners/coupon-quotas/query",
+            "partner",
+            "ListQuotaCoupons: the quota grants and what is left of them",
+            post(vendor::coupons::list_quotas),
+        ),
+        ep(
+            "post",
+            "/v2/partners/indirect-partners/query",
+            "partner (distributor)",
+            "ListIndirectPartners: the distributor's resellers",
+            post(vendor::partner::list_resellers),
+        ),
+        ep(
+            "get",
+            "/v3/accounts/partner-accounts/adjust-records",
+            "partner",
+            "ListPartnerAdjustRecords: adjustment records in the vendor's shape",
+            get(vendor::funds::adjust_records),
+        ),
+        ep(
+            "post",
+            "/v2/accounts/partner-accounts/adjust-amount",
+            "partner",
+            "UpdateCustomerAccountAmount: allocate to a customer",
+            post(vendor::funds::allocate_to_customer),
+        ),
+        ep(
+            "post",
+            "/v2/accounts/partner-accounts/reclaim",
+            "partner",
+            "ReclaimToPartnerAccount: reclaim from a customer",
+            post(vendor::funds::reclaim_from_customer),
+        ),
+        ep(
+            "post",
+            "/v2/accounts/partner-accounts/indirect-partner-adjust",
+            "partner (distributor)",
+            "UpdateIndirectPartnerAccount: allocate to a reseller",
+            post(vendor::funds::allocate_to_reseller),
+        ),
+        ep(
+            "post",
+            "/v2/accounts/partner-accounts/indirect-partner-reclaim",
+            "partner (distributor)",
+            "ReclaimIndirectPartnerAccount: reclaim from a reseller",
+            post(vendor::funds::reclaim_from_reseller),
+        ),
+        ep(
+            "get",
+            "/v2/accounts/partner-accounts/balances",
+            "partner",
+            "ListPartnerBalances: what the partner may allocate",
+            get(vendor::funds::balances),
         ),
         ep("get", "/v1/events", "auditor, admin", "The global log in order", get(audit::events)),
         ep("get", "/v1/streams/{stream}/events", "auditor, admin", "One stream's history", get(audit::stream_events)),

@@ -221,7 +221,10 @@ pub async fn seed(
         if p.kind == PartnerKind::Distributor {
             tally(&mut summary, ledger.credit_funds(&operator(now), &p.id, cny(Decimal::new(50_000_000, 2))).await)?;
         }
-        tally(&mut summary, ledger.grant_coupon_quota(&operator(now), &p.id, cny(Decimal::new(2_000_000, 2))).await)?;
+        tally(
+            &mut summary,
+            ledger.grant_coupon_quota(&operator(now), &p.id, cny(Decimal::new(2_000_000, 2))).await.map(|(_, o)| o),
+        )?;
     }
 
     let mut month = first;

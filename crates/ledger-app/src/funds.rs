@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use ledger_core::ids::validate_id;
 use ledger_core::Money;
-use ledger_domain::coupons::{self, CouponCommand, CouponEvent, Coupons, CouponsState, ReclaimItem};
+use ledger_domain::coupons::{self, CouponCommand, CouponEvent, Coupons, CouponsState, ReclaimItem, ReclaimResult};
 use ledger_domain::funds::{
     self, Adjustment, Counterparty, CounterpartyType, Funds, FundsCommand, FundsEvent, FundsState,
 };
@@ -122,16 +122,68 @@ impl Ledger {
         Ok(self.exec.load_shared::<Coupons>(&coupons::stream_id(partner_id)).await?.0)
     }
 
+    /// Adds to a partner's coupon quota; answers the grant's id (its `quota_id`).
     pub async fn grant_coupon_quota(
         &self,
         ctx: &CommandContext,
         partner_id: &str,
         amount: Money,
-    ) -> Result<Outcome<CouponEvent>, AppError> {
+    ) -> Result<(String, Outcome<CouponEvent>), AppError> {
         self.partner(partner_id).await?;
         let grant_id = format!("CQ-{}", uuid::Uuid::now_v7().simple());
-        let command = CouponCommand::GrantQuota { partner_id: partner_id.to_string(), grant_id, amount };
-        self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), command, ctx).await
+        let command = CouponCommand::GrantQuota { partner_id: partner_id.to_string(), grant_id: grant_id.clone(), amount };
+        let outcome = self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), command, ctx).await?;
+        let grant_id = self.created_id(&outcome, "grant_id").await?.unwrap_or(grant_id);
+        Ok((grant_id, outcome))
+    }
+
+    /// Issues one coupon of `amount` to each of `customer_ids` out of the quota grant
+    /// `quota_id` (its currency), each a command of its own, so one refused customer never
+    /// blocks the others. Answers each customer's coupon id or why not. Under a request id
+    /// each coupon has a key of its own, so a retry answers the coupons the first call issued.
+    pub async fn issue_coupons(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        quota_id: &str,
+        customer_ids: Vec<String>,
+        amount: rust_decimal::Decimal,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Vec<(String, Result<(String, Option<u64>), AppError>)>, AppError> {
+        let state = self.coupons(partner_id).await?;
+        let currency = state
+            .grants
+            .get(quota_id)
+            .map(|g| g.currency)
+            .ok_or_else(|| DomainError::NotFound { what: "coupon quota", id: quota_id.to_string() })?;
+        let amount = Money::new(amount, currency);
+        let mut answers = Vec::with_capacity(customer_ids.len());
+        for (i, customer_id) in customer_ids.into_iter().enumerate() {
+            let ctx = CommandContext {
+                idempotency: ctx.idempotency.as_ref().map(|k| ledger_store::IdempotencyKey {
+                    key: format!("{}:{i}", k.key),
+                    fingerprint: k.fingerprint,
+                }),
+                ..ctx.clone()
+            };
+            let coupon_id = format!("CP-{}", uuid::Uuid::now_v7().simple());
+            let issued =
+                match self.issue_coupon(&ctx, partner_id, coupon_id.clone(), customer_id.clone(), amount, expires_at).await
+                {
+                    Ok(outcome) => match self.created_id(&outcome, "coupon_id").await {
+                        Ok(id) => Ok((id.unwrap_or(coupon_id), outcome.position())),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+            if let Err(AppError::Store(e)) = &issued {
+                if !matches!(e, ledger_store::StoreError::IdempotencyConflict { .. }) {
+                    return Err(AppError::Store(e.clone()));
+                }
+            }
+            answers.push((customer_id, issued));
+        }
+        Ok(answers)
     }
 
     pub async fn issue_coupon(
@@ -171,14 +223,20 @@ impl Ledger {
         self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), command, ctx).await
     }
 
-    /// Reclaims a batch: each item's outcome, and the append of those that succeeded. The
-    /// outcomes are computed on the very state the append expects.
+    /// Reclaims a batch: each item's answer, and the append of those that succeeded. The
+    /// answers are computed on the very state the append expects. A batch with a request id
+    /// keeps its answer in the same append, so a retry under that id answers exactly what
+    /// the first call was told.
     pub async fn reclaim_coupons(
         &self,
         ctx: &CommandContext,
         partner_id: &str,
         coupon_ids: Vec<String>,
-    ) -> Result<(Vec<(String, Result<Money, DomainError>)>, Outcome<CouponEvent>), AppError> {
+    ) -> Result<(Vec<ReclaimResult>, Outcome<CouponEvent>), AppError> {
+        let stream = coupons::stream_id(partner_id);
+        if let Some(Outcome::Replayed { appended }) = self.exec.replay::<CouponEvent>(ctx).await? {
+            return Ok((self.reclaim_answer(ctx, &stream, &appended).await?, Outcome::Replayed { appended }));
+        }
         let state = self.coupons(partner_id).await?;
         let mut items = Vec::with_capacity(coupon_ids.len());
         for coupon_id in coupon_ids {
@@ -188,58 +246,49 @@ impl Ledger {
             };
             items.push(ReclaimItem { coupon_id, association });
         }
-        let outcomes = std::sync::Mutex::new(vec![]);
+        let request_id = ctx.idempotency.as_ref().and(ctx.meta.request_id.clone());
+        let results = std::sync::Mutex::new(vec![]);
         let now = ctx.now;
         let outcome = self
             .exec
             .execute_with::<Coupons>(
-                &coupons::stream_id(partner_id),
+                &stream,
                 |state| {
-                    *outcomes.lock().expect("outcomes") = coupons::reclaim_outcomes(state, &items, now);
-                    Ok(CouponCommand::ReclaimCoupons { items: items.clone() })
+                    *results.lock().expect("results") = coupons::reclaim_results(state, &items, now);
+                    Ok(CouponCommand::ReclaimCoupons { items: items.clone(), request_id: request_id.clone() })
                 },
                 ctx,
             )
             .await?;
-        let outcomes = match &outcome {
-            // Replayed by its request id: the first call's answer, not today's.
-            Outcome::Replayed { appended } => self.replayed_reclaims(partner_id, appended, &items, now).await?,
-            _ => outcomes.into_inner().expect("outcomes"),
+        let results = match &outcome {
+            // A twin of this request stored its answer first.
+            Outcome::Replayed { appended } => self.reclaim_answer(ctx, &stream, appended).await?,
+            _ => results.into_inner().expect("results"),
         };
-        Ok((outcomes, outcome))
+        Ok((results, outcome))
     }
 
-    /// The item outcomes of a reclaim batch replayed by its request id: the coupons its
-    /// stored events reclaimed succeed with their amounts; the other items failed then and
-    /// fail now for the same reason (a failed item changed nothing).
-    async fn replayed_reclaims(
+    /// The answer kept by the reclaim batch stored under `ctx`'s request id. A key whose
+    /// append holds no such answer was used for another request: `IDEMPOTENCY_CONFLICT`.
+    async fn reclaim_answer(
         &self,
-        partner_id: &str,
+        ctx: &CommandContext,
+        stream: &str,
         appended: &ledger_store::Appended,
-        items: &[ReclaimItem],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(String, Result<Money, DomainError>)>, AppError> {
+    ) -> Result<Vec<ReclaimResult>, AppError> {
         let count = (appended.last_position + 1).saturating_sub(appended.first_position) as usize;
-        let stream = coupons::stream_id(partner_id);
-        let mut reclaimed = std::collections::BTreeMap::new();
         for e in self.exec.store().read_all(appended.first_position, count).await? {
-            if e.stream != stream {
+            if e.stream != stream || e.event_type != "CouponReclaimAnswered" {
                 continue;
             }
             let event: CouponEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
                 .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
-            if let CouponEvent::CouponReclaimed { coupon_id, amount, .. } = event {
-                reclaimed.insert(coupon_id, amount);
+            if let CouponEvent::CouponReclaimAnswered { results, .. } = event {
+                return Ok(results);
             }
         }
-        let state = self.coupons(partner_id).await?;
-        Ok(coupons::reclaim_outcomes(&state, items, now)
-            .into_iter()
-            .map(|(coupon_id, now_outcome)| match reclaimed.remove(&coupon_id) {
-                Some(amount) => (coupon_id, Ok(amount)),
-                None => (coupon_id, now_outcome),
-            })
-            .collect())
+        let key = ctx.idempotency.as_ref().map(|k| k.key.clone()).unwrap_or_default();
+        Err(AppError::Store(ledger_store::StoreError::IdempotencyConflict { key }))
     }
 }
 

@@ -22,7 +22,7 @@ pub mod executor;
 pub mod funds;
 pub mod incentives;
 pub mod rebate;
-mod registry;
+pub mod registry;
 
 pub use executor::{CommandContext, Executor, Outcome};
 

@@ -3,10 +3,20 @@
 use ledger_core::Currency;
 use ledger_domain::customer::{self, AssociationType, Customer, CustomerCommand, CustomerEvent, CustomerState};
 use ledger_domain::partner::{self, Partner, PartnerCommand, PartnerEvent, PartnerKind, PartnerLevel, PartnerState};
+use ledger_domain::funds::{self, Funds, FundsCommand, FundsEvent};
 use ledger_domain::policy::{self, Policies, PolicyBook, PolicyCommand, PolicyEvent};
 use ledger_domain::DomainError;
 
 use crate::{AppError, CommandContext, Ledger, Outcome};
+
+/// What ending an association did: the end, and the unbind reclaim records it caused.
+#[derive(Debug, Clone)]
+pub struct EndedAssociation {
+    pub ended: Outcome<CustomerEvent>,
+    pub reclaimed: Vec<ledger_domain::funds::AdjustmentRecord>,
+    /// The position a read must wait for to see both.
+    pub position: Option<u64>,
+}
 
 impl Ledger {
     /// A registered partner's state, `NOT_FOUND` otherwise.
@@ -119,17 +129,79 @@ impl Ledger {
     }
 
     /// Ends the customer's association (DOMAIN.md: a partner may switch or end it, at most
-    /// once in 3 months), by its partner or by the operator on its behalf.
+    /// once in 3 months), by its partner or by the operator on its behalf, and returns what
+    /// the customer holds unspent from allocations to its allocators (§3 "Unbind reclaim").
+    ///
+    /// The end is appended to the customer's stream and the unbind reclaim to the fund
+    /// tree's: two streams, so two appends (the store appends to one stream at a time).
+    /// The reclaim is named by the end's position, so it runs once; a retry of the request
+    /// (its replay) completes it when the first call stopped in between.
     pub async fn end_association(
         &self,
         ctx: &CommandContext,
         customer_id: &str,
         acting_partner: Option<&str>,
         effective_at: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<Outcome<CustomerEvent>, AppError> {
-        let partner_id = self.current_partner(customer_id, acting_partner).await?;
-        let command = CustomerCommand::EndAssociation { partner_id, effective_at };
-        self.exec.execute::<Customer>(&customer::stream_id(customer_id), command, ctx).await
+    ) -> Result<EndedAssociation, AppError> {
+        let partner_id = match self.exec.replay::<CustomerEvent>(ctx).await? {
+            // A replay acts for the partner the first call ended; its association is gone.
+            Some(_) => self.ended_partner(customer_id).await?,
+            None => self.current_partner(customer_id, acting_partner).await?,
+        };
+        let command = CustomerCommand::EndAssociation { partner_id: partner_id.clone(), effective_at };
+        let ended = self.exec.execute::<Customer>(&customer::stream_id(customer_id), command, ctx).await?;
+        let (reclaimed, reclaim_position) = match ended.position() {
+            Some(end_position) => self.unbind_reclaim(ctx, customer_id, &partner_id, end_position).await?,
+            None => (vec![], None),
+        };
+        let position = ended.position().max(reclaim_position);
+        Ok(EndedAssociation { ended, reclaimed, position })
+    }
+
+    /// The partner whose association with the customer ended last.
+    async fn ended_partner(&self, customer_id: &str) -> Result<String, AppError> {
+        let state = self.customer(customer_id).await?;
+        let timeline = &state.timeline;
+        timeline
+            .iter()
+            .rposition(|c| c.association.is_none())
+            .and_then(|end| end.checked_sub(1))
+            .and_then(|before| timeline[before].association.as_ref())
+            .map(|a| a.partner_id.clone())
+            .ok_or_else(|| DomainError::NoAssociation { customer_id: customer_id.to_string() }.into())
+    }
+
+    /// §3 "Unbind reclaim" in the fund tree of `partner_id`, named by the end's position.
+    /// It runs when the end is recorded, whatever its effective time (in the same request
+    /// as the end). Skipped when the customer is associated again (a retry long after the
+    /// end must not take back what was allocated since; the allocators may still reclaim
+    /// by hand).
+    async fn unbind_reclaim(
+        &self,
+        ctx: &CommandContext,
+        customer_id: &str,
+        partner_id: &str,
+        end_position: u64,
+    ) -> Result<(Vec<ledger_domain::funds::AdjustmentRecord>, Option<u64>), AppError> {
+        let Some(distributor_id) = self.fund_tree_of(partner_id).await? else { return Ok((vec![], None)) };
+        if self.customer(customer_id).await?.latest().is_some() {
+            return Ok((vec![], None));
+        }
+        let command = FundsCommand::UnbindReclaim {
+            distributor_id: distributor_id.clone(),
+            customer_id: customer_id.to_string(),
+            unbind_id: format!("UNB-{end_position}"),
+            actor: ctx.meta.actor.principal.clone(),
+        };
+        // The request's key belongs to the end; this step is idempotent by its unbind id.
+        let ctx = CommandContext { idempotency: None, ..ctx.clone() };
+        let outcome = self.exec.execute::<Funds>(&funds::stream_id(&distributor_id), command, &ctx).await?;
+        let position = outcome.position();
+        let records = match outcome {
+            Outcome::Stored { events, .. } => events.iter().filter_map(FundsEvent::adjustment_record).collect(),
+            _ => vec![],
+        };
+        Ok((records, position))
     }
 
     /// The customer's partner now; `NOT_YOUR_CUSTOMER` when `acting_partner` is another.

@@ -70,6 +70,39 @@ pub enum CouponEvent {
         amount: Money,
         reclaimed_at: DateTime<Utc>,
     },
+    /// The answer a reclaim batch sent under `request_id` was given, item by item, in the
+    /// same append as its reclaims: a retry under that id answers exactly this, never a
+    /// decision against a later state. Moves no money.
+    CouponReclaimAnswered {
+        partner_id: String,
+        request_id: String,
+        results: Vec<ReclaimResult>,
+        answered_at: DateTime<Utc>,
+    },
+}
+
+/// One item's answer in a reclaim batch (API.md `results`): the amount reclaimed, or the
+/// error code and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReclaimResult {
+    pub coupon_id: String,
+    pub reclaimed: Option<Money>,
+    pub error_code: Option<String>,
+    pub error_msg: Option<String>,
+}
+
+impl ReclaimResult {
+    fn of(coupon_id: String, outcome: Result<Money, DomainError>) -> ReclaimResult {
+        match outcome {
+            Ok(amount) => ReclaimResult { coupon_id, reclaimed: Some(amount), error_code: None, error_msg: None },
+            Err(e) => ReclaimResult {
+                coupon_id,
+                reclaimed: None,
+                error_code: Some(e.code().to_string()),
+                error_msg: Some(e.to_string()),
+            },
+        }
+    }
 }
 
 impl EventFamily for CouponEvent {}
@@ -99,9 +132,10 @@ pub enum CouponCommand {
     },
     /// From billing. The same `usage_id` for the same coupon and amount again is a no-op.
     UseCoupon { coupon_id: String, usage_id: String, amount: Money, used_at: DateTime<Utc> },
-    /// One decision for the whole batch: events for the items that succeed; the app
-    /// answers item by item with [`reclaim_outcomes`].
-    ReclaimCoupons { items: Vec<ReclaimItem> },
+    /// One decision for the whole batch: events for the items that succeed and, when the
+    /// batch came with a request id, the answer it is given ([`CouponEvent::CouponReclaimAnswered`]);
+    /// the app answers item by item with [`reclaim_results`].
+    ReclaimCoupons { items: Vec<ReclaimItem>, request_id: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -198,6 +232,34 @@ impl Coupon {
     }
 }
 
+/// One grant of coupon quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaGrant {
+    pub grant_id: String,
+    pub amount: Money,
+    pub granted_at: DateTime<Utc>,
+}
+
+/// Every grant with what is left of it. The quota of a currency is one balance (§4); it
+/// is shown per grant by spending the grants oldest first (ours), so the balances of a
+/// currency's grants add up to its quota and a grant is spent only once the older ones are.
+pub fn quota_balances(state: &CouponsState) -> Vec<(QuotaGrant, Money)> {
+    let mut spent: BTreeMap<Currency, Decimal> = BTreeMap::new();
+    for (currency, granted) in &state.granted {
+        spent.insert(*currency, granted - state.quota(*currency).amount);
+    }
+    state
+        .quota_grants
+        .iter()
+        .map(|g| {
+            let left_to_spend = spent.entry(g.amount.currency).or_default();
+            let taken = (*left_to_spend).min(g.amount.amount).max(Decimal::ZERO);
+            *left_to_spend -= taken;
+            (g.clone(), Money::new(g.amount.amount - taken, g.amount.currency))
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
     pub coupon_id: String,
@@ -213,6 +275,9 @@ pub struct CouponsState {
     pub coupons: BTreeMap<String, Coupon>,
     /// Grant ids seen, with their amounts (idempotency).
     pub grants: BTreeMap<String, Money>,
+    /// The grants in the order they were made: a grant's id is its `quota_id` in the
+    /// vendor-compatible API, which lists them with [`quota_balances`].
+    pub quota_grants: Vec<QuotaGrant>,
     /// Usage ids seen (idempotency).
     pub usages: BTreeMap<String, Usage>,
     /// Totals, for conservation: quota + outstanding coupons + used = granted.
@@ -254,6 +319,7 @@ impl CouponEvent {
             CouponEvent::CouponIssued { coupon_id, .. }
             | CouponEvent::CouponUsed { coupon_id, .. }
             | CouponEvent::CouponReclaimed { coupon_id, .. } => Some(coupon_id),
+            CouponEvent::CouponReclaimAnswered { .. } => None,
         }
     }
 
@@ -262,9 +328,15 @@ impl CouponEvent {
             CouponEvent::CouponQuotaGranted { partner_id, .. }
             | CouponEvent::CouponIssued { partner_id, .. }
             | CouponEvent::CouponUsed { partner_id, .. }
-            | CouponEvent::CouponReclaimed { partner_id, .. } => partner_id,
+            | CouponEvent::CouponReclaimed { partner_id, .. }
+            | CouponEvent::CouponReclaimAnswered { partner_id, .. } => partner_id,
         }
     }
+}
+
+/// [`reclaim_outcomes`] as the API answers them.
+pub fn reclaim_results(state: &CouponsState, items: &[ReclaimItem], now: DateTime<Utc>) -> Vec<ReclaimResult> {
+    reclaim_outcomes(state, items, now).into_iter().map(|(id, outcome)| ReclaimResult::of(id, outcome)).collect()
 }
 
 /// §4 reclaim, item by item: the unused balance each coupon would return, or why not.
@@ -339,6 +411,7 @@ pub fn postings(event: &CouponEvent) -> Vec<Posting> {
         CouponEvent::CouponReclaimed { partner_id, customer_id, amount, .. } => {
             postings::transfer(coupons_account(customer_id), quota_account(partner_id), amount.amount, amount.currency)
         }
+        CouponEvent::CouponReclaimAnswered { .. } => vec![],
     }
 }
 
@@ -376,6 +449,25 @@ pub fn examples() -> Vec<CouponEvent> {
             amount: cny("120.00"),
             reclaimed_at: at("2026-08-01T02:00:00Z"),
         },
+        CouponEvent::CouponReclaimAnswered {
+            partner_id: "P1".into(),
+            request_id: "reclaim-0001".into(),
+            results: vec![
+                ReclaimResult {
+                    coupon_id: "CP-1".into(),
+                    reclaimed: Some(cny("120.00")),
+                    error_code: None,
+                    error_msg: None,
+                },
+                ReclaimResult {
+                    coupon_id: "CP-9".into(),
+                    reclaimed: None,
+                    error_code: Some("COUPON_NOT_FOUND".into()),
+                    error_msg: Some("coupon CP-9 not found".into()),
+                },
+            ],
+            answered_at: at("2026-08-01T02:00:00Z"),
+        },
     ]
 }
 
@@ -401,15 +493,20 @@ impl Decider for Coupons {
             CouponCommand::UseCoupon { coupon_id, usage_id, amount, used_at } => {
                 use_coupon(state, coupon_id, usage_id, amount, used_at)
             }
-            CouponCommand::ReclaimCoupons { items } => reclaim(state, &items, now),
+            CouponCommand::ReclaimCoupons { items, request_id } => reclaim(state, &items, request_id, now),
         }
     }
 
     fn evolve(mut state: CouponsState, event: &CouponEvent) -> CouponsState {
         match event {
-            CouponEvent::CouponQuotaGranted { partner_id, grant_id, amount, .. } => {
+            CouponEvent::CouponQuotaGranted { partner_id, grant_id, amount, granted_at } => {
                 state.partner_id.get_or_insert_with(|| partner_id.clone());
                 state.grants.insert(grant_id.clone(), *amount);
+                state.quota_grants.push(QuotaGrant {
+                    grant_id: grant_id.clone(),
+                    amount: *amount,
+                    granted_at: *granted_at,
+                });
                 *state.quota.entry(amount.currency).or_default() += amount.amount;
                 *state.granted.entry(amount.currency).or_default() += amount.amount;
             }
@@ -433,6 +530,7 @@ impl Decider for Coupons {
                 }
                 *state.quota.entry(amount.currency).or_default() += amount.amount;
             }
+            CouponEvent::CouponReclaimAnswered { .. } => {}
         }
         state
     }
@@ -562,7 +660,12 @@ fn use_coupon(
     }])
 }
 
-fn reclaim(state: &CouponsState, items: &[ReclaimItem], now: DateTime<Utc>) -> Result<Vec<CouponEvent>, DomainError> {
+fn reclaim(
+    state: &CouponsState,
+    items: &[ReclaimItem],
+    request_id: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Vec<CouponEvent>, DomainError> {
     if items.is_empty() || items.len() > MAX_RECLAIM_BATCH {
         return Err(DomainError::Invalid(CoreError::InvalidField {
             field: "coupon_ids",
@@ -570,20 +673,26 @@ fn reclaim(state: &CouponsState, items: &[ReclaimItem], now: DateTime<Utc>) -> R
         }));
     }
     let partner_id = state.partner_id.clone().unwrap_or_default();
-    Ok(reclaim_outcomes(state, items, now)
-        .into_iter()
-        .filter_map(|(coupon_id, outcome)| {
-            let amount = outcome.ok()?;
-            let customer_id = state.coupons.get(&coupon_id)?.customer_id.clone();
+    let results = reclaim_results(state, items, now);
+    let mut events: Vec<CouponEvent> = results
+        .iter()
+        .filter_map(|r| {
+            let amount = r.reclaimed?;
+            let customer_id = state.coupons.get(&r.coupon_id)?.customer_id.clone();
             Some(CouponEvent::CouponReclaimed {
                 partner_id: partner_id.clone(),
-                coupon_id,
+                coupon_id: r.coupon_id.clone(),
                 customer_id,
                 amount,
                 reclaimed_at: now,
             })
         })
-        .collect())
+        .collect();
+    if let Some(request_id) = request_id {
+        validate_id("request_id", &request_id)?;
+        events.push(CouponEvent::CouponReclaimAnswered { partner_id, request_id, results, answered_at: now });
+    }
+    Ok(events)
 }
 
 fn same_partner(state: &CouponsState, partner_id: &str) -> Result<(), DomainError> {

@@ -69,6 +69,9 @@ impl Counterparty {
 pub enum AdjustmentKind {
     Allocate,
     Reclaim,
+    /// 解绑回收: what a customer held unspent went back to its allocators when its
+    /// association ended (§3 "Unbind reclaim").
+    UnbindReclaim,
 }
 
 /// 调账记录, API.md "Adjustment record", plus the distributor whose tree it belongs to.
@@ -122,6 +125,19 @@ pub enum FundsEvent {
         remark: Option<String>,
         actor: String,
     },
+    /// 解绑回收: an adjustment record of kind `unbind_reclaim`. The customer's association
+    /// with its partner ended, and what it held unspent from `operator_partner_id` (the
+    /// allocator) went back to it.
+    FundsUnbindReclaimed {
+        partner_id: String,
+        record_id: String,
+        operator_partner_id: String,
+        counterparty: Counterparty,
+        amount: Money,
+        occurred_at: DateTime<Utc>,
+        remark: Option<String>,
+        actor: String,
+    },
     /// A resale customer's consumption line drew down its allocated balance.
     AllocatedBalanceDrawnDown {
         partner_id: String,
@@ -144,6 +160,7 @@ impl FundsEvent {
         let kind = match self {
             FundsEvent::FundsAllocated { .. } => AdjustmentKind::Allocate,
             FundsEvent::FundsReclaimed { .. } => AdjustmentKind::Reclaim,
+            FundsEvent::FundsUnbindReclaimed { .. } => AdjustmentKind::UnbindReclaim,
             _ => return None,
         };
         match self {
@@ -158,6 +175,16 @@ impl FundsEvent {
                 actor,
             }
             | FundsEvent::FundsReclaimed {
+                partner_id,
+                record_id,
+                operator_partner_id,
+                counterparty,
+                amount,
+                occurred_at,
+                remark,
+                actor,
+            }
+            | FundsEvent::FundsUnbindReclaimed {
                 partner_id,
                 record_id,
                 operator_partner_id,
@@ -236,6 +263,16 @@ pub enum FundsCommand {
     },
     Allocate(Adjustment),
     Reclaim(Adjustment),
+    /// §3 "Unbind reclaim": the association of `customer_id` ended; `unbind_id` names that
+    /// end (the same unbind again is a no-op). Everything the customer holds unspent in
+    /// this tree goes back to whoever allocated it, one record per allocator and currency,
+    /// ids `{unbind_id}-{n}`.
+    UnbindReclaim {
+        distributor_id: String,
+        customer_id: String,
+        unbind_id: String,
+        actor: String,
+    },
     /// The consumption line `record_id` of a resale customer (the app sends only those)
     /// draws min(allocated, amount) from the customer's allocated balance.
     DrawDown {
@@ -274,6 +311,8 @@ pub struct FundsState {
     pub record_ids: BTreeSet<String>,
     /// Consumption lines that drew a balance down.
     pub drawdowns: BTreeSet<String>,
+    /// Unbind ids whose reclaim ran (idempotency).
+    pub unbinds: BTreeSet<String>,
     /// Totals, for conservation: Σ balances = credited − drawn.
     pub credited: BTreeMap<Currency, Decimal>,
     pub drawn: BTreeMap<Currency, Decimal>,
@@ -401,7 +440,8 @@ pub fn postings(event: &FundsEvent) -> Vec<Posting> {
             let to = account(partner_id, &counterparty_holder(counterparty, operator_partner_id));
             postings::transfer(from, to, amount.amount, amount.currency)
         }
-        FundsEvent::FundsReclaimed { partner_id, operator_partner_id, counterparty, amount, .. } => {
+        FundsEvent::FundsReclaimed { partner_id, operator_partner_id, counterparty, amount, .. }
+        | FundsEvent::FundsUnbindReclaimed { partner_id, operator_partner_id, counterparty, amount, .. } => {
             let from = account(partner_id, &counterparty_holder(counterparty, operator_partner_id));
             let to = account(partner_id, &operator_holder(partner_id, operator_partner_id));
             postings::transfer(from, to, amount.amount, amount.currency)
@@ -456,6 +496,16 @@ pub fn examples() -> Vec<FundsEvent> {
             remark: Some("unused".into()),
             actor: "alice".into(),
         },
+        FundsEvent::FundsUnbindReclaimed {
+            partner_id: "D1".into(),
+            record_id: "UNB-42-1".into(),
+            operator_partner_id: "R1".into(),
+            counterparty: Counterparty::customer("C1"),
+            amount: cny("20.00"),
+            occurred_at: at,
+            remark: Some("association ended".into()),
+            actor: "alice".into(),
+        },
         FundsEvent::AllocatedBalanceDrawnDown {
             partner_id: "D1".into(),
             record_id: "CONS-1".into(),
@@ -482,6 +532,9 @@ impl Decider for Funds {
             }
             FundsCommand::Allocate(adjustment) => allocate(state, adjustment, now),
             FundsCommand::Reclaim(adjustment) => reclaim(state, adjustment, now),
+            FundsCommand::UnbindReclaim { distributor_id, customer_id, unbind_id, actor } => {
+                unbind_reclaim(state, distributor_id, customer_id, unbind_id, actor, now)
+            }
             FundsCommand::DrawDown { record_id, customer_id, amount, consumed_at } => {
                 draw_down(state, record_id, customer_id, amount, consumed_at)
             }
@@ -502,11 +555,17 @@ impl Decider for Funds {
                 state.add(&operator_holder(partner_id, operator_partner_id), amount.currency, -amount.amount);
                 state.add(&counterparty_holder(counterparty, operator_partner_id), amount.currency, amount.amount);
             }
-            FundsEvent::FundsReclaimed { partner_id, record_id, operator_partner_id, counterparty, amount, .. } => {
+            FundsEvent::FundsReclaimed { partner_id, record_id, operator_partner_id, counterparty, amount, .. }
+            | FundsEvent::FundsUnbindReclaimed {
+                partner_id, record_id, operator_partner_id, counterparty, amount, ..
+            } => {
                 state.distributor_id.get_or_insert_with(|| partner_id.clone());
                 state.record_ids.insert(record_id.clone());
                 state.add(&counterparty_holder(counterparty, operator_partner_id), amount.currency, -amount.amount);
                 state.add(&operator_holder(partner_id, operator_partner_id), amount.currency, amount.amount);
+                if let (FundsEvent::FundsUnbindReclaimed { .. }, Some((unbind_id, _))) = (event, record_id.rsplit_once('-')) {
+                    state.unbinds.insert(unbind_id.to_string());
+                }
             }
             FundsEvent::AllocatedBalanceDrawnDown { partner_id, record_id, customer_id, drawn, drawn_from, .. } => {
                 state.distributor_id.get_or_insert_with(|| partner_id.clone());
@@ -584,6 +643,45 @@ fn reclaim(state: &FundsState, adj: Adjustment, now: DateTime<Utc>) -> Result<Ve
         remark,
         actor,
     }])
+}
+
+/// §3 "Unbind reclaim": "whatever the customer still holds unspent from allocations goes
+/// back to whoever allocated it". One record per allocator and currency, in allocator
+/// order; nothing held is nothing recorded. The same unbind again is a no-op.
+fn unbind_reclaim(
+    state: &FundsState,
+    distributor_id: String,
+    customer_id: String,
+    unbind_id: String,
+    actor: String,
+    now: DateTime<Utc>,
+) -> Result<Vec<FundsEvent>, DomainError> {
+    validate_id("distributor_id", &distributor_id)?;
+    validate_id("customer_id", &customer_id)?;
+    validate_id("unbind_id", &unbind_id)?;
+    crate::partner::non_blank("actor", &actor, MAX_ACTOR_CHARS)?;
+    same_distributor(state, &distributor_id)?;
+    if state.unbinds.contains(&unbind_id) {
+        return Ok(vec![]);
+    }
+    let held = state
+        .customer_allocated
+        .iter()
+        .filter(|((c, _, _), amount)| *c == customer_id && **amount > Decimal::ZERO)
+        .map(|((_, allocator, currency), amount)| (allocator.clone(), Money::new(*amount, *currency)));
+    Ok(held
+        .enumerate()
+        .map(|(n, (allocator, amount))| FundsEvent::FundsUnbindReclaimed {
+            partner_id: distributor_id.clone(),
+            record_id: format!("{unbind_id}-{}", n + 1),
+            operator_partner_id: allocator,
+            counterparty: Counterparty::customer(customer_id.clone()),
+            amount,
+            occurred_at: now,
+            remark: Some("association ended".into()),
+            actor: actor.clone(),
+        })
+        .collect())
 }
 
 /// §3: "The consumption of a resale customer draws down its allocated balance first."

@@ -273,7 +273,7 @@ fn a_use_names_a_known_coupon_in_its_currency_after_its_issue() {
 const LATER: &str = "2026-08-01T00:00:00Z";
 
 fn reclaim(items: Vec<ReclaimItem>) -> CouponCommand {
-    CouponCommand::ReclaimCoupons { items }
+    CouponCommand::ReclaimCoupons { items, request_id: None }
 }
 
 #[test]
@@ -293,6 +293,35 @@ fn partial_use_then_reclaim_returns_only_the_rest_to_the_quota() {
     assert_eq!((view.status, view.remaining), (CouponStatus::Reclaimed, cny("0")));
     // Reclaimed stays reclaimed, also after its expiry.
     assert_eq!(coupon_view(&state, "CP1", t(EXPIRES)).unwrap().status, CouponStatus::Reclaimed);
+}
+
+#[test]
+fn a_batch_with_a_request_id_keeps_its_answer_in_the_same_append_even_when_every_item_failed() {
+    // A retry under the request id answers this, not a decision against a later state.
+    let command = |items| CouponCommand::ReclaimCoupons { items, request_id: Some("rq-1".into()) };
+    let failed = |id: &str, code: &str, msg: &str| ReclaimResult {
+        coupon_id: id.into(),
+        reclaimed: None,
+        error_code: Some(code.into()),
+        error_msg: Some(msg.into()),
+    };
+    given::<Coupons>(one_coupon()).at(t(LATER)).when(command(vec![item("CP1", resale(P)), item("KB", None)])).then([
+        reclaimed("CP1", "C1", cny("200.00"), LATER),
+        CouponEvent::CouponReclaimAnswered {
+            partner_id: P.into(),
+            request_id: "rq-1".into(),
+            results: vec![
+                ReclaimResult { coupon_id: "CP1".into(), reclaimed: Some(cny("200.00")), error_code: None, error_msg: None },
+                failed("KB", "COUPON_NOT_FOUND", &DomainError::CouponNotFound { coupon_id: "KB".into() }.to_string()),
+            ],
+            answered_at: t(LATER),
+        },
+    ]);
+    let state = Coupons::replay(&one_coupon());
+    let events = Coupons::decide(&state, command(vec![item("KB", None)]), t(LATER)).unwrap();
+    assert_eq!(events.len(), 1, "the answer alone is stored, so the request id is held: {events:?}");
+    assert!(postings(&events[0]).is_empty(), "an answer moves no money");
+    assert_eq!(Coupons::replay(&[one_coupon(), events].concat()), state, "and changes no state");
 }
 
 #[test]
@@ -595,7 +624,7 @@ mod properties {
                             })
                             .collect();
                         let outcomes = reclaim_outcomes(&state, &items, now);
-                        let events = Coupons::decide(&state, CouponCommand::ReclaimCoupons { items }, now).unwrap();
+                        let events = Coupons::decide(&state, CouponCommand::ReclaimCoupons { items, request_id: None }, now).unwrap();
                         // The events are exactly the successful outcomes.
                         let succeeded: Vec<(String, Money)> =
                             outcomes.into_iter().filter_map(|(id, r)| Some((id, r.ok()?))).collect();
@@ -636,4 +665,28 @@ mod properties {
             prop_assert_eq!(&Coupons::replay(&decoded), &state);
         }
     }
+}
+
+#[test]
+fn a_currencys_grants_are_spent_oldest_first_and_their_balances_add_up_to_the_quota() {
+    let history = vec![
+        granted("G1", cny("100.00")),
+        granted("G2", cny("300.00")),
+        granted("G3", usd("50.00")),
+        issued("CP1", "C1", cny("150.00")),
+    ];
+    let state = Coupons::replay(&history);
+    let balances: Vec<(String, Money)> =
+        quota_balances(&state).into_iter().map(|(g, left)| (g.grant_id, left)).collect();
+    assert_eq!(
+        balances,
+        vec![("G1".into(), cny("0.00")), ("G2".into(), cny("250.00")), ("G3".into(), usd("50.00"))]
+    );
+    let cny_left: Decimal = balances.iter().filter(|(_, m)| m.currency == Currency::CNY).map(|(_, m)| m.amount).sum();
+    assert_eq!(cny_left, state.quota(Currency::CNY).amount);
+    // A reclaim gives back to the quota, and so to the oldest grant first.
+    let mut later = history.clone();
+    later.push(reclaimed("CP1", "C1", cny("150.00"), LATER));
+    let left: Vec<Money> = quota_balances(&Coupons::replay(&later)).into_iter().map(|(_, m)| m).collect();
+    assert_eq!(left, vec![cny("100.00"), cny("300.00"), usd("50.00")]);
 }

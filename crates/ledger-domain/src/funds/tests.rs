@@ -417,6 +417,52 @@ fn a_customer_who_moved_within_the_tree_draws_from_every_allocator_in_id_order()
     );
 }
 
+// ---- unbind reclaim ----
+
+fn unbind(customer: &str, id: &str) -> FundsCommand {
+    FundsCommand::UnbindReclaim {
+        distributor_id: D.into(),
+        customer_id: customer.into(),
+        unbind_id: id.into(),
+        actor: "bob".into(),
+    }
+}
+
+#[test]
+fn an_ended_association_returns_what_the_customer_holds_to_each_allocator() {
+    // §3: C1 holds 40.00 from D1 and 100.00 from R1, spent 30.00 of them (from D1 first).
+    let mut history = chain();
+    history.push(allocated("A0", D, Counterparty::customer("C1"), cny("40.00")));
+    history.push(allocated("A3", D, Counterparty::customer("C2"), cny("5.00")));
+    let state = state_of(&history);
+    history.extend(Funds::decide(&state, draw_down("L1", "C1", cny("30.00")), t(NOW)).unwrap());
+    let before = state_of(&history);
+    let events = given::<Funds>(history.clone()).at(t(NOW)).when(unbind("C1", "UNB-9")).events();
+    let returned: Vec<(&str, &str, Money)> = events
+        .iter()
+        .map(|e| {
+            let FundsEvent::FundsUnbindReclaimed { record_id, operator_partner_id, amount, .. } = e else {
+                panic!("{e:?}")
+            };
+            (record_id.as_str(), operator_partner_id.as_str(), *amount)
+        })
+        .collect();
+    assert_eq!(returned, vec![("UNB-9-1", D, cny("10.00")), ("UNB-9-2", "R1", cny("100.00"))]);
+    for e in &events {
+        assert!(postings::is_balanced(&postings(e)), "{e:?}");
+        assert_eq!(e.adjustment_record().unwrap().kind, AdjustmentKind::UnbindReclaim);
+    }
+    history.extend(events);
+    let after = state_of(&history);
+    assert_eq!(after.customer_allocated("C1", Currency::CNY), cny("0"), "nothing is left stranded");
+    assert_eq!(after.pool(Currency::CNY).amount - before.pool(Currency::CNY).amount, cny("10.00").amount);
+    assert_eq!(after.reseller_unspent("R1", Currency::CNY), cny("300.00"), "R1 holds again what it gave C1");
+    assert_eq!(after.customer_allocated("C2", Currency::CNY), cny("5.00"), "other customers keep theirs");
+    // The same unbind again changes nothing; a customer holding nothing records nothing.
+    given::<Funds>(history.clone()).at(t(NOW)).when(unbind("C1", "UNB-9")).then([]);
+    given::<Funds>(history).at(t(NOW)).when(unbind("C9", "UNB-10")).then([]);
+}
+
 // ---- visibility ----
 
 fn record(operator: &str, counterparty: Counterparty) -> AdjustmentRecord {

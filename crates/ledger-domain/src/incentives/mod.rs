@@ -87,6 +87,7 @@ use crate::policy::PolicyBook;
 use crate::postings::{transfer, Posting};
 use crate::{Decider, DomainError, EventFamily};
 
+pub mod details;
 pub mod lines;
 pub mod months;
 pub mod opportunities;
