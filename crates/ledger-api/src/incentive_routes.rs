@@ -1,5 +1,5 @@
 //! Consumption, incentive months, the rollover report, opportunities and quarterly
-//! payments (API.md).
+//! payments (docs/API.md).
 //!
 //! Reads come from the read models in `projections/` and wait for `?min_position=`:
 //! `GET /v1/incentive-months` from `incentive_months`, `GET /v1/rollover` from
@@ -111,7 +111,7 @@ pub async fn record_consumption(
     Ok((status, Json(batch_answer(&receipt))))
 }
 
-/// API.md's answer to a billing batch.
+/// docs/API.md's answer to a billing batch.
 fn batch_answer(receipt: &BatchReceipt) -> Value {
     let results: Vec<Value> = receipt
         .lines

@@ -1,6 +1,13 @@
 use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+use ledger_core::{Currency, Money};
+use rust_decimal::Decimal;
+
+use crate::customer::{Association, AssociationType};
 use crate::decider::harness::given;
 use crate::partner::tests::t;
+use crate::postings::is_balanced;
 
 const P: &str = "P1";
 const NOW: &str = "2026-07-01T02:00:00Z";
@@ -27,7 +34,7 @@ fn granted(id: &str, amount: Money) -> CouponEvent {
 }
 
 fn grant(id: &str, amount: Money) -> CouponCommand {
-    CouponCommand::GrantQuota { partner_id: P.into(), grant_id: id.into(), amount }
+    CouponCommand::GrantQuota(GrantQuota { partner_id: P.into(), grant_id: id.into(), amount })
 }
 
 fn issued(coupon: &str, customer: &str, amount: Money) -> CouponEvent {
@@ -42,14 +49,14 @@ fn issued(coupon: &str, customer: &str, amount: Money) -> CouponEvent {
 }
 
 fn issue(coupon: &str, customer: &str, amount: Money, association: Option<Association>) -> CouponCommand {
-    CouponCommand::IssueCoupon {
+    CouponCommand::IssueCoupon(IssueCoupon {
         partner_id: P.into(),
         coupon_id: coupon.into(),
         customer_id: customer.into(),
         amount,
         expires_at: t(EXPIRES),
         association,
-    }
+    })
 }
 
 fn used(coupon: &str, usage: &str, amount: Money, at: &str) -> CouponEvent {
@@ -64,7 +71,7 @@ fn used(coupon: &str, usage: &str, amount: Money, at: &str) -> CouponEvent {
 }
 
 fn use_coupon(coupon: &str, usage: &str, amount: Money, at: &str) -> CouponCommand {
-    CouponCommand::UseCoupon { coupon_id: coupon.into(), usage_id: usage.into(), amount, used_at: t(at) }
+    CouponCommand::UseCoupon(UseCoupon { coupon_id: coupon.into(), usage_id: usage.into(), amount, used_at: t(at) })
 }
 
 fn reclaimed(coupon: &str, customer: &str, amount: Money, at: &str) -> CouponEvent {
@@ -98,7 +105,11 @@ fn the_vendor_grants_quota_once_per_grant_id() {
         .then_error("ALREADY_EXISTS");
     given::<Coupons>([granted("G1", cny("1000.00"))])
         .at(t(NOW))
-        .when(CouponCommand::GrantQuota { partner_id: "P2".into(), grant_id: "G2".into(), amount: cny("1.00") })
+        .when(CouponCommand::GrantQuota(GrantQuota {
+            partner_id: "P2".into(),
+            grant_id: "G2".into(),
+            amount: cny("1.00"),
+        }))
         .then_error("INVALID_STATE");
     for bad in ["0", "-5", "0.001"] {
         given::<Coupons>([]).at(t(NOW)).when(grant("G1", cny(bad))).then_error("INVALID_AMOUNT");
@@ -176,7 +187,7 @@ fn a_coupon_id_is_issued_once_and_expires_in_the_future() {
         .when(issue("CP1", "C1", cny("1.00"), resale(P)))
         .then_error("ALREADY_EXISTS");
     let mut expired = issue("CP2", "C1", cny("1.00"), resale(P));
-    if let CouponCommand::IssueCoupon { expires_at, .. } = &mut expired {
+    if let CouponCommand::IssueCoupon(IssueCoupon { expires_at, .. }) = &mut expired {
         *expires_at = t(NOW);
     }
     given::<Coupons>(one_coupon()).at(t(NOW)).when(expired).then_error("INVALID_FIELD");
@@ -273,7 +284,7 @@ fn a_use_names_a_known_coupon_in_its_currency_after_its_issue() {
 const LATER: &str = "2026-08-01T00:00:00Z";
 
 fn reclaim(items: Vec<ReclaimItem>) -> CouponCommand {
-    CouponCommand::ReclaimCoupons { items }
+    CouponCommand::ReclaimCoupons(ReclaimCoupons { items })
 }
 
 #[test]
@@ -415,7 +426,7 @@ fn postings_follow_the_chart_of_accounts() {
     .collect();
     assert_eq!(posted(&history), expected);
     for e in &history {
-        assert!(postings::is_balanced(&postings(e)), "{e:?}");
+        assert!(is_balanced(&postings(e)), "{e:?}");
     }
 }
 
@@ -427,7 +438,7 @@ fn examples_cover_every_variant_and_round_trip() {
     for e in &examples {
         let (ty, version, data) = crate::encode(e);
         assert_eq!(&crate::decode::<CouponEvent>(&ty, version, &data.to_string()).unwrap(), e);
-        assert!(postings::is_balanced(&postings(e)));
+        assert!(is_balanced(&postings(e)));
     }
     let schema = serde_json::to_value(schemars::schema_for!(CouponEvent)).unwrap();
     assert!(schema.to_string().contains("CouponReclaimed"));
@@ -564,14 +575,14 @@ mod properties {
                     }
                     Op::Issue { customer, currency, cents, days_valid } => decide(
                         &state,
-                        CouponCommand::IssueCoupon {
+                        CouponCommand::IssueCoupon(IssueCoupon {
                             partner_id: P.into(),
                             coupon_id: format!("CP{}", i % 12),
                             customer_id: CUSTOMERS[customer].into(),
                             amount: money(currency, cents),
                             expires_at: now + chrono::Duration::days(days_valid),
                             association: association(associations[customer]),
-                        },
+                        }),
                     ),
                     Op::Use { coupon, reuse_id, cents } => {
                         let id = some_coupon(&state, coupon);
@@ -579,7 +590,7 @@ mod properties {
                         let usage_id = if reuse_id { "U-0".to_string() } else { format!("U-{i}") };
                         decide(
                             &state,
-                            CouponCommand::UseCoupon { coupon_id: id, usage_id, amount: money(currency, cents), used_at: now },
+                            CouponCommand::UseCoupon(UseCoupon { coupon_id: id, usage_id, amount: money(currency, cents), used_at: now }),
                         )
                     }
                     Op::Reclaim { coupons } => {
@@ -595,7 +606,7 @@ mod properties {
                             })
                             .collect();
                         let outcomes = reclaim_outcomes(&state, &items, now);
-                        let events = Coupons::decide(&state, CouponCommand::ReclaimCoupons { items }, now).unwrap();
+                        let events = Coupons::decide(&state, CouponCommand::ReclaimCoupons(ReclaimCoupons { items }), now).unwrap();
                         // The events are exactly the successful outcomes.
                         let succeeded: Vec<(String, Money)> =
                             outcomes.into_iter().filter_map(|(id, r)| Some((id, r.ok()?))).collect();
@@ -619,7 +630,7 @@ mod properties {
                     }
                 };
                 for e in events {
-                    prop_assert!(postings::is_balanced(&postings(&e)), "{e:?}");
+                    prop_assert!(is_balanced(&postings(&e)), "{e:?}");
                     state = Coupons::evolve(state, &e);
                     history.push(e);
                 }
