@@ -50,6 +50,13 @@ pub fn stream_owner(field: &'static str, owner: Option<&String>, named: &str) ->
     }
 }
 
+/// [`stream_owner`] refused as `INVALID_STATE` (HTTP 409), as the funds, coupon and
+/// customer streams have always answered it (their tests pin the code), where incentives,
+/// rebate and lab points answer `INVALID_FIELD`.
+pub fn stream_owner_state(field: &'static str, owner: Option<&String>, named: &str) -> Result<(), DomainError> {
+    stream_owner(field, owner, named).map_err(|e| DomainError::InvalidState(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +78,7 @@ mod tests {
         assert!(stream_owner("partner_id", None, "P2").is_ok());
         assert!(stream_owner("partner_id", Some(&owner), "P1").is_ok());
         assert_eq!(stream_owner("partner_id", Some(&owner), "P2").unwrap_err().code(), "INVALID_FIELD");
+        assert_eq!(stream_owner_state("partner_id", Some(&owner), "P2").unwrap_err().code(), "INVALID_STATE");
+        assert!(stream_owner_state("partner_id", Some(&owner), "P1").is_ok());
     }
 }

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use super::command::{CouponCommand, GrantQuota, IssueCoupon, ReclaimItem, UseCoupon};
 use super::{CouponEvent, CouponsState, MAX_RECLAIM_BATCH};
 use crate::customer::AssociationType;
-use crate::guard::{external_amount, invalid, stream_owner};
+use crate::guard::{external_amount, invalid, stream_owner_state};
 use crate::DomainError;
 
 pub(super) fn decide(
@@ -148,7 +148,7 @@ fn reclaim(state: &CouponsState, items: &[ReclaimItem], now: DateTime<Utc>) -> R
 }
 
 fn same_partner(state: &CouponsState, partner_id: &str) -> Result<(), DomainError> {
-    stream_owner("partner_id", state.partner_id.as_ref(), partner_id)
+    stream_owner_state("partner_id", state.partner_id.as_ref(), partner_id)
 }
 
 /// §4 reclaim, item by item: the unused balance each coupon would return, or why not.

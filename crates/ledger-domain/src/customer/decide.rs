@@ -7,7 +7,7 @@ use ledger_core::CST;
 
 use super::command::{AssociateCustomer, CustomerCommand, EndAssociation, SwitchAssociationType};
 use super::{Association, CustomerEvent, CustomerState, MIN_MONTHS_BETWEEN_SWITCHES};
-use crate::guard::{invalid, stream_owner};
+use crate::guard::{invalid, stream_owner_state};
 use crate::DomainError;
 
 pub(super) fn decide(
@@ -24,7 +24,7 @@ pub(super) fn decide(
         }) => {
             validate_id("customer_id", &customer_id)?;
             validate_id("partner_id", &partner_id)?;
-            stream_owner("customer_id", state.customer_id.as_ref(), &customer_id)?;
+            stream_owner_state("customer_id", state.customer_id.as_ref(), &customer_id)?;
             if let Some(current) = state.latest() {
                 return Err(DomainError::InvalidState(format!(
                     "customer {customer_id} is associated with partner {}; end that association first",

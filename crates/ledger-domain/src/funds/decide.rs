@@ -10,7 +10,7 @@ use super::state::{counterparty_holder, operator_holder};
 use super::{
     AdjustmentKind, AdjustmentRecord, CounterpartyType, Draw, FundsEvent, FundsState, MAX_ACTOR_CHARS, MAX_REMARK_CHARS,
 };
-use crate::guard::{external_amount, invalid, stream_owner};
+use crate::guard::{external_amount, invalid, stream_owner_state};
 use crate::DomainError;
 
 pub(super) fn decide(
@@ -181,7 +181,7 @@ fn check_counterparty(state: &FundsState, adj: &Adjustment, kind: AdjustmentKind
 }
 
 fn same_distributor(state: &FundsState, distributor_id: &str) -> Result<(), DomainError> {
-    stream_owner("distributor_id", state.distributor_id.as_ref(), distributor_id)
+    stream_owner_state("distributor_id", state.distributor_id.as_ref(), distributor_id)
 }
 
 fn ensure_covers(available: Decimal, requested: Money) -> Result<(), DomainError> {
