@@ -1,5 +1,5 @@
 //! Story 6, through the real binary: each class of bad input gets its status and error code
-//! in API.md's error shape, and stores nothing (the global log's `total` is unchanged):
+//! in docs/API.md's error shape, and stores nothing (the global log's `total` is unchanged):
 //! malformed JSON, wrong types, unknown fields (also nested), an oversized body (413), a
 //! body that is not JSON (415), bad months, bad amounts (3 decimals, negative, zero,
 //! exponent, ...), unknown ids (404 for admin), over-long strings, control characters. And
@@ -104,7 +104,7 @@ fn malformed_mistyped_unknown_oversized_and_non_json_bodies() {
         400,
         "INVALID_FIELD",
     );
-    // Nested far deeper than any body of API.md; a field given twice.
+    // Nested far deeper than any body of docs/API.md; a field given twice.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     refused_raw(&s, "POST", partners, ADMIN_TOKEN, Some("application/json"), deep.as_bytes(), 400, "INVALID_FIELD");
     let twice = br#"{"partner_id":"X1","partner_id":"X2","name":"n","kind":"distributor"}"#;

@@ -1,4 +1,4 @@
-//! A customer's association ended through HTTP (DOMAIN.md: a partner may switch or end it,
+//! A customer's association ended through HTTP (docs/DOMAIN.md: a partner may switch or end it,
 //! at most once in 3 months), and what follows from it: the customer belongs to nobody, may
 //! be associated with another partner, and the first partner can no longer reclaim the
 //! coupon it issued to that customer (`NOT_YOUR_CUSTOMER`); the 3-month rule counts an end

@@ -375,7 +375,7 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     let done = created(&s, "POST", &format!("/v1/withdrawals/{wid}/paid"), ADMIN_TOKEN, None);
     assert_eq!(done["status"], "paid");
     let seen = read(&s, &format!("/v1/withdrawals/{wid}"), &token);
-    // API.md's withdrawal shape, position included (a read answers the position it is
+    // docs/API.md's withdrawal shape, position included (a read answers the position it is
     // current at: at least that of the last write it shows).
     for field in ["withdrawal_id", "partner_id", "amount", "status", "expected_arrival_date", "position"] {
         assert!(seen.get(field).is_some(), "{field} in {seen}");

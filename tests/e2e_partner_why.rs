@@ -50,7 +50,10 @@ fn ending_an_association_returns_the_unspent_allocation_to_its_allocators() {
     let ended = created(&s, "POST", "/v1/customers/C2/end-association", &r1, Some(json!({})));
     let reclaims = ended["unbind_reclaims"].as_array().unwrap();
     assert_eq!(reclaims.len(), 1, "{ended}");
-    assert_eq!((reclaims[0]["kind"].as_str(), reclaims[0]["operator_partner_id"].as_str()), (Some("unbind_reclaim"), Some("R1")));
+    assert_eq!(
+        (reclaims[0]["kind"].as_str(), reclaims[0]["operator_partner_id"].as_str()),
+        (Some("unbind_reclaim"), Some("R1"))
+    );
     assert_eq!(cents(&reclaims[0]["amount"]), 7000);
     assert_eq!(pool(&sdk, &[("indirect_partner_id", "R1")]), "270.00");
     // The operator ends C1's: its 40.00 goes back to D1's pool.
@@ -69,7 +72,11 @@ fn ending_an_association_returns_the_unspent_allocation_to_its_allocators() {
     // The records, as the vendor names them, for the distributor and for its reseller.
     let path = "/v3/accounts/partner-accounts/adjust-records";
     let (_, own) = sdk.get(path, &[("operation_type", "SOURCE_OPERATION_BEUNBIND")]);
-    assert_eq!((own["total_count"].as_u64(), own["records"][0]["customer_id"].as_str()), (Some(1), Some("C1")), "{own}");
+    assert_eq!(
+        (own["total_count"].as_u64(), own["records"][0]["customer_id"].as_str()),
+        (Some(1), Some("C1")),
+        "{own}"
+    );
     let (_, theirs) = sdk.get(path, &[("operation_type", "SOURCE_OPERATION_BEUNBIND"), ("indirect_partner_id", "R1")]);
     assert_eq!((theirs["total_count"].as_u64(), theirs["records"][0]["amount"].as_str()), (Some(1), Some("70.00")));
     let v1 = read(&s, "/v1/adjustment-records?kind=unbind_reclaim", &d1);
@@ -92,14 +99,22 @@ fn a_reclaim_batch_replayed_by_its_request_id_answers_exactly_its_first_answer()
     register_partner(&s, "P1", "Partner One", "distributor", None);
     let p1 = s.credential("partner", Some("P1"));
     associate(&s, "C1", "P1", "resale");
-    created(&s, "POST", "/v1/partners/P1/coupon-quota", ADMIN_TOKEN, Some(json!({"amount": "100.00", "currency": "CNY"})));
+    created(
+        &s,
+        "POST",
+        "/v1/partners/P1/coupon-quota",
+        ADMIN_TOKEN,
+        Some(json!({"amount": "100.00", "currency": "CNY"})),
+    );
     let issue = |id: &str| {
         created(
             &s,
             "POST",
             "/v1/coupons",
             &p1,
-            Some(json!({"coupon_id": id, "customer_id": "C1", "amount": "4.00", "currency": "CNY", "expires_at": "2099-01-01T00:00:00Z"})),
+            Some(
+                json!({"coupon_id": id, "customer_id": "C1", "amount": "4.00", "currency": "CNY", "expires_at": "2099-01-01T00:00:00Z"}),
+            ),
         )
     };
     issue("KA");

@@ -176,7 +176,7 @@ fn a_certified_partner_with_nothing_approved_and_what_the_eligibility_read_accep
     assert_eq!(s.events_total(), before);
 
     // The eligibility read: `at` is an RFC 3339 time (any offset), the quarter `YYYYQn`;
-    // anything else is a 400 in API.md's error shape.
+    // anything else is a 400 in docs/API.md's error shape.
     let ok = read(&s, "/v1/quarterly-payments/eligibility?quarter=2026Q3&at=2026-09-25T10:00:00%2B08:00", &token);
     assert_eq!(ok["eligible"], false);
     for (query, code) in [

@@ -56,7 +56,10 @@ fn allocations_reclaims_balances_and_adjustment_records_through_the_sdk() {
     let (d1, d2) = (Sdk::for_partner(&s, "D1"), Sdk::for_partner(&s, "D2"));
 
     // UpdateIndirectPartnerAccount, UpdateCustomerAccountAmount: amounts are JSON numbers.
-    let to_r1 = ok(d1.post("/v2/accounts/partner-accounts/indirect-partner-adjust", r#"{"indirect_partner_id": "R1", "amount": 300}"#));
+    let to_r1 = ok(d1.post(
+        "/v2/accounts/partner-accounts/indirect-partner-adjust",
+        r#"{"indirect_partner_id": "R1", "amount": 300}"#,
+    ));
     assert!(to_r1["transfer_id"].as_str().is_some_and(|t| t.starts_with("ADJ-")), "{to_r1}");
     let to_c1 = ok(d1.post("/v2/accounts/partner-accounts/adjust-amount", r#"{"customer_id": "C1", "amount": 12.30}"#));
     let c1_transfer = to_c1["transfer_id"].as_str().unwrap().to_string();
@@ -83,8 +86,16 @@ fn allocations_reclaims_balances_and_adjustment_records_through_the_sdk() {
         409,
         "INSUFFICIENT_BALANCE",
     );
-    refused(d1.post("/v2/accounts/partner-accounts/adjust-amount", r#"{"customer_id": "C1", "amount": 1.005}"#), 400, "INVALID_AMOUNT");
-    refused(d1.post("/v2/accounts/partner-accounts/adjust-amount", r#"{"customer_id": "C1", "amount": -5}"#), 400, "INVALID_AMOUNT");
+    refused(
+        d1.post("/v2/accounts/partner-accounts/adjust-amount", r#"{"customer_id": "C1", "amount": 1.005}"#),
+        400,
+        "INVALID_AMOUNT",
+    );
+    refused(
+        d1.post("/v2/accounts/partner-accounts/adjust-amount", r#"{"customer_id": "C1", "amount": -5}"#),
+        400,
+        "INVALID_AMOUNT",
+    );
     refused(d1.post("/v2/accounts/partner-accounts/adjust-amount", r#"{"customer_id": "C1"}"#), 400, "INVALID_FIELD");
     refused(
         d1.post("/v2/accounts/partner-accounts/adjust-amount", r#"{"customer_id": "C1", "amount": 1, "coupon": 1}"#),
@@ -102,7 +113,10 @@ fn allocations_reclaims_balances_and_adjustment_records_through_the_sdk() {
     );
     refused(d1.get("/v2/accounts/partner-accounts/balances", &[("indirect_partner_id", "R2")]), 403, "FORBIDDEN");
     refused(
-        d2.post("/v2/accounts/partner-accounts/indirect-partner-adjust", r#"{"indirect_partner_id": "R1", "amount": 1}"#),
+        d2.post(
+            "/v2/accounts/partner-accounts/indirect-partner-adjust",
+            r#"{"indirect_partner_id": "R1", "amount": 1}"#,
+        ),
         409,
         "NOT_YOUR_CUSTOMER",
     );
@@ -123,10 +137,20 @@ fn allocations_reclaims_balances_and_adjustment_records_through_the_sdk() {
     // ReclaimToPartnerAccount, ReclaimIndirectPartnerAccount.
     let back = ok(d1.post("/v2/accounts/partner-accounts/reclaim", r#"{"customer_id": "C1", "amount": 5.3}"#));
     assert!(back["trans_id"].as_str().is_some_and(|t| t.starts_with("ADJ-")), "{back}");
-    refused(d1.post("/v2/accounts/partner-accounts/reclaim", r#"{"customer_id": "C1", "amount": 7.01}"#), 409, "INSUFFICIENT_BALANCE");
-    ok(d1.post("/v2/accounts/partner-accounts/indirect-partner-reclaim", r#"{"indirect_partner_id": "R1", "amount": 10}"#));
     refused(
-        d2.post("/v2/accounts/partner-accounts/indirect-partner-reclaim", r#"{"indirect_partner_id": "R1", "amount": 1}"#),
+        d1.post("/v2/accounts/partner-accounts/reclaim", r#"{"customer_id": "C1", "amount": 7.01}"#),
+        409,
+        "INSUFFICIENT_BALANCE",
+    );
+    ok(d1.post(
+        "/v2/accounts/partner-accounts/indirect-partner-reclaim",
+        r#"{"indirect_partner_id": "R1", "amount": 10}"#,
+    ));
+    refused(
+        d2.post(
+            "/v2/accounts/partner-accounts/indirect-partner-reclaim",
+            r#"{"indirect_partner_id": "R1", "amount": 1}"#,
+        ),
         409,
         "NOT_YOUR_CUSTOMER",
     );
@@ -143,10 +167,16 @@ fn allocations_reclaims_balances_and_adjustment_records_through_the_sdk() {
     let path = "/v3/accounts/partner-accounts/adjust-records";
     let mine = ok(d1.get(path, &[]));
     assert_eq!(mine["total_count"], 4, "{mine}");
-    let kinds: Vec<&str> = mine["records"].as_array().unwrap().iter().map(|r| r["operation_type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        mine["records"].as_array().unwrap().iter().map(|r| r["operation_type"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["SOURCE_OPERATION_BERETRIEVE", "SOURCE_OPERATION_BERETRIEVE", "SOURCE_OPERATION_BEADJUST", "SOURCE_OPERATION_BEADJUST"]
+        [
+            "SOURCE_OPERATION_BERETRIEVE",
+            "SOURCE_OPERATION_BERETRIEVE",
+            "SOURCE_OPERATION_BEADJUST",
+            "SOURCE_OPERATION_BEADJUST"
+        ]
     );
     let first_c1 = mine["records"].as_array().unwrap().iter().find(|r| r["trans_id"] == c1_transfer.as_str()).unwrap();
     assert_eq!(first_c1["customer_id"], "C1");
@@ -156,7 +186,13 @@ fn allocations_reclaims_balances_and_adjustment_records_through_the_sdk() {
     // Blank parameters are no filter; each filter narrows; paging.
     let blank = ok(d1.get(
         path,
-        &[("customer_id", ""), ("operation_type", ""), ("operation_time_begin", ""), ("operation_time_end", ""), ("trans_id", "")],
+        &[
+            ("customer_id", ""),
+            ("operation_type", ""),
+            ("operation_time_begin", ""),
+            ("operation_time_end", ""),
+            ("trans_id", ""),
+        ],
     ));
     assert_eq!(blank["total_count"], 4, "{blank}");
     assert_eq!(ok(d1.get(path, &[("operation_type", "SOURCE_OPERATION_BEADJUST")]))["total_count"], 2);
@@ -172,7 +208,8 @@ fn allocations_reclaims_balances_and_adjustment_records_through_the_sdk() {
     refused(d1.get(path, &[("operation_time_begin", "yesterday")]), 400, "INVALID_FIELD");
     // With indirect_partner_id: the records the reseller made for its customers.
     let r1_records = ok(d1.get(path, &[("indirect_partner_id", "R1")]));
-    let r1_ids: Vec<&str> = r1_records["records"].as_array().unwrap().iter().map(|r| r["customer_id"].as_str().unwrap()).collect();
+    let r1_ids: Vec<&str> =
+        r1_records["records"].as_array().unwrap().iter().map(|r| r["customer_id"].as_str().unwrap()).collect();
     assert_eq!(r1_ids, ["C2", "C2"], "{r1_records}");
     // Another's reseller: 200 and nothing (the vendor's documented answer), never its records.
     let theirs = ok(d1.get(path, &[("indirect_partner_id", "R2")]));
@@ -189,18 +226,31 @@ fn coupons_and_quotas_through_the_sdk() {
     world(&s);
     let (d1, d2) = (Sdk::for_partner(&s, "D1"), Sdk::for_partner(&s, "D2"));
     // A quota grant gets a quota_id.
-    let grant =
-        created(&s, "POST", "/v1/partners/D1/coupon-quota", ADMIN_TOKEN, Some(json!({"amount": "1000.00", "currency": "CNY"})));
+    let grant = created(
+        &s,
+        "POST",
+        "/v1/partners/D1/coupon-quota",
+        ADMIN_TOKEN,
+        Some(json!({"amount": "1000.00", "currency": "CNY"})),
+    );
     let quota_id = grant["quota_id"].as_str().unwrap().to_string();
-    let r1_grant =
-        created(&s, "POST", "/v1/partners/R1/coupon-quota", ADMIN_TOKEN, Some(json!({"amount": "100.00", "currency": "CNY"})));
+    let r1_grant = created(
+        &s,
+        "POST",
+        "/v1/partners/R1/coupon-quota",
+        ADMIN_TOKEN,
+        Some(json!({"amount": "100.00", "currency": "CNY"})),
+    );
     let r1_quota = r1_grant["quota_id"].as_str().unwrap().to_string();
 
     // ListQuotaCoupons.
     let quotas = ok(d1.post("/v2/partners/coupon-quotas/query", r#"{"offset": 0, "limit": 10}"#));
     assert_eq!(quotas["total_count"], 1, "{quotas}");
     let q = &quotas["quotas"][0];
-    assert_eq!((q["quota_id"].as_str(), q["quota_type"].as_u64(), q["quota_status"].as_u64()), (Some(quota_id.as_str()), Some(0), Some(0)));
+    assert_eq!(
+        (q["quota_id"].as_str(), q["quota_type"].as_u64(), q["quota_status"].as_u64()),
+        (Some(quota_id.as_str()), Some(0), Some(0))
+    );
     assert_eq!(q["balance"].to_string(), "1000.00");
     assert_eq!(ok(d1.post("/v2/partners/coupon-quotas/query", r#"{"quota_type": 1}"#))["total_count"], 0);
     assert_eq!(ok(d1.post("/v2/partners/coupon-quotas/query", r#"{"quota_ids": ["CQ-nope"]}"#))["total_count"], 0);
@@ -226,7 +276,8 @@ fn coupons_and_quotas_through_the_sdk() {
     assert_eq!(errors, [("CR", "NOT_RESALE_CUSTOMER"), ("C3", "NOT_YOUR_CUSTOMER")]);
     let quotas = ok(d1.post("/v2/partners/coupon-quotas/query", "{}"));
     assert_eq!(quotas["quotas"][0]["balance"].to_string(), "994.50", "1000 - 5.5, exactly");
-    let unknown_quota = r#"{"quota_id": "CQ-nope", "customer_ids": ["C1"], "face_value": 1, "expire_time": "2099-01-01T00:00:00Z"}"#;
+    let unknown_quota =
+        r#"{"quota_id": "CQ-nope", "customer_ids": ["C1"], "face_value": 1, "expire_time": "2099-01-01T00:00:00Z"}"#;
     refused(d1.post("/v2/promotions/benefits/partner-coupons", unknown_quota), 404, "NOT_FOUND");
     let no_expiry = format!(r#"{{"quota_id": "{quota_id}", "customer_ids": ["C1"], "face_value": 1}}"#);
     refused(d1.post("/v2/promotions/benefits/partner-coupons", &no_expiry), 400, "INVALID_FIELD");
@@ -245,7 +296,10 @@ fn coupons_and_quotas_through_the_sdk() {
     let list = ok(d1.get(path, &[("customer_id", ""), ("coupon_id", "")]));
     assert_eq!(list["total_count"], 1, "{list}");
     let c = &list["user_coupons"][0];
-    assert_eq!((c["coupon_id"].as_str(), c["status"].as_u64(), c["coupon_type"].as_u64()), (Some(coupon.as_str()), Some(2), Some(1)));
+    assert_eq!(
+        (c["coupon_id"].as_str(), c["status"].as_u64(), c["coupon_type"].as_u64()),
+        (Some(coupon.as_str()), Some(2), Some(1))
+    );
     assert_eq!((c["face_value"].to_string(), c["balance"].to_string()), ("5.5".to_string(), "5.5".to_string()));
     assert_eq!(c["expire_time"], "2099-01-01T00:00:00Z");
     assert_eq!(ok(d1.get(path, &[("status", "5")]))["total_count"], 0);
@@ -270,7 +324,11 @@ fn coupons_and_quotas_through_the_sdk() {
     let issued = ok(d1.post(path, &for_r1));
     let r1_coupon = issued["coupon_infos"][0]["coupon_id"].as_str().unwrap().to_string();
     assert_eq!(ok(d1.get(path, &[("indirect_partner_id", "R1")]))["total_count"], 1);
-    refused(d2.post(reclaim, &format!(r#"{{"coupon_id": "{r1_coupon}", "indirect_partner_id": "R1"}}"#)), 403, "FORBIDDEN");
+    refused(
+        d2.post(reclaim, &format!(r#"{{"coupon_id": "{r1_coupon}", "indirect_partner_id": "R1"}}"#)),
+        403,
+        "FORBIDDEN",
+    );
     let (status, _) = d1.post(reclaim, &format!(r#"{{"coupon_id": "{r1_coupon}", "indirect_partner_id": "R1"}}"#));
     assert_eq!(status, 204);
     assert_balanced(&s, ADMIN_TOKEN, s.last_write_position());
@@ -287,16 +345,25 @@ fn a_distributor_lists_its_own_resellers_through_the_sdk() {
     let all = ok(d1.post(path, r#"{"offset": 0, "limit": 10}"#));
     assert_eq!(all["count"], 2, "{all}");
     let r = &all["indirect_partners"][0];
-    assert_eq!((r["indirect_partner_id"].as_str(), r["name"].as_str(), r["account_name"].as_str()), (Some("R1"), Some("Reseller One"), Some("R1")));
+    assert_eq!(
+        (r["indirect_partner_id"].as_str(), r["name"].as_str(), r["account_name"].as_str()),
+        (Some("R1"), Some("Reseller One"), Some("R1"))
+    );
     assert!(r["associated_on"].as_str().is_some_and(|t| t.ends_with('Z')), "{r}");
     let page = ok(d1.post(path, r#"{"offset": 1, "limit": 1}"#));
-    assert_eq!((page["count"].as_u64(), page["indirect_partners"][0]["indirect_partner_id"].as_str()), (Some(2), Some("R3")));
+    assert_eq!(
+        (page["count"].as_u64(), page["indirect_partners"][0]["indirect_partner_id"].as_str()),
+        (Some(2), Some("R3"))
+    );
     assert_eq!(ok(d1.post(path, r#"{"account_name": "R3"}"#))["count"], 1);
     assert_eq!(ok(d1.post(path, r#"{"account_name": ""}"#))["count"], 2, "blank is no filter");
     assert_eq!(ok(d1.post(path, r#"{"associated_on_begin": "2099-01-01T00:00:00Z"}"#))["count"], 0);
     assert_eq!(ok(d1.post(path, r#"{"indirect_partner_id": "R2"}"#))["count"], 0, "another's reseller is never listed");
     let theirs = ok(d2.post(path, "{}"));
-    assert_eq!((theirs["count"].as_u64(), theirs["indirect_partners"][0]["indirect_partner_id"].as_str()), (Some(1), Some("R2")));
+    assert_eq!(
+        (theirs["count"].as_u64(), theirs["indirect_partners"][0]["indirect_partner_id"].as_str()),
+        (Some(1), Some("R2"))
+    );
     assert_eq!(ok(r1.post(path, "{}"))["count"], 0, "a reseller has no resellers");
     refused(d1.post(path, r#"{"limit": 0}"#), 400, "INVALID_FIELD");
 }

@@ -1,6 +1,6 @@
 //! The HTTP service's plumbing through the real binary: authentication (401), roles (403),
 //! credentials, the auditor's endpoints, and bad requests (400/413/415), each answered in
-//! API.md's error shape and storing nothing.
+//! docs/API.md's error shape and storing nothing.
 
 mod support;
 

@@ -1,10 +1,11 @@
-//! Adjustment records (调账记录, DOMAIN.md §3): every allocation and reclaim, listed with
+//! Adjustment records (调账记录, docs/DOMAIN.md §3): every allocation and reclaim, listed with
 //! filters and paging. Who may see a record is the domain's rule (`funds::visible_to`),
 //! applied to every candidate row, so the read side cannot widen it.
 
 use chrono::{DateTime, Utc};
 use ledger_core::RecordedEvent;
-use ledger_domain::funds::{visible_to, AdjustmentKind, AdjustmentRecord, CounterpartyType, FundsEvent};
+use ledger_domain::funds::{visible_to, AdjustmentKind, AdjustmentRecord, CounterpartyType, Funds, FundsEvent};
+use ledger_domain::{stream_family, Decider};
 use rusqlite::{params, Connection, Transaction};
 
 use crate::codec::to_text;
@@ -23,7 +24,7 @@ CREATE TABLE IF NOT EXISTS adjustment_records (
     counterparty_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     occurred_at INTEGER NOT NULL,
-    record TEXT NOT NULL            -- the record as JSON, API.md's shape
+    record TEXT NOT NULL            -- the record as JSON, docs/API.md's shape
 );
 CREATE INDEX IF NOT EXISTS adjustment_records_tree ON adjustment_records (distributor_id, occurred_at);
 ";
@@ -42,7 +43,9 @@ impl Projection for Adjustments {
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if !e.stream.starts_with("funds-") || !matches!(e.event_type.as_str(), "FundsAllocated" | "FundsReclaimed" | "FundsUnbindReclaimed") {
+        if stream_family(&e.stream) != Funds::FAMILY
+            || !matches!(e.event_type.as_str(), "FundsAllocated" | "FundsReclaimed" | "FundsUnbindReclaimed")
+        {
             return Ok(());
         }
         let event: FundsEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)

@@ -1,12 +1,12 @@
-//! Coupons (API.md's coupon): one row per coupon with its partner, the domain's [`Coupon`]
+//! Coupons (docs/API.md's coupon): one row per coupon with its partner, the domain's [`Coupon`]
 //! created by [`Coupon::issued`] and changed by [`Coupon::apply`], the code the
 //! aggregate's evolve runs. The status depends on the time of the read (expiry is computed,
 //! not recorded), so it is not a column: a read gives [`Coupon::view`] at its own time.
 
 use chrono::{DateTime, Utc};
 use ledger_core::{Money, RecordedEvent};
-use ledger_domain::coupons::{Coupon, CouponEvent, CouponView};
-use ledger_domain::stream_family;
+use ledger_domain::coupons::{self, Coupon, CouponEvent, CouponView};
+use ledger_domain::{stream_family, Decider};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::codec::{self, decimal, parsed, time, time_of};
@@ -50,7 +50,7 @@ impl Projection for Coupons {
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if stream_family(&e.stream) != "coupons" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
+        if stream_family(&e.stream) != coupons::Coupons::FAMILY || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
         let event: CouponEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
@@ -113,7 +113,7 @@ pub fn load(conn: &Connection, coupon_id: &str) -> Result<Option<(String, Coupon
         .transpose()
 }
 
-/// API.md's coupon as it stands at `at`.
+/// docs/API.md's coupon as it stands at `at`.
 pub fn view(conn: &Connection, coupon_id: &str, at: DateTime<Utc>) -> Result<Option<CouponView>, ProjectionError> {
     Ok(load(conn, coupon_id)?.map(|(_, c, _)| c.view(at)))
 }

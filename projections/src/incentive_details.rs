@@ -145,8 +145,22 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 fn detail(row: Row) -> Result<(IncentiveDetail, u64), ProjectionError> {
-    let (entry, record_id, entry_id, customer_id, product, consumed, counted, amount, cur, rate, incentive, refunded, reason, position) =
-        row;
+    let (
+        entry,
+        record_id,
+        entry_id,
+        customer_id,
+        product,
+        consumed,
+        counted,
+        amount,
+        cur,
+        rate,
+        incentive,
+        refunded,
+        reason,
+        position,
+    ) = row;
     let entry: DetailEntry = enum_of("entry", &entry)?;
     let currency: Currency = parsed("currency", &cur)?;
     let money = |what, s: &str| Ok::<_, ProjectionError>(Money::new(decimal(what, s)?, currency));
@@ -224,7 +238,10 @@ mod tests {
         let accrued = aggregate.month_view(month("2026-07"), Currency::CNY).unwrap().accrued;
         assert_eq!(Money::new(ledger_core::money::round_money(sum), Currency::CNY), accrued);
         let reasons: Vec<_> = july.iter().map(|d| d.reason(month("2026-07"))).collect();
-        assert_eq!(reasons, [Some(DetailReason::Refunded), Some(DetailReason::CountedInOtherMonth), Some(DetailReason::Refunded)]);
+        assert_eq!(
+            reasons,
+            [Some(DetailReason::Refunded), Some(DetailReason::CountedInOtherMonth), Some(DetailReason::Refunded)]
+        );
         assert_eq!(july[0].refunded.amount.to_string(), "10.00");
     }
 }

@@ -1,4 +1,4 @@
-//! Incentive months (API.md's incentive month): one row per partner × month × currency,
+//! Incentive months (docs/API.md's incentive month): one row per partner × month × currency,
 //! the domain's [`IncentiveMonth`] with its full-precision sums as exact decimal text and
 //! `position`, the global position of the last event that changed the row.
 //!
@@ -6,7 +6,7 @@
 //! domain's [`months_touched`], and each is changed by the domain's
 //! [`IncentiveMonth::apply`], the very code the aggregate's evolve runs. Lines and refunds
 //! (most of the log) are read as the domain's [`Counted`] only, and counted by
-//! [`IncentiveMonth::count`], which `apply` runs for them. The view (rounded once, API.md's
+//! [`IncentiveMonth::count`], which `apply` runs for them. The view (rounded once, docs/API.md's
 //! fields) is [`IncentiveMonth::view`].
 //!
 //! Rows are kept in memory (the log is mostly consumption lines, a few hundred per month
@@ -20,8 +20,10 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use ledger_core::{Currency, Month, RecordedEvent};
-use ledger_domain::incentives::{months_touched, Counted, IncentiveEvent, IncentiveMonth, MonthView, MonthsTouched};
-use ledger_domain::EventFamily;
+use ledger_domain::incentives::{
+    months_touched, Counted, IncentiveEvent, IncentiveMonth, Incentives, MonthView, MonthsTouched,
+};
+use ledger_domain::{split_stream, Decider, EventFamily};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::codec::{self, decimal, enum_of, from_json, json, parsed, to_text};
@@ -149,7 +151,7 @@ impl Projection for IncentiveMonths {
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        let Some(partner) = e.stream.strip_prefix("incentives-") else { return Ok(()) };
+        let (Incentives::FAMILY, partner) = split_stream(&e.stream) else { return Ok(()) };
         if !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
@@ -268,7 +270,7 @@ pub fn of_partner(conn: &Connection, partner: &str) -> Result<Vec<(IncentiveMont
     Ok(rows)
 }
 
-/// API.md's incentive months of `partner` (of `year` when given), with their positions.
+/// docs/API.md's incentive months of `partner` (of `year` when given), with their positions.
 pub fn views(conn: &Connection, partner: &str, year: Option<i32>) -> Result<Vec<(MonthView, u64)>, ProjectionError> {
     Ok(of_partner(conn, partner)?
         .into_iter()

@@ -1,6 +1,6 @@
 //! # ledger-projections
 //!
-//! The read side: the reads of API.md are served from here. A [`runner::Runner`] follows
+//! The read side: the reads of docs/API.md are served from here. A [`runner::Runner`] follows
 //! the global log and applies events to read models kept in `<data>/projections.db`, each
 //! with its checkpoint in the same transaction as its rows. The read models can be dropped
 //! and rebuilt from position 1 at any time (`ledger projections rebuild`).
@@ -10,7 +10,7 @@
 //! the domain's own per-entity `apply`, the code the aggregates' evolve runs: no status or
 //! amount rule is written here. Eligibility and the withdrawable balance are not read
 //! models: they guard a rule, so the API computes them from the stream the rule is checked
-//! against (DESIGN.md).
+//! against (docs/DESIGN.md).
 //!
 //! It must not decide anything: no command runs here, and the event log is never written.
 

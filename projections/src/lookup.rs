@@ -6,6 +6,11 @@
 //! and the log is mostly consumption lines.
 
 use ledger_core::RecordedEvent;
+use ledger_domain::coupons::Coupons;
+use ledger_domain::incentives::Incentives;
+use ledger_domain::lab_points::LabPoints;
+use ledger_domain::rebate::Rebate;
+use ledger_domain::Decider;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::runner::Projection;
@@ -13,11 +18,11 @@ use crate::ProjectionError;
 
 /// The id fields worth an entry, by the family of the stream that holds them.
 pub const ID_FIELDS: &[(&str, &str)] = &[
-    ("incentives", "opportunity_id"),
-    ("incentives", "payment_id"),
-    ("coupons", "coupon_id"),
-    ("rebate", "withdrawal_id"),
-    ("lab", "application_id"),
+    (Incentives::FAMILY, "opportunity_id"),
+    (Incentives::FAMILY, "payment_id"),
+    (Coupons::FAMILY, "coupon_id"),
+    (Rebate::FAMILY, "withdrawal_id"),
+    (LabPoints::FAMILY, "application_id"),
 ];
 
 pub struct Lookup;

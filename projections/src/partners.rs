@@ -80,9 +80,8 @@ impl Projection for Partners {
                 ])?;
             }
             PartnerEvent::PartnerLevelChanged { partner_id, to, .. } => {
-                tx.prepare_cached("UPDATE partners SET level = ?2, position = ?3 WHERE partner_id = ?1")?.execute(
-                    params![partner_id, to_text(&to), e.position as i64],
-                )?;
+                tx.prepare_cached("UPDATE partners SET level = ?2, position = ?3 WHERE partner_id = ?1")?
+                    .execute(params![partner_id, to_text(&to), e.position as i64])?;
             }
             _ => {}
         }
@@ -121,8 +120,8 @@ pub fn resellers(
     for row in rows {
         let (partner_id, name, kind, parent_id, level, micros): (String, String, String, Option<String>, String, i64) =
             row?;
-        let registered_at =
-            DateTime::from_timestamp_micros(micros).ok_or_else(|| codec::corrupt("registered_at", &micros.to_string()))?;
+        let registered_at = DateTime::from_timestamp_micros(micros)
+            .ok_or_else(|| codec::corrupt("registered_at", &micros.to_string()))?;
         if filter.linked_from.is_some_and(|t| registered_at < t) || filter.linked_to.is_some_and(|t| registered_at > t)
         {
             continue;

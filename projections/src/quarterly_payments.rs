@@ -1,12 +1,12 @@
-//! Quarterly payments (API.md's quarterly payment): one row per payment, the domain's
+//! Quarterly payments (docs/API.md's quarterly payment): one row per payment, the domain's
 //! [`QuarterlyPayment`] created by [`QuarterlyPayment::requested`] and changed by
 //! [`QuarterlyPayment::apply`], the code the aggregate's evolve runs; `position` is the
 //! global position of the payment's last event. Payment events are few: each is applied
 //! to its row straight away.
 
 use ledger_core::RecordedEvent;
-use ledger_domain::incentives::{payment_of, IncentiveEvent, PaymentView, QuarterlyPayment};
-use ledger_domain::stream_family;
+use ledger_domain::incentives::{payment_of, IncentiveEvent, Incentives, PaymentView, QuarterlyPayment};
+use ledger_domain::{stream_family, Decider};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::codec::{self, enum_of, from_json, json, parsed, to_text};
@@ -59,7 +59,7 @@ impl Projection for QuarterlyPayments {
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if stream_family(&e.stream) != "incentives" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
+        if stream_family(&e.stream) != Incentives::FAMILY || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
         let event: IncentiveEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
@@ -127,7 +127,7 @@ pub fn load(conn: &Connection, payment_id: &str) -> Result<Option<(String, Quart
     Ok(Some((text(1).to_string(), payment, position as u64)))
 }
 
-/// API.md's quarterly payment with the position of its last change.
+/// docs/API.md's quarterly payment with the position of its last change.
 pub fn view(conn: &Connection, payment_id: &str) -> Result<Option<(PaymentView, u64)>, ProjectionError> {
     Ok(load(conn, payment_id)?.map(|(partner, p, position)| (p.view(&partner), position)))
 }

@@ -10,9 +10,8 @@
 //! the domain's [`RolloverReport::of`], the function the aggregate's `rollover_report` runs.
 
 use ledger_core::{Currency, Money, Month, RecordedEvent};
-use ledger_domain::incentives::{ConsumptionLine, IncentiveEvent, RolloverLine, RolloverReport};
-use ledger_domain::stream_family;
-use ledger_domain::EventFamily;
+use ledger_domain::incentives::{ConsumptionLine, IncentiveEvent, Incentives, RolloverLine, RolloverReport};
+use ledger_domain::{split_stream, stream_family, Decider, EventFamily};
 use rusqlite::{params, Connection, Transaction};
 
 use crate::codec::{self, decimal, parsed};
@@ -72,7 +71,7 @@ impl Projection for RolloverLines {
     }
 
     fn apply(&mut self, _tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.event_type != "ConsumptionRecorded" || stream_family(&e.stream) != "incentives" {
+        if e.event_type != "ConsumptionRecorded" || stream_family(&e.stream) != Incentives::FAMILY {
             return Ok(());
         }
         if same_months(&e.data) {
@@ -91,7 +90,7 @@ impl Projection for RolloverLines {
         if !line.is_rollover() {
             return Ok(());
         }
-        let Some(partner) = e.stream.strip_prefix("incentives-") else { return Ok(()) };
+        let (Incentives::FAMILY, partner) = split_stream(&e.stream) else { return Ok(()) };
         self.pending.push((partner.to_string(), line, e.position));
         Ok(())
     }
@@ -130,7 +129,7 @@ impl Projection for RolloverLines {
     }
 }
 
-/// The rollover report of `partner` for `month` in `currency` (API.md's shape).
+/// The rollover report of `partner` for `month` in `currency` (docs/API.md's shape).
 pub fn report(
     conn: &Connection,
     partner: &str,

@@ -1,13 +1,13 @@
-//! Withdrawals (API.md's withdrawal): one row per withdrawal, the domain's [`Withdrawal`]
+//! Withdrawals (docs/API.md's withdrawal): one row per withdrawal, the domain's [`Withdrawal`]
 //! created by [`Withdrawal::requested`] and changed by [`Withdrawal::apply`], the code the
 //! aggregate's evolve runs; `position` is the global position of its last event.
 //!
 //! What a partner may withdraw is not here: it guards the withdrawal rule, so it is read
-//! from the rebate stream the rule is checked against (DESIGN.md).
+//! from the rebate stream the rule is checked against (docs/DESIGN.md).
 
 use ledger_core::{Money, RecordedEvent};
-use ledger_domain::rebate::{RebateEvent, Withdrawal};
-use ledger_domain::stream_family;
+use ledger_domain::rebate::{Rebate, RebateEvent, Withdrawal};
+use ledger_domain::{stream_family, Decider};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::codec::{self, decimal, enum_of, from_json, json, parsed, to_text};
@@ -50,7 +50,7 @@ impl Projection for Withdrawals {
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if stream_family(&e.stream) != "rebate" || !EVENT_TYPES.contains(&e.event_type.as_str()) {
+        if stream_family(&e.stream) != Rebate::FAMILY || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
         let event: RebateEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)

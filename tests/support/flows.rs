@@ -123,7 +123,7 @@ pub fn associate(s: &Server, customer: &str, partner: &str, association_type: &s
     )
 }
 
-/// Associates a customer from now on (API.md's body, nothing more).
+/// Associates a customer from now on (docs/API.md's body, nothing more).
 pub fn associate_now(s: &Server, customer: &str, partner: &str, association_type: &str) -> Value {
     created(
         s,

@@ -58,7 +58,7 @@ impl Server {
         self.seen.load(Ordering::SeqCst)
     }
 
-    /// What a correct API client does (API.md, read-your-writes): a read that names no
+    /// What a correct API client does (docs/API.md, read-your-writes): a read that names no
     /// `min_position` waits for the last write this client saw.
     fn read_your_writes(&self, method: &str, path: &str) -> String {
         let seen = self.last_write_position();

@@ -1,4 +1,4 @@
-//! The auditor's view (API.md, Auditor): the global log, one stream's history, and the
+//! The auditor's view (docs/API.md, Auditor): the global log, one stream's history, and the
 //! hash-chain walk. Admins may read them too; partners may not.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::http::{Caller, Query};
 use crate::AppState;
 
-/// Largest page of a list (API.md: limit ≤ 1000).
+/// Largest page of a list (docs/API.md: limit ≤ 1000).
 pub const MAX_LIMIT: u64 = 1000;
 const DEFAULT_LIMIT: u64 = 50;
 

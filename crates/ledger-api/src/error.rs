@@ -1,4 +1,4 @@
-//! Errors as API.md fixes them: `{"error_code", "error_msg", "request_id"}` with 400 for bad
+//! Errors as docs/API.md fixes them: `{"error_code", "error_msg", "request_id"}` with 400 for bad
 //! input, 401, 403, 404, 409 for business rules and concurrency, 413/415 for bodies, 503
 //! while projections lag. Bad input never becomes a 500.
 

@@ -26,7 +26,7 @@ use crate::AppState;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Longest `X-Request-Id`.
 pub const MAX_REQUEST_ID: usize = 128;
-/// Longest wait of a read for `min_position` (API.md).
+/// Longest wait of a read for `min_position` (docs/API.md).
 pub const MIN_POSITION_WAIT: Duration = Duration::from_secs(5);
 
 /// Buffers the body (bounded), authenticates the caller, and hands both to the handler.
@@ -152,7 +152,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// A query string that parses into `T`, else 400 `INVALID_FIELD` in API.md's error shape
+/// A query string that parses into `T`, else 400 `INVALID_FIELD` in docs/API.md's error shape
 /// (axum's own rejection is plain text).
 pub struct Query<T>(pub T);
 

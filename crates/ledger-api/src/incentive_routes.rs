@@ -1,5 +1,5 @@
 //! Consumption, incentive months, the rollover report, opportunities and quarterly
-//! payments (API.md).
+//! payments (docs/API.md).
 //!
 //! Reads come from the read models in `projections/` and wait for `?min_position=`:
 //! `GET /v1/incentive-months` from `incentive_months`, `GET /v1/rollover` from
@@ -112,7 +112,7 @@ pub async fn record_consumption(
     Ok((status, Json(batch_answer(&receipt))))
 }
 
-/// API.md's answer to a billing batch.
+/// docs/API.md's answer to a billing batch.
 fn batch_answer(receipt: &BatchReceipt) -> Value {
     let results: Vec<Value> = receipt
         .lines
@@ -413,11 +413,8 @@ pub async fn list_payments(
         .map(|(view, position)| {
             let mut v = serde_json::to_value(&view).expect("serialises");
             let id = v["payment_id"].as_str().unwrap_or_default().to_string();
-            v["invoice_list_url"] = if v["invoice_list"].is_null() {
-                Value::Null
-            } else {
-                json!(format!("/v1/quarterly-payments/{id}"))
-            };
+            v["invoice_list_url"] =
+                if v["invoice_list"].is_null() { Value::Null } else { json!(format!("/v1/quarterly-payments/{id}")) };
             v["position"] = json!(position);
             v
         })

@@ -1,4 +1,4 @@
-//! Money movement (API.md): fund pools, allocations and reclaims with their adjustment
+//! Money movement (docs/API.md): fund pools, allocations and reclaims with their adjustment
 //! records, coupons and their batch reclaim, rebate withdrawals, and cloud lab points.
 //!
 //! Reads come from the read models in `projections/` and wait for `?min_position=`:
@@ -7,7 +7,7 @@
 //! `GET /v1/withdrawals/{id}` from `withdrawals`. `GET /v1/withdrawals/withdrawable` is the
 //! exception: it is the balance that guards the withdrawal rule, so it is computed by the
 //! domain from the partner's rebate stream, the state the next request is decided on
-//! (DESIGN.md). Lab points are still read from their stream. A write answers from the
+//! (docs/DESIGN.md). Lab points are still read from their stream. A write answers from the
 //! stream state its command was decided on.
 
 use std::sync::Arc;
@@ -17,11 +17,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_app::funds::AdjustmentDirection;
-use ledger_app::rebate::WithdrawalStep;
 use ledger_core::{Currency, Money, Role};
 use ledger_domain::coupons::coupon_view;
 use ledger_domain::funds::{AdjustmentKind, Counterparty, CounterpartyType};
-use ledger_domain::lab_points::LabPointsCommand;
+use ledger_domain::lab_points::{GrantLabPoints, LabPointsCommand, RejectLabPoints, ResubmitLabPoints};
+use ledger_domain::rebate::{
+    ApproveWithdrawal, MarkWithdrawalFailed, MarkWithdrawalPaid, RebateCommand, RejectWithdrawal,
+};
 use ledger_projections::adjustments::{self, AdjustmentFilter};
 use ledger_projections::{coupons, withdrawals};
 use serde::Deserialize;
@@ -86,7 +88,7 @@ pub struct AdjustmentBody {
     partner_id: Option<String>,
 }
 
-/// API.md `counterparty: {type, id}`, unknown fields refused.
+/// docs/API.md `counterparty: {type, id}`, unknown fields refused.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CounterpartyInput {
@@ -303,11 +305,22 @@ pub async fn reclaim_coupons(
     let req = body.value;
     let coupon_ids = match (req.coupon_ids, req.coupon_id) {
         (None, Some(one)) if req.partner_id.is_none() => {
-            return crate::vendor::coupons::reclaim_one(&state, &caller, &body.raw, one, req.indirect_partner_id.as_deref())
-                .await;
+            return crate::vendor::coupons::reclaim_one(
+                &state,
+                &caller,
+                &body.raw,
+                one,
+                req.indirect_partner_id.as_deref(),
+            )
+            .await;
         }
         (Some(ids), None) if req.indirect_partner_id.is_none() => ids,
-        _ => return Err(ApiError::invalid("body", "send either {coupon_ids: [..]} or {coupon_id, indirect_partner_id?}")),
+        _ => {
+            return Err(ApiError::invalid(
+                "body",
+                "send either {coupon_ids: [..]} or {coupon_id, indirect_partner_id?}",
+            ))
+        }
     };
     caller.require(&[Role::Partner, Role::Admin])?;
     let partner = caller.partner_scope(req.partner_id.as_deref())?;
@@ -410,15 +423,19 @@ pub async fn withdrawal_step(
     let partner = owner_of(&state, &caller, IdKind::Withdrawal, &id).await?;
     let (req, raw) = body.map_or((ReasonBody::default(), Default::default()), |b| (b.value, b.raw));
     let reason = req.reason.or(req.comment);
-    let step = match action.as_str() {
-        "approve" => WithdrawalStep::Approve,
-        "reject" => WithdrawalStep::Reject { reason },
-        "paid" => WithdrawalStep::Paid,
-        "failed" => WithdrawalStep::Failed { reason },
+    let withdrawal_id = id.clone();
+    let command = match action.as_str() {
+        "approve" => RebateCommand::ApproveWithdrawal(ApproveWithdrawal {
+            withdrawal_id,
+            calendar: state.ledger.calendar.clone(),
+        }),
+        "reject" => RebateCommand::RejectWithdrawal(RejectWithdrawal { withdrawal_id, reason }),
+        "paid" => RebateCommand::MarkWithdrawalPaid(MarkWithdrawalPaid { withdrawal_id }),
+        "failed" => RebateCommand::MarkWithdrawalFailed(MarkWithdrawalFailed { withdrawal_id, reason }),
         _ => return Err(ApiError::not_found("route")),
     };
     let ctx = state.context(&caller, &raw);
-    let outcome = state.ledger.withdrawal_step(&ctx, &partner, &id, step).await?;
+    let outcome = state.ledger.withdrawal_step(&ctx, &partner, command).await?;
     withdrawal_answer(&state, &outcome, &partner, &id).await
 }
 
@@ -459,7 +476,10 @@ pub async fn resubmit_lab_points(
     caller.require(&[Role::Partner, Role::Admin])?;
     let partner = owner_of(&state, &caller, IdKind::LabPoints, &id).await?;
     let ctx = state.context(&caller, &body.raw);
-    let command = LabPointsCommand::Resubmit { application_id: id.clone(), points: body.value.points };
+    let command = LabPointsCommand::ResubmitLabPoints(ResubmitLabPoints {
+        application_id: id.clone(),
+        points: body.value.points,
+    });
     let outcome = state.ledger.lab_points_step(&ctx, &partner, command).await?;
     lab_points_answer(&state, &outcome, &partner, &id).await
 }
@@ -476,8 +496,8 @@ pub async fn lab_points_step(
     let (req, raw) = body.map_or((ReasonBody::default(), Default::default()), |b| (b.value, b.raw));
     let comment = req.comment.or(req.reason);
     let command = match action.as_str() {
-        "grant" => LabPointsCommand::Grant { application_id: id.clone(), comment },
-        "reject" => LabPointsCommand::Reject { application_id: id.clone(), comment },
+        "grant" => LabPointsCommand::GrantLabPoints(GrantLabPoints { application_id: id.clone(), comment }),
+        "reject" => LabPointsCommand::RejectLabPoints(RejectLabPoints { application_id: id.clone(), comment }),
         _ => return Err(ApiError::not_found("route")),
     };
     let ctx = state.context(&caller, &raw);

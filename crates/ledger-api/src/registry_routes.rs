@@ -1,4 +1,4 @@
-//! The operator's reference data (API.md, Vendor operator): partners and their
+//! The operator's reference data (docs/API.md, Vendor operator): partners and their
 //! certifications, customers and their association type, incentive policies.
 
 use std::sync::Arc;
@@ -9,8 +9,11 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_core::{Currency, Month, Rate, Role};
 use ledger_domain::customer::{AssociationType, CustomerState};
-use ledger_domain::partner::{BankAccount, PartnerCommand, PartnerKind, PartnerLevel, PartnerState};
-use ledger_domain::policy::{PolicyCommand, ProductRate};
+use ledger_domain::partner::{
+    BankAccount, CertifyBusinessInfo, CertifyRealName, ChangeLevel, PartnerCommand, PartnerKind, PartnerLevel,
+    PartnerState, RegisterPartner,
+};
+use ledger_domain::policy::{PolicyCommand, ProductRate, PublishPolicy};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -20,7 +23,7 @@ use crate::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RegisterPartner {
+pub struct RegisterPartnerBody {
     partner_id: String,
     name: String,
     kind: PartnerKind,
@@ -31,12 +34,13 @@ pub struct RegisterPartner {
 pub async fn register_partner(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    body: JsonBody<RegisterPartner>,
+    body: JsonBody<RegisterPartnerBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin])?;
     let ctx = state.context(&caller, &body.raw);
-    let RegisterPartner { partner_id, name, kind, parent_id, level } = body.value;
-    let outcome = state.ledger.register_partner(&ctx, partner_id.clone(), name, kind, parent_id, level).await?;
+    let RegisterPartnerBody { partner_id, name, kind, parent_id, level } = body.value;
+    let command = RegisterPartner { partner_id: partner_id.clone(), name, kind, parent_id, parent_kind: None, level };
+    let outcome = state.ledger.register_partner(&ctx, command).await?;
     let partner = state.ledger.partner(&partner_id).await?;
     Ok(written(&outcome, partner_view(&partner)))
 }
@@ -73,9 +77,9 @@ pub async fn certify_partner(
     caller.require(&[Role::Admin])?;
     let ctx = state.context(&caller, &body.raw);
     let command = match body.value {
-        Certification::RealName { legal_name } => PartnerCommand::CertifyRealName { legal_name },
+        Certification::RealName { legal_name } => PartnerCommand::CertifyRealName(CertifyRealName { legal_name }),
         Certification::BusinessInfo { bank_account, tax_id } => {
-            PartnerCommand::CertifyBusinessInfo { bank_account: bank_account.into(), tax_id }
+            PartnerCommand::CertifyBusinessInfo(CertifyBusinessInfo { bank_account: bank_account.into(), tax_id })
         }
     };
     let outcome = state.ledger.change_partner(&ctx, &partner_id, command).await?;
@@ -117,7 +121,7 @@ pub struct AssociateCustomer {
     customer_id: String,
     partner_id: String,
     association_type: AssociationType,
-    /// Added to API.md's body: when the (first) association takes effect, default now.
+    /// Added to docs/API.md's body: when the (first) association takes effect, default now.
     effective_at: Option<DateTime<Utc>>,
 }
 
@@ -144,7 +148,7 @@ pub struct SwitchType {
     effective_at: Option<DateTime<Utc>>,
 }
 
-/// The operator's route (API.md); a partner may call it for its own customer (seed: the
+/// The operator's route (docs/API.md); a partner may call it for its own customer (seed: the
 /// partner may switch the type).
 pub async fn switch_association_type(
     State(state): State<Arc<AppState>>,
@@ -171,7 +175,7 @@ pub struct EndAssociation {
     effective_at: Option<DateTime<Utc>>,
 }
 
-/// Added to API.md (DOMAIN.md: a partner may end the association): the operator's route,
+/// Added to docs/API.md (docs/DOMAIN.md: a partner may end the association): the operator's route,
 /// and a partner's for its own customer. Ending counts as a switch (once in 3 months).
 pub async fn end_association(
     State(state): State<Arc<AppState>>,
@@ -228,7 +232,7 @@ pub fn customer_view(state: &CustomerState, now: DateTime<Utc>) -> Value {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PublishPolicy {
+pub struct PublishPolicyBody {
     effective_month: String,
     currency: String,
     rates: Vec<RateInput>,
@@ -245,7 +249,7 @@ pub struct RateInput {
 pub async fn publish_policy(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    body: JsonBody<PublishPolicy>,
+    body: JsonBody<PublishPolicyBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin])?;
     let ctx = state.context(&caller, &body.raw);
@@ -257,12 +261,12 @@ pub async fn publish_policy(
         .into_iter()
         .map(|r| Ok(ProductRate { product: r.product, rate: Rate::parse(&r.rate)? }))
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let command = PolicyCommand::Publish {
+    let command = PolicyCommand::PublishPolicy(PublishPolicy {
         currency,
         effective_month,
         rates: rates.clone(),
         settlement_grace_days: req.settlement_grace_days,
-    };
+    });
     let outcome = state.ledger.publish_policy(&ctx, command).await?;
     let book = state.ledger.policies(currency).await?;
     let grace = book.versions.get(&effective_month).map(|p| p.settlement_grace_days);
@@ -323,7 +327,7 @@ pub async fn change_level(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin])?;
     let ctx = state.context(&caller, &body.raw);
-    let command = PartnerCommand::ChangeLevel { level: body.value.level };
+    let command = PartnerCommand::ChangeLevel(ChangeLevel { level: body.value.level });
     let outcome = state.ledger.change_partner(&ctx, &partner_id, command).await?;
     let partner = state.ledger.partner(&partner_id).await?;
     Ok(written(&outcome, partner_view(&partner)))

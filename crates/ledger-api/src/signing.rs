@@ -1,4 +1,4 @@
-//! AK/SK request signing in the cloud-API style (API.md, Authentication):
+//! AK/SK request signing in the cloud-API style (docs/API.md, Authentication):
 //!
 //! ```text
 //! Authorization: SDK-HMAC-SHA256 Access=<ak>, SignedHeaders=<h1;h2>, Signature=<hex>

@@ -1,4 +1,4 @@
-//! A billing batch's request id (API.md: every write takes `X-Request-Id`): the batch's
+//! A billing batch's request id (docs/API.md: every write takes `X-Request-Id`): the batch's
 //! answer is kept in a receipt appended under the request's idempotency key, so a retry
 //! reads that answer back and another batch under the same id is refused before any of
 //! its lines is stored.

@@ -13,14 +13,16 @@ use ledger_core::{Actor, CommandMeta, Currency, Money, Month, Quarter, Rate, Rol
 use ledger_domain::customer::AssociationType;
 use ledger_domain::funds::Counterparty;
 use ledger_domain::incentives::{MonthStatus, PaymentMethod, ReviewDecision};
-use ledger_domain::lab_points::LabPointsCommand;
-use ledger_domain::partner::{BankAccount, PartnerCommand, PartnerKind, PartnerLevel};
-use ledger_domain::policy::{PolicyCommand, ProductRate};
+use ledger_domain::lab_points::{GrantLabPoints, LabPointsCommand, RejectLabPoints};
+use ledger_domain::partner::{
+    BankAccount, CertifyBusinessInfo, CertifyRealName, PartnerCommand, PartnerKind, PartnerLevel, RegisterPartner,
+};
+use ledger_domain::policy::{PolicyCommand, ProductRate, PublishPolicy};
+use ledger_domain::rebate::{ApproveWithdrawal, MarkWithdrawalFailed, MarkWithdrawalPaid, RebateCommand};
 use rust_decimal::Decimal;
 
 use crate::funds::AdjustmentDirection;
 use crate::incentives::{ConsumptionInput, PaymentStep};
-use crate::rebate::WithdrawalStep;
 use crate::{AppError, CommandContext, Ledger};
 
 /// Most partners one plan may generate.
@@ -145,12 +147,12 @@ pub async fn seed(
         .filter(|(_, r)| !r.is_empty())
         .map(|(p, r)| ProductRate { product: p.to_string(), rate: Rate::parse(r).expect("valid rate") })
         .collect();
-    let publish = PolicyCommand::Publish {
+    let publish = PolicyCommand::PublishPolicy(PublishPolicy {
         currency: Currency::CNY,
         effective_month: first,
         rates,
         settlement_grace_days: Some(3),
-    };
+    });
     tally(&mut summary, ledger.publish_policy(&operator(start), publish).await)?;
 
     // Partners: every fifth a distributor, the next two its resellers, the rest solution
@@ -193,15 +195,18 @@ pub async fn seed(
             ledger
                 .register_partner(
                     &operator(now),
-                    p.id.clone(),
-                    format!("{} Partner", p.id),
-                    p.kind,
-                    p.parent.clone(),
-                    level,
+                    RegisterPartner {
+                        partner_id: p.id.clone(),
+                        name: format!("{} Partner", p.id),
+                        kind: p.kind,
+                        parent_id: p.parent.clone(),
+                        parent_kind: None,
+                        level,
+                    },
                 )
                 .await,
         )?;
-        let real_name = PartnerCommand::CertifyRealName { legal_name: p.legal_name.clone() };
+        let real_name = PartnerCommand::CertifyRealName(CertifyRealName { legal_name: p.legal_name.clone() });
         tally(&mut summary, ledger.change_partner(&operator(now), &p.id, real_name).await)?;
         if p.certified {
             let bank = BankAccount {
@@ -209,10 +214,10 @@ pub async fn seed(
                 number: format!("6222{:012}", dice.below(1_000_000_000_000)),
                 bank: "ICBC Hangzhou".into(),
             };
-            let info = PartnerCommand::CertifyBusinessInfo {
+            let info = PartnerCommand::CertifyBusinessInfo(CertifyBusinessInfo {
                 bank_account: bank,
                 tax_id: format!("91330100MA{:08}", dice.below(100_000_000)),
-            };
+            });
             tally(&mut summary, ledger.change_partner(&operator(now), &p.id, info).await)?;
         }
         for (c, ty) in &p.customers {
@@ -428,9 +433,12 @@ async fn seed_month(
             .await;
         if let Some((id, _)) = tally(summary, r)? {
             let grant = if dice.chance(80) {
-                LabPointsCommand::Grant { application_id: id, comment: None }
+                LabPointsCommand::GrantLabPoints(GrantLabPoints { application_id: id, comment: None })
             } else {
-                LabPointsCommand::Reject { application_id: id, comment: Some("please describe the lab".into()) }
+                LabPointsCommand::RejectLabPoints(RejectLabPoints {
+                    application_id: id,
+                    comment: Some("please describe the lab".into()),
+                })
             };
             tally(summary, ledger.lab_points_step(&operator(day(9, 1)), &p.id, grant).await)?;
         }
@@ -546,15 +554,25 @@ async fn pay_quarter(
                     tally(
                         summary,
                         ledger
-                            .withdrawal_step(&operator(at + Duration::days(1)), &p.id, &wid, WithdrawalStep::Approve)
+                            .withdrawal_step(
+                                &operator(at + Duration::days(1)),
+                                &p.id,
+                                RebateCommand::ApproveWithdrawal(ApproveWithdrawal {
+                                    withdrawal_id: wid.clone(),
+                                    calendar: ledger.calendar.clone(),
+                                }),
+                            )
                             .await,
                     )?;
                     let last = if dice.chance(10) {
-                        WithdrawalStep::Failed { reason: Some("bank returned: account closed".into()) }
+                        RebateCommand::MarkWithdrawalFailed(MarkWithdrawalFailed {
+                            withdrawal_id: wid.clone(),
+                            reason: Some("bank returned: account closed".into()),
+                        })
                     } else {
-                        WithdrawalStep::Paid
+                        RebateCommand::MarkWithdrawalPaid(MarkWithdrawalPaid { withdrawal_id: wid.clone() })
                     };
-                    tally(summary, ledger.withdrawal_step(&operator(at + Duration::days(9)), &p.id, &wid, last).await)?;
+                    tally(summary, ledger.withdrawal_step(&operator(at + Duration::days(9)), &p.id, last).await)?;
                 }
             }
         }

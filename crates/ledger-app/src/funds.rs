@@ -1,12 +1,17 @@
-//! Fund pools, allocations and reclaims (DOMAIN.md §3) and coupons (§4).
+//! Fund pools, allocations and reclaims (docs/DOMAIN.md §3) and coupons (§4).
 
 use chrono::{DateTime, Utc};
 use ledger_core::ids::validate_id;
 use ledger_core::Money;
-use ledger_domain::coupons::{self, CouponCommand, CouponEvent, Coupons, CouponsState, ReclaimItem, ReclaimResult};
-use ledger_domain::funds::{
-    self, Adjustment, Counterparty, CounterpartyType, Funds, FundsCommand, FundsEvent, FundsState,
+use ledger_domain::coupons::{
+    self, CouponCommand, CouponEvent, Coupons, CouponsState, GrantQuota, IssueCoupon, ReclaimCoupons, ReclaimItem,
+    ReclaimResult, UseCoupon,
 };
+use ledger_domain::funds::{
+    self, Adjustment, Counterparty, CounterpartyType, CreditFunds, DrawDown, Funds, FundsCommand, FundsEvent,
+    FundsState,
+};
+use ledger_domain::guard::invalid;
 use ledger_domain::partner::PartnerKind;
 use ledger_domain::DomainError;
 
@@ -44,10 +49,11 @@ impl Ledger {
     ) -> Result<Outcome<FundsEvent>, AppError> {
         let partner = self.partner(distributor_id).await?;
         if partner.profile.as_ref().map(|p| p.kind) != Some(PartnerKind::Distributor) {
-            return Err(invalid("partner_id", "only a distributor holds a fund pool"));
+            return Err(invalid("partner_id", "only a distributor holds a fund pool").into());
         }
         let credit_id = format!("FC-{}", uuid::Uuid::now_v7().simple());
-        let command = FundsCommand::CreditFunds { distributor_id: distributor_id.to_string(), credit_id, amount };
+        let command =
+            FundsCommand::CreditFunds(CreditFunds { distributor_id: distributor_id.to_string(), credit_id, amount });
         self.exec.execute::<Funds>(&funds::stream_id(distributor_id), command, ctx).await
     }
 
@@ -65,7 +71,7 @@ impl Ledger {
     ) -> Result<(String, Outcome<FundsEvent>), AppError> {
         validate_id("counterparty.id", &counterparty.id)?;
         let Some(distributor_id) = self.fund_tree_of(operator).await? else {
-            return Err(invalid("partner_id", "a solution provider has no fund pool to allocate from"));
+            return Err(invalid("partner_id", "a solution provider has no fund pool to allocate from").into());
         };
         let counterparty_parent = match counterparty.kind {
             CounterpartyType::Customer => self.association_at(&counterparty.id, ctx.now).await?.map(|a| a.partner_id),
@@ -107,12 +113,12 @@ impl Ledger {
         amount: Money,
     ) -> Result<Option<u64>, AppError> {
         let Some(distributor_id) = self.fund_tree_of(partner_id).await? else { return Ok(None) };
-        let command = FundsCommand::DrawDown {
+        let command = FundsCommand::DrawDown(DrawDown {
             record_id: record_id.to_string(),
             customer_id: customer_id.to_string(),
             amount,
             consumed_at: ctx.now,
-        };
+        });
         let ctx = CommandContext { idempotency: None, ..ctx.clone() };
         let outcome = self.exec.execute::<Funds>(&funds::stream_id(&distributor_id), command, &ctx).await?;
         Ok(outcome.is_stored().then(|| outcome.position()).flatten())
@@ -131,7 +137,11 @@ impl Ledger {
     ) -> Result<(String, Outcome<CouponEvent>), AppError> {
         self.partner(partner_id).await?;
         let grant_id = format!("CQ-{}", uuid::Uuid::now_v7().simple());
-        let command = CouponCommand::GrantQuota { partner_id: partner_id.to_string(), grant_id: grant_id.clone(), amount };
+        let command = CouponCommand::GrantQuota(GrantQuota {
+            partner_id: partner_id.to_string(),
+            grant_id: grant_id.clone(),
+            amount,
+        });
         let outcome = self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), command, ctx).await?;
         let grant_id = self.created_id(&outcome, "grant_id").await?.unwrap_or(grant_id);
         Ok((grant_id, outcome))
@@ -167,15 +177,16 @@ impl Ledger {
                 ..ctx.clone()
             };
             let coupon_id = format!("CP-{}", uuid::Uuid::now_v7().simple());
-            let issued =
-                match self.issue_coupon(&ctx, partner_id, coupon_id.clone(), customer_id.clone(), amount, expires_at).await
-                {
-                    Ok(outcome) => match self.created_id(&outcome, "coupon_id").await {
-                        Ok(id) => Ok((id.unwrap_or(coupon_id), outcome.position())),
-                        Err(e) => Err(e),
-                    },
+            let issued = match self
+                .issue_coupon(&ctx, partner_id, coupon_id.clone(), customer_id.clone(), amount, expires_at)
+                .await
+            {
+                Ok(outcome) => match self.created_id(&outcome, "coupon_id").await {
+                    Ok(id) => Ok((id.unwrap_or(coupon_id), outcome.position())),
                     Err(e) => Err(e),
-                };
+                },
+                Err(e) => Err(e),
+            };
             if let Err(AppError::Store(e)) = &issued {
                 if !matches!(e, ledger_store::StoreError::IdempotencyConflict { .. }) {
                     return Err(AppError::Store(e.clone()));
@@ -198,14 +209,14 @@ impl Ledger {
         validate_id("coupon_id", &coupon_id)?;
         validate_id("customer_id", &customer_id)?;
         let association = self.association_at(&customer_id, ctx.now).await?;
-        let command = CouponCommand::IssueCoupon {
+        let command = CouponCommand::IssueCoupon(IssueCoupon {
             partner_id: partner_id.to_string(),
             coupon_id,
             customer_id,
             amount,
             expires_at,
             association,
-        };
+        });
         self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), command, ctx).await
     }
 
@@ -219,7 +230,7 @@ impl Ledger {
         used_at: DateTime<Utc>,
     ) -> Result<Outcome<CouponEvent>, AppError> {
         validate_id("usage_id", &usage_id)?;
-        let command = CouponCommand::UseCoupon { coupon_id, usage_id, amount, used_at };
+        let command = CouponCommand::UseCoupon(UseCoupon { coupon_id, usage_id, amount, used_at });
         self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), command, ctx).await
     }
 
@@ -255,7 +266,10 @@ impl Ledger {
                 &stream,
                 |state| {
                     *results.lock().expect("results") = coupons::reclaim_results(state, &items, now);
-                    Ok(CouponCommand::ReclaimCoupons { items: items.clone(), request_id: request_id.clone() })
+                    Ok(CouponCommand::ReclaimCoupons(ReclaimCoupons {
+                        items: items.clone(),
+                        request_id: request_id.clone(),
+                    }))
                 },
                 ctx,
             )
@@ -290,8 +304,4 @@ impl Ledger {
         let key = ctx.idempotency.as_ref().map(|k| k.key.clone()).unwrap_or_default();
         Err(AppError::Store(ledger_store::StoreError::IdempotencyConflict { key }))
     }
-}
-
-fn invalid(field: &'static str, reason: &str) -> AppError {
-    AppError::Domain(DomainError::Invalid(ledger_core::CoreError::InvalidField { field, reason: reason.to_string() }))
 }

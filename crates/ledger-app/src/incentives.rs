@@ -1,4 +1,4 @@
-//! Consumption, incentive months, opportunities and quarterly payments (DOMAIN.md §2, §5):
+//! Consumption, incentive months, opportunities and quarterly payments (docs/DOMAIN.md §2, §5):
 //! the facts each command needs (the customer's association, the policies, the
 //! certification gate) are looked up here; the rules are the domain's.
 
@@ -9,7 +9,7 @@ use ledger_domain::incentives::{
     self, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState, LineAssociation, PaymentMethod, ReviewDecision,
 };
 use ledger_domain::partner::certification_gate;
-use ledger_domain::DomainError;
+use ledger_domain::{Decider, DomainError};
 use ledger_store::{IdempotencyKey, StoreError};
 
 use crate::{fingerprint, AppError, CommandContext, Ledger, Outcome};
@@ -60,11 +60,7 @@ impl Ledger {
         validate_id("record_id", &line.record_id)?;
         validate_id("customer_id", &line.customer_id)?;
         if line.settled_at < line.consumed_at {
-            return Err(ledger_core::CoreError::InvalidField {
-                field: "settled_at",
-                reason: "must not be before consumed_at".into(),
-            }
-            .into());
+            return Err(ledger_domain::guard::invalid("settled_at", "must not be before consumed_at").into());
         }
         let association = self
             .association_at(&line.customer_id, line.consumed_at)
@@ -128,7 +124,10 @@ impl Ledger {
             return Ok(None);
         };
         let events = self.exec.store().read_all(appended.first_position, 1).await?;
-        Ok(events.first().and_then(|e| e.stream.strip_prefix("incentives-").map(str::to_string)))
+        Ok(events.first().and_then(|e| match ledger_domain::split_stream(&e.stream) {
+            (Incentives::FAMILY, partner) => Some(partner.to_string()),
+            _ => None,
+        }))
     }
 
     /// Refunds part of a stored line (`record_id` must be known: the API resolves its
@@ -336,7 +335,7 @@ impl Ledger {
                     None => self.credit_position(partner_id, &source_id).await?,
                 };
                 // The credit is this write's last event: a read waiting for the answer's
-                // position must see it (API.md, read-your-writes), replayed or not.
+                // position must see it (docs/API.md, read-your-writes), replayed or not.
                 if let Some(p) = position {
                     appended.last_position = appended.last_position.max(p);
                 }

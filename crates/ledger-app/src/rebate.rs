@@ -1,9 +1,9 @@
-//! Rebate credits and withdrawals (DOMAIN.md §6) and cloud lab points (§7).
+//! Rebate credits and withdrawals (docs/DOMAIN.md §6) and cloud lab points (§7).
 
 use ledger_core::{Currency, Money};
-use ledger_domain::lab_points::{self, LabPoints, LabPointsCommand, LabPointsEvent, LabPointsState};
+use ledger_domain::lab_points::{self, ApplyForLabPoints, LabPoints, LabPointsCommand, LabPointsEvent, LabPointsState};
 use ledger_domain::partner::BankAccount;
-use ledger_domain::rebate::{self, Rebate, RebateCommand, RebateEvent, RebateState};
+use ledger_domain::rebate::{self, CreditRebate, Rebate, RebateCommand, RebateEvent, RebateState, RequestWithdrawal};
 
 use crate::{AppError, CommandContext, Ledger, Outcome};
 
@@ -21,7 +21,8 @@ impl Ledger {
         source_id: String,
         amount: Money,
     ) -> Result<Outcome<RebateEvent>, AppError> {
-        let command = RebateCommand::CreditRebate { partner_id: partner_id.to_string(), source_id, amount };
+        let command =
+            RebateCommand::CreditRebate(CreditRebate { partner_id: partner_id.to_string(), source_id, amount });
         // Its own step of the process: the request id of the payment call must not replay it.
         let ctx = CommandContext { idempotency: None, ..ctx.clone() };
         self.exec.execute::<Rebate>(&rebate::stream_id(partner_id), command, &ctx).await
@@ -61,34 +62,26 @@ impl Ledger {
     ) -> Result<(String, Outcome<RebateEvent>), AppError> {
         let legal_name = self.partner(partner_id).await?.legal_name().map(str::to_string);
         let withdrawal_id = format!("W-{}", uuid::Uuid::now_v7().simple());
-        let command = RebateCommand::RequestWithdrawal {
+        let command = RebateCommand::RequestWithdrawal(RequestWithdrawal {
             partner_id: partner_id.to_string(),
             withdrawal_id: withdrawal_id.clone(),
             amount,
             bank_account,
             legal_name,
-        };
+        });
         let outcome = self.exec.execute::<Rebate>(&rebate::stream_id(partner_id), command, ctx).await?;
         let withdrawal_id = self.created_id(&outcome, "withdrawal_id").await?.unwrap_or(withdrawal_id);
         Ok((withdrawal_id, outcome))
     }
 
+    /// An operator's step on a withdrawal (approve with [`Ledger::calendar`], reject, paid,
+    /// failed), built by the caller.
     pub async fn withdrawal_step(
         &self,
         ctx: &CommandContext,
         partner_id: &str,
-        withdrawal_id: &str,
-        step: WithdrawalStep,
+        command: RebateCommand,
     ) -> Result<Outcome<RebateEvent>, AppError> {
-        let withdrawal_id = withdrawal_id.to_string();
-        let command = match step {
-            WithdrawalStep::Approve => {
-                RebateCommand::ApproveWithdrawal { withdrawal_id, calendar: self.calendar.clone() }
-            }
-            WithdrawalStep::Reject { reason } => RebateCommand::RejectWithdrawal { withdrawal_id, reason },
-            WithdrawalStep::Paid => RebateCommand::MarkWithdrawalPaid { withdrawal_id },
-            WithdrawalStep::Failed { reason } => RebateCommand::MarkWithdrawalFailed { withdrawal_id, reason },
-        };
         self.exec.execute::<Rebate>(&rebate::stream_id(partner_id), command, ctx).await
     }
 
@@ -104,11 +97,11 @@ impl Ledger {
     ) -> Result<(String, Outcome<LabPointsEvent>), AppError> {
         self.partner(partner_id).await?;
         let application_id = format!("LP-{}", uuid::Uuid::now_v7().simple());
-        let command = LabPointsCommand::Apply {
+        let command = LabPointsCommand::ApplyForLabPoints(ApplyForLabPoints {
             partner_id: partner_id.to_string(),
             application_id: application_id.clone(),
             points,
-        };
+        });
         let outcome = self.exec.execute::<LabPoints>(&lab_points::stream_id(partner_id), command, ctx).await?;
         let application_id = self.created_id(&outcome, "application_id").await?.unwrap_or(application_id);
         Ok((application_id, outcome))
@@ -122,12 +115,4 @@ impl Ledger {
     ) -> Result<Outcome<LabPointsEvent>, AppError> {
         self.exec.execute::<LabPoints>(&lab_points::stream_id(partner_id), command, ctx).await
     }
-}
-
-#[derive(Debug, Clone)]
-pub enum WithdrawalStep {
-    Approve,
-    Reject { reason: Option<String> },
-    Paid,
-    Failed { reason: Option<String> },
 }

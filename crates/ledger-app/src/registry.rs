@@ -1,10 +1,13 @@
 //! Partners, customers and policies: the reference facts other commands look up.
 
 use ledger_core::Currency;
-use ledger_domain::customer::{self, AssociationType, Customer, CustomerCommand, CustomerEvent, CustomerState};
-use ledger_domain::partner::{self, Partner, PartnerCommand, PartnerEvent, PartnerKind, PartnerLevel, PartnerState};
-use ledger_domain::funds::{self, Funds, FundsCommand, FundsEvent};
-use ledger_domain::policy::{self, Policies, PolicyBook, PolicyCommand, PolicyEvent};
+use ledger_domain::customer::{
+    self, AssociateCustomer, AssociationType, Customer, CustomerCommand, CustomerEvent, CustomerState, EndAssociation,
+    SwitchAssociationType,
+};
+use ledger_domain::funds::{self, Funds, FundsCommand, FundsEvent, UnbindReclaim};
+use ledger_domain::partner::{self, Partner, PartnerCommand, PartnerEvent, PartnerState, RegisterPartner};
+use ledger_domain::policy::{self, Policies, PolicyBook, PolicyCommand, PolicyEvent, PublishPolicy};
 use ledger_domain::DomainError;
 
 use crate::{AppError, CommandContext, Ledger, Outcome};
@@ -28,17 +31,14 @@ impl Ledger {
         Ok(state)
     }
 
+    /// Registers a partner; `parent_kind` is looked up here (whatever the caller set).
     pub async fn register_partner(
         &self,
         ctx: &CommandContext,
-        partner_id: String,
-        name: String,
-        kind: PartnerKind,
-        parent_id: Option<String>,
-        level: Option<PartnerLevel>,
+        mut command: RegisterPartner,
     ) -> Result<Outcome<PartnerEvent>, AppError> {
-        ledger_core::ids::validate_id("partner_id", &partner_id)?;
-        let parent_kind = match &parent_id {
+        ledger_core::ids::validate_id("partner_id", &command.partner_id)?;
+        command.parent_kind = match &command.parent_id {
             Some(parent) => {
                 ledger_core::ids::validate_id("parent_id", parent)?;
                 let (p, _) = self.exec.load::<Partner>(&partner::stream_id(parent)).await?;
@@ -46,9 +46,8 @@ impl Ledger {
             }
             None => None,
         };
-        let command =
-            PartnerCommand::Register { partner_id: partner_id.clone(), name, kind, parent_id, parent_kind, level };
-        self.exec.execute::<Partner>(&partner::stream_id(&partner_id), command, ctx).await
+        let stream = partner::stream_id(&command.partner_id);
+        self.exec.execute::<Partner>(&stream, PartnerCommand::RegisterPartner(command), ctx).await
     }
 
     /// Certifications and level changes of an existing partner.
@@ -109,7 +108,12 @@ impl Ledger {
         ledger_core::ids::validate_id("partner_id", &partner_id)?;
         self.partner(&partner_id).await?;
         let stream = customer::stream_id(&customer_id);
-        let command = CustomerCommand::Associate { customer_id, partner_id, association_type, effective_at };
+        let command = CustomerCommand::AssociateCustomer(AssociateCustomer {
+            customer_id,
+            partner_id,
+            association_type,
+            effective_at,
+        });
         self.exec.execute::<Customer>(&stream, command, ctx).await
     }
 
@@ -124,11 +128,15 @@ impl Ledger {
         effective_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Outcome<CustomerEvent>, AppError> {
         let partner_id = self.current_partner(customer_id, acting_partner).await?;
-        let command = CustomerCommand::SwitchType { partner_id, association_type, effective_at };
+        let command = CustomerCommand::SwitchAssociationType(SwitchAssociationType {
+            partner_id,
+            association_type,
+            effective_at,
+        });
         self.exec.execute::<Customer>(&customer::stream_id(customer_id), command, ctx).await
     }
 
-    /// Ends the customer's association (DOMAIN.md: a partner may switch or end it, at most
+    /// Ends the customer's association (docs/DOMAIN.md: a partner may switch or end it, at most
     /// once in 3 months), by its partner or by the operator on its behalf, and returns what
     /// the customer holds unspent from allocations to its allocators (§3 "Unbind reclaim").
     ///
@@ -148,7 +156,7 @@ impl Ledger {
             Some(_) => self.ended_partner(customer_id).await?,
             None => self.current_partner(customer_id, acting_partner).await?,
         };
-        let command = CustomerCommand::EndAssociation { partner_id: partner_id.clone(), effective_at };
+        let command = CustomerCommand::EndAssociation(EndAssociation { partner_id: partner_id.clone(), effective_at });
         let ended = self.exec.execute::<Customer>(&customer::stream_id(customer_id), command, ctx).await?;
         let (reclaimed, reclaim_position) = match ended.position() {
             Some(end_position) => self.unbind_reclaim(ctx, customer_id, &partner_id, end_position).await?,
@@ -187,12 +195,12 @@ impl Ledger {
         if self.customer(customer_id).await?.latest().is_some() {
             return Ok((vec![], None));
         }
-        let command = FundsCommand::UnbindReclaim {
+        let command = FundsCommand::UnbindReclaim(UnbindReclaim {
             distributor_id: distributor_id.clone(),
             customer_id: customer_id.to_string(),
             unbind_id: format!("UNB-{end_position}"),
             actor: ctx.meta.actor.principal.clone(),
-        };
+        });
         // The request's key belongs to the end; this step is idempotent by its unbind id.
         let ctx = CommandContext { idempotency: None, ..ctx.clone() };
         let outcome = self.exec.execute::<Funds>(&funds::stream_id(&distributor_id), command, &ctx).await?;
@@ -225,7 +233,7 @@ impl Ledger {
         ctx: &CommandContext,
         command: PolicyCommand,
     ) -> Result<Outcome<PolicyEvent>, AppError> {
-        let PolicyCommand::Publish { currency, .. } = &command;
+        let PolicyCommand::PublishPolicy(PublishPolicy { currency, .. }) = &command;
         let stream = policy::stream_id(*currency);
         self.exec.execute::<Policies>(&stream, command, ctx).await
     }

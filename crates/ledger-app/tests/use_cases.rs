@@ -12,13 +12,17 @@ use ledger_app::{AppError, CommandContext, Executor, Ledger};
 use ledger_core::{Actor, CommandMeta, Currency, Money, Role};
 use ledger_domain::customer::AssociationType;
 use ledger_domain::funds::Counterparty;
-use ledger_domain::partner::PartnerKind;
+use ledger_domain::partner::{PartnerKind, RegisterPartner};
 use ledger_store::memory::MemoryStore;
 use ledger_store::EventStore;
 use rust_decimal::Decimal;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn register(id: &str, name: &str, kind: PartnerKind) -> RegisterPartner {
+    RegisterPartner { partner_id: id.into(), name: name.into(), kind, parent_id: None, parent_kind: None, level: None }
 }
 
 fn ctx(now: DateTime<Utc>) -> CommandContext {
@@ -37,11 +41,8 @@ async fn ledger_with_partners() -> (Ledger, Arc<dyn EventStore>) {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let ledger = Ledger::new(Arc::new(Executor::new(store.clone())));
     let c = ctx(Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap());
-    ledger.register_partner(&c, "D1".into(), "Dist".into(), PartnerKind::Distributor, None, None).await.unwrap();
-    ledger
-        .register_partner(&c, "S1".into(), "Solutions".into(), PartnerKind::SolutionProvider, None, None)
-        .await
-        .unwrap();
+    ledger.register_partner(&c, register("D1", "Dist", PartnerKind::Distributor)).await.unwrap();
+    ledger.register_partner(&c, register("S1", "Solutions", PartnerKind::SolutionProvider)).await.unwrap();
     ledger.associate_customer(&c, "C1".into(), "D1".into(), AssociationType::Resale).await.unwrap();
     ledger.associate_customer(&c, "C2".into(), "S1".into(), AssociationType::Referral).await.unwrap();
     (ledger, store)
@@ -137,7 +138,7 @@ async fn racing_allocations_never_overdraw_the_pool() {
 /// moved from S1 to D1 on July 1st sends June's line to S1 and July's to D1.
 #[tokio::test]
 async fn a_line_goes_to_the_customers_partner_at_its_consumption_time() {
-    use ledger_domain::customer::{self, Customer, CustomerCommand};
+    use ledger_domain::customer::{self, Customer, CustomerCommand, EndAssociation};
     let (ledger, _) = ledger_with_partners().await;
     let c = ctx(at("2026-06-01T00:00:00Z"));
     ledger
@@ -150,8 +151,10 @@ async fn a_line_goes_to_the_customers_partner_at_its_consumption_time() {
         )
         .await
         .unwrap();
-    let end =
-        CustomerCommand::EndAssociation { partner_id: "S1".into(), effective_at: Some(at("2026-06-30T16:00:00Z")) };
+    let end = CustomerCommand::EndAssociation(EndAssociation {
+        partner_id: "S1".into(),
+        effective_at: Some(at("2026-06-30T16:00:00Z")),
+    });
     ledger.exec.execute::<Customer>(&customer::stream_id("C9"), end, &c).await.unwrap();
     ledger
         .associate_customer_from(
@@ -179,15 +182,15 @@ async fn a_line_goes_to_the_customers_partner_at_its_consumption_time() {
 #[tokio::test]
 async fn closing_a_month_waits_for_the_policys_grace_days() {
     use ledger_core::{Month, Rate};
-    use ledger_domain::policy::{PolicyCommand, ProductRate};
+    use ledger_domain::policy::{PolicyCommand, ProductRate, PublishPolicy};
     let (ledger, _) = ledger_with_partners().await;
     let july: Month = "2026-07".parse().unwrap();
-    let publish = PolicyCommand::Publish {
+    let publish = PolicyCommand::PublishPolicy(PublishPolicy {
         currency: Currency::CNY,
         effective_month: july,
         rates: vec![ProductRate { product: "ECS".into(), rate: Rate::parse("0.05").unwrap() }],
         settlement_grace_days: Some(3),
-    };
+    });
     ledger.publish_policy(&ctx(at("2026-06-01T00:00:00Z")), publish).await.unwrap();
     ledger.record_consumption(&ctx(at("2026-07-12T00:00:00Z")), line("R1", "C1", "100.00")).await.unwrap();
     // July ends 2026-07-31T16:00Z (CST); with 3 grace days the cut-off is 2026-08-03T16:00Z.

@@ -5,6 +5,15 @@
 //! published somewhere by accident.
 
 use ledger_core::RecordedEvent;
+use ledger_domain::coupons::Coupons;
+use ledger_domain::customer::Customer;
+use ledger_domain::funds::Funds;
+use ledger_domain::incentives::Incentives;
+use ledger_domain::lab_points::LabPoints;
+use ledger_domain::partner::Partner;
+use ledger_domain::policy::Policies;
+use ledger_domain::rebate::Rebate;
+use ledger_domain::{split_stream, stream_family, Decider};
 use thiserror::Error;
 
 pub const TOPIC_PARTNERS: &str = "ledger.partners.v1";
@@ -39,7 +48,7 @@ pub const CREDENTIALS_STREAM: &str = "credentials";
 /// The stream of billing batch receipts (the answer each batch sent with a request id was
 /// given). Not published: it is the ledger's own record of a feed call, and every money fact
 /// in it already travels as a `ConsumptionRecorded` on `ledger.incentives.v1`.
-pub const BILLING_RECEIPTS_STREAM: &str = "billing-batches";
+pub const BILLING_RECEIPTS_STREAM: &str = ledger_domain::billing::STREAM;
 
 /// Longest Kafka key the relay produces (a partner id is far shorter; this is a sanity
 /// bound against a malformed payload).
@@ -68,33 +77,29 @@ pub fn topic_for(stream: &str, event_type: &str) -> Option<Option<&'static str>>
     if stream == CREDENTIALS_STREAM || stream == BILLING_RECEIPTS_STREAM {
         return Some(None);
     }
-    let prefix = stream.split_once('-').map(|(p, _)| p)?;
-    let topic = match prefix {
-        "partner" | "customer" => TOPIC_PARTNERS,
-        "policies" => TOPIC_POLICIES,
-        "incentives" if event_type.starts_with("QuarterlyPayment") => TOPIC_PAYMENTS,
-        "incentives" => TOPIC_INCENTIVES,
-        "funds" => TOPIC_ADJUSTMENTS,
-        "coupons" => TOPIC_COUPONS,
-        "rebate" if event_type == "RebateCredited" => TOPIC_PAYMENTS,
-        "rebate" => TOPIC_WITHDRAWALS,
-        // `lab-points-{id}`: its prefix before the first '-' is "lab".
-        "lab" if stream.starts_with("lab-points-") => TOPIC_LAB_POINTS,
+    stream.split_once('-')?;
+    let topic = match stream_family(stream) {
+        Partner::FAMILY | Customer::FAMILY => TOPIC_PARTNERS,
+        Policies::FAMILY => TOPIC_POLICIES,
+        Incentives::FAMILY if event_type.starts_with("QuarterlyPayment") => TOPIC_PAYMENTS,
+        Incentives::FAMILY => TOPIC_INCENTIVES,
+        Funds::FAMILY => TOPIC_ADJUSTMENTS,
+        Coupons::FAMILY => TOPIC_COUPONS,
+        Rebate::FAMILY if event_type == "RebateCredited" => TOPIC_PAYMENTS,
+        Rebate::FAMILY => TOPIC_WITHDRAWALS,
+        LabPoints::FAMILY => TOPIC_LAB_POINTS,
         _ => return None,
     };
     Some(Some(topic))
 }
 
-/// The key: `data.partner_id` when present, else the stream id after its first '-'.
+/// The key: `data.partner_id` when present, else the stream's id (after its family).
 /// `data` is the event's payload, already parsed.
 pub fn key_for(stream: &str, data: &serde_json::Value) -> Result<String, String> {
     let key = match data.get("partner_id") {
         Some(serde_json::Value::String(p)) => p.clone(),
         Some(other) => return Err(format!("partner_id is not a string: {other}")),
-        None => match stream.strip_prefix("lab-points-") {
-            Some(rest) => rest.to_string(),
-            None => stream.split_once('-').map(|(_, rest)| rest.to_string()).unwrap_or_default(),
-        },
+        None => split_stream(stream).1.to_string(),
     };
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
         return Err(format!("key must be 1 to {MAX_KEY_BYTES} bytes, found {} bytes", key.len()));

@@ -48,7 +48,7 @@ pub struct DataDir {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API of API.md on the embedded store, projections in process.
+    /// Serve the HTTP API of docs/API.md on the embedded store, projections in process.
     Serve(serve::Args),
     /// Print the global log in order, one JSON event per line.
     Events(events::Args),

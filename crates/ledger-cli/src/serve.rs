@@ -1,4 +1,4 @@
-//! `ledger serve`: the HTTP API of API.md on the embedded store, with the projections
+//! `ledger serve`: the HTTP API of docs/API.md on the embedded store, with the projections
 //! running in the same process.
 
 use std::path::Path;
@@ -22,7 +22,7 @@ pub struct Args {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
-    /// The first admin token (API.md: the bootstrap credential).
+    /// The first admin token (docs/API.md: the bootstrap credential).
     #[arg(long, env = "LEDGER_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Seed a sample history first when the store is empty (20 partners, 6 months ending

@@ -1,4 +1,4 @@
-//! Input errors of the core types. Each variant has a stable code (API.md) that clients
+//! Input errors of the core types. Each variant has a stable code (docs/API.md) that clients
 //! match on; the message says what was wrong with the value.
 
 use thiserror::Error;
@@ -24,7 +24,7 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    /// The stable error code of API.md.
+    /// The stable error code of docs/API.md.
     pub fn code(&self) -> &'static str {
         match self {
             CoreError::InvalidAmount { .. } => "INVALID_AMOUNT",

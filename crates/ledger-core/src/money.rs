@@ -135,7 +135,7 @@ pub fn parse_amount(s: &str) -> Result<Decimal, CoreError> {
 }
 
 /// Rounds a money amount half away from zero to two places: the one rounding point that
-/// each rule names (DOMAIN.md, Conventions).
+/// each rule names (docs/DOMAIN.md, Conventions).
 pub fn round_money(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(MONEY_SCALE, RoundingStrategy::MidpointAwayFromZero)
 }

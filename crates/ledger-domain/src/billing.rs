@@ -1,7 +1,7 @@
 //! # Billing feed receipts (stream `billing-batches`)
 //!
 //! A billing batch (`POST /v1/consumption`) is many appends, one per line, each idempotent
-//! by its `record_id`. API.md also makes the batch's `X-Request-Id` an idempotency key: a
+//! by its `record_id`. docs/API.md also makes the batch's `X-Request-Id` an idempotency key: a
 //! retried batch must get its first answer back, and another batch under the same id must
 //! be refused. The store keeps one key per append, so the batch's key is held by a receipt:
 //! one fact per batch sent with a request id, recording the answer it was given. It moves
@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::guard::invalid;
 use crate::{DomainError, EventFamily};
 
 /// The one stream holding every receipt (appended with any expected version: receipts never
@@ -62,9 +63,6 @@ pub fn receipt(
     position: u64,
     received_at: DateTime<Utc>,
 ) -> Result<BillingEvent, DomainError> {
-    let invalid = |field: &'static str, reason: String| {
-        DomainError::Invalid(ledger_core::CoreError::InvalidField { field, reason })
-    };
     if lines.is_empty() || lines.len() > MAX_LINES {
         return Err(invalid("records", format!("must hold 1 to {MAX_LINES} lines")));
     }

@@ -6,6 +6,10 @@ use crate::DomainError;
 
 /// One aggregate: a consistency boundary whose events live in one stream.
 pub trait Decider {
+    /// The stream family: every stream of this aggregate is named `{FAMILY}-{id}`, and
+    /// whatever reads the log (journal, projections, relay) tells the aggregate by it.
+    const FAMILY: &'static str;
+
     type State: Default + Clone + std::fmt::Debug;
     type Command: std::fmt::Debug;
     type Event: Clone + std::fmt::Debug + PartialEq;

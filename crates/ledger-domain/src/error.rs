@@ -1,4 +1,4 @@
-//! Every business-rule error of DOMAIN.md, each with its stable code. A variant carries
+//! Every business-rule error of docs/DOMAIN.md, each with its stable code. A variant carries
 //! what an operator needs to understand the refusal; `code()` is what clients match on.
 
 use ledger_core::CoreError;
@@ -60,7 +60,7 @@ pub struct Blocker {
 }
 
 impl DomainError {
-    /// The stable error code of DOMAIN.md / API.md.
+    /// The stable error code of docs/DOMAIN.md / docs/API.md.
     pub fn code(&self) -> &str {
         match self {
             DomainError::Invalid(e) => e.code(),

@@ -9,6 +9,16 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::coupons::Coupons;
+use crate::customer::Customer;
+use crate::funds::Funds;
+use crate::incentives::Incentives;
+use crate::lab_points::LabPoints;
+use crate::partner::Partner;
+use crate::policy::Policies;
+use crate::rebate::Rebate;
+use crate::Decider;
+
 pub trait EventFamily: Serialize + DeserializeOwned + Clone + std::fmt::Debug + PartialEq {
     /// The current schema version of an event type.
     fn schema_version(_event_type: &str) -> u32 {
@@ -29,9 +39,32 @@ pub enum DecodeError {
     Payload(String),
 }
 
+/// Every aggregate's stream family ([`Decider::FAMILY`]), so a stream name reads back.
+pub const FAMILIES: [&str; 8] = [
+    Partner::FAMILY,
+    Customer::FAMILY,
+    Policies::FAMILY,
+    Incentives::FAMILY,
+    Funds::FAMILY,
+    Coupons::FAMILY,
+    Rebate::FAMILY,
+    LabPoints::FAMILY,
+];
+
+/// A stream name as `(family, id)`: `("incentives", "P1")` of `incentives-P1`,
+/// `("lab-points", "P1")` of `lab-points-P1`. A stream of no aggregate (`credentials`,
+/// `billing-batches`) splits at its first '-', or is all family.
+pub fn split_stream(stream: &str) -> (&str, &str) {
+    let known = FAMILIES.iter().find_map(|f| {
+        let id = stream.strip_prefix(f)?.strip_prefix('-')?;
+        Some((&stream[..f.len()], id))
+    });
+    known.unwrap_or_else(|| stream.split_once('-').unwrap_or((stream, "")))
+}
+
 /// The family of a stream, which names its aggregate: `incentives` of `incentives-P1`.
 pub fn stream_family(stream: &str) -> &str {
-    stream.split_once('-').map_or(stream, |(f, _)| f)
+    split_stream(stream).0
 }
 
 /// Splits an event into `(type, schema version, payload without the tag)`.

@@ -1,9 +1,13 @@
 //! From a stored event to its postings, whatever its aggregate: the input of the journal
 //! projection and of the trial balance. Events that move no money have none.
 
+use crate::coupons::{self, Coupons};
 use crate::event::{decode, DecodeError};
+use crate::funds::{self, Funds};
+use crate::incentives::{self, Incentives};
 use crate::postings::Posting;
-use crate::{coupons, funds, incentives, rebate};
+use crate::rebate::{self, Rebate};
+use crate::Decider;
 
 /// The incentive events that move money; the other types of the family post nothing and
 /// are not decoded (most of the log is consumption lines, which post nothing). The test
@@ -14,11 +18,11 @@ const INCENTIVE_TYPES_THAT_POST: [&str; 3] =
 /// The postings of the event `(event_type, version, data)` stored in `stream`.
 pub fn postings_of(stream: &str, event_type: &str, version: u32, data: &str) -> Result<Vec<Posting>, DecodeError> {
     Ok(match crate::event::stream_family(stream) {
-        "incentives" if !INCENTIVE_TYPES_THAT_POST.contains(&event_type) => vec![],
-        "incentives" => incentives::postings(&decode(event_type, version, data)?),
-        "funds" => funds::postings(&decode(event_type, version, data)?),
-        "coupons" => coupons::postings(&decode(event_type, version, data)?),
-        "rebate" => rebate::postings(&decode(event_type, version, data)?),
+        Incentives::FAMILY if !INCENTIVE_TYPES_THAT_POST.contains(&event_type) => vec![],
+        Incentives::FAMILY => incentives::postings(&decode(event_type, version, data)?),
+        Funds::FAMILY => funds::postings(&decode(event_type, version, data)?),
+        Coupons::FAMILY => coupons::postings(&decode(event_type, version, data)?),
+        Rebate::FAMILY => rebate::postings(&decode(event_type, version, data)?),
         // Partners, customers, policies, lab points and credentials move no money.
         _ => vec![],
     })

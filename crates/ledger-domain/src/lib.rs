@@ -1,9 +1,12 @@
 //! # ledger-domain
 //!
-//! The rules of `DOMAIN.md` as plain data and plain functions. Each aggregate (one
-//! consistency boundary, one event stream) is a module with its events, commands, state,
-//! `decide(&State, Command, now) -> Result<Vec<Event>, DomainError>` and
-//! `evolve(State, &Event) -> State`, and its tests next to the rules.
+//! The rules of `docs/DOMAIN.md` as plain data and plain functions. Each aggregate (one
+//! consistency boundary, one event stream, a [`Decider`] with its stream `FAMILY`) is a
+//! folder read top to bottom: `mod.rs` (which rules live here, re-exports), `event.rs`,
+//! `command.rs` (one struct per command), `decide.rs`
+//! (`decide(&State, Command, now) -> Result<Vec<Event>, DomainError>`), `state.rs`
+//! (`evolve(State, &Event) -> State`), `postings.rs` (how its events move money) and
+//! `tests.rs`. Checks every aggregate makes live once, in [`guard`].
 //!
 //! Facts an aggregate needs from another stream (a customer's association type, a
 //! partner's legal name, the policy in force) are looked up by the application layer and
@@ -15,6 +18,7 @@
 pub mod decider;
 pub mod error;
 pub mod event;
+pub mod guard;
 pub mod journal;
 pub mod postings;
 pub mod schema;
@@ -36,5 +40,5 @@ pub mod billing;
 
 pub use decider::Decider;
 pub use error::{Blocker, DomainError};
-pub use event::{decode, encode, stream_family, DecodeError, EventFamily};
+pub use event::{decode, encode, split_stream, stream_family, DecodeError, EventFamily, FAMILIES};
 pub use postings::{Posting, Side};

@@ -21,7 +21,7 @@ use ledger_projections::coupons;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{acting_for, catch_up, blank, number, page, time_filter, vendor_time, Amount, MEASURE_YUAN};
+use super::{acting_for, blank, catch_up, number, page, time_filter, vendor_time, Amount, MEASURE_YUAN};
 use crate::error::ApiError;
 use crate::http::{Caller, JsonBody, Query};
 use crate::AppState;
@@ -140,8 +140,9 @@ pub async fn create_coupons(
             return Err(caller.err(ApiError::invalid("valid_time", "a coupon is active from its issue: leave it out")));
         }
     }
-    let expires_at = time_filter("expire_time", req.expire_time)?
-        .ok_or_else(|| caller.err(ApiError::invalid("expire_time", "is required (the ledger's quotas do not expire)")))?;
+    let expires_at = time_filter("expire_time", req.expire_time)?.ok_or_else(|| {
+        caller.err(ApiError::invalid("expire_time", "is required (the ledger's quotas do not expire)"))
+    })?;
     let ctx = state.context(&caller, &body.raw);
     let answers = state
         .ledger
@@ -329,8 +330,8 @@ pub async fn list_quotas(
         time_filter("effective_time_end", q.effective_time_end)?,
     );
     // A grant never expires: an expiry filter matches none.
-    let expiry_filter =
-        time_filter("expire_time_begin", q.expire_time_begin)?.is_some() || time_filter("expire_time_end", q.expire_time_end)?.is_some();
+    let expiry_filter = time_filter("expire_time_begin", q.expire_time_begin)?.is_some()
+        || time_filter("expire_time_end", q.expire_time_end)?.is_some();
     let ids = q.quota_ids.filter(|v| !v.is_empty());
     let statuses = q.quota_status_list.filter(|v| !v.is_empty());
     let quota_type = q.quota_type.unwrap_or(QUOTA_TYPE_CASH);

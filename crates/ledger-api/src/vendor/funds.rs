@@ -16,7 +16,7 @@ use ledger_projections::adjustments::{self, AdjustmentFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{acting_for, catch_up, blank, number, page, time_filter, vendor_time, Amount, MEASURE_YUAN};
+use super::{acting_for, blank, catch_up, number, page, time_filter, vendor_time, Amount, MEASURE_YUAN};
 use crate::error::ApiError;
 use crate::http::{Caller, JsonBody, Query};
 use crate::AppState;
@@ -83,8 +83,11 @@ async fn adjust(
     amount: Amount,
 ) -> Result<(String, Option<u64>), ApiError> {
     let ctx = state.context(caller, raw);
-    let (record_id, outcome) =
-        state.ledger.adjust(&ctx, direction, &operator, counterparty, amount.money()?, None).await.map_err(|e| caller.err(e.into()))?;
+    let (record_id, outcome) = state
+        .ledger
+        .adjust(&ctx, direction, &operator, counterparty, amount.money()?, None)
+        .await
+        .map_err(|e| caller.err(e.into()))?;
     Ok((record_id, outcome.position()))
 }
 

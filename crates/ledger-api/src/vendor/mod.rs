@@ -111,7 +111,11 @@ pub async fn catch_up(state: &AppState, min_position: Option<u64>) -> Result<(),
 /// `indirect_partner_id` one of the caller's resellers. Another distributor's reseller, a
 /// partner that is not a reseller, or one that does not exist is `FORBIDDEN` (an answer
 /// never tells what exists elsewhere). These are partner routes: other roles are refused.
-pub async fn acting_for(state: &AppState, caller: &Caller, indirect_partner_id: Option<&str>) -> Result<String, ApiError> {
+pub async fn acting_for(
+    state: &AppState,
+    caller: &Caller,
+    indirect_partner_id: Option<&str>,
+) -> Result<String, ApiError> {
     caller.require(&[Role::Partner])?;
     let own = caller.partner_scope(None)?;
     let Some(reseller) = indirect_partner_id else { return Ok(own) };

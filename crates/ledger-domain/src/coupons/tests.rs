@@ -1,6 +1,13 @@
 use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+use ledger_core::{Currency, Money};
+use rust_decimal::Decimal;
+
+use crate::customer::{Association, AssociationType};
 use crate::decider::harness::given;
 use crate::partner::tests::t;
+use crate::postings::is_balanced;
 
 const P: &str = "P1";
 const NOW: &str = "2026-07-01T02:00:00Z";
@@ -27,7 +34,7 @@ fn granted(id: &str, amount: Money) -> CouponEvent {
 }
 
 fn grant(id: &str, amount: Money) -> CouponCommand {
-    CouponCommand::GrantQuota { partner_id: P.into(), grant_id: id.into(), amount }
+    CouponCommand::GrantQuota(GrantQuota { partner_id: P.into(), grant_id: id.into(), amount })
 }
 
 fn issued(coupon: &str, customer: &str, amount: Money) -> CouponEvent {
@@ -42,14 +49,14 @@ fn issued(coupon: &str, customer: &str, amount: Money) -> CouponEvent {
 }
 
 fn issue(coupon: &str, customer: &str, amount: Money, association: Option<Association>) -> CouponCommand {
-    CouponCommand::IssueCoupon {
+    CouponCommand::IssueCoupon(IssueCoupon {
         partner_id: P.into(),
         coupon_id: coupon.into(),
         customer_id: customer.into(),
         amount,
         expires_at: t(EXPIRES),
         association,
-    }
+    })
 }
 
 fn used(coupon: &str, usage: &str, amount: Money, at: &str) -> CouponEvent {
@@ -64,7 +71,7 @@ fn used(coupon: &str, usage: &str, amount: Money, at: &str) -> CouponEvent {
 }
 
 fn use_coupon(coupon: &str, usage: &str, amount: Money, at: &str) -> CouponCommand {
-    CouponCommand::UseCoupon { coupon_id: coupon.into(), usage_id: usage.into(), amount, used_at: t(at) }
+    CouponCommand::UseCoupon(UseCoupon { coupon_id: coupon.into(), usage_id: usage.into(), amount, used_at: t(at) })
 }
 
 fn reclaimed(coupon: &str, customer: &str, amount: Money, at: &str) -> CouponEvent {
@@ -98,7 +105,11 @@ fn the_vendor_grants_quota_once_per_grant_id() {
         .then_error("ALREADY_EXISTS");
     given::<Coupons>([granted("G1", cny("1000.00"))])
         .at(t(NOW))
-        .when(CouponCommand::GrantQuota { partner_id: "P2".into(), grant_id: "G2".into(), amount: cny("1.00") })
+        .when(CouponCommand::GrantQuota(GrantQuota {
+            partner_id: "P2".into(),
+            grant_id: "G2".into(),
+            amount: cny("1.00"),
+        }))
         .then_error("INVALID_STATE");
     for bad in ["0", "-5", "0.001"] {
         given::<Coupons>([]).at(t(NOW)).when(grant("G1", cny(bad))).then_error("INVALID_AMOUNT");
@@ -176,7 +187,7 @@ fn a_coupon_id_is_issued_once_and_expires_in_the_future() {
         .when(issue("CP1", "C1", cny("1.00"), resale(P)))
         .then_error("ALREADY_EXISTS");
     let mut expired = issue("CP2", "C1", cny("1.00"), resale(P));
-    if let CouponCommand::IssueCoupon { expires_at, .. } = &mut expired {
+    if let CouponCommand::IssueCoupon(IssueCoupon { expires_at, .. }) = &mut expired {
         *expires_at = t(NOW);
     }
     given::<Coupons>(one_coupon()).at(t(NOW)).when(expired).then_error("INVALID_FIELD");
@@ -273,7 +284,7 @@ fn a_use_names_a_known_coupon_in_its_currency_after_its_issue() {
 const LATER: &str = "2026-08-01T00:00:00Z";
 
 fn reclaim(items: Vec<ReclaimItem>) -> CouponCommand {
-    CouponCommand::ReclaimCoupons { items, request_id: None }
+    CouponCommand::ReclaimCoupons(ReclaimCoupons { items, request_id: None })
 }
 
 #[test]
@@ -298,7 +309,7 @@ fn partial_use_then_reclaim_returns_only_the_rest_to_the_quota() {
 #[test]
 fn a_batch_with_a_request_id_keeps_its_answer_in_the_same_append_even_when_every_item_failed() {
     // A retry under the request id answers this, not a decision against a later state.
-    let command = |items| CouponCommand::ReclaimCoupons { items, request_id: Some("rq-1".into()) };
+    let command = |items| CouponCommand::ReclaimCoupons(ReclaimCoupons { items, request_id: Some("rq-1".into()) });
     let failed = |id: &str, code: &str, msg: &str| ReclaimResult {
         coupon_id: id.into(),
         reclaimed: None,
@@ -311,7 +322,12 @@ fn a_batch_with_a_request_id_keeps_its_answer_in_the_same_append_even_when_every
             partner_id: P.into(),
             request_id: "rq-1".into(),
             results: vec![
-                ReclaimResult { coupon_id: "CP1".into(), reclaimed: Some(cny("200.00")), error_code: None, error_msg: None },
+                ReclaimResult {
+                    coupon_id: "CP1".into(),
+                    reclaimed: Some(cny("200.00")),
+                    error_code: None,
+                    error_msg: None,
+                },
                 failed("KB", "COUPON_NOT_FOUND", &DomainError::CouponNotFound { coupon_id: "KB".into() }.to_string()),
             ],
             answered_at: t(LATER),
@@ -444,7 +460,7 @@ fn postings_follow_the_chart_of_accounts() {
     .collect();
     assert_eq!(posted(&history), expected);
     for e in &history {
-        assert!(postings::is_balanced(&postings(e)), "{e:?}");
+        assert!(is_balanced(&postings(e)), "{e:?}");
     }
 }
 
@@ -456,7 +472,7 @@ fn examples_cover_every_variant_and_round_trip() {
     for e in &examples {
         let (ty, version, data) = crate::encode(e);
         assert_eq!(&crate::decode::<CouponEvent>(&ty, version, &data.to_string()).unwrap(), e);
-        assert!(postings::is_balanced(&postings(e)));
+        assert!(is_balanced(&postings(e)));
     }
     let schema = serde_json::to_value(schemars::schema_for!(CouponEvent)).unwrap();
     assert!(schema.to_string().contains("CouponReclaimed"));
@@ -593,14 +609,14 @@ mod properties {
                     }
                     Op::Issue { customer, currency, cents, days_valid } => decide(
                         &state,
-                        CouponCommand::IssueCoupon {
+                        CouponCommand::IssueCoupon(IssueCoupon {
                             partner_id: P.into(),
                             coupon_id: format!("CP{}", i % 12),
                             customer_id: CUSTOMERS[customer].into(),
                             amount: money(currency, cents),
                             expires_at: now + chrono::Duration::days(days_valid),
                             association: association(associations[customer]),
-                        },
+                        }),
                     ),
                     Op::Use { coupon, reuse_id, cents } => {
                         let id = some_coupon(&state, coupon);
@@ -608,7 +624,7 @@ mod properties {
                         let usage_id = if reuse_id { "U-0".to_string() } else { format!("U-{i}") };
                         decide(
                             &state,
-                            CouponCommand::UseCoupon { coupon_id: id, usage_id, amount: money(currency, cents), used_at: now },
+                            CouponCommand::UseCoupon(UseCoupon { coupon_id: id, usage_id, amount: money(currency, cents), used_at: now }),
                         )
                     }
                     Op::Reclaim { coupons } => {
@@ -624,7 +640,7 @@ mod properties {
                             })
                             .collect();
                         let outcomes = reclaim_outcomes(&state, &items, now);
-                        let events = Coupons::decide(&state, CouponCommand::ReclaimCoupons { items, request_id: None }, now).unwrap();
+                        let events = Coupons::decide(&state, CouponCommand::ReclaimCoupons(ReclaimCoupons { items, request_id: None }), now).unwrap();
                         // The events are exactly the successful outcomes.
                         let succeeded: Vec<(String, Money)> =
                             outcomes.into_iter().filter_map(|(id, r)| Some((id, r.ok()?))).collect();
@@ -648,7 +664,7 @@ mod properties {
                     }
                 };
                 for e in events {
-                    prop_assert!(postings::is_balanced(&postings(&e)), "{e:?}");
+                    prop_assert!(is_balanced(&postings(&e)), "{e:?}");
                     state = Coupons::evolve(state, &e);
                     history.push(e);
                 }
@@ -678,10 +694,7 @@ fn a_currencys_grants_are_spent_oldest_first_and_their_balances_add_up_to_the_qu
     let state = Coupons::replay(&history);
     let balances: Vec<(String, Money)> =
         quota_balances(&state).into_iter().map(|(g, left)| (g.grant_id, left)).collect();
-    assert_eq!(
-        balances,
-        vec![("G1".into(), cny("0.00")), ("G2".into(), cny("250.00")), ("G3".into(), usd("50.00"))]
-    );
+    assert_eq!(balances, vec![("G1".into(), cny("0.00")), ("G2".into(), cny("250.00")), ("G3".into(), usd("50.00"))]);
     let cny_left: Decimal = balances.iter().filter(|(_, m)| m.currency == Currency::CNY).map(|(_, m)| m.amount).sum();
     assert_eq!(cny_left, state.quota(Currency::CNY).amount);
     // A reclaim gives back to the quota, and so to the oldest grant first.

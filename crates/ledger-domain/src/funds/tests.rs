@@ -1,6 +1,12 @@
 use super::*;
+use std::collections::BTreeMap;
+
+use ledger_core::{Currency, Money};
+use rust_decimal::Decimal;
+
 use crate::decider::harness::given;
 use crate::partner::tests::t;
+use crate::postings::is_balanced;
 
 const NOW: &str = "2026-07-01T02:00:00Z";
 const D: &str = "D1";
@@ -18,7 +24,7 @@ fn credited(id: &str, amount: Money) -> FundsEvent {
 }
 
 fn credit(id: &str, amount: Money) -> FundsCommand {
-    FundsCommand::CreditFunds { distributor_id: D.into(), credit_id: id.into(), amount }
+    FundsCommand::CreditFunds(CreditFunds { distributor_id: D.into(), credit_id: id.into(), amount })
 }
 
 /// An adjustment by `operator` in D1's tree; `parent` is the counterparty's partner (a
@@ -63,12 +69,12 @@ fn reclaimed(record: &str, operator: &str, counterparty: Counterparty, amount: M
 }
 
 fn draw_down(record: &str, customer: &str, amount: Money) -> FundsCommand {
-    FundsCommand::DrawDown {
+    FundsCommand::DrawDown(DrawDown {
         record_id: record.into(),
         customer_id: customer.into(),
         amount,
         consumed_at: t("2026-07-02T00:00:00Z"),
-    }
+    })
 }
 
 /// D1 credited 1000, gave R1 300, R1 gave its customer C1 100.
@@ -123,7 +129,11 @@ fn amounts_must_be_positive_with_at_most_two_decimals() {
 fn a_stream_holds_one_distributors_tree() {
     given::<Funds>([credited("CR-1", cny("1000.00"))])
         .at(t(NOW))
-        .when(FundsCommand::CreditFunds { distributor_id: "D2".into(), credit_id: "CR-2".into(), amount: cny("1.00") })
+        .when(FundsCommand::CreditFunds(CreditFunds {
+            distributor_id: "D2".into(),
+            credit_id: "CR-2".into(),
+            amount: cny("1.00"),
+        }))
         .then_error("INVALID_STATE");
     let mut other = adj("A9", "D2", Counterparty::customer("C0"), cny("1.00"), Some("D2"));
     other.distributor_id = "D2".into();
@@ -420,12 +430,12 @@ fn a_customer_who_moved_within_the_tree_draws_from_every_allocator_in_id_order()
 // ---- unbind reclaim ----
 
 fn unbind(customer: &str, id: &str) -> FundsCommand {
-    FundsCommand::UnbindReclaim {
+    FundsCommand::UnbindReclaim(UnbindReclaim {
         distributor_id: D.into(),
         customer_id: customer.into(),
         unbind_id: id.into(),
         actor: "bob".into(),
-    }
+    })
 }
 
 #[test]
@@ -449,7 +459,7 @@ fn an_ended_association_returns_what_the_customer_holds_to_each_allocator() {
         .collect();
     assert_eq!(returned, vec![("UNB-9-1", D, cny("10.00")), ("UNB-9-2", "R1", cny("100.00"))]);
     for e in &events {
-        assert!(postings::is_balanced(&postings(e)), "{e:?}");
+        assert!(is_balanced(&postings(e)), "{e:?}");
         assert_eq!(e.adjustment_record().unwrap().kind, AdjustmentKind::UnbindReclaim);
     }
     history.extend(events);
@@ -507,7 +517,7 @@ fn every_allocation_and_reclaim_is_an_adjustment_record() {
         (AdjustmentKind::Reclaim, "R1", "C1")
     );
     assert_eq!(credited("CR-1", cny("1.00")).adjustment_record(), None);
-    // API.md shape: counterparty is {type, id}.
+    // docs/API.md shape: counterparty is {type, id}.
     let json = serde_json::to_value(&a).unwrap();
     assert_eq!(json["counterparty"], serde_json::json!({"type": "reseller", "id": "R1"}));
     assert_eq!(json["kind"], "allocate");
@@ -548,7 +558,7 @@ fn postings_follow_the_chart_of_accounts() {
     .collect();
     assert_eq!(balances, expected);
     for e in &history {
-        assert!(postings::is_balanced(&postings(e)), "{e:?}");
+        assert!(is_balanced(&postings(e)), "{e:?}");
     }
 }
 
@@ -561,7 +571,7 @@ fn examples_cover_every_variant_and_round_trip() {
     for e in &examples {
         let (ty, version, data) = crate::encode(e);
         assert_eq!(&crate::decode::<FundsEvent>(&ty, version, &data.to_string()).unwrap(), e);
-        assert!(postings::is_balanced(&postings(e)));
+        assert!(is_balanced(&postings(e)));
     }
     let schema = serde_json::to_value(schemars::schema_for!(FundsEvent)).unwrap();
     assert!(schema.to_string().contains("FundsAllocated"));
@@ -716,7 +726,7 @@ mod properties {
                 };
                 if let Ok(events) = Funds::decide(&state, command, t(NOW)) {
                     for e in events {
-                        prop_assert!(postings::is_balanced(&postings(&e)), "{e:?}");
+                        prop_assert!(is_balanced(&postings(&e)), "{e:?}");
                         state = Funds::evolve(state, &e);
                         history.push(e);
                     }

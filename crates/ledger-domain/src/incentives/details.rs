@@ -83,22 +83,28 @@ impl IncentiveDetail {
                 refunded: Money::new(Decimal::ZERO, amount.currency),
                 line_reason: *reason,
             }),
-            IncentiveEvent::ConsumptionRefunded { refund_id, record_id, amount, incentive_month, rate, incentive, .. } => {
-                Some(IncentiveDetail {
-                    entry: DetailEntry::Refund,
-                    record_id: record_id.clone(),
-                    refund_id: Some(refund_id.clone()),
-                    customer_id: None,
-                    product: None,
-                    consumption_month: None,
-                    incentive_month: *incentive_month,
-                    amount: *amount,
-                    rate: *rate,
-                    incentive: Money::new(*incentive, amount.currency),
-                    refunded: *amount,
-                    line_reason: None,
-                })
-            }
+            IncentiveEvent::ConsumptionRefunded {
+                refund_id,
+                record_id,
+                amount,
+                incentive_month,
+                rate,
+                incentive,
+                ..
+            } => Some(IncentiveDetail {
+                entry: DetailEntry::Refund,
+                record_id: record_id.clone(),
+                refund_id: Some(refund_id.clone()),
+                customer_id: None,
+                product: None,
+                consumption_month: None,
+                incentive_month: *incentive_month,
+                amount: *amount,
+                rate: *rate,
+                incentive: Money::new(*incentive, amount.currency),
+                refunded: *amount,
+                line_reason: None,
+            }),
             _ => None,
         }
     }
@@ -187,6 +193,9 @@ mod tests {
         );
         assert_eq!(details[0].refunded, cny("10.00"));
         assert_eq!(counted_sum(&details, july), dec("4.50"), "5 % of 100 less 5 % of the 10 refunded");
-        assert_eq!(details.iter().filter(|d| d.listed_in(august)).map(|d| d.reason(august)).collect::<Vec<_>>(), [None]);
+        assert_eq!(
+            details.iter().filter(|d| d.listed_in(august)).map(|d| d.reason(august)).collect::<Vec<_>>(),
+            [None]
+        );
     }
 }

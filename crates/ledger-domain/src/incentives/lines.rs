@@ -1,4 +1,4 @@
-//! Consumption lines and refunds (DOMAIN.md §2).
+//! Consumption lines and refunds (docs/DOMAIN.md §2).
 //!
 //! - A line repeated with the same `record_id` and content is a no-op; with other content
 //!   it is refused `DUPLICATE_RECORD_CONFLICT`.
@@ -75,7 +75,7 @@ pub(super) fn record(
     validate_id("product", &line.product)?;
     external_amount(&line.amount)?;
     if line.settled_at < line.consumed_at {
-        return Err(invalid("settled_at", "must not be before consumed_at".into()));
+        return Err(invalid("settled_at", "must not be before consumed_at"));
     }
     if let Some(policy) = policies.versions.values().next() {
         if policy.currency != line.amount.currency {
@@ -149,7 +149,7 @@ pub(super) fn refund(
         .ok_or_else(|| DomainError::NotFound { what: "consumption record", id: record_id.clone() })?;
     same_currency(line.amount.currency, amount.currency)?;
     if settled_at < line.consumed_at {
-        return Err(invalid("settled_at", "a refund cannot settle before the consumption".into()));
+        return Err(invalid("settled_at", "a refund cannot settle before the consumption"));
     }
     if amount.amount > line.unrefunded() {
         return Err(DomainError::InsufficientBalance {

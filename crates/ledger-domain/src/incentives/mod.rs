@@ -1,6 +1,6 @@
 //! # Incentives (stream `incentives-{partner_id}`)
 //!
-//! One partner's incentive ledger (DOMAIN.md §2 and §5): the consumption lines billing feeds
+//! One partner's incentive ledger (docs/DOMAIN.md §2 and §5): the consumption lines billing feeds
 //! for its customers and their refunds, the incentive months they accrue into (per month ×
 //! currency), the project opportunities shared with it, and its quarterly payment
 //! applications. Everything that guards a month's or a payment's state lives in this one
@@ -19,11 +19,11 @@
 //!   passed → finalized → paid` (or `forfeited`), rejection back to `open`.
 //! - [`opportunities`]: share, deliver, accept, apply (core tag, delivered, from the day
 //!   after the delivery end date in CST, `OFFERING_IN_USE`), review, finalize.
-//! - [`payments`]: [`eligibility`] with its seven blockers in DOMAIN.md's order, and the
+//! - [`payments`]: [`eligibility`] with its seven blockers in docs/DOMAIN.md's order, and the
 //!   payment lifecycle `requested → approved | rejected → invoice_list_issued →
 //!   invoice_received → paid`.
 //!
-//! ## Choices where DOMAIN.md is silent (ours)
+//! ## Choices where docs/DOMAIN.md is silent (ours)
 //! - **A line (or refund clawback) whose incentive month no longer accrues** when it
 //!   arrives — the month is closed (any status but `accruing`), or a non-rejected quarterly
 //!   payment exists for that month's quarter and currency — is counted in the next month
@@ -65,7 +65,7 @@
 //! - **The invoice list** is derived from the payment (one line per included month and
 //!   opportunity, with its amount); the command brings the vendor's mailing address and
 //!   mailbox. Only a `requested` payment can be approved or rejected.
-//! - An included month keeps the status `finalized` until its payment is paid (API.md has no
+//! - An included month keeps the status `finalized` until its payment is paid (docs/API.md has no
 //!   status "included"); the month view tells which payment holds it.
 //!
 //! ## Postings
@@ -77,12 +77,13 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::{validate_id, validate_text};
-use ledger_core::money::{MAX_AMOUNT, MONEY_SCALE};
 use ledger_core::{CoreError, Currency, Money, Month, Quarter, Rate};
 use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::guard::stream_owner;
+pub(crate) use crate::guard::{external_amount, invalid};
 use crate::policy::PolicyBook;
 use crate::postings::{transfer, Posting};
 use crate::{Decider, DomainError, EventFamily};
@@ -117,7 +118,7 @@ pub const MAX_MAILBOX_CHARS: usize = 254;
 pub const MAX_DEFERRAL_MONTHS: u32 = 240;
 
 pub fn stream_id(partner_id: &str) -> String {
-    format!("incentives-{partner_id}")
+    format!("{}-{partner_id}", Incentives::FAMILY)
 }
 
 /// The customer's association type in force at `consumed_at`, as the line records it.
@@ -147,7 +148,7 @@ pub enum LineReason {
     ProductNotEligible,
 }
 
-/// API.md's month statuses.
+/// docs/API.md's month statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MonthStatus {
@@ -514,6 +515,8 @@ pub enum IncentiveCommand {
 pub struct Incentives;
 
 impl Decider for Incentives {
+    const FAMILY: &'static str = "incentives";
+
     type State = IncentivesState;
     type Command = IncentiveCommand;
     type Event = IncentiveEvent;
@@ -599,7 +602,7 @@ impl Decider for Incentives {
     }
 }
 
-/// How an event moves money (DOMAIN.md's chart of accounts).
+/// How an event moves money (the chart of accounts of `crate::postings`).
 pub fn postings(event: &IncentiveEvent) -> Vec<Posting> {
     match event {
         IncentiveEvent::IncentiveMonthFinalized { partner_id, final_amount, .. }
@@ -644,25 +647,7 @@ fn stream_partner(state: &IncentivesState) -> Result<&str, DomainError> {
 /// A command that names its partner must name the stream's.
 fn check_partner(state: &IncentivesState, partner_id: &str) -> Result<(), DomainError> {
     validate_id("partner_id", partner_id)?;
-    match &state.partner_id {
-        Some(p) if p != partner_id => Err(invalid("partner_id", format!("this stream belongs to partner {p}"))),
-        _ => Ok(()),
-    }
-}
-
-/// An amount from outside: > 0, at most 2 decimal places, at most `MAX_AMOUNT`.
-fn external_amount(m: &Money) -> Result<(), DomainError> {
-    let bad = |reason| DomainError::Invalid(CoreError::InvalidAmount { value: m.amount.to_string(), reason });
-    if m.amount <= Decimal::ZERO {
-        return Err(bad("must be greater than zero"));
-    }
-    if m.amount.normalize().scale() > MONEY_SCALE {
-        return Err(bad("at most 2 decimal places"));
-    }
-    if m.amount > MAX_AMOUNT {
-        return Err(bad("must be at most 1000000000000"));
-    }
-    Ok(())
+    stream_owner("partner_id", state.partner_id.as_ref(), partner_id)
 }
 
 fn same_currency(expected: Currency, got: Currency) -> Result<(), DomainError> {
@@ -678,10 +663,6 @@ fn optional_text(field: &'static str, value: &Option<String>, max: usize) -> Res
         validate_text(field, v, max)?;
     }
     Ok(())
-}
-
-fn invalid(field: &'static str, reason: String) -> DomainError {
-    DomainError::Invalid(CoreError::InvalidField { field, reason })
 }
 
 fn invalid_state(message: String) -> DomainError {
@@ -961,16 +942,6 @@ mod tests {
             let mut extra = example.payload.clone();
             extra["unexpected"] = serde_json::json!(1);
             assert!(!validator.is_valid(&extra), "{} is closed", example.event_type);
-        }
-    }
-
-    #[test]
-    fn external_amounts_are_positive_with_two_places_at_most() {
-        let m = |s: &str| Money::new(Decimal::from_str_exact(s).unwrap(), Currency::CNY);
-        assert!(external_amount(&m("0.01")).is_ok());
-        assert!(external_amount(&m("1.10")).is_ok());
-        for bad in ["0", "-1.00", "0.001", "1000000000000.01"] {
-            assert_eq!(external_amount(&m(bad)).unwrap_err().code(), "INVALID_AMOUNT", "{bad}");
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The incentive month lifecycle (DOMAIN.md §2), per partner × month × currency:
+//! The incentive month lifecycle (docs/DOMAIN.md §2), per partner × month × currency:
 //!
 //! `accruing` → close (operator, only at/after the cut-off; total 0 → `closed_empty`) →
 //! `open` → apply (partner, certification gate) → `under_review` → review pass → `passed`,
@@ -14,7 +14,7 @@ use super::{
     check_partner, external_amount, invalid, invalid_state, optional_text, same_currency, stream_partner, Adjustment,
     IncentiveEvent, IncentiveMonth, IncentivesState, MonthStatus, ReviewDecision, MAX_COMMENT_CHARS,
 };
-use crate::partner::non_blank;
+use crate::guard::non_blank;
 use crate::policy::cut_off;
 use crate::DomainError;
 
@@ -115,9 +115,8 @@ pub(super) fn finalize(
     let adjustment = if final_amount == accrued {
         None
     } else {
-        let reason = reason.ok_or_else(|| {
-            invalid("reason", "a reason is required when the final amount differs from the accrued".into())
-        })?;
+        let reason = reason
+            .ok_or_else(|| invalid("reason", "a reason is required when the final amount differs from the accrued"))?;
         non_blank("reason", &reason, MAX_COMMENT_CHARS)?;
         Some(Adjustment { amount: Money::new(final_amount.amount - accrued.amount, currency), reason })
     };

@@ -1,4 +1,4 @@
-//! Opportunity incentives (机会点, DOMAIN.md §2, seed).
+//! Opportunity incentives (机会点, docs/DOMAIN.md §2, seed).
 //!
 //! The vendor shares an opportunity (offering, core tag, maybe a delivery end date) and may
 //! later mark it delivered with its delivery end date; the partner accepts it, then applies

@@ -1,6 +1,6 @@
-//! Quarterly payment application (季度付款申请, DOMAIN.md §5).
+//! Quarterly payment application (季度付款申请, docs/DOMAIN.md §5).
 //!
-//! [`eligibility`] evaluates the seven blockers in DOMAIN.md's order, each with the months
+//! [`eligibility`] evaluates the seven blockers in docs/DOMAIN.md's order, each with the months
 //! it concerns; a request is refused with all of them (`PaymentBlocked`, first one first)
 //! unless none holds. An eligible request records the included (finalized) months with
 //! their amounts, the opportunities finalized within the quarter, and the excluded `open`
@@ -20,7 +20,7 @@ use super::{
     IncludedOpportunity, InvoiceLine, InvoiceList, MonthStatus, OpportunityStatus, PaymentMethod, PaymentStatus,
     QuarterlyPayment, MAX_ADDRESS_CHARS, MAX_COMMENT_CHARS, MAX_MAILBOX_CHARS,
 };
-use crate::partner::non_blank;
+use crate::guard::non_blank;
 use crate::{Blocker, DomainError};
 
 pub const CERTIFICATION_INCOMPLETE: &str = "CERTIFICATION_INCOMPLETE";
@@ -35,7 +35,7 @@ pub const NOT_FINALIZED: &str = "NOT_FINALIZED";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Eligibility {
     pub eligible: bool,
-    /// Every blocker that holds, in DOMAIN.md's order.
+    /// Every blocker that holds, in docs/DOMAIN.md's order.
     pub blockers: Vec<Blocker>,
     /// Sum of the included months' final amounts and the included opportunities.
     pub payable: Money,
@@ -45,7 +45,7 @@ pub struct Eligibility {
     pub included_opportunities: Vec<IncludedOpportunity>,
 }
 
-/// DOMAIN.md §5 for this partner, `quarter` and `currency`, evaluated at `at`;
+/// docs/DOMAIN.md §5 for this partner, `quarter` and `currency`, evaluated at `at`;
 /// `certification` is the outcome of `partner::certification_gate` (any refusal of the gate,
 /// an unknown partner included, is reported as `CERTIFICATION_INCOMPLETE`).
 pub fn eligibility(
@@ -220,7 +220,7 @@ pub(super) fn issue_invoice_list(
     non_blank("mailing_address", &mailing_address, MAX_ADDRESS_CHARS)?;
     non_blank("mailbox", &mailbox, MAX_MAILBOX_CHARS)?;
     if !mailbox.contains('@') {
-        return Err(invalid("mailbox", "must be an e-mail address".into()));
+        return Err(invalid("mailbox", "must be an e-mail address"));
     }
     let p = in_status(state, &payment_id, PaymentStatus::Approved, "issue the invoice list of")?;
     let month_lines = p.included_months.iter().map(|m| InvoiceLine {

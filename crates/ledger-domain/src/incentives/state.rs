@@ -234,7 +234,7 @@ impl IncentiveMonth {
         }
     }
 
-    /// API.md's incentive month (without `position`, which is the reader's).
+    /// docs/API.md's incentive month (without `position`, which is the reader's).
     pub fn view(&self, partner_id: &str) -> MonthView {
         MonthView {
             partner_id: partner_id.to_string(),
@@ -419,7 +419,7 @@ impl QuarterlyPayment {
         }
     }
 
-    /// API.md's quarterly payment (without `position`, which is the reader's).
+    /// docs/API.md's quarterly payment (without `position`, which is the reader's).
     pub fn view(&self, partner_id: &str) -> PaymentView {
         PaymentView {
             payment_id: self.payment_id.clone(),
@@ -461,7 +461,7 @@ pub struct IncentivesState {
     pub payments: BTreeMap<String, QuarterlyPayment>,
 }
 
-/// API.md's incentive month.
+/// docs/API.md's incentive month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MonthView {
     pub partner_id: String,
@@ -477,7 +477,7 @@ pub struct MonthView {
     pub payment_id: Option<String>,
 }
 
-/// API.md's rollover line.
+/// docs/API.md's rollover line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RolloverLine {
     pub record_id: String,
@@ -535,7 +535,7 @@ impl RolloverReport {
     }
 }
 
-/// API.md's quarterly payment.
+/// docs/API.md's quarterly payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentView {
     pub payment_id: String,

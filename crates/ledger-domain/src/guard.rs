@@ -1,0 +1,84 @@
+//! The checks every aggregate makes on a command, written once: an amount from outside,
+//! the stream's owner, and the shape of an `INVALID_FIELD` error.
+
+use ledger_core::ids::validate_text;
+use ledger_core::money::{MAX_AMOUNT, MONEY_SCALE};
+use ledger_core::{CoreError, Money};
+use rust_decimal::Decimal;
+
+use crate::DomainError;
+
+/// `INVALID_FIELD` for `field`, with the reason a caller can act on.
+pub fn invalid(field: &'static str, reason: impl Into<String>) -> DomainError {
+    DomainError::Invalid(CoreError::InvalidField { field, reason: reason.into() })
+}
+
+/// Free text that must say something: not empty or only spaces, bounded, no control chars.
+pub fn non_blank(field: &'static str, value: &str, max: usize) -> Result<(), CoreError> {
+    validate_text(field, value, max)?;
+    if value.trim().is_empty() {
+        return Err(CoreError::InvalidField { field, reason: "must not be empty".into() });
+    }
+    Ok(())
+}
+
+/// An amount from outside (docs/DOMAIN.md, Conventions): > 0, at most 2 decimal places, at
+/// most [`MAX_AMOUNT`]; `INVALID_AMOUNT` otherwise. Commands carry parsed money, but the
+/// rule still holds for every caller, not only the HTTP one.
+pub fn external_amount(m: &Money) -> Result<(), DomainError> {
+    let bad = |reason| DomainError::Invalid(CoreError::InvalidAmount { value: m.amount.to_string(), reason });
+    if m.amount <= Decimal::ZERO {
+        return Err(bad("must be greater than zero"));
+    }
+    if m.amount.normalize().scale() > MONEY_SCALE {
+        return Err(bad("at most 2 decimal places"));
+    }
+    if m.amount > MAX_AMOUNT {
+        return Err(bad("must be at most 1000000000000"));
+    }
+    Ok(())
+}
+
+/// A stream belongs to the one owner its first event named (`partner_id`,
+/// `distributor_id`, `customer_id`: `field`); a command naming another is the caller's
+/// mistake (the application picks the stream by that very id, so it cannot happen
+/// through it).
+pub fn stream_owner(field: &'static str, owner: Option<&String>, named: &str) -> Result<(), DomainError> {
+    match owner {
+        Some(owner) if owner != named => Err(invalid(field, format!("this stream belongs to {field} {owner}"))),
+        _ => Ok(()),
+    }
+}
+
+/// [`stream_owner`] refused as `INVALID_STATE` (HTTP 409), as the funds, coupon and
+/// customer streams have always answered it (their tests pin the code), where incentives,
+/// rebate and lab points answer `INVALID_FIELD`.
+pub fn stream_owner_state(field: &'static str, owner: Option<&String>, named: &str) -> Result<(), DomainError> {
+    stream_owner(field, owner, named).map_err(|e| DomainError::InvalidState(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::Currency;
+
+    #[test]
+    fn external_amounts_are_positive_with_two_places_at_most() {
+        let m = |s: &str| Money::new(Decimal::from_str_exact(s).unwrap(), Currency::CNY);
+        assert!(external_amount(&m("0.01")).is_ok());
+        assert!(external_amount(&m("1.10")).is_ok());
+        for bad in ["0", "-1.00", "0.001", "1000000000000.01"] {
+            assert_eq!(external_amount(&m(bad)).unwrap_err().code(), "INVALID_AMOUNT", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_stream_refuses_a_command_for_another_owner() {
+        let owner = "P1".to_string();
+        assert!(stream_owner("partner_id", None, "P2").is_ok());
+        assert!(stream_owner("partner_id", Some(&owner), "P1").is_ok());
+        assert_eq!(stream_owner("partner_id", Some(&owner), "P2").unwrap_err().code(), "INVALID_FIELD");
+        assert_eq!(stream_owner_state("partner_id", Some(&owner), "P2").unwrap_err().code(), "INVALID_STATE");
+        assert!(stream_owner_state("partner_id", Some(&owner), "P1").is_ok());
+    }
+}
