@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::flows::*;
-use support::sdk::Sdk;
+use support::sdk::{numbers, Sdk};
 use support::{Server, ADMIN_TOKEN};
 
 /// D1 (distributor) with its reseller R1, D2 with its reseller R2. Customers: C1 resale and
@@ -39,13 +39,18 @@ fn ok(answer: (u16, Value)) -> Value {
     body
 }
 
-/// The amount of the balance of `account_id` as the JSON number's own text.
-fn balance_text(answer: &Value, account_id: &str) -> String {
-    let b = answer["account_balances"].as_array().unwrap().iter().find(|b| b["account_id"] == account_id);
-    let b = b.unwrap_or_else(|| panic!("{account_id} in {answer}"));
+/// The balance of `account_id` (ListPartnerBalances, optionally for a reseller) as the
+/// digits of the JSON number the server wrote.
+fn balance_text(sdk: &Sdk, query: &[(&str, &str)], account_id: &str) -> String {
+    let (status, text) = sdk.get_text("/v2/accounts/partner-accounts/balances", query);
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let balances = answer["account_balances"].as_array().unwrap();
+    let at = balances.iter().position(|b| b["account_id"] == account_id);
+    let b = &balances[at.unwrap_or_else(|| panic!("{account_id} in {answer}"))];
     assert!(b["amount"].is_number(), "{b}");
     assert_eq!((b["measure_id"].as_u64(), b["account_type"].as_u64()), (Some(1), Some(1)), "{b}");
-    b["amount"].to_string()
+    numbers(&text, "amount")[at.unwrap()].clone()
 }
 
 #[test]
@@ -69,10 +74,8 @@ fn allocations_reclaims_balances_and_adjustment_records_through_the_sdk() {
         r#"{"customer_id": "C2", "amount": 50.00, "indirect_partner_id": "R1"}"#,
     ));
     // 1000 - 300 - 12.30, exactly: never through a float.
-    let balances = ok(d1.get("/v2/accounts/partner-accounts/balances", &[]));
-    assert_eq!(balance_text(&balances, "partner:D1:fund_pool"), "687.70");
-    let r1 = ok(d1.get("/v2/accounts/partner-accounts/balances", &[("indirect_partner_id", "R1")]));
-    assert_eq!(balance_text(&r1, "partner:R1:fund_received"), "250.00");
+    assert_eq!(balance_text(&d1, &[], "partner:D1:fund_pool"), "687.70");
+    assert_eq!(balance_text(&d1, &[("indirect_partner_id", "R1")], "partner:R1:fund_received"), "250.00");
 
     // Refusals: each with its code and a 4xx, nothing stored.
     let before = s.events_total();
@@ -158,10 +161,8 @@ fn allocations_reclaims_balances_and_adjustment_records_through_the_sdk() {
         "/v2/accounts/partner-accounts/reclaim",
         r#"{"customer_id": "C2", "amount": 20, "indirect_partner_id": "R1"}"#,
     ));
-    let balances = ok(d1.get("/v2/accounts/partner-accounts/balances", &[]));
-    assert_eq!(balance_text(&balances, "partner:D1:fund_pool"), "703.00");
-    let r1 = ok(d1.get("/v2/accounts/partner-accounts/balances", &[("indirect_partner_id", "R1")]));
-    assert_eq!(balance_text(&r1, "partner:R1:fund_received"), "260.00");
+    assert_eq!(balance_text(&d1, &[], "partner:D1:fund_pool"), "703.00");
+    assert_eq!(balance_text(&d1, &[("indirect_partner_id", "R1")], "partner:R1:fund_received"), "260.00");
 
     // ListPartnerAdjustRecords: D1's own records, newest first, in the vendor's shape.
     let path = "/v3/accounts/partner-accounts/adjust-records";
@@ -251,7 +252,11 @@ fn coupons_and_quotas_through_the_sdk() {
         (q["quota_id"].as_str(), q["quota_type"].as_u64(), q["quota_status"].as_u64()),
         (Some(quota_id.as_str()), Some(0), Some(0))
     );
-    assert_eq!(q["balance"].to_string(), "1000.00");
+    let (_, text) = d1.post_text("/v2/partners/coupon-quotas/query", "{}");
+    assert_eq!(
+        (numbers(&text, "quota_value"), numbers(&text, "balance")),
+        (vec!["1000.00".into()], vec!["1000.00".into()])
+    );
     assert_eq!(ok(d1.post("/v2/partners/coupon-quotas/query", r#"{"quota_type": 1}"#))["total_count"], 0);
     assert_eq!(ok(d1.post("/v2/partners/coupon-quotas/query", r#"{"quota_ids": ["CQ-nope"]}"#))["total_count"], 0);
     let r1_quotas = ok(d1.post("/v2/partners/coupon-quotas/query", r#"{"indirect_partner_id": "R1"}"#));
@@ -274,8 +279,8 @@ fn coupons_and_quotas_through_the_sdk() {
         .map(|e| (e["id"].as_str().unwrap(), e["error_code"].as_str().unwrap()))
         .collect();
     assert_eq!(errors, [("CR", "NOT_RESALE_CUSTOMER"), ("C3", "NOT_YOUR_CUSTOMER")]);
-    let quotas = ok(d1.post("/v2/partners/coupon-quotas/query", "{}"));
-    assert_eq!(quotas["quotas"][0]["balance"].to_string(), "994.50", "1000 - 5.5, exactly");
+    let (_, text) = d1.post_text("/v2/partners/coupon-quotas/query", r#"{"limit": 10}"#);
+    assert_eq!(numbers(&text, "balance"), ["994.50"], "1000 - 5.5, exactly");
     let unknown_quota =
         r#"{"quota_id": "CQ-nope", "customer_ids": ["C1"], "face_value": 1, "expire_time": "2099-01-01T00:00:00Z"}"#;
     refused(d1.post("/v2/promotions/benefits/partner-coupons", unknown_quota), 404, "NOT_FOUND");
@@ -300,7 +305,8 @@ fn coupons_and_quotas_through_the_sdk() {
         (c["coupon_id"].as_str(), c["status"].as_u64(), c["coupon_type"].as_u64()),
         (Some(coupon.as_str()), Some(2), Some(1))
     );
-    assert_eq!((c["face_value"].to_string(), c["balance"].to_string()), ("5.5".to_string(), "5.5".to_string()));
+    let (_, text) = d1.get_text(path, &[("limit", "10")]);
+    assert_eq!((numbers(&text, "face_value"), numbers(&text, "balance")), (vec!["5.50".into()], vec!["5.50".into()]));
     assert_eq!(c["expire_time"], "2099-01-01T00:00:00Z");
     assert_eq!(ok(d1.get(path, &[("status", "5")]))["total_count"], 0);
     assert_eq!(ok(d1.get(path, &[("customer_id", "C2")]))["total_count"], 0);

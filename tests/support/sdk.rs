@@ -27,7 +27,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{read, Server, ADMIN_TOKEN};
+use super::{Server, ADMIN_TOKEN};
 
 pub const USER_AGENT: &str = "huaweicloud-usdk-python/3.0; os/Linux impl/CPython; app/ledger-e2e";
 
@@ -77,17 +77,22 @@ impl<'a> Sdk<'a> {
 
     /// GET with query parameters (sent in the SDK's order: sorted, encoded).
     pub fn get(&self, path: &str, query: &[(&str, &str)]) -> (u16, Value) {
-        self.send("GET", path, query, None, &[])
+        parsed(self.send("GET", path, query, None, &[]))
     }
 
     /// POST with a body written as the SDK writes it.
     pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        self.send("POST", path, &[], Some(body), &[])
+        parsed(self.send("POST", path, &[], Some(body), &[]))
     }
 
-    /// POST with extra headers (e.g. `X-Request-Id`, which the SDK lets a caller add).
-    pub fn post_with(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-        self.send("POST", path, &[], Some(body), headers)
+    /// GET answering the body's text as sent (to read a JSON number's own digits).
+    pub fn get_text(&self, path: &str, query: &[(&str, &str)]) -> (u16, String) {
+        self.send("GET", path, query, None, &[])
+    }
+
+    /// POST answering the body's text as sent.
+    pub fn post_text(&self, path: &str, body: &str) -> (u16, String) {
+        self.send("POST", path, &[], Some(body), &[])
     }
 
     fn send(
@@ -97,7 +102,7 @@ impl<'a> Sdk<'a> {
         query: &[(&str, &str)],
         body: Option<&str>,
         extra: &[(&str, &str)],
-    ) -> (u16, Value) {
+    ) -> (u16, String) {
         let mut params: Vec<(String, String)> = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         params.sort();
         let query = params.iter().map(|(k, v)| format!("{}={}", quote(k), quote(v))).collect::<Vec<_>>().join("&");
@@ -144,9 +149,32 @@ impl<'a> Sdk<'a> {
         for (k, v) in extra {
             req = req.set(k, v);
         }
-        match body {
-            Some(b) => read(req.send_bytes(b.as_bytes())),
-            None => read(req.call()),
-        }
+        let resp = match body {
+            Some(b) => req.send_bytes(b.as_bytes()),
+            None => req.call(),
+        };
+        let resp = match resp {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        (resp.status(), resp.into_string().unwrap())
     }
+}
+
+fn parsed((status, text): (u16, String)) -> (u16, Value) {
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// The digits of every JSON number written for `field` in a compact JSON text, in order:
+/// what the SDK's `json.loads(..., parse_float=Decimal)` reads, before any float.
+pub fn numbers(text: &str, field: &str) -> Vec<String> {
+    let key = format!("\"{field}\":");
+    text.match_indices(&key)
+        .filter_map(|(at, _)| {
+            let rest = &text[at + key.len()..];
+            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-').collect();
+            (!digits.is_empty()).then_some(digits)
+        })
+        .collect()
 }

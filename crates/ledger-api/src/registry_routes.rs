@@ -286,6 +286,7 @@ pub async fn publish_policy(
 pub struct PolicyQuery {
     month: String,
     currency: Option<String>,
+    min_position: Option<u64>,
 }
 
 /// `GET /v1/policies?month=`: the policy in force for a month (the version effective at
@@ -298,6 +299,7 @@ pub async fn policy_in_force(
 ) -> Result<Json<Value>, ApiError> {
     let month: Month = q.month.parse()?;
     let currency: Currency = q.currency.as_deref().unwrap_or("CNY").parse()?;
+    crate::http::wait_for_position(&state, q.min_position).await?;
     let book = state.ledger.policies(currency).await?;
     let policy = book.policy_for(month).ok_or_else(|| ApiError::not_found("policy in force for that month"))?;
     let rates: Vec<Value> =
