@@ -1,0 +1,165 @@
+//! Coupon quota, cash coupons, their use and batch reclaim (docs/API.md; the domain's
+//! `coupons` aggregate). `GET /v1/coupons` and `/v1/coupons/{id}` come from the `coupons`
+//! read model (the status at the time of the read, by the domain's `Coupon::view`) and
+//! wait for `?min_position=`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ledger_core::{Currency, Money, Role};
+use ledger_domain::coupons::coupon_view;
+use ledger_projections::coupons;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::audit_routes::check_limit;
+use crate::error::ApiError;
+use crate::funds_routes::MoneyBody;
+use crate::http::{wait_for_position, written, Caller, JsonBody, Query, Written};
+use crate::incentive_routes::ReadQuery;
+use crate::scope::{owner_of, IdKind};
+use crate::AppState;
+
+/// `POST /v1/partners/{id}/coupon-quota`.
+pub async fn grant_coupon_quota(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(partner): Path<String>,
+    body: JsonBody<MoneyBody>,
+) -> Written {
+    caller.require(&[Role::Admin])?;
+    let amount = Money::parse_positive(&body.value.amount, &body.value.currency)?;
+    let ctx = state.context(&caller, &body.raw);
+    let outcome = state.ledger.grant_coupon_quota(&ctx, &partner, amount).await?;
+    let quota = state.ledger.coupons(&partner).await?.quota(amount.currency);
+    Ok(written(&outcome, json!({"partner_id": partner, "granted": amount, "quota": quota})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueCoupon {
+    coupon_id: String,
+    customer_id: String,
+    amount: String,
+    currency: String,
+    expires_at: DateTime<Utc>,
+    partner_id: Option<String>,
+}
+
+pub async fn issue_coupon(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<IssueCoupon>) -> Written {
+    caller.require(&[Role::Partner, Role::Admin])?;
+    let req = body.value;
+    let partner = caller.partner_scope(req.partner_id.as_deref())?;
+    let amount = Money::parse_positive(&req.amount, &req.currency)?;
+    let ctx = state.context(&caller, &body.raw);
+    let outcome = state
+        .ledger
+        .issue_coupon(&ctx, &partner, req.coupon_id.clone(), req.customer_id, amount, req.expires_at)
+        .await?;
+    let coupons = state.ledger.coupons(&partner).await?;
+    let view = coupon_view(&coupons, &req.coupon_id, ctx.now).ok_or_else(|| ApiError::not_found("coupon"))?;
+    Ok(written(&outcome, serde_json::to_value(view).expect("serialises")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CouponUsage {
+    usage_id: String,
+    amount: String,
+    currency: Option<String>,
+    used_at: DateTime<Utc>,
+}
+
+/// Billing reports a coupon's use (admin).
+pub async fn use_coupon(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody<CouponUsage>,
+) -> Written {
+    caller.require(&[Role::Admin])?;
+    let partner = owner_of(&state, &caller, IdKind::Coupon, &id).await?;
+    let coupons = state.ledger.coupons(&partner).await?;
+    let currency = coupons.coupons.get(&id).map_or(Currency::CNY, |c| c.amount.currency);
+    let req = body.value;
+    let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(currency.as_str()))?;
+    let ctx = state.context(&caller, &body.raw);
+    let outcome = state.ledger.use_coupon(&ctx, &partner, id.clone(), req.usage_id, amount, req.used_at).await?;
+    let view = coupon_view(&*state.ledger.coupons(&partner).await?, &id, ctx.now)
+        .ok_or_else(|| ApiError::not_found("coupon"))?;
+    Ok(written(&outcome, serde_json::to_value(view).expect("serialises")))
+}
+
+pub async fn get_coupon(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<Value>, ApiError> {
+    owner_of(&state, &caller, IdKind::Coupon, &id).await?;
+    wait_for_position(&state, q.min_position).await?;
+    let view = state
+        .reads
+        .read(move |c| coupons::view(c, &id, Utc::now()))
+        .await?
+        .ok_or_else(|| ApiError::not_found("coupon"))?;
+    Ok(Json(serde_json::to_value(view).expect("serialises")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub(crate) partner_id: Option<String>,
+    pub(crate) offset: Option<u64>,
+    pub(crate) limit: Option<u64>,
+    pub(crate) min_position: Option<u64>,
+}
+
+pub async fn list_coupons(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    let limit = check_limit(&caller, q.limit)? as usize;
+    wait_for_position(&state, q.min_position).await?;
+    let offset = q.offset.unwrap_or(0) as usize;
+    let (items, total) = state.reads.read(move |c| coupons::page(c, &partner, Utc::now(), offset, limit)).await?;
+    Ok(Json(json!({"items": items, "total": total})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReclaimBatch {
+    coupon_ids: Vec<String>,
+    partner_id: Option<String>,
+}
+
+/// `POST /v2/promotions/benefits/partner-coupons/reclaim`: item by item.
+pub async fn reclaim_coupons(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody<ReclaimBatch>,
+) -> Written {
+    caller.require(&[Role::Partner, Role::Admin])?;
+    let req = body.value;
+    let partner = caller.partner_scope(req.partner_id.as_deref())?;
+    let max = ledger_domain::coupons::MAX_RECLAIM_BATCH;
+    if req.coupon_ids.is_empty() || req.coupon_ids.len() > max {
+        return Err(ApiError::invalid("coupon_ids", format!("must hold 1 to {max} coupon ids")));
+    }
+    let ctx = state.context(&caller, &body.raw);
+    let (outcomes, outcome) = state.ledger.reclaim_coupons(&ctx, &partner, req.coupon_ids).await?;
+    let results: Vec<Value> = outcomes
+        .into_iter()
+        .map(|(coupon_id, r)| match r {
+            Ok(amount) => json!({"coupon_id": coupon_id, "status": "success", "reclaimed": amount}),
+            Err(e) => {
+                json!({"coupon_id": coupon_id, "status": "failed", "error_code": e.code(), "error_msg": e.to_string()})
+            }
+        })
+        .collect();
+    Ok(written(&outcome, json!({"results": results})))
+}
