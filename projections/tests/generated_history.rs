@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use ledger_app::demo::{seed, DemoPlan};
 use ledger_app::{Executor, Ledger};
 use ledger_core::{Currency, Month, RecordedEvent};
+use ledger_demo::{seed, DemoPlan};
 use ledger_domain::coupons::coupon_view;
 use ledger_domain::incentives::{payment_of, IncentiveEvent, Incentives, IncentivesState};
 use ledger_domain::rebate::RebateEvent;

@@ -74,6 +74,9 @@ pub fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
+/// What a write route answers: its status and body, or the error.
+pub type Written = Result<(StatusCode, axum::Json<serde_json::Value>), ApiError>;
+
 /// The authenticated caller, its request id and the idempotency key of a write.
 #[derive(Debug, Clone)]
 pub struct Caller {

@@ -6,11 +6,14 @@
 
 pub mod audit_routes;
 pub mod auth;
+pub mod coupons_routes;
 pub mod error;
+pub mod funds_routes;
 pub mod http;
 pub mod incentive_routes;
+pub mod lab_points_routes;
 pub mod metrics;
-pub mod money_routes;
+pub mod rebate_routes;
 pub mod registry_routes;
 pub mod scope;
 pub mod server;

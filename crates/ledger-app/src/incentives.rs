@@ -6,7 +6,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::validate_id;
 use ledger_core::{Currency, Money, Month, Quarter};
 use ledger_domain::incentives::{
-    self, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState, LineAssociation, PaymentMethod, ReviewDecision,
+    self, AcceptOpportunity, ApplyForMonth, ApplyForOpportunity, ApprovePayment, CloseMonth, ConfirmInvoiceReceived,
+    FinalizeMonth, FinalizeOpportunity, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState,
+    IssueInvoiceList, LineAssociation, MarkOpportunityDelivered, PayQuarterlyPayment, PaymentMethod, RecordConsumption,
+    RefundConsumption, RejectPayment, RequestQuarterlyPayment, ReviewDecision, ReviewMonth, ReviewOpportunity,
+    ShareOpportunity,
 };
 use ledger_domain::partner::certification_gate;
 use ledger_domain::{Decider, DomainError};
@@ -80,7 +84,7 @@ impl Ledger {
         };
         let line_ctx = CommandContext { idempotency: Some(key), ..ctx.clone() };
         let partner_id = association.partner_id.clone();
-        let command = IncentiveCommand::RecordConsumption {
+        let command = IncentiveCommand::RecordConsumption(RecordConsumption {
             partner_id: partner_id.clone(),
             record_id: line.record_id.clone(),
             customer_id: line.customer_id.clone(),
@@ -90,7 +94,7 @@ impl Ledger {
             consumed_at: line.consumed_at,
             settled_at: line.settled_at,
             policies,
-        };
+        });
         let outcome =
             self.exec.execute::<Incentives>(&incentives::stream_id(&partner_id), command, &line_ctx).await.map_err(
                 |e| match e {
@@ -142,7 +146,8 @@ impl Ledger {
         settled_at: DateTime<Utc>,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         validate_id("refund_id", &refund_id)?;
-        let command = IncentiveCommand::RefundConsumption { refund_id, record_id, amount, settled_at };
+        let command =
+            IncentiveCommand::RefundConsumption(RefundConsumption { refund_id, record_id, amount, settled_at });
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
     }
 
@@ -163,12 +168,12 @@ impl Ledger {
         let mut outcomes = vec![];
         for currency in currencies {
             let grace = self.policies(currency).await?.settlement_grace_days(month);
-            let command = IncentiveCommand::CloseMonth {
+            let command = IncentiveCommand::CloseMonth(CloseMonth {
                 partner_id: partner_id.to_string(),
                 month,
                 currency,
                 settlement_grace_days: grace,
-            };
+            });
             outcomes.push(self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await?);
         }
         Ok(outcomes)
@@ -182,7 +187,7 @@ impl Ledger {
         currency: Currency,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         let certification = certification_gate(&self.partner(partner_id).await?);
-        let command = IncentiveCommand::ApplyForMonth { month, currency, certification };
+        let command = IncentiveCommand::ApplyForMonth(ApplyForMonth { month, currency, certification });
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
     }
 
@@ -196,7 +201,7 @@ impl Ledger {
         comment: Option<String>,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         self.partner(partner_id).await?;
-        let command = IncentiveCommand::ReviewMonth { month, currency, decision, comment };
+        let command = IncentiveCommand::ReviewMonth(ReviewMonth { month, currency, decision, comment });
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
     }
 
@@ -210,7 +215,7 @@ impl Ledger {
         reason: Option<String>,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         self.partner(partner_id).await?;
-        let command = IncentiveCommand::FinalizeMonth { month, currency, amount, reason };
+        let command = IncentiveCommand::FinalizeMonth(FinalizeMonth { month, currency, amount, reason });
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
     }
 
@@ -225,13 +230,13 @@ impl Ledger {
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         validate_id("partner_id", partner_id)?;
         self.partner(partner_id).await?;
-        let command = IncentiveCommand::ShareOpportunity {
+        let command = IncentiveCommand::ShareOpportunity(ShareOpportunity {
             partner_id: partner_id.to_string(),
             opportunity_id,
             offering,
             core_tag,
             delivery_end_date,
-        };
+        });
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
     }
 
@@ -244,18 +249,23 @@ impl Ledger {
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         let command = match step {
             OpportunityStep::Deliver { opportunity_id, delivery_end_date } => {
-                IncentiveCommand::MarkOpportunityDelivered { opportunity_id, delivery_end_date }
+                IncentiveCommand::MarkOpportunityDelivered(MarkOpportunityDelivered {
+                    opportunity_id,
+                    delivery_end_date,
+                })
             }
-            OpportunityStep::Accept { opportunity_id } => IncentiveCommand::AcceptOpportunity { opportunity_id },
-            OpportunityStep::Apply { opportunity_id } => IncentiveCommand::ApplyForOpportunity {
+            OpportunityStep::Accept { opportunity_id } => {
+                IncentiveCommand::AcceptOpportunity(AcceptOpportunity { opportunity_id })
+            }
+            OpportunityStep::Apply { opportunity_id } => IncentiveCommand::ApplyForOpportunity(ApplyForOpportunity {
                 opportunity_id,
                 certification: certification_gate(&self.partner(partner_id).await?),
-            },
+            }),
             OpportunityStep::Review { opportunity_id, decision, comment } => {
-                IncentiveCommand::ReviewOpportunity { opportunity_id, decision, comment }
+                IncentiveCommand::ReviewOpportunity(ReviewOpportunity { opportunity_id, decision, comment })
             }
             OpportunityStep::Finalize { opportunity_id, amount, reason } => {
-                IncentiveCommand::FinalizeOpportunity { opportunity_id, amount, reason }
+                IncentiveCommand::FinalizeOpportunity(FinalizeOpportunity { opportunity_id, amount, reason })
             }
         };
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
@@ -284,12 +294,12 @@ impl Ledger {
     ) -> Result<(String, Outcome<IncentiveEvent>), AppError> {
         let certification = certification_gate(&self.partner(partner_id).await?);
         let payment_id = format!("QP-{quarter}-{currency}-{}", uuid::Uuid::now_v7().simple());
-        let command = IncentiveCommand::RequestQuarterlyPayment {
+        let command = IncentiveCommand::RequestQuarterlyPayment(RequestQuarterlyPayment {
             payment_id: payment_id.clone(),
             quarter,
             currency,
             certification,
-        };
+        });
         let outcome = self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await?;
         let payment_id = self.created_id(&outcome, "payment_id").await?.unwrap_or(payment_id);
         Ok((payment_id, outcome))
@@ -306,17 +316,21 @@ impl Ledger {
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         let payment_id = payment_id.to_string();
         let command = match step {
-            PaymentStep::Approve => IncentiveCommand::ApprovePayment { payment_id },
-            PaymentStep::Reject { reason } => IncentiveCommand::RejectPayment { payment_id, reason },
-            PaymentStep::IssueInvoiceList => IncentiveCommand::IssueInvoiceList {
+            PaymentStep::Approve => IncentiveCommand::ApprovePayment(ApprovePayment { payment_id }),
+            PaymentStep::Reject { reason } => IncentiveCommand::RejectPayment(RejectPayment { payment_id, reason }),
+            PaymentStep::IssueInvoiceList => IncentiveCommand::IssueInvoiceList(IssueInvoiceList {
                 payment_id,
                 mailing_address: std::env::var("LEDGER_INVOICE_ADDRESS")
                     .unwrap_or_else(|_| DEFAULT_INVOICE_ADDRESS.to_string()),
                 mailbox: std::env::var("LEDGER_INVOICE_MAILBOX")
                     .unwrap_or_else(|_| DEFAULT_INVOICE_MAILBOX.to_string()),
-            },
-            PaymentStep::InvoiceReceived => IncentiveCommand::ConfirmInvoiceReceived { payment_id },
-            PaymentStep::Pay { method } => IncentiveCommand::PayQuarterlyPayment { payment_id, method },
+            }),
+            PaymentStep::InvoiceReceived => {
+                IncentiveCommand::ConfirmInvoiceReceived(ConfirmInvoiceReceived { payment_id })
+            }
+            PaymentStep::Pay { method } => {
+                IncentiveCommand::PayQuarterlyPayment(PayQuarterlyPayment { payment_id, method })
+            }
         };
         let stream = incentives::stream_id(partner_id);
         let mut outcome = self.exec.execute::<Incentives>(&stream, command, ctx).await?;

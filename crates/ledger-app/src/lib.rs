@@ -17,10 +17,11 @@ use std::sync::Arc;
 use ledger_core::workdays::WorkingCalendar;
 
 pub mod billing;
-pub mod demo;
+pub mod coupons;
 pub mod executor;
 pub mod funds;
 pub mod incentives;
+pub mod lab_points;
 pub mod rebate;
 pub mod registry;
 

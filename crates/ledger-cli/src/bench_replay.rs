@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use chrono::Utc;
-use ledger_app::demo::{seed, DemoPlan};
 use ledger_app::{Executor, Ledger};
 use ledger_core::{CommandMeta, NewEvent};
+use ledger_demo::{seed, DemoPlan};
 use ledger_store::memory::MemoryStore;
 use ledger_store::sqlite::SqliteStore;
 use ledger_store::{AppendRequest, EventStore, ExpectedVersion};

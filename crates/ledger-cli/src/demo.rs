@@ -1,11 +1,11 @@
 //! `ledger demo seed`: a realistic generated history in the embedded store, through the
-//! same use cases as the HTTP API (see `ledger_app::demo`).
+//! same use cases as the HTTP API (see `ledger_demo`).
 
 use std::sync::Arc;
 
 use anyhow::Result;
-use ledger_app::demo::{self, DemoPlan, DemoSummary};
 use ledger_app::{Executor, Ledger};
+use ledger_demo::{self as demo, DemoPlan, DemoSummary};
 use ledger_store::sqlite::SqliteStore;
 use ledger_store::EventStore;
 

@@ -70,7 +70,7 @@ pub fn run(mut args: Args) -> Result<()> {
         let dyn_store: Arc<dyn EventStore> = store.clone();
         if args.demo && *dyn_store.head().borrow() == 0 {
             eprintln!("seeding a sample history into {} ...", args.data.dir.display());
-            let plan = ledger_app::demo::DemoPlan::new(20, 6, chrono::Utc::now());
+            let plan = ledger_demo::DemoPlan::new(20, 6, chrono::Utc::now());
             crate::demo::seed_with_progress(&dyn_store, &plan).await?;
         }
         let mut runner = Runner::open(&args.data.dir, ledger_projections::all())?;

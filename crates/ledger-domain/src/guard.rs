@@ -22,6 +22,15 @@ pub fn non_blank(field: &'static str, value: &str, max: usize) -> Result<(), Cor
     Ok(())
 }
 
+/// Optional free text (a comment, a reason): when present, bounded and without control
+/// characters.
+pub fn optional_text(field: &'static str, value: &Option<String>, max: usize) -> Result<(), DomainError> {
+    if let Some(v) = value {
+        validate_text(field, v, max)?;
+    }
+    Ok(())
+}
+
 /// An amount from outside (docs/DOMAIN.md, Conventions): > 0, at most 2 decimal places, at
 /// most [`MAX_AMOUNT`]; `INVALID_AMOUNT` otherwise. Commands carry parsed money, but the
 /// rule still holds for every caller, not only the HTTP one.

@@ -1,7 +1,7 @@
 //! docs/DOMAIN.md §3: credits, allocation and reclaim with their limits, and drawdown.
 
 use chrono::{DateTime, Utc};
-use ledger_core::ids::{validate_id, validate_text};
+use ledger_core::ids::validate_id;
 use ledger_core::Money;
 use rust_decimal::Decimal;
 
@@ -11,7 +11,7 @@ use super::{
     AdjustmentKind, AdjustmentRecord, Counterparty, CounterpartyType, Draw, FundsEvent, FundsState, MAX_ACTOR_CHARS,
     MAX_REMARK_CHARS,
 };
-use crate::guard::{external_amount, invalid, stream_owner_state};
+use crate::guard::{external_amount, invalid, non_blank, optional_text, stream_owner_state};
 use crate::DomainError;
 
 pub(super) fn decide(
@@ -163,10 +163,8 @@ fn validate_adjustment(state: &FundsState, adj: &Adjustment) -> Result<(), Domai
     validate_id("operator_partner_id", &adj.operator_partner_id)?;
     validate_id("counterparty.id", &adj.counterparty.id)?;
     external_amount(&adj.amount)?;
-    if let Some(remark) = &adj.remark {
-        validate_text("remark", remark, MAX_REMARK_CHARS)?;
-    }
-    crate::guard::non_blank("actor", &adj.actor, MAX_ACTOR_CHARS)?;
+    optional_text("remark", &adj.remark, MAX_REMARK_CHARS)?;
+    non_blank("actor", &adj.actor, MAX_ACTOR_CHARS)?;
     same_distributor(state, &adj.distributor_id)?;
     if state.record_ids.contains(&adj.record_id) {
         return Err(DomainError::AlreadyExists { what: "adjustment record", id: adj.record_id.clone() });

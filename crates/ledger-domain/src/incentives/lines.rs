@@ -17,25 +17,13 @@ use ledger_core::ids::validate_id;
 use ledger_core::{Currency, Money, Month};
 use rust_decimal::Decimal;
 
+use super::command::*;
 use super::{
     check_partner, external_amount, invalid, invalid_state, same_currency, stream_partner, IncentiveEvent,
-    IncentivesState, LineAssociation, LineReason, MAX_DEFERRAL_MONTHS,
+    IncentivesState, LineReason, MAX_DEFERRAL_MONTHS,
 };
-use crate::policy::{cut_off, PolicyBook};
+use crate::policy::cut_off;
 use crate::DomainError;
-
-/// A billing line as the command brings it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewLine {
-    pub partner_id: String,
-    pub record_id: String,
-    pub customer_id: String,
-    pub association_type: LineAssociation,
-    pub product: String,
-    pub amount: Money,
-    pub consumed_at: DateTime<Utc>,
-    pub settled_at: DateTime<Utc>,
-}
 
 /// The month the rollover rule names: the consumption month when the line settled before
 /// its cut-off, else the month of `settled_at`.
@@ -64,11 +52,8 @@ fn counting_month(
     Err(invalid_state(format!("no month within {MAX_DEFERRAL_MONTHS} months after {month} accepts lines")))
 }
 
-pub(super) fn record(
-    state: &IncentivesState,
-    line: NewLine,
-    policies: &PolicyBook,
-) -> Result<Vec<IncentiveEvent>, DomainError> {
+pub(super) fn record(state: &IncentivesState, line: &RecordConsumption) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let policies = &line.policies;
     check_partner(state, &line.partner_id)?;
     validate_id("record_id", &line.record_id)?;
     validate_id("customer_id", &line.customer_id)?;
@@ -83,10 +68,10 @@ pub(super) fn record(
         }
     }
     if let Some(existing) = state.lines.get(&line.record_id) {
-        return if same_content(existing, &line) {
+        return if same_content(existing, line) {
             Ok(vec![])
         } else {
-            Err(DomainError::DuplicateRecordConflict { record_id: line.record_id })
+            Err(DomainError::DuplicateRecordConflict { record_id: line.record_id.clone() })
         };
     }
 
@@ -98,11 +83,11 @@ pub(super) fn record(
     let rate = policies.policy_for(incentive_month).and_then(|p| p.rate(&line.product));
     let incentive = rate.map_or(Decimal::ZERO, |r| line.amount.amount * r.value());
     Ok(vec![IncentiveEvent::ConsumptionRecorded {
-        partner_id: line.partner_id,
-        record_id: line.record_id,
-        customer_id: line.customer_id,
+        partner_id: line.partner_id.clone(),
+        record_id: line.record_id.clone(),
+        customer_id: line.customer_id.clone(),
         association_type: line.association_type,
-        product: line.product,
+        product: line.product.clone(),
         amount: line.amount,
         consumed_at: line.consumed_at,
         settled_at: line.settled_at,
@@ -117,7 +102,7 @@ pub(super) fn record(
 
 /// The content a repeated record must match: what billing sent (the association is
 /// resolved here, not sent).
-fn same_content(existing: &super::ConsumptionLine, line: &NewLine) -> bool {
+fn same_content(existing: &super::ConsumptionLine, line: &RecordConsumption) -> bool {
     existing.customer_id == line.customer_id
         && existing.product == line.product
         && existing.amount == line.amount
@@ -125,13 +110,8 @@ fn same_content(existing: &super::ConsumptionLine, line: &NewLine) -> bool {
         && existing.settled_at == line.settled_at
 }
 
-pub(super) fn refund(
-    state: &IncentivesState,
-    refund_id: String,
-    record_id: String,
-    amount: Money,
-    settled_at: DateTime<Utc>,
-) -> Result<Vec<IncentiveEvent>, DomainError> {
+pub(super) fn refund(state: &IncentivesState, c: &RefundConsumption) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let RefundConsumption { refund_id, record_id, amount, settled_at } = c.clone();
     validate_id("refund_id", &refund_id)?;
     validate_id("record_id", &record_id)?;
     external_amount(&amount)?;
@@ -181,6 +161,7 @@ pub(super) fn refund(
 mod tests {
     use super::rollover_month;
     use crate::decider::harness::given;
+    use crate::incentives::command::*;
     use crate::incentives::testkit::*;
     use crate::incentives::{IncentiveCommand, Incentives, MonthStatus};
     use crate::incentives::{IncentiveEvent, LineReason};
@@ -255,13 +236,13 @@ mod tests {
             .when(record("R1", "1.00", "ecs", "2026-07-10T02:00:00Z", "2026-07-09T02:00:00Z"))
             .then_error("INVALID_FIELD");
         let mut usd = line("R1", "1.00");
-        if let IncentiveCommand::RecordConsumption { amount, .. } = &mut usd {
+        if let IncentiveCommand::RecordConsumption(RecordConsumption { amount, .. }) = &mut usd {
             amount.currency = Currency::USD;
         }
         given::<Incentives>([]).when(usd).then_error("INVALID_FIELD");
         let history = scenario().at("2026-07-20T00:00:00Z", line("R1", "1.00")).events;
         let mut other_partner = line("R2", "1.00");
-        if let IncentiveCommand::RecordConsumption { partner_id, .. } = &mut other_partner {
+        if let IncentiveCommand::RecordConsumption(RecordConsumption { partner_id, .. }) = &mut other_partner {
             *partner_id = "P2".into();
         }
         given::<Incentives>(history).when(other_partner).then_error("INVALID_FIELD");
@@ -420,7 +401,7 @@ mod tests {
             .when(refund_cmd("F1", "R1", "1.00", "2026-07-01T00:00:00Z"))
             .then_error("INVALID_FIELD");
         let mut usd = refund_cmd("F1", "R1", "1.00", "2026-07-21T00:00:00Z");
-        if let IncentiveCommand::RefundConsumption { amount, .. } = &mut usd {
+        if let IncentiveCommand::RefundConsumption(RefundConsumption { amount, .. }) = &mut usd {
             amount.currency = Currency::USD;
         }
         given::<Incentives>(s.events).when(usd).then_error("CURRENCY_MISMATCH");

@@ -10,9 +10,10 @@
 use chrono::{DateTime, Utc};
 use ledger_core::{Currency, Money, Month};
 
+use super::command::*;
 use super::{
     check_partner, external_amount, invalid, invalid_state, optional_text, same_currency, stream_partner, Adjustment,
-    IncentiveEvent, IncentiveMonth, IncentivesState, MonthStatus, ReviewDecision, MAX_COMMENT_CHARS,
+    IncentiveEvent, IncentiveMonth, IncentivesState, MonthStatus, MAX_COMMENT_CHARS,
 };
 use crate::guard::non_blank;
 use crate::policy::cut_off;
@@ -37,12 +38,10 @@ fn expect_status(m: &IncentiveMonth, expected: MonthStatus, action: &str) -> Res
 
 pub(super) fn close(
     state: &IncentivesState,
-    partner_id: String,
-    month: Month,
-    currency: Currency,
-    settlement_grace_days: u32,
+    c: &CloseMonth,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let CloseMonth { partner_id, month, currency, settlement_grace_days } = c.clone();
     check_partner(state, &partner_id)?;
     let status = state.month_status(month, currency);
     if status != MonthStatus::Accruing {
@@ -59,11 +58,10 @@ pub(super) fn close(
 
 pub(super) fn apply(
     state: &IncentivesState,
-    month: Month,
-    currency: Currency,
-    certification: Result<(), DomainError>,
+    c: &ApplyForMonth,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let ApplyForMonth { month, currency, certification } = c.clone();
     let m = existing(state, month, currency)?;
     certification?;
     expect_status(m, MonthStatus::Open, "apply for")?;
@@ -77,12 +75,10 @@ pub(super) fn apply(
 
 pub(super) fn review(
     state: &IncentivesState,
-    month: Month,
-    currency: Currency,
-    decision: ReviewDecision,
-    comment: Option<String>,
+    c: &ReviewMonth,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let ReviewMonth { month, currency, decision, comment } = c.clone();
     optional_text("comment", &comment, MAX_COMMENT_CHARS)?;
     let m = existing(state, month, currency)?;
     expect_status(m, MonthStatus::UnderReview, "review")?;
@@ -98,12 +94,10 @@ pub(super) fn review(
 
 pub(super) fn finalize(
     state: &IncentivesState,
-    month: Month,
-    currency: Currency,
-    amount: Option<Money>,
-    reason: Option<String>,
+    c: &FinalizeMonth,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let FinalizeMonth { month, currency, amount, reason } = c.clone();
     if let Some(a) = &amount {
         external_amount(a)?;
         same_currency(currency, a.currency)?;
@@ -134,6 +128,7 @@ pub(super) fn finalize(
 #[cfg(test)]
 mod tests {
     use crate::decider::harness::given;
+    use crate::incentives::command::*;
     use crate::incentives::testkit::*;
     use crate::incentives::{Adjustment, IncentiveEvent, MonthStatus, ReviewDecision, MAX_COMMENT_CHARS};
     use crate::incentives::{IncentiveCommand, Incentives};
@@ -169,7 +164,7 @@ mod tests {
     #[test]
     fn grace_days_push_the_close_later() {
         let mut cmd = close("2026-07");
-        if let IncentiveCommand::CloseMonth { settlement_grace_days, .. } = &mut cmd {
+        if let IncentiveCommand::CloseMonth(CloseMonth { settlement_grace_days, .. }) = &mut cmd {
             *settlement_grace_days = 3;
         }
         given::<Incentives>(july_with_line().events)
@@ -224,11 +219,11 @@ mod tests {
         // Seed: "两者都完成,才可以申请激励".
         let s = july_with_line().at("2026-08-01T00:00:00Z", close("2026-07"));
         given::<Incentives>(s.events)
-            .when(IncentiveCommand::ApplyForMonth {
+            .when(IncentiveCommand::ApplyForMonth(ApplyForMonth {
                 month: month("2026-07"),
                 currency: Currency::CNY,
                 certification: uncertified(),
-            })
+            }))
             .then_error("CERTIFICATION_INCOMPLETE");
     }
 
@@ -268,12 +263,12 @@ mod tests {
         let s = july_with_line().at("2026-08-01T00:00:00Z", close("2026-07"));
         given::<Incentives>(s.events.clone()).when(pass("2026-07")).then_error("INVALID_STATE");
         let s = s.at("2026-08-02T00:00:00Z", apply("2026-07"));
-        let long = IncentiveCommand::ReviewMonth {
+        let long = IncentiveCommand::ReviewMonth(ReviewMonth {
             month: month("2026-07"),
             currency: Currency::CNY,
             decision: ReviewDecision::Pass,
             comment: Some("x".repeat(MAX_COMMENT_CHARS + 1)),
-        };
+        });
         given::<Incentives>(s.events).when(long).then_error("INVALID_FIELD");
     }
 
@@ -285,12 +280,12 @@ mod tests {
     }
 
     fn finalize_with(amount: Option<&str>, reason: Option<&str>) -> IncentiveCommand {
-        IncentiveCommand::FinalizeMonth {
+        IncentiveCommand::FinalizeMonth(FinalizeMonth {
             month: month("2026-07"),
             currency: Currency::CNY,
             amount: amount.map(cny),
             reason: reason.map(str::to_string),
-        }
+        })
     }
 
     #[test]
@@ -335,12 +330,12 @@ mod tests {
         given::<Incentives>(passed_july().events)
             .when(finalize_with(Some("1.234"), Some("r")))
             .then_error("INVALID_AMOUNT");
-        let usd = IncentiveCommand::FinalizeMonth {
+        let usd = IncentiveCommand::FinalizeMonth(FinalizeMonth {
             month: month("2026-07"),
             currency: Currency::CNY,
             amount: Some(Money::new(dec("5.00"), Currency::USD)),
             reason: None,
-        };
+        });
         given::<Incentives>(passed_july().events).when(usd).then_error("CURRENCY_MISMATCH");
     }
 
@@ -369,12 +364,12 @@ mod tests {
 
     #[test]
     fn a_close_for_another_partner_is_refused() {
-        let cmd = IncentiveCommand::CloseMonth {
+        let cmd = IncentiveCommand::CloseMonth(CloseMonth {
             partner_id: "P2".into(),
             month: month("2026-07"),
             currency: Currency::CNY,
             settlement_grace_days: 0,
-        };
+        });
         given::<Incentives>(july_with_line().events)
             .at(t("2026-08-01T00:00:00Z"))
             .when(cmd)

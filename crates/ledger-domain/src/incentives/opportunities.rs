@@ -9,13 +9,14 @@
 //! application under review or passed is `OFFERING_IN_USE`. Review and finalize go as for
 //! months; the final amount is paid with the quarter of the finalization.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use ledger_core::ids::validate_id;
-use ledger_core::{business_date, Money, Quarter};
+use ledger_core::{business_date, Quarter};
 
+use super::command::*;
 use super::{
     check_partner, external_amount, invalid_state, optional_text, stream_partner, IncentiveEvent, IncentivesState,
-    Opportunity, OpportunityStatus, ReviewDecision, MAX_COMMENT_CHARS,
+    Opportunity, OpportunityStatus, MAX_COMMENT_CHARS,
 };
 use crate::DomainError;
 
@@ -43,13 +44,10 @@ fn not_applicable(o: &Opportunity, reason: String) -> DomainError {
 
 pub(super) fn share(
     state: &IncentivesState,
-    partner_id: String,
-    opportunity_id: String,
-    offering: String,
-    core_tag: bool,
-    delivery_end_date: Option<NaiveDate>,
+    c: &ShareOpportunity,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let ShareOpportunity { partner_id, opportunity_id, offering, core_tag, delivery_end_date } = c.clone();
     check_partner(state, &partner_id)?;
     validate_id("opportunity_id", &opportunity_id)?;
     validate_id("offering", &offering)?;
@@ -68,10 +66,10 @@ pub(super) fn share(
 
 pub(super) fn deliver(
     state: &IncentivesState,
-    opportunity_id: String,
-    delivery_end_date: NaiveDate,
+    c: &MarkOpportunityDelivered,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let MarkOpportunityDelivered { opportunity_id, delivery_end_date } = c.clone();
     let o = existing(state, &opportunity_id)?;
     if let Some(date) = o.delivery_end_date {
         return Err(invalid_state(format!("opportunity {opportunity_id} was already delivered on {date}")));
@@ -86,9 +84,10 @@ pub(super) fn deliver(
 
 pub(super) fn accept(
     state: &IncentivesState,
-    opportunity_id: String,
+    c: &AcceptOpportunity,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let AcceptOpportunity { opportunity_id } = c.clone();
     let o = existing(state, &opportunity_id)?;
     expect_status(o, OpportunityStatus::Shared, "accept")?;
     Ok(vec![IncentiveEvent::OpportunityAccepted {
@@ -100,10 +99,10 @@ pub(super) fn accept(
 
 pub(super) fn apply(
     state: &IncentivesState,
-    opportunity_id: String,
-    certification: Result<(), DomainError>,
+    c: &ApplyForOpportunity,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let ApplyForOpportunity { opportunity_id, certification } = c.clone();
     let o = existing(state, &opportunity_id)?;
     certification?;
     expect_status(o, OpportunityStatus::Accepted, "apply for")?;
@@ -138,11 +137,10 @@ pub(super) fn apply(
 
 pub(super) fn review(
     state: &IncentivesState,
-    opportunity_id: String,
-    decision: ReviewDecision,
-    comment: Option<String>,
+    c: &ReviewOpportunity,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let ReviewOpportunity { opportunity_id, decision, comment } = c.clone();
     optional_text("comment", &comment, MAX_COMMENT_CHARS)?;
     let o = existing(state, &opportunity_id)?;
     expect_status(o, OpportunityStatus::UnderReview, "review")?;
@@ -157,11 +155,10 @@ pub(super) fn review(
 
 pub(super) fn finalize(
     state: &IncentivesState,
-    opportunity_id: String,
-    amount: Money,
-    reason: Option<String>,
+    c: &FinalizeOpportunity,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let FinalizeOpportunity { opportunity_id, amount, reason } = c.clone();
     external_amount(&amount)?;
     optional_text("reason", &reason, MAX_COMMENT_CHARS)?;
     let o = existing(state, &opportunity_id)?;
@@ -179,6 +176,7 @@ pub(super) fn finalize(
 #[cfg(test)]
 pub(crate) mod tests {
     use crate::decider::harness::given;
+    use crate::incentives::command::*;
     use crate::incentives::testkit::*;
     use crate::incentives::{IncentiveCommand, Incentives};
     use crate::incentives::{IncentiveEvent, OpportunityStatus, ReviewDecision};
@@ -186,13 +184,13 @@ pub(crate) mod tests {
     use chrono::NaiveDate;
 
     pub fn share_cmd(id: &str, offering: &str, core_tag: bool, delivered: Option<&str>) -> IncentiveCommand {
-        IncentiveCommand::ShareOpportunity {
+        IncentiveCommand::ShareOpportunity(ShareOpportunity {
             partner_id: P.into(),
             opportunity_id: id.into(),
             offering: offering.into(),
             core_tag,
             delivery_end_date: delivered.map(date),
-        }
+        })
     }
 
     pub fn date(s: &str) -> NaiveDate {
@@ -200,19 +198,26 @@ pub(crate) mod tests {
     }
 
     pub fn accept_cmd(id: &str) -> IncentiveCommand {
-        IncentiveCommand::AcceptOpportunity { opportunity_id: id.into() }
+        IncentiveCommand::AcceptOpportunity(AcceptOpportunity { opportunity_id: id.into() })
     }
 
     pub fn apply_cmd(id: &str) -> IncentiveCommand {
-        IncentiveCommand::ApplyForOpportunity { opportunity_id: id.into(), certification: certified() }
+        IncentiveCommand::ApplyForOpportunity(ApplyForOpportunity {
+            opportunity_id: id.into(),
+            certification: certified(),
+        })
     }
 
     pub fn review_cmd(id: &str, decision: ReviewDecision) -> IncentiveCommand {
-        IncentiveCommand::ReviewOpportunity { opportunity_id: id.into(), decision, comment: None }
+        IncentiveCommand::ReviewOpportunity(ReviewOpportunity { opportunity_id: id.into(), decision, comment: None })
     }
 
     pub fn finalize_cmd(id: &str, amount: &str) -> IncentiveCommand {
-        IncentiveCommand::FinalizeOpportunity { opportunity_id: id.into(), amount: cny(amount), reason: None }
+        IncentiveCommand::FinalizeOpportunity(FinalizeOpportunity {
+            opportunity_id: id.into(),
+            amount: cny(amount),
+            reason: None,
+        })
     }
 
     /// A core-tagged opportunity delivered on 2026-08-20, accepted.
@@ -266,10 +271,10 @@ pub(crate) mod tests {
 
         let delivered = undelivered.at(
             "2026-08-20T00:00:00Z",
-            IncentiveCommand::MarkOpportunityDelivered {
+            IncentiveCommand::MarkOpportunityDelivered(MarkOpportunityDelivered {
                 opportunity_id: "O1".into(),
                 delivery_end_date: date("2026-08-20"),
-            },
+            }),
         );
         assert_eq!(delivered.state.opportunities["O1"].delivery_end_date, Some(date("2026-08-20")));
         assert!(Incentives::decide(&delivered.state, apply_cmd("O1"), t("2026-09-01T00:00:00Z")).is_ok());
@@ -301,7 +306,10 @@ pub(crate) mod tests {
         let s = accepted("O1", "OFF1");
         given::<Incentives>(s.events)
             .at(t("2026-09-01T00:00:00Z"))
-            .when(IncentiveCommand::ApplyForOpportunity { opportunity_id: "O1".into(), certification: uncertified() })
+            .when(IncentiveCommand::ApplyForOpportunity(ApplyForOpportunity {
+                opportunity_id: "O1".into(),
+                certification: uncertified(),
+            }))
             .then_error("CERTIFICATION_INCOMPLETE");
         let shared = scenario().at("2026-07-01T00:00:00Z", share_cmd("O1", "OFF1", true, Some("2026-08-20")));
         given::<Incentives>(shared.events)
@@ -375,16 +383,16 @@ pub(crate) mod tests {
             .when(review_cmd("O1", ReviewDecision::Pass))
             .then_error("INVALID_STATE");
         given::<Incentives>(accepted("O1", "OFF1").events)
-            .when(IncentiveCommand::MarkOpportunityDelivered {
+            .when(IncentiveCommand::MarkOpportunityDelivered(MarkOpportunityDelivered {
                 opportunity_id: "O1".into(),
                 delivery_end_date: date("2026-08-21"),
-            })
+            }))
             .then_error("INVALID_STATE");
         given::<Incentives>([])
-            .when(IncentiveCommand::MarkOpportunityDelivered {
+            .when(IncentiveCommand::MarkOpportunityDelivered(MarkOpportunityDelivered {
                 opportunity_id: "O1".into(),
                 delivery_end_date: date("2026-08-21"),
-            })
+            }))
             .then_error("NOT_FOUND");
     }
 }

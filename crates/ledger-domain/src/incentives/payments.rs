@@ -15,10 +15,11 @@ use ledger_core::{Currency, Money, Month, Quarter};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::command::*;
 use super::{
     invalid, invalid_state, optional_text, stream_partner, IncentiveEvent, IncentivesState, IncludedMonth,
-    IncludedOpportunity, InvoiceLine, InvoiceList, MonthStatus, OpportunityStatus, PaymentMethod, PaymentStatus,
-    QuarterlyPayment, MAX_ADDRESS_CHARS, MAX_COMMENT_CHARS, MAX_MAILBOX_CHARS,
+    IncludedOpportunity, InvoiceLine, InvoiceList, MonthStatus, OpportunityStatus, PaymentStatus, QuarterlyPayment,
+    MAX_ADDRESS_CHARS, MAX_COMMENT_CHARS, MAX_MAILBOX_CHARS,
 };
 use crate::guard::non_blank;
 use crate::{Blocker, DomainError};
@@ -128,12 +129,11 @@ pub fn eligibility(
 
 pub(super) fn request(
     state: &IncentivesState,
-    payment_id: String,
-    quarter: Quarter,
-    currency: Currency,
-    certification: &Result<(), DomainError>,
+    c: &RequestQuarterlyPayment,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let RequestQuarterlyPayment { payment_id, quarter, currency, certification } = c.clone();
+    let certification = &certification;
     validate_id("payment_id", &payment_id)?;
     if state.payments.contains_key(&payment_id) {
         return Err(DomainError::AlreadyExists { what: "quarterly payment", id: payment_id });
@@ -181,9 +181,10 @@ fn in_status<'a>(
 
 pub(super) fn approve(
     state: &IncentivesState,
-    payment_id: String,
+    c: &ApprovePayment,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let ApprovePayment { payment_id } = c.clone();
     let p = in_status(state, &payment_id, PaymentStatus::Requested, "approve")?;
     Ok(vec![IncentiveEvent::QuarterlyPaymentApproved {
         partner_id: stream_partner(state)?.to_string(),
@@ -195,10 +196,10 @@ pub(super) fn approve(
 
 pub(super) fn reject(
     state: &IncentivesState,
-    payment_id: String,
-    reason: Option<String>,
+    c: &RejectPayment,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let RejectPayment { payment_id, reason } = c.clone();
     optional_text("reason", &reason, MAX_COMMENT_CHARS)?;
     let p = in_status(state, &payment_id, PaymentStatus::Requested, "reject")?;
     Ok(vec![IncentiveEvent::QuarterlyPaymentRejected {
@@ -212,11 +213,10 @@ pub(super) fn reject(
 
 pub(super) fn issue_invoice_list(
     state: &IncentivesState,
-    payment_id: String,
-    mailing_address: String,
-    mailbox: String,
+    c: &IssueInvoiceList,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let IssueInvoiceList { payment_id, mailing_address, mailbox } = c.clone();
     non_blank("mailing_address", &mailing_address, MAX_ADDRESS_CHARS)?;
     non_blank("mailbox", &mailbox, MAX_MAILBOX_CHARS)?;
     if !mailbox.contains('@') {
@@ -251,9 +251,10 @@ pub(super) fn issue_invoice_list(
 
 pub(super) fn confirm_invoice_received(
     state: &IncentivesState,
-    payment_id: String,
+    c: &ConfirmInvoiceReceived,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let ConfirmInvoiceReceived { payment_id } = c.clone();
     let p = in_status(state, &payment_id, PaymentStatus::InvoiceListIssued, "confirm the invoice of")?;
     Ok(vec![IncentiveEvent::InvoiceReceived {
         partner_id: stream_partner(state)?.to_string(),
@@ -265,10 +266,10 @@ pub(super) fn confirm_invoice_received(
 
 pub(super) fn pay(
     state: &IncentivesState,
-    payment_id: String,
-    method: PaymentMethod,
+    c: &PayQuarterlyPayment,
     now: DateTime<Utc>,
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
+    let PayQuarterlyPayment { payment_id, method } = c.clone();
     let p = in_status(state, &payment_id, PaymentStatus::InvoiceReceived, "pay")?;
     Ok(vec![IncentiveEvent::QuarterlyPaymentPaid {
         partner_id: stream_partner(state)?.to_string(),
@@ -290,6 +291,7 @@ mod tests {
         accept_cmd, accepted, apply_cmd, finalize_cmd, review_cmd, share_cmd,
     };
     use crate::incentives::testkit::{self as kit, *};
+    use crate::incentives::PaymentMethod;
     use crate::incentives::{IncentiveCommand, Incentives, ReviewDecision};
     use crate::postings::{is_balanced, totals};
     use crate::Decider;
@@ -333,12 +335,12 @@ mod tests {
         let s = july_finalized();
         let e = eligibility(&s.state, quarter("2026Q3"), Currency::CNY, t("2026-08-10T00:00:00Z"), &uncertified());
         assert_eq!(e.blockers, vec![blocker(CERTIFICATION_INCOMPLETE, &[])]);
-        let cmd = IncentiveCommand::RequestQuarterlyPayment {
+        let cmd = IncentiveCommand::RequestQuarterlyPayment(RequestQuarterlyPayment {
             payment_id: "QP1".into(),
             quarter: quarter("2026Q3"),
             currency: Currency::CNY,
             certification: uncertified(),
-        };
+        });
         given::<Incentives>(s.events).at(t("2026-08-10T00:00:00Z")).when(cmd).then_error(CERTIFICATION_INCOMPLETE);
     }
 
@@ -474,12 +476,12 @@ mod tests {
                 blocker(NO_APPROVED_INCENTIVE, &[]),
             ]
         );
-        let cmd = IncentiveCommand::RequestQuarterlyPayment {
+        let cmd = IncentiveCommand::RequestQuarterlyPayment(RequestQuarterlyPayment {
             payment_id: "QP1".into(),
             quarter: quarter("2026Q3"),
             currency: Currency::CNY,
             certification: uncertified(),
-        };
+        });
         match Incentives::decide(&s.state, cmd, t("2026-09-25T00:00:00Z")) {
             Err(err @ DomainError::PaymentBlocked(_)) => {
                 assert_eq!(err.code(), CERTIFICATION_INCOMPLETE);
@@ -565,7 +567,10 @@ mod tests {
         assert_eq!(codes(&eligibility_at(&s, "2026Q3", "2026-10-02T00:00:00Z")), [ALREADY_REQUESTED]);
         let s = s.at(
             "2026-10-02T00:00:00Z",
-            IncentiveCommand::RejectPayment { payment_id: "QP1".into(), reason: Some("bank details".into()) },
+            IncentiveCommand::RejectPayment(RejectPayment {
+                payment_id: "QP1".into(),
+                reason: Some("bank details".into()),
+            }),
         );
         assert_eq!(s.state.payment_view("QP1").unwrap().status, PaymentStatus::Rejected);
         assert_eq!(s.state.month_status(month("2026-08"), Currency::CNY), MonthStatus::Forfeited);
@@ -588,12 +593,12 @@ mod tests {
     #[test]
     fn payments_are_per_currency() {
         let s = requested_quarter_scenario();
-        let usd = IncentiveCommand::RequestQuarterlyPayment {
+        let usd = IncentiveCommand::RequestQuarterlyPayment(RequestQuarterlyPayment {
             payment_id: "QP2".into(),
             quarter: quarter("2026Q3"),
             currency: Currency::USD,
             certification: certified(),
-        };
+        });
         // Nothing in USD: not ALREADY_REQUESTED, but nothing approved either.
         given::<Incentives>(s.events).when(usd).then_error(NO_APPROVED_INCENTIVE);
     }
@@ -633,19 +638,19 @@ mod tests {
     }
 
     fn approve_cmd(id: &str) -> IncentiveCommand {
-        IncentiveCommand::ApprovePayment { payment_id: id.into() }
+        IncentiveCommand::ApprovePayment(ApprovePayment { payment_id: id.into() })
     }
 
     fn invoice_cmd(id: &str) -> IncentiveCommand {
-        IncentiveCommand::IssueInvoiceList {
+        IncentiveCommand::IssueInvoiceList(IssueInvoiceList {
             payment_id: id.into(),
             mailing_address: "1 Vendor Road, Shenzhen".into(),
             mailbox: "invoices@vendor.example".into(),
-        }
+        })
     }
 
     fn received_cmd(id: &str) -> IncentiveCommand {
-        IncentiveCommand::ConfirmInvoiceReceived { payment_id: id.into() }
+        IncentiveCommand::ConfirmInvoiceReceived(ConfirmInvoiceReceived { payment_id: id.into() })
     }
 
     fn through_invoice_received() -> Scenario {
@@ -675,11 +680,11 @@ mod tests {
             .at("2026-10-01T00:00:00Z", kit::request("QP1", "2026Q3"))
             .at("2026-10-02T00:00:00Z", approve_cmd("QP1"));
         for (address, mailbox) in [("", "a@b"), ("addr", "no-at-sign"), ("addr", " ")] {
-            let cmd = IncentiveCommand::IssueInvoiceList {
+            let cmd = IncentiveCommand::IssueInvoiceList(IssueInvoiceList {
                 payment_id: "QP1".into(),
                 mailing_address: address.into(),
                 mailbox: mailbox.into(),
-            };
+            });
             given::<Incentives>(s.events.clone()).when(cmd).then_error("INVALID_FIELD");
         }
     }
@@ -720,7 +725,7 @@ mod tests {
     #[test]
     fn every_wrong_state_transition_is_invalid_state() {
         let requested = with_opportunity_finalized_in_q3().at("2026-10-01T00:00:00Z", kit::request("QP1", "2026Q3"));
-        let reject_cmd = || IncentiveCommand::RejectPayment { payment_id: "QP1".into(), reason: None };
+        let reject_cmd = || IncentiveCommand::RejectPayment(RejectPayment { payment_id: "QP1".into(), reason: None });
         for cmd in [invoice_cmd("QP1"), received_cmd("QP1"), kit::pay("QP1", PaymentMethod::BankTransfer)] {
             given::<Incentives>(requested.events.clone()).when(cmd).then_error("INVALID_STATE");
         }

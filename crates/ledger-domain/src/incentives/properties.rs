@@ -12,6 +12,7 @@ use ledger_core::{round_money, Currency, Money, Month, Quarter};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
+use super::command::*;
 use super::testkit::{book, t, P};
 use super::{
     incentive_payable, postings, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState, LineAssociation,
@@ -199,7 +200,7 @@ fn command(op: &Op, now: DateTime<Utc>) -> Option<IncentiveCommand> {
         Op::Advance { .. } | Op::WalkMonth { .. } | Op::WalkPayment { .. } => return None,
         Op::Record { rec, cents, product, back_hours, settle_hours } => {
             let consumed_at = now - Duration::hours(*back_hours);
-            C::RecordConsumption {
+            C::RecordConsumption(RecordConsumption {
                 partner_id: P.into(),
                 record_id: format!("R{rec}"),
                 customer_id: "C1".into(),
@@ -209,73 +210,80 @@ fn command(op: &Op, now: DateTime<Utc>) -> Option<IncentiveCommand> {
                 consumed_at,
                 settled_at: consumed_at + Duration::hours(*settle_hours),
                 policies: book(),
-            }
+            })
         }
-        Op::Refund { refund, rec, cents, settle_hours } => C::RefundConsumption {
+        Op::Refund { refund, rec, cents, settle_hours } => C::RefundConsumption(RefundConsumption {
             refund_id: format!("F{refund}"),
             record_id: format!("R{rec}"),
             amount: cny(*cents),
             settled_at: now - Duration::hours(*settle_hours),
-        },
-        Op::Close { month: m, grace } => C::CloseMonth {
+        }),
+        Op::Close { month: m, grace } => C::CloseMonth(CloseMonth {
             partner_id: P.into(),
             month: month(*m),
             currency: Currency::CNY,
             settlement_grace_days: *grace,
-        },
-        Op::Apply { month: m, certified } => {
-            C::ApplyForMonth { month: month(*m), currency: Currency::CNY, certification: gate(*certified) }
-        }
-        Op::Review { month: m, pass } => C::ReviewMonth {
+        }),
+        Op::Apply { month: m, certified } => C::ApplyForMonth(ApplyForMonth {
+            month: month(*m),
+            currency: Currency::CNY,
+            certification: gate(*certified),
+        }),
+        Op::Review { month: m, pass } => C::ReviewMonth(ReviewMonth {
             month: month(*m),
             currency: Currency::CNY,
             decision: if *pass { ReviewDecision::Pass } else { ReviewDecision::Reject },
             comment: None,
-        },
-        Op::Finalize { month: m, cents } => C::FinalizeMonth {
+        }),
+        Op::Finalize { month: m, cents } => C::FinalizeMonth(FinalizeMonth {
             month: month(*m),
             currency: Currency::CNY,
             amount: cents.map(cny),
             reason: Some("operator adjustment".into()),
-        },
-        Op::Share { opp, offering, core_tag, delivered } => C::ShareOpportunity {
+        }),
+        Op::Share { opp, offering, core_tag, delivered } => C::ShareOpportunity(ShareOpportunity {
             partner_id: P.into(),
             opportunity_id: oid(opp),
             offering: format!("OFF{offering}"),
             core_tag: *core_tag,
             delivery_end_date: delivered.map(|d| date_before(now, d)),
-        },
-        Op::Deliver { opp, days_ago } => {
-            C::MarkOpportunityDelivered { opportunity_id: oid(opp), delivery_end_date: date_before(now, *days_ago) }
+        }),
+        Op::Deliver { opp, days_ago } => C::MarkOpportunityDelivered(MarkOpportunityDelivered {
+            opportunity_id: oid(opp),
+            delivery_end_date: date_before(now, *days_ago),
+        }),
+        Op::Accept { opp } => C::AcceptOpportunity(AcceptOpportunity { opportunity_id: oid(opp) }),
+        Op::ApplyOpportunity { opp } => {
+            C::ApplyForOpportunity(ApplyForOpportunity { opportunity_id: oid(opp), certification: Ok(()) })
         }
-        Op::Accept { opp } => C::AcceptOpportunity { opportunity_id: oid(opp) },
-        Op::ApplyOpportunity { opp } => C::ApplyForOpportunity { opportunity_id: oid(opp), certification: Ok(()) },
-        Op::ReviewOpportunity { opp, pass } => C::ReviewOpportunity {
+        Op::ReviewOpportunity { opp, pass } => C::ReviewOpportunity(ReviewOpportunity {
             opportunity_id: oid(opp),
             decision: if *pass { ReviewDecision::Pass } else { ReviewDecision::Reject },
             comment: None,
-        },
+        }),
         Op::FinalizeOpportunity { opp, cents } => {
-            C::FinalizeOpportunity { opportunity_id: oid(opp), amount: cny(*cents), reason: None }
+            C::FinalizeOpportunity(FinalizeOpportunity { opportunity_id: oid(opp), amount: cny(*cents), reason: None })
         }
-        Op::Request { payment, quarter, certified } => C::RequestQuarterlyPayment {
+        Op::Request { payment, quarter, certified } => C::RequestQuarterlyPayment(RequestQuarterlyPayment {
             payment_id: pid(payment),
             quarter: QUARTERS[*quarter].parse().unwrap(),
             currency: Currency::CNY,
             certification: gate(*certified),
-        },
-        Op::Approve { payment } => C::ApprovePayment { payment_id: pid(payment) },
-        Op::Reject { payment } => C::RejectPayment { payment_id: pid(payment), reason: None },
-        Op::IssueInvoiceList { payment } => C::IssueInvoiceList {
+        }),
+        Op::Approve { payment } => C::ApprovePayment(ApprovePayment { payment_id: pid(payment) }),
+        Op::Reject { payment } => C::RejectPayment(RejectPayment { payment_id: pid(payment), reason: None }),
+        Op::IssueInvoiceList { payment } => C::IssueInvoiceList(IssueInvoiceList {
             payment_id: pid(payment),
             mailing_address: "1 Vendor Road".into(),
             mailbox: "invoices@vendor.example".into(),
-        },
-        Op::InvoiceReceived { payment } => C::ConfirmInvoiceReceived { payment_id: pid(payment) },
-        Op::Pay { payment, cloud } => C::PayQuarterlyPayment {
+        }),
+        Op::InvoiceReceived { payment } => {
+            C::ConfirmInvoiceReceived(ConfirmInvoiceReceived { payment_id: pid(payment) })
+        }
+        Op::Pay { payment, cloud } => C::PayQuarterlyPayment(PayQuarterlyPayment {
             payment_id: pid(payment),
             method: if *cloud { PaymentMethod::CloudAccountCredit } else { PaymentMethod::BankTransfer },
-        },
+        }),
     })
 }
 

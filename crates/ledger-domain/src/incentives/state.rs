@@ -597,9 +597,16 @@ impl IncentivesState {
     }
 
     fn set_opportunity_status(&mut self, opportunity_id: &str, status: OpportunityStatus) {
+        self.assert_known_opportunity(opportunity_id);
         if let Some(o) = self.opportunities.get_mut(opportunity_id) {
             o.status = status;
         }
+    }
+
+    /// decide moves only an opportunity it shared, so a stored step always names a known
+    /// one: an unknown id here is a corrupted stream, not a fact to skip quietly.
+    fn assert_known_opportunity(&self, opportunity_id: &str) {
+        debug_assert!(self.opportunities.contains_key(opportunity_id), "unknown opportunity {opportunity_id}");
     }
 
     /// Applies one event. The months' part is [`IncentiveMonth::apply`] on every month
@@ -624,8 +631,12 @@ impl IncentivesState {
         }
         if let Some(payment) = QuarterlyPayment::requested(event) {
             self.payments.insert(payment.payment_id.clone(), payment);
-        } else if let Some(p) = payment_of(event).and_then(|id| self.payments.get_mut(id)) {
-            p.apply(event);
+        } else if let Some(id) = payment_of(event) {
+            // decide steps only a payment it requested, so the id is always known.
+            debug_assert!(self.payments.contains_key(id), "unknown quarterly payment {id}");
+            if let Some(p) = self.payments.get_mut(id) {
+                p.apply(event);
+            }
         }
         if let Some(line) = ConsumptionLine::recorded(event) {
             self.lines.insert(line.record_id.clone(), line);
@@ -633,6 +644,8 @@ impl IncentivesState {
         }
         match event {
             E::ConsumptionRefunded { refund_id, record_id, amount, settled_at, incentive_month, incentive, .. } => {
+                // decide refunds only a line it holds.
+                debug_assert!(self.lines.contains_key(record_id), "refund of unknown line {record_id}");
                 if let Some(line) = self.lines.get_mut(record_id) {
                     line.refunded += amount.amount;
                 }
@@ -664,6 +677,7 @@ impl IncentivesState {
                 );
             }
             E::OpportunityDelivered { opportunity_id, delivery_end_date, .. } => {
+                self.assert_known_opportunity(opportunity_id);
                 if let Some(o) = self.opportunities.get_mut(opportunity_id) {
                     o.delivery_end_date = Some(*delivery_end_date);
                 }
@@ -682,6 +696,7 @@ impl IncentivesState {
                 self.set_opportunity_status(opportunity_id, status);
             }
             E::OpportunityFinalized { opportunity_id, final_amount, quarter, .. } => {
+                self.assert_known_opportunity(opportunity_id);
                 if let Some(o) = self.opportunities.get_mut(opportunity_id) {
                     o.status = OpportunityStatus::Finalized;
                     o.final_amount = Some(*final_amount);
@@ -690,6 +705,7 @@ impl IncentivesState {
             }
             E::QuarterlyPaymentRequested { payment_id, included_opportunities, .. } => {
                 for o in included_opportunities {
+                    self.assert_known_opportunity(&o.opportunity_id);
                     if let Some(opp) = self.opportunities.get_mut(&o.opportunity_id) {
                         opp.payment_id = Some(payment_id.clone());
                     }
@@ -738,6 +754,12 @@ impl IncentiveEvent {
             | E::QuarterlyPaymentPaid { partner_id, .. } => partner_id,
         }
     }
+}
+
+/// The aggregate's evolve: every fact applies (a stored event is never refused).
+pub(super) fn evolve(mut state: IncentivesState, event: &IncentiveEvent) -> IncentivesState {
+    state.apply(event);
+    state
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use ledger_core::{Currency, Money, Month, Quarter, Rate};
 use rust_decimal::Decimal;
 
+use super::command::*;
 use super::{
     IncentiveCommand, IncentiveEvent, Incentives, IncentivesState, LineAssociation, PaymentMethod, ReviewDecision,
 };
@@ -56,7 +57,7 @@ pub fn record_in(
     consumed: &str,
     settled: &str,
 ) -> IncentiveCommand {
-    IncentiveCommand::RecordConsumption {
+    IncentiveCommand::RecordConsumption(RecordConsumption {
         partner_id: P.into(),
         record_id: id.into(),
         customer_id: "C1".into(),
@@ -66,7 +67,7 @@ pub fn record_in(
         consumed_at: t(consumed),
         settled_at: t(settled),
         policies: book.clone(),
-    }
+    })
 }
 
 pub fn record(id: &str, amount: &str, product: &str, consumed: &str, settled: &str) -> IncentiveCommand {
@@ -84,21 +85,21 @@ pub fn line_in(id: &str, amount: &str, m: &str) -> IncentiveCommand {
 }
 
 pub fn refund_cmd(id: &str, record_id: &str, amount: &str, settled: &str) -> IncentiveCommand {
-    IncentiveCommand::RefundConsumption {
+    IncentiveCommand::RefundConsumption(RefundConsumption {
         refund_id: id.into(),
         record_id: record_id.into(),
         amount: cny(amount),
         settled_at: t(settled),
-    }
+    })
 }
 
 pub fn close(m: &str) -> IncentiveCommand {
-    IncentiveCommand::CloseMonth {
+    IncentiveCommand::CloseMonth(CloseMonth {
         partner_id: P.into(),
         month: month(m),
         currency: Currency::CNY,
         settlement_grace_days: 0,
-    }
+    })
 }
 
 pub fn certified() -> Result<(), DomainError> {
@@ -110,42 +111,51 @@ pub fn uncertified() -> Result<(), DomainError> {
 }
 
 pub fn apply(m: &str) -> IncentiveCommand {
-    IncentiveCommand::ApplyForMonth { month: month(m), currency: Currency::CNY, certification: certified() }
+    IncentiveCommand::ApplyForMonth(ApplyForMonth {
+        month: month(m),
+        currency: Currency::CNY,
+        certification: certified(),
+    })
 }
 
 pub fn pass(m: &str) -> IncentiveCommand {
-    IncentiveCommand::ReviewMonth {
+    IncentiveCommand::ReviewMonth(ReviewMonth {
         month: month(m),
         currency: Currency::CNY,
         decision: ReviewDecision::Pass,
         comment: None,
-    }
+    })
 }
 
 pub fn reject(m: &str) -> IncentiveCommand {
-    IncentiveCommand::ReviewMonth {
+    IncentiveCommand::ReviewMonth(ReviewMonth {
         month: month(m),
         currency: Currency::CNY,
         decision: ReviewDecision::Reject,
         comment: Some("missing contract".into()),
-    }
+    })
 }
 
 pub fn finalize(m: &str) -> IncentiveCommand {
-    IncentiveCommand::FinalizeMonth { month: month(m), currency: Currency::CNY, amount: None, reason: None }
+    IncentiveCommand::FinalizeMonth(FinalizeMonth {
+        month: month(m),
+        currency: Currency::CNY,
+        amount: None,
+        reason: None,
+    })
 }
 
 pub fn request(payment_id: &str, q: &str) -> IncentiveCommand {
-    IncentiveCommand::RequestQuarterlyPayment {
+    IncentiveCommand::RequestQuarterlyPayment(RequestQuarterlyPayment {
         payment_id: payment_id.into(),
         quarter: quarter(q),
         currency: Currency::CNY,
         certification: certified(),
-    }
+    })
 }
 
 pub fn pay(payment_id: &str, method: PaymentMethod) -> IncentiveCommand {
-    IncentiveCommand::PayQuarterlyPayment { payment_id: payment_id.into(), method }
+    IncentiveCommand::PayQuarterlyPayment(PayQuarterlyPayment { payment_id: payment_id.into(), method })
 }
 
 /// Commands run one after the other through the decider; every one must succeed.

@@ -1,13 +1,13 @@
 //! docs/DOMAIN.md §7: denominations, and the application lifecycle.
 
 use chrono::{DateTime, Utc};
-use ledger_core::ids::{validate_id, validate_text};
+use ledger_core::ids::validate_id;
 
 use super::command::{ApplyForLabPoints, GrantLabPoints, LabPointsCommand, RejectLabPoints, ResubmitLabPoints};
 use super::{
     ApplicationStatus, LabPointsApplication, LabPointsEvent, LabPointsState, DENOMINATIONS, MAX_COMMENT_CHARS,
 };
-use crate::guard::stream_owner;
+use crate::guard::{optional_text, stream_owner};
 use crate::DomainError;
 
 pub(super) fn decide(
@@ -27,7 +27,7 @@ pub(super) fn decide(
             Ok(vec![LabPointsEvent::LabPointsApplied { partner_id, application_id, points, applied_at: now }])
         }
         LabPointsCommand::GrantLabPoints(GrantLabPoints { application_id, comment }) => {
-            check_comment(&comment)?;
+            optional_text("comment", &comment, MAX_COMMENT_CHARS)?;
             let a = in_status(state, &application_id, ApplicationStatus::Pending, "granted")?;
             Ok(vec![LabPointsEvent::LabPointsGranted {
                 partner_id: a.partner_id.clone(),
@@ -38,7 +38,7 @@ pub(super) fn decide(
             }])
         }
         LabPointsCommand::RejectLabPoints(RejectLabPoints { application_id, comment }) => {
-            check_comment(&comment)?;
+            optional_text("comment", &comment, MAX_COMMENT_CHARS)?;
             let a = in_status(state, &application_id, ApplicationStatus::Pending, "rejected")?;
             Ok(vec![LabPointsEvent::LabPointsRejected {
                 partner_id: a.partner_id.clone(),
@@ -67,13 +67,6 @@ fn check_points(points: u32) -> Result<(), DomainError> {
     } else {
         Err(DomainError::InvalidLabPoints { points })
     }
-}
-
-fn check_comment(comment: &Option<String>) -> Result<(), DomainError> {
-    if let Some(c) = comment {
-        validate_text("comment", c, MAX_COMMENT_CHARS)?;
-    }
-    Ok(())
 }
 
 fn in_status<'a>(

@@ -1,7 +1,7 @@
 //! docs/DOMAIN.md §6: credits, and the withdrawal from request to payment.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use ledger_core::ids::{validate_id, validate_text};
+use ledger_core::ids::validate_id;
 use ledger_core::{business_date, WorkingCalendar};
 use unicode_normalization::UnicodeNormalization;
 
@@ -12,7 +12,7 @@ use super::command::{
 use super::{
     withdrawable, RebateEvent, RebateState, Withdrawal, WithdrawalStatus, ARRIVAL_WORKING_DAYS, MAX_REASON_CHARS,
 };
-use crate::guard::{external_amount, stream_owner};
+use crate::guard::{external_amount, optional_text, stream_owner};
 use crate::DomainError;
 
 pub(super) fn decide(
@@ -34,7 +34,7 @@ pub(super) fn decide(
             }])
         }
         RebateCommand::RejectWithdrawal(RejectWithdrawal { withdrawal_id, reason }) => {
-            check_reason(&reason)?;
+            optional_text("reason", &reason, MAX_REASON_CHARS)?;
             let w = pending(state, &withdrawal_id, WithdrawalStatus::Requested, "rejected")?;
             Ok(vec![RebateEvent::WithdrawalRejected {
                 partner_id: w.partner_id.clone(),
@@ -54,7 +54,7 @@ pub(super) fn decide(
             }])
         }
         RebateCommand::MarkWithdrawalFailed(MarkWithdrawalFailed { withdrawal_id, reason }) => {
-            check_reason(&reason)?;
+            optional_text("reason", &reason, MAX_REASON_CHARS)?;
             let w = pending(state, &withdrawal_id, WithdrawalStatus::Approved, "failed")?;
             Ok(vec![RebateEvent::WithdrawalFailed {
                 partner_id: w.partner_id.clone(),
@@ -126,13 +126,6 @@ fn pending<'a>(
 fn same_partner(state: &RebateState, partner_id: &str) -> Result<(), DomainError> {
     validate_id("partner_id", partner_id)?;
     stream_owner("partner_id", state.partner_id.as_ref(), partner_id)
-}
-
-fn check_reason(reason: &Option<String>) -> Result<(), DomainError> {
-    if let Some(r) = reason {
-        validate_text("reason", r, MAX_REASON_CHARS)?;
-    }
-    Ok(())
 }
 
 /// §6: the holder name must be the real-name-certified name, compared after Unicode NFKC

@@ -1,3 +1,5 @@
+//! # ledger-demo
+//!
 //! A realistic generated history, through the same use cases as the HTTP API: distributors
 //! with resellers and customers, consumption with late settlements and refunds, fund
 //! allocations and reclaims, coupons, month closes, reviews (some rejected, then passed),
@@ -6,6 +8,10 @@
 //! month cut-offs, eligibility and statements behave as they would have.
 //!
 //! Deterministic for a given [`DemoPlan`]: the same plan gives the same commands.
+//!
+//! Used by `ledger demo seed`, `ledger serve --demo`, the replay benchmark and the tests; it
+//! is not part of the production application layer, and it knows only `ledger-app`'s public
+//! use cases.
 
 use chrono::{DateTime, Duration, Utc};
 use futures::future::join_all;
@@ -21,9 +27,9 @@ use ledger_domain::policy::{PolicyCommand, ProductRate, PublishPolicy};
 use ledger_domain::rebate::{ApproveWithdrawal, MarkWithdrawalFailed, MarkWithdrawalPaid, RebateCommand};
 use rust_decimal::Decimal;
 
-use crate::funds::AdjustmentDirection;
-use crate::incentives::{ConsumptionInput, PaymentStep};
-use crate::{AppError, CommandContext, Ledger};
+use ledger_app::funds::AdjustmentDirection;
+use ledger_app::incentives::{ConsumptionInput, PaymentStep};
+use ledger_app::{AppError, CommandContext, Ledger};
 
 /// Most partners one plan may generate.
 pub const MAX_PARTNERS: usize = 100_000;
@@ -348,7 +354,9 @@ async fn seed_month(
             let now = line.settled_at.max(line.consumed_at) + Duration::minutes(5);
             let record_id = line.record_id.clone();
             let stored = tally(&mut s, ledger.record_consumption(&operator(now), line).await)?;
-            if let (Some(crate::incentives::LineOutcome::Stored { partner_id, .. }), Some(amount)) = (stored, refund) {
+            if let (Some(ledger_app::incentives::LineOutcome::Stored { partner_id, .. }), Some(amount)) =
+                (stored, refund)
+            {
                 let r = ledger
                     .refund_consumption(
                         &operator(now + Duration::days(2)),

@@ -1,0 +1,195 @@
+//! Coupon quota, cash coupons, their use and reclaim (docs/DOMAIN.md §4).
+
+use chrono::{DateTime, Utc};
+use ledger_core::ids::validate_id;
+use ledger_core::Money;
+use ledger_domain::coupons::{
+    self, CouponCommand, CouponEvent, Coupons, CouponsState, GrantQuota, IssueCoupon, ReclaimCoupons, ReclaimItem,
+    ReclaimResult, UseCoupon,
+};
+use ledger_domain::DomainError;
+
+use crate::{AppError, CommandContext, Ledger, Outcome};
+
+impl Ledger {
+    pub async fn coupons(&self, partner_id: &str) -> Result<std::sync::Arc<CouponsState>, AppError> {
+        Ok(self.exec.load_shared::<Coupons>(&coupons::stream_id(partner_id)).await?.0)
+    }
+
+    /// Adds to a partner's coupon quota; answers the grant's id (its `quota_id`).
+    pub async fn grant_coupon_quota(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        amount: Money,
+    ) -> Result<(String, Outcome<CouponEvent>), AppError> {
+        self.partner(partner_id).await?;
+        let grant_id = format!("CQ-{}", uuid::Uuid::now_v7().simple());
+        let command = CouponCommand::GrantQuota(GrantQuota {
+            partner_id: partner_id.to_string(),
+            grant_id: grant_id.clone(),
+            amount,
+        });
+        let outcome = self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), command, ctx).await?;
+        let grant_id = self.created_id(&outcome, "grant_id").await?.unwrap_or(grant_id);
+        Ok((grant_id, outcome))
+    }
+
+    /// Issues one coupon of `amount` to each of `customer_ids` out of the quota grant
+    /// `quota_id` (its currency), each a command of its own, so one refused customer never
+    /// blocks the others. Answers each customer's coupon id or why not. Under a request id
+    /// each coupon has a key of its own, so a retry answers the coupons the first call issued.
+    pub async fn issue_coupons(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        quota_id: &str,
+        customer_ids: Vec<String>,
+        amount: rust_decimal::Decimal,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Vec<(String, Result<(String, Option<u64>), AppError>)>, AppError> {
+        let state = self.coupons(partner_id).await?;
+        let currency = state
+            .grants
+            .get(quota_id)
+            .map(|g| g.currency)
+            .ok_or_else(|| DomainError::NotFound { what: "coupon quota", id: quota_id.to_string() })?;
+        let amount = Money::new(amount, currency);
+        let mut answers = Vec::with_capacity(customer_ids.len());
+        for (i, customer_id) in customer_ids.into_iter().enumerate() {
+            let ctx = CommandContext {
+                idempotency: ctx.idempotency.as_ref().map(|k| ledger_store::IdempotencyKey {
+                    key: format!("{}:{i}", k.key),
+                    fingerprint: k.fingerprint,
+                }),
+                ..ctx.clone()
+            };
+            let coupon_id = format!("CP-{}", uuid::Uuid::now_v7().simple());
+            let issued = match self
+                .issue_coupon(&ctx, partner_id, coupon_id.clone(), customer_id.clone(), amount, expires_at)
+                .await
+            {
+                Ok(outcome) => match self.created_id(&outcome, "coupon_id").await {
+                    Ok(id) => Ok((id.unwrap_or(coupon_id), outcome.position())),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            if let Err(AppError::Store(e)) = &issued {
+                if !matches!(e, ledger_store::StoreError::IdempotencyConflict { .. }) {
+                    return Err(AppError::Store(e.clone()));
+                }
+            }
+            answers.push((customer_id, issued));
+        }
+        Ok(answers)
+    }
+
+    pub async fn issue_coupon(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        coupon_id: String,
+        customer_id: String,
+        amount: Money,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Outcome<CouponEvent>, AppError> {
+        validate_id("coupon_id", &coupon_id)?;
+        validate_id("customer_id", &customer_id)?;
+        let association = self.association_at(&customer_id, ctx.now).await?;
+        let command = CouponCommand::IssueCoupon(IssueCoupon {
+            partner_id: partner_id.to_string(),
+            coupon_id,
+            customer_id,
+            amount,
+            expires_at,
+            association,
+        });
+        self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), command, ctx).await
+    }
+
+    pub async fn use_coupon(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        coupon_id: String,
+        usage_id: String,
+        amount: Money,
+        used_at: DateTime<Utc>,
+    ) -> Result<Outcome<CouponEvent>, AppError> {
+        validate_id("usage_id", &usage_id)?;
+        let command = CouponCommand::UseCoupon(UseCoupon { coupon_id, usage_id, amount, used_at });
+        self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), command, ctx).await
+    }
+
+    /// Reclaims a batch: each item's answer, and the append of those that succeeded. The
+    /// answers are computed on the very state the append expects. A batch with a request id
+    /// keeps its answer in the same append, so a retry under that id answers exactly what
+    /// the first call was told.
+    pub async fn reclaim_coupons(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        coupon_ids: Vec<String>,
+    ) -> Result<(Vec<ReclaimResult>, Outcome<CouponEvent>), AppError> {
+        let stream = coupons::stream_id(partner_id);
+        if let Some(Outcome::Replayed { appended }) = self.exec.replay::<CouponEvent>(ctx).await? {
+            return Ok((self.reclaim_answer(ctx, &stream, &appended).await?, Outcome::Replayed { appended }));
+        }
+        let state = self.coupons(partner_id).await?;
+        let mut items = Vec::with_capacity(coupon_ids.len());
+        for coupon_id in coupon_ids {
+            let association = match state.coupons.get(&coupon_id) {
+                Some(c) => self.association_at(&c.customer_id, ctx.now).await?,
+                None => None,
+            };
+            items.push(ReclaimItem { coupon_id, association });
+        }
+        let request_id = ctx.idempotency.as_ref().and(ctx.meta.request_id.clone());
+        let results = std::sync::Mutex::new(vec![]);
+        let now = ctx.now;
+        let outcome = self
+            .exec
+            .execute_with::<Coupons>(
+                &stream,
+                |state| {
+                    *results.lock().expect("results") = coupons::reclaim_results(state, &items, now);
+                    Ok(CouponCommand::ReclaimCoupons(ReclaimCoupons {
+                        items: items.clone(),
+                        request_id: request_id.clone(),
+                    }))
+                },
+                ctx,
+            )
+            .await?;
+        let results = match &outcome {
+            // A twin of this request stored its answer first.
+            Outcome::Replayed { appended } => self.reclaim_answer(ctx, &stream, appended).await?,
+            _ => results.into_inner().expect("results"),
+        };
+        Ok((results, outcome))
+    }
+
+    /// The answer kept by the reclaim batch stored under `ctx`'s request id. A key whose
+    /// append holds no such answer was used for another request: `IDEMPOTENCY_CONFLICT`.
+    async fn reclaim_answer(
+        &self,
+        ctx: &CommandContext,
+        stream: &str,
+        appended: &ledger_store::Appended,
+    ) -> Result<Vec<ReclaimResult>, AppError> {
+        let count = (appended.last_position + 1).saturating_sub(appended.first_position) as usize;
+        for e in self.exec.store().read_all(appended.first_position, count).await? {
+            if e.stream != stream || e.event_type != "CouponReclaimAnswered" {
+                continue;
+            }
+            let event: CouponEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+                .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
+            if let CouponEvent::CouponReclaimAnswered { results, .. } = event {
+                return Ok(results);
+            }
+        }
+        let key = ctx.idempotency.as_ref().map(|k| k.key.clone()).unwrap_or_default();
+        Err(AppError::Store(ledger_store::StoreError::IdempotencyConflict { key }))
+    }
+}
