@@ -97,7 +97,14 @@ fn billing_batch(b: usize) -> serde_json::Value {
         .map(|k| {
             let n = b * 200 + k;
             let customer = format!("C{}", n % 4);
-            support::flows::line(&format!("R{n}"), &customer, "ecs", "1.00", "2026-07-10T02:00:00Z", "2026-07-11T02:00:00Z")
+            support::flows::line(
+                &format!("R{n}"),
+                &customer,
+                "ecs",
+                "1.00",
+                "2026-07-10T02:00:00Z",
+                "2026-07-11T02:00:00Z",
+            )
         })
         .collect();
     serde_json::json!({ "records": records })

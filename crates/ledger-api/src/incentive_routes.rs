@@ -92,7 +92,8 @@ pub async fn record_consumption(
             }
         });
     }
-    let mut decided = state.ledger.record_consumption_batch(&ctx, inputs).await?.into_iter().map(Some).collect::<Vec<_>>();
+    let mut decided =
+        state.ledger.record_consumption_batch(&ctx, inputs).await?.into_iter().map(Some).collect::<Vec<_>>();
     let mut lines = Vec::with_capacity(parsed.len());
     let mut position = None;
     for (record_id, parsed) in record_ids.into_iter().zip(parsed) {

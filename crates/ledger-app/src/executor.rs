@@ -285,7 +285,11 @@ impl Executor {
                     Ok(new) if new.is_empty() => outcomes.push(ItemOutcome::Unchanged),
                     Ok(new) => {
                         if let Some((key, fingerprint)) = &item.key {
-                            event_keys.push(EventKey { key: key.clone(), fingerprint: *fingerprint, event: events.len() });
+                            event_keys.push(EventKey {
+                                key: key.clone(),
+                                fingerprint: *fingerprint,
+                                event: events.len(),
+                            });
                         }
                         spans.push((i, events.len() + new.len() - 1));
                         outcomes.push(ItemOutcome::Unchanged);

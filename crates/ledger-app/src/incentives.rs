@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::validate_id;
 use ledger_core::{Currency, Money, Month, Quarter};
+use ledger_domain::customer::{self, AssociationType, Customer};
 use ledger_domain::incentives::{
     self, AcceptOpportunity, ApplyForMonth, ApplyForOpportunity, ApprovePayment, CloseMonth, ConfirmInvoiceReceived,
     FinalizeMonth, FinalizeOpportunity, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState,
@@ -14,7 +15,6 @@ use ledger_domain::incentives::{
     RefundConsumption, RejectPayment, RequestQuarterlyPayment, ReviewDecision, ReviewMonth, ReviewOpportunity,
     ShareOpportunity,
 };
-use ledger_domain::customer::{self, AssociationType, Customer};
 use ledger_domain::partner::certification_gate;
 use ledger_domain::policy::PolicyBook;
 use ledger_domain::{Decider, DomainError};
@@ -133,7 +133,8 @@ impl Ledger {
                         key: Some((r.key.key.clone(), r.key.fingerprint)),
                     })
                     .collect();
-                let outcome = self.exec.execute_batch::<Incentives>(&incentives::stream_id(&partner_id), &items, ctx).await;
+                let outcome =
+                    self.exec.execute_batch::<Incentives>(&incentives::stream_id(&partner_id), &items, ctx).await;
                 (lines, outcome)
             });
             routed = vec![];

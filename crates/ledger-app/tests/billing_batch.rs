@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeZone, Utc};
 use ledger_app::incentives::{ConsumptionInput, LineOutcome};
 use ledger_app::{CommandContext, Executor, Ledger};
+use ledger_core::RecordedEvent;
 use ledger_core::{Actor, CommandMeta, Money, Role};
 use ledger_domain::customer::AssociationType;
 use ledger_domain::partner::{PartnerKind, RegisterPartner};
 use ledger_store::memory::MemoryStore;
 use ledger_store::sqlite::SqliteStore;
-use ledger_core::RecordedEvent;
 use ledger_store::{AppendRequest, Appended, EventStore, StoreError};
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -45,11 +45,20 @@ async fn ledger_with(store: Arc<dyn EventStore>, partners: usize) -> Ledger {
     let c = ctx(Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap());
     for p in 0..partners {
         let kind = PartnerKind::SolutionProvider;
-        let register =
-            RegisterPartner { partner_id: format!("P{p}"), name: format!("Partner {p}"), kind, parent_id: None, parent_kind: None, level: None };
+        let register = RegisterPartner {
+            partner_id: format!("P{p}"),
+            name: format!("Partner {p}"),
+            kind,
+            parent_id: None,
+            parent_kind: None,
+            level: None,
+        };
         ledger.register_partner(&c, register).await.unwrap();
         for k in 0..2 {
-            ledger.associate_customer(&c, format!("C{p}-{k}"), format!("P{p}"), AssociationType::Referral).await.unwrap();
+            ledger
+                .associate_customer(&c, format!("C{p}-{k}"), format!("P{p}"), AssociationType::Referral)
+                .await
+                .unwrap();
         }
     }
     ledger
@@ -102,7 +111,10 @@ async fn a_batch_spanning_many_partners_is_one_append_per_partner() {
     let answers = ledger.record_consumption_batch(&ctx(at("2026-07-12T00:00:00Z")), lines).await.unwrap();
     assert_eq!(answers.len(), 400);
     for (i, a) in answers.iter().enumerate() {
-        assert!(matches!(a, Ok(LineOutcome::Stored { partner_id, .. }) if *partner_id == format!("P{}", i % 20)), "{i}: {a:?}");
+        assert!(
+            matches!(a, Ok(LineOutcome::Stored { partner_id, .. }) if *partner_id == format!("P{}", i % 20)),
+            "{i}: {a:?}"
+        );
     }
     for p in 0..20 {
         let stream = format!("incentives-P{p}");
@@ -132,12 +144,12 @@ async fn duplicates_a_changed_line_and_bad_lines_are_answered_beside_good_ones()
     bad_times.settled_at = at("2026-07-01T00:00:00Z");
     let batch = vec![
         line("R1", "C0-0", "10.00"),
-        line("R0", "C0-0", "5.00"),    // stored before: duplicate
-        line("R0", "C0-1", "5.00"),    // stored before with other content: conflict
+        line("R0", "C0-0", "5.00"), // stored before: duplicate
+        line("R0", "C0-1", "5.00"), // stored before with other content: conflict
         line("R2", "C1-0", "20.00"),
-        line("R1", "C0-0", "10.00"),   // twice in this batch: duplicate
-        line("R2", "C1-0", "20.01"),   // twice in this batch, changed: conflict
-        line("R5", "C404", "1.00"),    // no association
+        line("R1", "C0-0", "10.00"), // twice in this batch: duplicate
+        line("R2", "C1-0", "20.01"), // twice in this batch, changed: conflict
+        line("R5", "C404", "1.00"),  // no association
         bad_product,
         bad_times,
         line("R3", "C1-1", "30.00"),
@@ -178,7 +190,10 @@ async fn duplicates_a_changed_line_and_bad_lines_are_answered_beside_good_ones()
     let p1 = ledger.incentives("P1").await.unwrap();
     assert_eq!(p1.lines["R2"].amount, Money::parse_positive("20.00", "CNY").unwrap());
     // The whole batch again: every line is what it was, and nothing is stored.
-    let again = ledger.record_consumption_batch(&c, vec![line("R1", "C0-0", "10.00"), line("R3", "C1-1", "30.00")]).await.unwrap();
+    let again = ledger
+        .record_consumption_batch(&c, vec![line("R1", "C0-0", "10.00"), line("R3", "C1-1", "30.00")])
+        .await
+        .unwrap();
     assert!(again.iter().all(|a| matches!(a, Ok(LineOutcome::Duplicate { .. }))), "{again:?}");
     assert_eq!(*store.head().borrow(), head + 4);
 }
@@ -228,7 +243,9 @@ fn racing_batches_for_one_partner_store_every_line_once_and_never_answer_a_confl
         let events = store.read_stream("incentives-P0", 1, 10_000).await.unwrap();
         let mut ids: Vec<String> = events
             .iter()
-            .map(|e| serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["record_id"].as_str().unwrap().to_string())
+            .map(|e| {
+                serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["record_id"].as_str().unwrap().to_string()
+            })
             .collect();
         ids.sort();
         let before = ids.len();

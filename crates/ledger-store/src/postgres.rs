@@ -493,7 +493,9 @@ impl Writer {
         streams.dedup();
         let keys: Vec<&str> = group
             .clone()
-            .flat_map(|r| r.idempotency.iter().map(|k| k.key.as_str()).chain(r.event_keys.iter().map(|k| k.key.as_str())))
+            .flat_map(|r| {
+                r.idempotency.iter().map(|k| k.key.as_str()).chain(r.event_keys.iter().map(|k| k.key.as_str()))
+            })
             .collect();
         let ids: Vec<String> =
             group.clone().flat_map(|r| r.events.iter().map(|e| e.event_id.hyphenated().to_string())).collect();
