@@ -253,3 +253,55 @@ fn racing_batches_for_one_partner_store_every_line_once_and_never_answer_a_confl
         assert_eq!((before, ids.into_iter().collect::<HashSet<_>>()), (expected.len(), expected));
     });
 }
+
+/// A line whose month closed is cut from its partner's state (what a write loads is the
+/// open months, not the history); a refund of it, long after, still finds it through the
+/// store's key of its record id and claws back at its rate within its remainder.
+#[tokio::test]
+async fn a_refund_of_a_line_whose_month_was_settled_long_ago() {
+    use ledger_core::{Currency, Month, Rate};
+    use ledger_domain::incentives::IncentiveEvent;
+    use ledger_domain::policy::{PolicyCommand, ProductRate, PublishPolicy};
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let ledger = ledger_with(store.clone(), 1).await;
+    let july: Month = "2026-07".parse().unwrap();
+    let publish = PolicyCommand::PublishPolicy(PublishPolicy {
+        currency: Currency::CNY,
+        effective_month: july,
+        rates: vec![ProductRate { product: "ECS".into(), rate: Rate::parse("0.05").unwrap() }],
+        settlement_grace_days: None,
+    });
+    ledger.publish_policy(&ctx(at("2026-06-01T00:00:00Z")), publish).await.unwrap();
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    let lines = (0..50).map(|i| line(&format!("R{i}"), "C0-0", "100.00")).collect();
+    ledger.record_consumption_batch(&c, lines).await.unwrap();
+    assert_eq!(ledger.incentives("P0").await.unwrap().lines.len(), 50);
+    ledger.close_month(&ctx(at("2026-08-02T00:00:00Z")), "P0", july).await.unwrap();
+    let state = ledger.incentives("P0").await.unwrap();
+    assert!(state.lines.is_empty(), "July's lines left the state with July's close");
+    assert_eq!(state.month(july, Currency::CNY).unwrap().accrued(), Money::parse_positive("250.00", "CNY").unwrap());
+
+    // Eight months later: a refund of R7, then one more than what is left of it.
+    let later = ctx(at("2027-03-02T00:00:00Z"));
+    let cny = |s: &str| Money::parse_positive(s, "CNY").unwrap();
+    let refund = |id: &str, amount: &str| {
+        ledger.refund_consumption(&later, "P0", id.into(), "R7".into(), cny(amount), at("2027-03-01T00:00:00Z"))
+    };
+    let first = refund("F1", "70.00").await.unwrap();
+    let ledger_app::Outcome::Stored { events, .. } = first else { panic!("{first:?}") };
+    let IncentiveEvent::ConsumptionRefunded { incentive, original_incentive_month, incentive_month, .. } = &events[0]
+    else {
+        panic!()
+    };
+    assert_eq!(*incentive, rust_decimal::Decimal::new(-350, 2), "at the line's 5 %");
+    assert_eq!((*original_incentive_month, incentive_month.to_string().as_str()), (july, "2027-03"));
+    assert_eq!(refund("F2", "30.01").await.unwrap_err().code(), "INSUFFICIENT_BALANCE");
+    assert!(refund("F2", "30.00").await.unwrap().is_stored());
+    assert_eq!(refund("F3", "0.01").await.unwrap_err().code(), "INSUFFICIENT_BALANCE");
+    // And the line sent again by billing is still a duplicate, changed still a conflict.
+    let again = ledger.record_consumption(&later, line("R7", "C0-0", "100.00")).await.unwrap();
+    assert!(matches!(again, LineOutcome::Duplicate { .. }));
+    let changed = ledger.record_consumption(&later, line("R7", "C0-0", "99.00")).await.unwrap_err();
+    assert_eq!(changed.code(), "DUPLICATE_RECORD_CONFLICT");
+    assert!(ledger.incentives("P0").await.unwrap().lines.is_empty());
+}
