@@ -205,8 +205,8 @@ impl Ledger {
                 }
             };
             let currency = line.amount.currency;
-            if !books.contains_key(&currency) {
-                books.insert(currency, self.policies(currency).await?);
+            if let std::collections::hash_map::Entry::Vacant(slot) = books.entry(currency) {
+                slot.insert(self.policies(currency).await?);
             }
             let partner_id = association.partner_id.clone();
             routed.push(RoutedLine {

@@ -69,6 +69,8 @@ async fn ledger_with(store: Arc<dyn EventStore>, partners: usize) -> Ledger {
 struct Counting {
     inner: MemoryStore,
     appends: Mutex<BTreeMap<String, usize>>,
+    /// Events handed out by `read_stream`.
+    read: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -80,7 +82,15 @@ impl EventStore for Counting {
         Ok(appended)
     }
     async fn read_stream(&self, stream: &str, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from, limit).await
+        let events = self.inner.read_stream(stream, from, limit).await?;
+        self.read.fetch_add(events.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(events)
+    }
+    async fn load_snapshot(&self, stream: &str) -> Result<Option<(u64, String)>, StoreError> {
+        self.inner.load_snapshot(stream).await
+    }
+    async fn save_snapshot(&self, stream: &str, version: u64, text: String) -> Result<(), StoreError> {
+        self.inner.save_snapshot(stream, version, text).await
     }
     async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_all(from, limit).await
@@ -304,4 +314,41 @@ async fn a_refund_of_a_line_whose_month_was_settled_long_ago() {
     let changed = ledger.record_consumption(&later, line("R7", "C0-0", "99.00")).await.unwrap_err();
     assert_eq!(changed.code(), "DUPLICATE_RECORD_CONFLICT");
     assert!(ledger.incentives("P0").await.unwrap().lines.is_empty());
+}
+
+/// After a restart, a write loads a partner's snapshot and the events after it, not the
+/// partner's history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_ledger_loads_a_long_stream_from_its_snapshot() {
+    use ledger_app::executor::SNAPSHOT_EVERY;
+    let counting = Arc::new(Counting::default());
+    let store: Arc<dyn EventStore> = counting.clone();
+    let ledger = ledger_with(store.clone(), 1).await;
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    let batches = SNAPSHOT_EVERY as usize / 1000 + 1;
+    for b in 0..batches {
+        let lines = (0..1000).map(|k| line(&format!("R{}", b * 1000 + k), "C0-0", "1.00")).collect();
+        ledger.record_consumption_batch(&c, lines).await.unwrap();
+    }
+    let stream = "incentives-P0";
+    let mut snapshot = None;
+    for _ in 0..500 {
+        snapshot = store.load_snapshot(stream).await.unwrap();
+        if snapshot.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (version, _) = snapshot.expect("a snapshot is kept past SNAPSHOT_EVERY events");
+    assert_eq!(version, SNAPSHOT_EVERY, "taken by the append that passed it");
+    let live = ledger.incentives("P0").await.unwrap();
+
+    // "Restart": a new ledger over the same store, with nothing cached.
+    let restarted = Ledger::new(Arc::new(Executor::new(store.clone())));
+    counting.read.store(0, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(restarted.incentives("P0").await.unwrap(), live);
+    let read = counting.read.load(std::sync::atomic::Ordering::SeqCst) as u64;
+    assert_eq!(read, batches as u64 * 1000 - SNAPSHOT_EVERY, "only the events after the snapshot");
+    let next = restarted.record_consumption(&c, line("R-next", "C0-0", "1.00")).await.unwrap();
+    assert!(matches!(next, LineOutcome::Stored { .. }));
 }

@@ -17,7 +17,7 @@ use super::{
 /// fields are the event's; `partner_id` is skipped, `refunded` starts at 0): a read model
 /// of lines needs no detour through the event enum. [`ConsumptionLine::recorded`] is the
 /// same line from the decoded event (a test keeps the two equal).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsumptionLine {
     pub record_id: String,
     pub customer_id: String,
@@ -87,7 +87,7 @@ impl ConsumptionLine {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refund {
     pub refund_id: String,
     pub record_id: String,
@@ -99,7 +99,7 @@ pub struct Refund {
 }
 
 /// One incentive month of one currency.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncentiveMonth {
     pub month: Month,
     pub currency: Currency,
@@ -334,7 +334,7 @@ pub fn months_touched(event: &IncentiveEvent) -> MonthsTouched<'_> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Opportunity {
     pub opportunity_id: String,
     pub offering: String,
@@ -347,7 +347,7 @@ pub struct Opportunity {
     pub payment_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuarterlyPayment {
     pub payment_id: String,
     pub quarter: Quarter,
