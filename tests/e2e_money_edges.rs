@@ -207,3 +207,241 @@ fn a_calendar_file_that_cannot_be_read_stops_the_start() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The months of `partner` by month, as the admin reads them.
+fn months_of(s: &Server, partner: &str) -> std::collections::BTreeMap<String, Value> {
+    let list = read(s, &format!("/v1/incentive-months?year=2026&partner_id={partner}"), ADMIN_TOKEN);
+    list["items"].as_array().unwrap().iter().map(|m| (m["month"].as_str().unwrap().to_string(), m.clone())).collect()
+}
+
+fn step(s: &Server, payment_id: &str, action: &str, body: Option<Value>) -> Value {
+    created(s, "POST", &format!("/v1/quarterly-payments/{payment_id}/{action}"), ADMIN_TOKEN, body)
+}
+
+#[test]
+fn a_negative_month_is_never_paid_negative_it_is_deducted_from_the_next_payment() {
+    // The story: a May line of 10.00 at rate 0.5, May closed, a 6.00 refund settled
+    // in June: June is finalized at −3.00.
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    publish_policy(&s, "2026-01", &[("ecs", "0.5")]);
+    let token = certified_partner(&s, "NEG", "distributor", None);
+    associate(&s, "NEG-C1", "NEG", "referral");
+    consume_ok(&s, vec![line("NEG-R1", "NEG-C1", "ecs", "10.00", "2026-05-10T02:00:00Z", "2026-05-12T02:00:00Z")]);
+    close(&s, "NEG", "2026-05");
+    created(
+        &s,
+        "POST",
+        "/v1/consumption/NEG-R1/refunds",
+        ADMIN_TOKEN,
+        Some(json!({"refund_id": "NEG-F1", "amount": "6.00", "settled_at": "2026-06-15T02:00:00Z"})),
+    );
+    let june = finalize_month(&s, "NEG", &token, "2026-06");
+    assert_eq!(amount(&june["final"], "CNY"), "-3.00", "{june}");
+
+    // Q2 has nothing payable: refused, and May (open) is not forfeited for it.
+    let e = read(&s, "/v1/quarterly-payments/eligibility?quarter=2026Q2", &token);
+    assert_eq!(e["eligible"], false, "{e}");
+    assert_eq!(e["blockers"], json!([{"code": "NOTHING_PAYABLE", "months": ["2026-06"]}]), "{e}");
+    assert_eq!((cents(&e["payable"]), cents(&e["carried_deduction"])), (-300, 0), "{e}");
+    let before = s.events_total();
+    expect(
+        s.call("POST", "/v1/quarterly-payments", Some(&token), Some(json!({"quarter": "2026Q2"}))),
+        409,
+        Some("NOTHING_PAYABLE"),
+    );
+    assert_eq!(s.events_total(), before, "nothing stored");
+    assert_eq!(months_of(&s, "NEG")["2026-05"]["status"], "open");
+
+    // Q3 earns 50.00; its payment deducts June's 3.00 and settles June.
+    consume_ok(&s, vec![line("NEG-R2", "NEG-C1", "ecs", "100.00", "2026-07-10T02:00:00Z", "2026-07-12T02:00:00Z")]);
+    finalize_month(&s, "NEG", &token, "2026-07");
+    let e = read(&s, "/v1/quarterly-payments/eligibility?quarter=2026Q3", &token);
+    assert_eq!(e["eligible"], true, "{e}");
+    assert_eq!((cents(&e["payable"]), cents(&e["carried_deduction"])), (4700, 300), "{e}");
+    let payment = created(&s, "POST", "/v1/quarterly-payments", &token, Some(json!({"quarter": "2026Q3"})));
+    let id = payment["payment_id"].as_str().unwrap().to_string();
+    assert_eq!((cents(&payment["payable"]), cents(&payment["carried_deduction"])), (4700, 300), "{payment}");
+    assert_eq!(payment["carried_months"][0]["month"], "2026-06", "{payment}");
+    step(&s, &id, "approve", None);
+    let listed = step(&s, &id, "invoice-list", None);
+    let lines = listed["invoice_list"]["lines"].as_array().unwrap();
+    assert_eq!(lines.iter().map(|l| cents(&l["amount"])).sum::<i64>(), 4700, "{listed}");
+    step(&s, &id, "invoice-received", None);
+    let month_paid = ledger_core::Month::of(Utc::now());
+    let paid = step(&s, &id, "pay", Some(json!({"method": "bank_transfer"})));
+    assert_eq!((paid["status"].as_str(), cents(&paid["payable"])), (Some("paid"), 4700), "{paid}");
+
+    // June and July read paid with that payment's id; May is still open, never forfeited.
+    let months = months_of(&s, "NEG");
+    for m in ["2026-06", "2026-07"] {
+        assert_eq!((months[m]["status"].as_str(), months[m]["payment_id"].as_str()), (Some("paid"), Some(id.as_str())));
+    }
+    assert_eq!(months["2026-05"]["status"], "open");
+    // What the vendor owed (−3.00 + 50.00) is what it paid: the payable account is empty.
+    assert_balanced(&s, ADMIN_TOKEN, pos(&paid));
+    let b = balances(&s, &token, &format!("min_position={}", pos(&paid)));
+    assert_eq!(cents(&b["partner:NEG:incentive_payable"]), 0, "{b:?}");
+    // The statement of the month it was paid shows the deduction.
+    let statement = read(&s, &format!("/v1/statements/{month_paid}?currency=CNY"), &token);
+    let carried = &statement["carried_deductions"];
+    assert_eq!(carried.as_array().map(Vec::len), Some(1), "{statement}");
+    assert_eq!((carried[0]["payment_id"].as_str(), cents(&carried[0]["amount"])), (Some(id.as_str()), 300));
+    assert_eq!(carried[0]["months"][0]["month"], "2026-06", "{statement}");
+}
+
+#[test]
+fn a_rejected_payment_returns_the_months_it_forfeited() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    publish_policy(&s, "2026-01", &[("ecs", "0.05")]);
+    let token = certified_partner(&s, "REJ", "distributor", None);
+    associate(&s, "REJ-C1", "REJ", "referral");
+    consume_ok(
+        &s,
+        vec![
+            line("REJ-R1", "REJ-C1", "ecs", "1000.00", "2026-07-10T02:00:00Z", "2026-07-12T02:00:00Z"),
+            line("REJ-R2", "REJ-C1", "ecs", "200.00", "2026-08-10T02:00:00Z", "2026-08-12T02:00:00Z"),
+        ],
+    );
+    finalize_month(&s, "REJ", &token, "2026-07");
+    close(&s, "REJ", "2026-08");
+    // Requested after the quarter: the open August is forfeited.
+    let payment = created(&s, "POST", "/v1/quarterly-payments", &token, Some(json!({"quarter": "2026Q3"})));
+    let id = payment["payment_id"].as_str().unwrap().to_string();
+    assert_eq!(payment["excluded_months"], json!(["2026-08"]), "{payment}");
+    assert_eq!(months_of(&s, "REJ")["2026-08"]["status"], "forfeited");
+
+    let rejected = step(&s, &id, "reject", Some(json!({"reason": "the partner wants August too"})));
+    assert_eq!(rejected["status"], "rejected");
+    let months = months_of(&s, "REJ");
+    assert_eq!(months["2026-08"]["status"], "open", "the forfeited month is back");
+    assert_eq!(
+        (months["2026-07"]["status"].as_str(), months["2026-07"]["payment_id"].as_str()),
+        (Some("finalized"), None)
+    );
+    // August can be applied for again, and then the quarter is paid whole.
+    finalize_month_after_close(&s, "REJ", &token, "2026-08");
+    let again = created(&s, "POST", "/v1/quarterly-payments", &token, Some(json!({"quarter": "2026Q3"})));
+    assert_eq!((cents(&again["payable"]), again["excluded_months"].clone()), (6000, json!([])), "{again}");
+}
+
+/// Apply, pass and finalize a month already closed.
+fn finalize_month_after_close(s: &Server, partner: &str, token: &str, month: &str) -> Value {
+    apply(s, token, month);
+    review(s, partner, month, "pass");
+    finalize(s, partner, month, json!({}))
+}
+
+/// A partner whose 2026Q3 payment (50.00) is `invoice_received`: (token, payment id).
+fn payment_to_pay(s: &Server, partner: &str) -> (String, String) {
+    let token = certified_partner(s, partner, "distributor", None);
+    let customer = format!("{partner}-C1");
+    associate(s, &customer, partner, "referral");
+    consume_ok(
+        s,
+        vec![line(
+            &format!("{partner}-R1"),
+            &customer,
+            "ecs",
+            "1000.00",
+            "2026-07-10T02:00:00Z",
+            "2026-07-12T02:00:00Z",
+        )],
+    );
+    finalize_month(s, partner, &token, "2026-07");
+    let payment = created(s, "POST", "/v1/quarterly-payments", &token, Some(json!({"quarter": "2026Q3"})));
+    let id = payment["payment_id"].as_str().unwrap().to_string();
+    for action in ["approve", "invoice-list", "invoice-received"] {
+        step(s, &id, action, None);
+    }
+    (token, id)
+}
+
+/// Appends `event` to `stream` directly in the store of `dir` (the server stopped): a
+/// history the API would not write, to see what a step does with it.
+fn inject<E: ledger_domain::EventFamily>(dir: &std::path::Path, stream: &str, event: &E) {
+    use ledger_store::{AppendRequest, EventStore, ExpectedVersion};
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = ledger_store::sqlite::SqliteStore::open(dir).unwrap();
+        let (event_type, version, payload) = ledger_domain::encode(event);
+        let new = ledger_core::NewEvent::new(&event_type, version, Utc::now(), &payload).unwrap();
+        let meta = ledger_core::CommandMeta::new(ledger_core::Actor::system("test"));
+        let req = AppendRequest {
+            stream: stream.to_string(),
+            expected: ExpectedVersion::Any,
+            events: vec![new],
+            meta,
+            idempotency: None,
+        };
+        store.append(req).await.unwrap();
+        store.close();
+    });
+}
+
+#[test]
+fn a_pay_step_any_decider_refuses_stores_nothing() {
+    // The rebate stream already credited this payment with another amount: the credit would
+    // be refused, so the payment is not paid either (docs/DOMAIN.md §5, all-or-nothing).
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    publish_policy(&s, "2026-01", &[("ecs", "0.05")]);
+    let (token, id) = payment_to_pay(&s, "ALL");
+    s.stop();
+    let odd = ledger_domain::rebate::RebateEvent::RebateCredited {
+        partner_id: "ALL".into(),
+        source_id: id.clone(),
+        amount: ledger_core::Money::new(rust_decimal::Decimal::ONE, ledger_core::Currency::CNY),
+        credited_at: Utc::now(),
+    };
+    inject(dir.path(), &ledger_domain::rebate::stream_id("ALL"), &odd);
+    let s = Server::start(dir.path());
+    let head = s.events_total();
+    expect(
+        s.call(
+            "POST",
+            &format!("/v1/quarterly-payments/{id}/pay"),
+            Some(ADMIN_TOKEN),
+            Some(json!({"method": "cloud_account_credit"})),
+        ),
+        409,
+        Some("DUPLICATE_RECORD_CONFLICT"),
+    );
+    assert_eq!(s.events_total(), head, "the log head is unchanged");
+    assert_eq!(read(&s, &format!("/v1/quarterly-payments/{id}"), &token)["status"], "invoice_received");
+    assert_eq!(months_of(&s, "ALL")["2026-07"]["status"], "finalized");
+    // Another way to pay, whose deciders all agree, goes through.
+    let paid = step(&s, &id, "pay", Some(json!({"method": "bank_transfer"})));
+    assert_eq!(paid["status"], "paid");
+}
+
+#[test]
+fn a_pay_step_cut_short_between_its_appends_is_completed_by_its_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    publish_policy(&s, "2026-01", &[("ecs", "0.05")]);
+    let (token, id) = payment_to_pay(&s, "CUT");
+    s.stop();
+
+    // The process dies after the payment is stored and before the rebate is credited.
+    let s = Server::start_with_env(dir.path(), &[("LEDGER_CRASH_AT", "between-pay-appends")]);
+    let path = format!("/v1/quarterly-payments/{id}/pay");
+    let body = json!({"method": "cloud_account_credit"});
+    let cut = ureq::post(&s.url(&path))
+        .set("X-Auth-Token", ADMIN_TOKEN)
+        .set("X-Request-Id", "pay-CUT-1")
+        .send_json(body.clone());
+    assert!(matches!(cut, Err(ureq::Error::Transport(_))), "the server died mid-step: {cut:?}");
+    drop(s);
+
+    let s = Server::start(dir.path());
+    assert_eq!(read(&s, &format!("/v1/quarterly-payments/{id}"), &token)["status"], "paid");
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 0, "not credited yet");
+    // The retry under the same request id completes the step: credited once, balanced.
+    for _ in 0..2 {
+        let (status, answer) = s.send("POST", &path, Some(ADMIN_TOKEN), &[("X-Request-Id", "pay-CUT-1")], Some(&body));
+        assert_eq!((status, answer["status"].as_str()), (200, Some("paid")), "{answer}");
+        assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 5000);
+        assert_balanced(&s, ADMIN_TOKEN, pos(&answer));
+    }
+}
