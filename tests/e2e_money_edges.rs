@@ -333,31 +333,6 @@ fn finalize_month_after_close(s: &Server, partner: &str, token: &str, month: &st
     finalize(s, partner, month, json!({}))
 }
 
-/// A partner whose 2026Q3 payment (50.00) is `invoice_received`: (token, payment id).
-fn payment_to_pay(s: &Server, partner: &str) -> (String, String) {
-    let token = certified_partner(s, partner, "distributor", None);
-    let customer = format!("{partner}-C1");
-    associate(s, &customer, partner, "referral");
-    consume_ok(
-        s,
-        vec![line(
-            &format!("{partner}-R1"),
-            &customer,
-            "ecs",
-            "1000.00",
-            "2026-07-10T02:00:00Z",
-            "2026-07-12T02:00:00Z",
-        )],
-    );
-    finalize_month(s, partner, &token, "2026-07");
-    let payment = created(s, "POST", "/v1/quarterly-payments", &token, Some(json!({"quarter": "2026Q3"})));
-    let id = payment["payment_id"].as_str().unwrap().to_string();
-    for action in ["approve", "invoice-list", "invoice-received"] {
-        step(s, &id, action, None);
-    }
-    (token, id)
-}
-
 /// Appends `event` to `stream` directly in the store of `dir` (the server stopped): a
 /// history the API would not write, to see what a step does with it.
 fn inject<E: ledger_domain::EventFamily>(dir: &std::path::Path, stream: &str, event: &E) {
@@ -385,8 +360,8 @@ fn a_pay_step_any_decider_refuses_stores_nothing() {
     // be refused, so the payment is not paid either (docs/DOMAIN.md §5, all-or-nothing).
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
-    publish_policy(&s, "2026-01", &[("ecs", "0.05")]);
-    let (token, id) = payment_to_pay(&s, "ALL");
+    publish_policy(&s, "2026-07", &[("ecs", "0.05")]);
+    let (token, _, id) = invoice_received_partner(&s, "ALL");
     s.stop();
     let odd = ledger_domain::rebate::RebateEvent::RebateCredited {
         partner_id: "ALL".into(),
@@ -419,8 +394,8 @@ fn a_pay_step_any_decider_refuses_stores_nothing() {
 fn a_pay_step_cut_short_between_its_appends_is_completed_by_its_retry() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
-    publish_policy(&s, "2026-01", &[("ecs", "0.05")]);
-    let (token, id) = payment_to_pay(&s, "CUT");
+    publish_policy(&s, "2026-07", &[("ecs", "0.05")]);
+    let (token, _, id) = invoice_received_partner(&s, "CUT");
     s.stop();
 
     // The process dies after the payment is stored and before the rebate is credited.
