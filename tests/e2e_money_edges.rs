@@ -348,6 +348,7 @@ fn inject<E: ledger_domain::EventFamily>(dir: &std::path::Path, stream: &str, ev
             events: vec![new],
             meta,
             idempotency: None,
+            event_keys: vec![],
         };
         store.append(req).await.unwrap();
         store.close();
