@@ -151,7 +151,8 @@ pub fn eligibility(
         .filter_map(|m| Some(IncludedMonth { month: m.month, amount: m.final_amount? }))
         .collect();
     let carried = carried_months(state, quarter, currency);
-    let carried_deduction = -carried.iter().map(|m| m.amount.amount).sum::<Decimal>();
+    // Written 0.00 rather than −0.00 when nothing is carried.
+    let carried_deduction = Decimal::ZERO - carried.iter().map(|m| m.amount.amount).sum::<Decimal>();
     let payable = included_months
         .iter()
         .map(|m| m.amount.amount)
@@ -410,6 +411,7 @@ mod tests {
                 carried_deduction: cny("0"),
             }
         );
+        assert_eq!(serde_json::to_value(e.carried_deduction).unwrap()["amount"], "0.00", "never -0.00");
     }
 
     #[test]
