@@ -351,7 +351,7 @@ fn an_operator_reclaims_only_what_it_allocated() {
     given::<Funds>(chain())
         .at(t(NOW))
         .when(FundsCommand::Reclaim(adj("B1", D, Counterparty::reseller("RX"), cny("1.00"), Some("DX"))))
-        .then_error("NOT_YOUR_CUSTOMER");
+        .then_error("NOT_FOUND");
 }
 
 #[test]
