@@ -44,7 +44,7 @@ pub async fn balances(
     caller: Caller,
     Query(q): Query<AsOfQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    let partner = crate::scope::partner_or_its_reseller(&state, &caller, q.partner_id.as_deref()).await?;
     let as_of = q.as_of.unwrap_or_else(Utc::now);
     wait_for_position(&state, q.min_position).await?;
     let owner = format!("partner:{partner}");

@@ -24,6 +24,7 @@ pub mod incentives;
 pub mod lab_points;
 pub mod rebate;
 pub mod registry;
+pub mod turns;
 
 pub use executor::{CommandContext, Executor, Outcome};
 

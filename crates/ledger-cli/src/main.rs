@@ -95,7 +95,20 @@ enum Command {
     Soak(soak::Args),
 }
 
-fn main() -> Result<()> {
+/// Every command's error is one clear line on stderr (its causes joined by ": ") and exit
+/// status 1: no backtrace, no debug dump.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("ledger: error: {line}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
