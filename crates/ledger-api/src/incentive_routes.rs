@@ -67,7 +67,7 @@ pub async fn record_consumption(
     if records.is_empty() || records.len() > MAX_CONSUMPTION_BATCH {
         return Err(ApiError::invalid("records", format!("must hold 1 to {MAX_CONSUMPTION_BATCH} lines")));
     }
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     if let Some(receipt) = state.ledger.billing_receipt(&ctx).await? {
         return Ok((StatusCode::OK, Json(batch_answer(&receipt))));
     }
@@ -157,7 +157,7 @@ pub async fn refund_consumption(
     let line_currency = line.amount.currency;
     let req = body.value;
     let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(line_currency.as_str()))?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let outcome = state
         .ledger
         .refund_consumption(&ctx, &partner, req.refund_id.clone(), record_id.clone(), amount, req.settled_at)
@@ -198,7 +198,7 @@ pub async fn close_month(
 ) -> Written {
     caller.require(&[Role::Admin])?;
     let month: Month = month.parse()?;
-    let ctx = state.context(&caller, b"");
+    let ctx = state.context(&caller);
     let outcomes = state.ledger.close_month(&ctx, &partner, month).await?;
     let incentives = state.ledger.incentives(&partner).await?;
     let months: Vec<Value> = incentives
@@ -226,7 +226,7 @@ pub async fn apply_for_month(
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
     let month: Month = month.parse()?;
     let currency = currency_or_cny(q.currency.as_deref())?;
-    let ctx = state.context(&caller, b"");
+    let ctx = state.context(&caller);
     let outcome = state.ledger.apply_for_month(&ctx, &partner, month, currency).await?;
     month_answer(&state, &outcome, &partner, month, currency).await
 }
@@ -255,7 +255,7 @@ pub async fn review_month(
     caller.require(&[Role::Admin])?;
     let month: Month = month.parse()?;
     let currency = currency_or_cny(q.currency.as_deref())?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let ReviewBody { decision, comment } = body.value;
     let outcome = state.ledger.review_month(&ctx, &partner, month, currency, decision, comment).await?;
     month_answer(&state, &outcome, &partner, month, currency).await
@@ -280,8 +280,9 @@ pub async fn finalize_month(
     let month: Month = month.parse()?;
     let req = body.value;
     let currency = currency_or_cny(req.currency.as_deref().or(q.currency.as_deref()))?;
-    let amount = req.amount.map(|a| Money::parse_positive(&a, currency.as_str())).transpose()?;
-    let ctx = state.context(&caller, &body.raw);
+    // A month may be finalized at 0 (docs/DOMAIN.md §5).
+    let amount = req.amount.map(|a| Money::parse_final(&a, currency.as_str())).transpose()?;
+    let ctx = state.context(&caller);
     let outcome = state.ledger.finalize_month(&ctx, &partner, month, currency, amount, req.reason).await?;
     month_answer(&state, &outcome, &partner, month, currency).await
 }
@@ -485,7 +486,7 @@ pub async fn share_opportunity(
     body: JsonBody<ShareOpportunity>,
 ) -> Written {
     caller.require(&[Role::Admin])?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let ShareOpportunity { opportunity_id, partner_id, offering, core_tag, delivery_end_date } = body.value;
     let outcome = state
         .ledger
@@ -516,10 +517,7 @@ pub async fn opportunity_step(
     let admin_only = matches!(action.as_str(), "deliver" | "review" | "finalize");
     caller.require(if admin_only { &[Role::Admin] } else { &[Role::Partner, Role::Admin] })?;
     let partner = owner_of(&state, &caller, IdKind::Opportunity, &id).await?;
-    let (req, raw) = match body {
-        Some(b) => (b.value, b.raw),
-        None => (OpportunityBody::default(), Default::default()),
-    };
+    let req = body.map_or_else(OpportunityBody::default, |b| b.value);
     let opportunity_id = id.clone();
     let step = match action.as_str() {
         "deliver" => OpportunityStep::Deliver {
@@ -545,7 +543,7 @@ pub async fn opportunity_step(
         },
         _ => return Err(ApiError::not_found("route")),
     };
-    let ctx = state.context(&caller, &raw);
+    let ctx = state.context(&caller);
     let outcome = state.ledger.opportunity_step(&ctx, &partner, step).await?;
     let incentives = state.ledger.incentives(&partner).await?;
     Ok(written(&outcome, opportunity_view(&incentives, &partner, &id)))
@@ -596,7 +594,7 @@ pub async fn request_payment(
     let partner = caller.partner_scope(req.partner_id.as_deref())?;
     let quarter: Quarter = req.quarter.parse()?;
     let currency = currency_or_cny(req.currency.as_deref())?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     // A refusal carries every blocker in `details` (ApiError from PaymentBlocked).
     let (payment_id, outcome) = state.ledger.request_payment(&ctx, &partner, quarter, currency).await?;
     payment_answer(&state, &outcome, &partner, &payment_id).await
@@ -658,10 +656,7 @@ pub async fn payment_step(
 ) -> Written {
     caller.require(&[Role::Admin])?;
     let partner = owner_of(&state, &caller, IdKind::Payment, &id).await?;
-    let (req, raw) = match body {
-        Some(b) => (b.value, b.raw),
-        None => (PaymentStepBody::default(), Default::default()),
-    };
+    let req = body.map_or_else(PaymentStepBody::default, |b| b.value);
     let step = match action.as_str() {
         "approve" => PaymentStep::Approve,
         "reject" => PaymentStep::Reject { reason: req.reason },
@@ -674,7 +669,7 @@ pub async fn payment_step(
         },
         _ => return Err(ApiError::not_found("route")),
     };
-    let ctx = state.context(&caller, &raw);
+    let ctx = state.context(&caller);
     let outcome = state.ledger.payment_step(&ctx, &partner, &id, step).await?;
     payment_answer(&state, &outcome, &partner, &id).await
 }

@@ -1,9 +1,11 @@
-//! Runs one command against one aggregate: load the stream (from a cache of recent states,
-//! reading only what is new), decide, append with the expected version, and retry a bounded
-//! number of times when another writer got there first.
+//! Runs one command against one aggregate: wait for the stream's turn in this process, load
+//! the stream (from a cache of recent states, reading only what is new), decide, append with
+//! the expected version, and retry a bounded number of times when another writer (another
+//! process) got there first.
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -11,6 +13,7 @@ use ledger_core::envelope::{CommandMeta, NewEvent};
 use ledger_domain::{decode, encode, Decider, DomainError, EventFamily};
 use ledger_store::{AppendRequest, Appended, EventKey, EventStore, ExpectedVersion, IdempotencyKey, StoreError};
 
+use crate::turns::StreamTurns;
 use crate::AppError;
 
 /// Attempts per command before a conflict is reported to the caller.
@@ -85,11 +88,25 @@ type CachedState = (u64, Arc<dyn Any + Send + Sync>);
 pub struct Executor {
     store: Arc<dyn EventStore>,
     cache: Mutex<HashMap<String, CachedState>>,
+    turns: StreamTurns,
+    /// Appends that lost to another writer and were decided again.
+    conflicts_retried: AtomicU64,
 }
 
 impl Executor {
     pub fn new(store: Arc<dyn EventStore>) -> Executor {
-        Executor { store, cache: Mutex::new(HashMap::new()) }
+        Executor {
+            store,
+            cache: Mutex::new(HashMap::new()),
+            turns: StreamTurns::default(),
+            conflicts_retried: AtomicU64::new(0),
+        }
+    }
+
+    /// How many appends lost to another writer and were decided again (within this process
+    /// commands queue, so these come from other processes).
+    pub fn conflicts_retried(&self) -> u64 {
+        self.conflicts_retried.load(Ordering::Relaxed)
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -136,8 +153,8 @@ impl Executor {
     }
 
     /// Like [`Executor::load`], but takes the cached state out of the cache instead of
-    /// cloning it; the caller puts it back with `remember`. A concurrent command on the same
-    /// stream meanwhile rebuilds from the store: slower, never wrong.
+    /// cloning it; the caller (holding the stream's turn) puts it back with `remember`. A read
+    /// of the same stream meanwhile rebuilds from the store: slower, never wrong.
     async fn take<D>(&self, stream: &str) -> Result<(D::State, u64), AppError>
     where
         D: Decider,
@@ -243,6 +260,7 @@ impl Executor {
         D::State: Send + Sync + 'static,
         D::Event: EventFamily,
     {
+        let _turn = self.turns.enter(stream).await;
         if let Some(replayed) = self.replay(ctx).await? {
             return Ok(replayed);
         }
@@ -286,6 +304,7 @@ impl Executor {
                     return Ok(Outcome::Stored { events, appended });
                 }
                 Err(StoreError::ConcurrencyConflict { .. }) if attempt < MAX_ATTEMPTS => {
+                    self.conflicts_retried.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(stream, attempt, "concurrent append; deciding again");
                     tokio::task::yield_now().await;
                 }
@@ -314,6 +333,7 @@ impl Executor {
         D::Command: Clone,
         D::Event: EventFamily,
     {
+        let _turn = self.turns.enter(stream).await;
         for attempt in 1..=MAX_BATCH_ATTEMPTS {
             let (mut state, version) = self.take::<D>(stream).await?;
             let mut outcomes = Vec::with_capacity(items.len());
@@ -365,6 +385,7 @@ impl Executor {
                     return Ok(outcomes);
                 }
                 Err(StoreError::ConcurrencyConflict { .. }) => {
+                    self.conflicts_retried.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(stream, attempt, "concurrent append; deciding the batch again");
                     tokio::task::yield_now().await;
                 }

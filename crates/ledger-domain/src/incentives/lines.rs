@@ -411,19 +411,21 @@ mod tests {
         };
         assert_eq!((*rate, *incentive), (Some(rate_of("0.05")), dec("-3.00")), "the line's rate");
         assert_eq!((*original_incentive_month, *incentive_month), (month("2026-07"), month("2027-03")));
+        let later = t("2027-03-04T00:00:00Z");
         // 40.00 is left of the line: more is refused, what is left is not.
         let refund = |amount: &str| looked_up(&s.events, refund_cmd("F2", "R1", amount, "2027-03-03T00:00:00Z"));
-        given::<Incentives>(s.events.clone()).when(refund("40.01")).then_error("INSUFFICIENT_BALANCE");
-        assert_eq!(given::<Incentives>(s.events.clone()).when(refund("40.00")).events().len(), 1);
+        given::<Incentives>(s.events.clone()).at(later).when(refund("40.01")).then_error("INSUFFICIENT_BALANCE");
+        assert_eq!(given::<Incentives>(s.events.clone()).at(later).when(refund("40.00")).events().len(), 1);
         // Without the line, or with a line the state would still hold, there is nothing to refund.
         given::<Incentives>(s.events.clone())
+            .at(later)
             .when(refund_cmd("F2", "R1", "1.00", "2027-03-03T00:00:00Z"))
             .then_error("NOT_FOUND");
         let mut forged = refund("1.00");
         if let IncentiveCommand::RefundConsumption(RefundConsumption { settled_line: Some(l), .. }) = &mut forged {
             l.incentive_month = month("2027-03");
         }
-        given::<Incentives>(s.events).when(forged).then_error("NOT_FOUND");
+        given::<Incentives>(s.events).at(later).when(forged).then_error("NOT_FOUND");
     }
 
     #[test]
