@@ -19,7 +19,7 @@
 //!   passed → finalized → paid` (or `forfeited`), rejection back to `open`.
 //! - [`opportunities`]: share, deliver, accept, apply (core tag, delivered, from the day
 //!   after the delivery end date in CST, `OFFERING_IN_USE`), review, finalize.
-//! - [`payments`]: [`eligibility`] with its seven blockers in docs/DOMAIN.md's order, and the
+//! - [`payments`]: [`eligibility`] with its eight blockers in docs/DOMAIN.md's order, and the
 //!   payment lifecycle `requested → approved | rejected → invoice_list_issued →
 //!   invoice_received → paid`.
 //!
@@ -46,8 +46,9 @@
 //!   negative (refunds landing in a month with little consumption); it follows the same
 //!   lifecycle, and a negative final amount reverses the finalization posting.
 //! - **Finalize**: without an amount the final amount is the accrued one. With one, it is
-//!   an amount from outside (> 0, ≤ 2 dp, the month's currency); when it differs from the
-//!   accrued a reason is required and the event carries the adjustment `final − accrued`.
+//!   an amount from outside (≥ 0, since a month may be finalized at 0; ≤ 2 dp; the month's
+//!   currency); when it differs from the accrued a reason is required and the event carries
+//!   the adjustment `final − accrued`.
 //! - **Order of checks** for an application: the thing exists, then the certification gate,
 //!   then its state, then the rule of the thing (core tag, delivery, day after, offering).
 //! - **Opportunities** have the statuses `shared → accepted → under_review → passed →
