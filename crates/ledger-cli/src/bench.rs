@@ -44,6 +44,23 @@ pub enum Command {
         #[arg(long)]
         markdown: Option<PathBuf>,
     },
+    /// Billing batches of 1,000 lines on `ledger serve` (into one partner, and into 1,000
+    /// partners) after histories of these sizes (lines), with raw SQLite inserts as the
+    /// baseline: lines/s, p50/p99 per batch, peak RSS, WAL size, restart latencies.
+    Ingest {
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        history: Vec<usize>,
+        /// Partner counts to measure (1: one partner with 100 customers).
+        #[arg(long, value_delimiter = ',', default_value = "1,1000")]
+        partners: Vec<usize>,
+        /// Measured batches per scenario.
+        #[arg(long, default_value_t = 50)]
+        batches: usize,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
     /// Relay throughput to librdkafka's mock cluster beside the raw producer.
     Relay(ledger_bus::cli::BenchRelayArgs),
     /// Rebuild every projection over generated histories of these sizes (events), with
@@ -86,6 +103,31 @@ pub fn run(cmd: Command) -> Result<()> {
             println!("{report}");
             if let Some(path) = markdown {
                 write_section(&path, "http", &report)?;
+            }
+            Ok(())
+        }
+        Command::Ingest { history, partners, batches, dir, markdown } => {
+            anyhow::ensure!(
+                history.iter().all(|&h| (6_000..=10_000_000).contains(&h))
+                    && partners.iter().all(|&p| (1..=10_000).contains(&p))
+                    && (1..=10_000).contains(&batches),
+                "limits: history 6000..=10000000, partners 1..=10000, batches 1..=10000"
+            );
+            let root = dir.unwrap_or_else(std::env::temp_dir);
+            let mut figures = vec![];
+            for &p in &partners {
+                for &h in &history {
+                    let f = crate::bench_ingest::scenario(&root, p, h, batches)?;
+                    eprintln!("{p} partners, {h} lines of history: {:.0} lines/s", f.lines_per_s);
+                    figures.push(f);
+                }
+            }
+            let raw_dir = tempfile::Builder::new().prefix("ledger-raw-").tempdir_in(&root)?;
+            let raw = raw_sqlite_baseline(raw_dir.path(), (batches as u64 * 1_000).max(100_000))?;
+            let report = crate::bench_ingest::report(&figures, raw);
+            println!("{report}");
+            if let Some(path) = markdown {
+                write_section(&path, "ingest", &report)?;
             }
             Ok(())
         }

@@ -26,16 +26,7 @@ pub struct Phase {
 
 pub fn run(connections: usize, seconds: u64, partners: usize) -> Result<Vec<Phase>> {
     let dir = tempfile::tempdir()?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .env("LEDGER_ADMIN_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("server stdout")?).read_line(&mut line)?;
-    let base = line.trim().strip_prefix("ledger listening on ").context("server address")?.to_string();
+    let (mut child, base) = spawn_server(dir.path(), TOKEN)?;
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
@@ -48,6 +39,22 @@ pub fn run(connections: usize, seconds: u64, partners: usize) -> Result<Vec<Phas
     let _ = child.kill();
     let _ = child.wait();
     result
+}
+
+/// Starts this binary's `ledger serve` on a free loopback port over the store in `dir`;
+/// answers the child and its base URL.
+pub fn spawn_server(dir: &std::path::Path, token: &str) -> Result<(std::process::Child, String)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .env("LEDGER_ADMIN_TOKEN", token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("server stdout")?).read_line(&mut line)?;
+    let base = line.trim().strip_prefix("ledger listening on ").context("server address")?.to_string();
+    Ok((child, base))
 }
 
 async fn post(client: &reqwest::Client, url: String, body: serde_json::Value) -> Result<()> {

@@ -17,6 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod audit;
 mod bench;
 mod bench_http;
+mod bench_ingest;
 mod bench_replay;
 mod demo;
 mod events;

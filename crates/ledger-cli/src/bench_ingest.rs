@@ -1,0 +1,230 @@
+//! `ledger bench ingest`: billing batches of 1,000 lines against the real `ledger serve`
+//! on loopback, into one partner (100 customers) and into 1,000 partners (one customer
+//! each), after a history of N lines. The history is spread over six months, each closed
+//! once its lines are in (as a year of billing would be); the measured batches go into an
+//! open month. Figures: lines/s and p50/p99 per batch, the server's peak RSS, the WAL's
+//! largest size, how long a restart takes to answer `/healthz` and its first write, and raw
+//! SQLite inserts of the same number of rows as the baseline of the same run.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "bench-admin-token";
+const BATCH: usize = 1_000;
+/// The history's months (each closed after its lines); measured lines go into November.
+const HISTORY_MONTHS: [&str; 6] = ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"];
+const OPEN_MONTH: &str = "2026-11";
+
+/// One scenario at one history size.
+pub struct Figures {
+    pub partners: usize,
+    pub history: usize,
+    pub lines_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub rss_mib: f64,
+    pub wal_mib: f64,
+    pub healthz_ms: f64,
+    pub first_write_ms: f64,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Result<Server> {
+        let (child, base) = crate::bench_http::spawn_server(dir, TOKEN)?;
+        Ok(Server { child, base })
+    }
+
+    /// The server's peak resident memory (Linux `VmHWM`), MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let kib = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1));
+        kib.and_then(|k| k.parse::<f64>().ok()).map_or(0.0, |k| k / 1024.0)
+    }
+
+    /// SIGTERM, and waits for the clean exit (which checkpoints the WAL).
+    fn stop(mut self) -> Result<()> {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Customers of a scenario: one partner with 100, or 1,000 partners with one each.
+fn customer_of(partners: usize, n: usize) -> String {
+    if partners == 1 {
+        format!("BC{}", n % 100)
+    } else {
+        format!("BC{}", n % partners)
+    }
+}
+
+fn line(partners: usize, n: usize, month: &str) -> Value {
+    json!({
+        "record_id": format!("L{n:09}"), "customer_id": customer_of(partners, n), "product": "ECS",
+        "amount": format!("{}.{:02}", 10 + n % 900, n % 100), "currency": "CNY",
+        "consumed_at": format!("{month}-10T02:00:00Z"), "settled_at": format!("{month}-11T02:00:00Z"),
+    })
+}
+
+async fn post(client: &reqwest::Client, url: String, body: &Value) -> Result<Value> {
+    let r = client.post(url).header("X-Auth-Token", TOKEN).json(body).send().await?;
+    let status = r.status();
+    let answer: Value = r.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "call failed: {status} {answer}");
+    Ok(answer)
+}
+
+/// Sends a batch; every line must be stored. Answers its latency.
+async fn send_batch(client: &reqwest::Client, base: &str, records: Vec<Value>) -> Result<Duration> {
+    let n = records.len();
+    let t = Instant::now();
+    let answer = post(client, format!("{base}/v1/consumption"), &json!({ "records": records })).await?;
+    let elapsed = t.elapsed();
+    let results = answer["results"].as_array().context("results")?;
+    let stored = results.iter().filter(|r| r["status"] == "stored").count();
+    anyhow::ensure!(
+        stored == n,
+        "{} of {n} lines stored: {:?}",
+        stored,
+        results.iter().find(|r| r["status"] != "stored")
+    );
+    Ok(elapsed)
+}
+
+async fn setup(client: &reqwest::Client, base: &str, partners: usize) -> Result<()> {
+    let policy =
+        json!({"effective_month": "2026-01", "currency": "CNY", "rates": [{"product": "ECS", "rate": "0.05"}]});
+    post(client, format!("{base}/v1/policies"), &policy).await?;
+    let customers = if partners == 1 { 100 } else { partners };
+    for p in 0..partners {
+        let partner = json!({"partner_id": format!("B{p}"), "name": format!("Bench {p}"), "kind": "solution_provider"});
+        post(client, format!("{base}/v1/partners"), &partner).await?;
+    }
+    for c in 0..customers {
+        let body = json!({"customer_id": format!("BC{c}"), "partner_id": format!("B{}", c % partners),
+            "association_type": "referral", "effective_at": "2025-12-01T00:00:00Z"});
+        post(client, format!("{base}/v1/customers"), &body).await?;
+    }
+    Ok(())
+}
+
+fn wal_mib(dir: &Path) -> f64 {
+    std::fs::metadata(dir.join("ledger.db-wal")).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0))
+}
+
+/// One scenario: `partners` (1 or 1,000), `history` lines first, then `measured` batches.
+pub fn scenario(root: &Path, partners: usize, history: usize, measured: usize) -> Result<Figures> {
+    let tmp = tempfile::Builder::new().prefix("ledger-ingest-").tempdir_in(root)?;
+    let dir = tmp.path();
+    let rt = tokio::runtime::Runtime::new()?;
+    let server = Server::start(dir)?;
+    let client = reqwest::Client::new();
+    let mut wal_peak: f64 = 0.0;
+    rt.block_on(async {
+        setup(&client, &server.base, partners).await?;
+        // The history, month by month, each month closed for every partner once its lines are in.
+        let per_month = history / HISTORY_MONTHS.len();
+        let mut n = 0;
+        let bar = crate::bench::progress_bar(history as u64, &format!("history ({partners} partners)"));
+        for month in HISTORY_MONTHS {
+            let end = n + per_month;
+            while n < end {
+                let take = BATCH.min(end - n);
+                send_batch(&client, &server.base, (n..n + take).map(|k| line(partners, k, month)).collect()).await?;
+                n += take;
+                bar.inc(take as u64);
+                wal_peak = wal_peak.max(wal_mib(dir));
+            }
+            for p in 0..partners {
+                post(&client, format!("{}/v1/incentive-months/B{p}/{month}/close", server.base), &Value::Null).await?;
+            }
+        }
+        bar.finish_and_clear();
+        anyhow::Ok(())
+    })?;
+    // The measured batches, into the open month.
+    let start_n = history;
+    let (latencies, seconds) = rt.block_on(async {
+        let mut latencies = vec![];
+        let started = Instant::now();
+        for b in 0..measured {
+            let from = start_n + b * BATCH;
+            let records = (from..from + BATCH).map(|k| line(partners, k, OPEN_MONTH)).collect();
+            latencies.push(send_batch(&client, &server.base, records).await?);
+            wal_peak = wal_peak.max(wal_mib(dir));
+        }
+        anyhow::Ok((latencies, started.elapsed().as_secs_f64()))
+    })?;
+    let rss_mib = server.peak_rss_mib();
+    server.stop()?;
+    // Restart: how soon /healthz answers, then the first write (one line) for partner 0.
+    let restarted = Instant::now();
+    let server = Server::start(dir)?;
+    let (healthz_ms, first_write_ms) = rt.block_on(async {
+        loop {
+            if client.get(format!("{}/healthz", server.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let healthz_ms = restarted.elapsed().as_secs_f64() * 1000.0;
+        let first = line(partners, start_n + measured * BATCH, OPEN_MONTH);
+        let first_write = send_batch(&client, &server.base, vec![first]).await?;
+        anyhow::Ok((healthz_ms, first_write.as_secs_f64() * 1000.0))
+    })?;
+    drop(server);
+    let mut sorted = latencies.clone();
+    sorted.sort();
+    let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1000.0;
+    Ok(Figures {
+        partners,
+        history,
+        lines_per_s: (measured * BATCH) as f64 / seconds,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        rss_mib,
+        wal_mib: wal_peak,
+        healthz_ms,
+        first_write_ms,
+    })
+}
+
+pub fn report(figures: &[Figures], raw_rows_per_s: f64) -> String {
+    let mut out = format!(
+        "Raw SQLite inserts of the same rows (1,000 per transaction), same run: **{raw_rows_per_s:.0} rows/s**.\n\n\
+         | partners | history (lines) | lines/s | % of raw | batch p50 ms | batch p99 ms | server peak RSS MiB | WAL peak MiB | restart → /healthz ms | first write after restart ms |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for f in figures {
+        out.push_str(&format!(
+            "| {} | {} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.0} | {:.1} | {:.0} | {:.1} |\n",
+            f.partners,
+            f.history,
+            f.lines_per_s,
+            100.0 * f.lines_per_s / raw_rows_per_s,
+            f.p50_ms,
+            f.p99_ms,
+            f.rss_mib,
+            f.wal_mib,
+            f.healthz_ms,
+            f.first_write_ms
+        ));
+    }
+    out
+}
