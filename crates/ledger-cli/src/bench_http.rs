@@ -49,7 +49,8 @@ pub fn spawn_server(dir: &std::path::Path, token: &str) -> Result<(std::process:
         .arg(dir)
         .env("LEDGER_ADMIN_TOKEN", token)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // LEDGER_BENCH_SERVER_LOG=1 shows the server's log (quiet by default).
+        .stderr(if std::env::var_os("LEDGER_BENCH_SERVER_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
         .spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().context("server stdout")?).read_line(&mut line)?;

@@ -293,8 +293,9 @@ pub fn read_all_sync(c: &Connection, from_position: u64, limit: i64) -> Result<V
 pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     // WAL: readers never block the writer. FULL: a commit is on disk before it returns.
+    // The busy timeout first: setting the journal mode may wait for a checkpoint.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; \
+        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
          PRAGMA foreign_keys = ON;",
     )?;
     Ok(conn)
@@ -403,7 +404,7 @@ pub const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// few thousand new events. PASSIVE never blocks the writer or readers, but under a steady
 /// load it may never catch up with the WAL's end, and SQLite only starts the WAL over once
 /// a checkpoint copied all of it: so when the WAL passes [`WAL_SIZE_LIMIT`], a TRUNCATE
-/// checkpoint waits for the readers and the writer (at most `busy_timeout`), copies
+/// checkpoint waits for the readers (at most 100 ms, else it is tried again later), copies
 /// everything and cuts the file to zero.
 struct Checkpointer {
     conn: Connection,
@@ -426,9 +427,13 @@ impl Checkpointer {
             if now >= last + Self::EVERY {
                 match checkpoint(&self.conn, "PASSIVE") {
                     Ok((wal_frames, _)) if wal_frames * page_size > self.wal_limit => {
+                        // While it waits for readers a TRUNCATE holds off the writer, so it
+                        // waits briefly and, when readers are still busy, tries again later.
+                        let _ = self.conn.execute_batch("PRAGMA busy_timeout = 100;");
                         if let Err(e) = checkpoint(&self.conn, "TRUNCATE") {
-                            tracing::warn!(error = %e, "checkpoint (truncate) failed; will retry");
+                            tracing::debug!(error = %e, "checkpoint (truncate) deferred");
                         }
+                        let _ = self.conn.execute_batch("PRAGMA busy_timeout = 5000;");
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "checkpoint failed; will retry"),
@@ -564,7 +569,10 @@ impl Writer {
         answers: &mut Vec<Result<Appended, StoreError>>,
         check_ids: bool,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: the write lock first, then the reads. A deferred transaction that reads
+        // and then upgrades is refused at once (no busy wait) while a TRUNCATE checkpoint is
+        // pending; taking the lock up front waits like any writer.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Versions, keys and tip as they stand inside this group, before it commits.
         let mut versions: HashMap<&str, u64> = HashMap::new();
         let mut keys: HashMap<String, ([u8; 32], Appended)> = HashMap::new();
