@@ -33,6 +33,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Connections, header and body time, body memory.
     pub limits: crate::limits::Limits,
+    /// Which stored credentials the lookup tables hold (crate::nodes).
+    pub credentials_synced: crate::nodes::CredentialsSynced,
 }
 
 impl AppState {
