@@ -153,10 +153,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub key: KeyArgs,
     /// Anchor the head once this many events came after the last anchor.
-    #[arg(long = "anchor-every-events", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long = "anchor-every-events", env = "LEDGER_ANCHOR_EVERY_EVENTS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub every_events: u64,
     /// ...and at least this often (seconds) while events come.
-    #[arg(long = "anchor-every-secs", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long = "anchor-every-secs", env = "LEDGER_ANCHOR_EVERY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub every_secs: u64,
 }
 
