@@ -117,13 +117,12 @@ fn copy_store(data: &Path, to: &Path) -> PathBuf {
     to.to_path_buf()
 }
 
-/// What an insider with write access can do: change the event at `from` and hash it and
-/// every later event again, so that the chain holds.
-fn rewrite_tail(data: &Path, events: &[RecordedEvent], from: u64) {
-    let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
+/// What an insider with write access can do: change the event at `from`, then hash it and
+/// every later event again so that the chain holds. Answers the rewritten tail.
+fn rehashed_tail(events: &[RecordedEvent], from: u64) -> Vec<RecordedEvent> {
     let mut prev = events[from as usize - 2].hash;
-    for e in &events[from as usize - 1..] {
-        let mut e = e.clone();
+    let mut tail = events[from as usize - 1..].to_vec();
+    for e in &mut tail {
         if e.position == from {
             let mut payload: Value = serde_json::from_str(&e.data).unwrap();
             payload["rewritten"] = json!(true);
@@ -132,6 +131,14 @@ fn rewrite_tail(data: &Path, events: &[RecordedEvent], from: u64) {
         e.prev_hash = prev;
         e.hash = e.compute_hash();
         prev = e.hash;
+    }
+    tail
+}
+
+/// [`rehashed_tail`] written into the store's file.
+fn rewrite_tail(data: &Path, events: &[RecordedEvent], from: u64) {
+    let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
+    for e in rehashed_tail(events, from) {
         let n = conn
             .execute(
                 "UPDATE events SET data = ?1, prev_hash = ?2, hash = ?3 WHERE position = ?4",
@@ -429,17 +436,9 @@ fn the_relay_publishes_the_anchors_and_their_topic_alone_verifies_an_exported_lo
     // An export rewritten from the first anchored position on, hashed again, fails against
     // the topic's copy there.
     let from = anchored[0];
-    let mut prev = events[from as usize - 2].hash;
-    for e in events.iter_mut().skip(from as usize - 1) {
-        if e.position == from {
-            let mut payload: Value = serde_json::from_str(&e.data).unwrap();
-            payload["rewritten"] = json!(true);
-            e.data = canonical_json(&payload);
-        }
-        e.prev_hash = prev;
-        e.hash = e.compute_hash();
-        prev = e.hash;
-    }
+    let tail = rehashed_tail(&events, from);
+    events.truncate(from as usize - 1);
+    events.extend(tail);
     let forged_log = root.path().join("rewritten.jsonl");
     let lines: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
     std::fs::write(&forged_log, lines.join("\n") + "\n").unwrap();

@@ -102,7 +102,8 @@ async fn an_empty_log_is_not_anchored_and_only_the_current_key_may_anchor() {
     assert!(anchors_of(&*store).await.is_empty());
 
     append(&*store, 1).await;
-    let ctx = CommandContext { meta: CommandMeta::new(Actor::system("test")), now: chrono::Utc::now(), idempotency: None };
+    let ctx =
+        CommandContext { meta: CommandMeta::new(Actor::system("test")), now: chrono::Utc::now(), idempotency: None };
     ledger.anchor_head(&ctx, &key).await.unwrap();
     let other = AnchorKey::from_seed([2; 32]);
     ledger.check_anchor_key(&key).await.unwrap();
