@@ -12,6 +12,8 @@ use ledger_core::envelope::ChainVerifier;
 use ledger_store::sqlite::SqliteStore;
 use ledger_store::EventStore;
 
+mod support;
+
 /// One acknowledged append as the child printed it.
 struct Ack {
     correlation: String,
@@ -87,4 +89,104 @@ async fn every_acknowledged_append_survives_sigkill_whole() {
             by_correlation.get(&a.correlation).unwrap_or_else(|| panic!("acked append {} lost", a.correlation));
         assert_eq!((positions[0], positions[2]), (a.first, a.last));
     }
+}
+
+/// Billing batch `b`: 200 lines, `R{b*200}` on, over four customers of P1.
+fn billing_batch(b: usize) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = (0..200)
+        .map(|k| {
+            let n = b * 200 + k;
+            let customer = format!("C{}", n % 4);
+            support::flows::line(
+                &format!("R{n}"),
+                &customer,
+                "ecs",
+                "1.00",
+                "2026-07-10T02:00:00Z",
+                "2026-07-11T02:00:00Z",
+            )
+        })
+        .collect();
+    serde_json::json!({ "records": records })
+}
+
+fn post(base: &str, b: usize) -> Result<ureq::Response, ureq::Error> {
+    ureq::post(&format!("{base}/v1/consumption"))
+        .set("X-Auth-Token", support::ADMIN_TOKEN)
+        .set("X-Request-Id", &format!("batch-{b}"))
+        .send_json(billing_batch(b))
+}
+
+/// A billing feed killed mid-batch (issue 11): the server is SIGKILLed while batches are in
+/// flight, restarted, and the feed sends every batch again under its `X-Request-Id`. Every
+/// line any answer acknowledged is in the log, and no line is there twice.
+#[test]
+fn billing_lines_acknowledged_before_a_sigkill_are_kept_once() {
+    use serde_json::Value;
+    use support::flows::{associate, register_partner};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::Server::start(dir.path());
+    register_partner(&server, "P1", "P1 Ltd", "solution_provider", None);
+    for c in 0..4 {
+        associate(&server, &format!("C{c}"), "P1", "referral");
+    }
+    // Four feeds send batches side by side until the server dies under them.
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Value)>();
+    let feeds: Vec<_> = (0..4)
+        .map(|f| {
+            let (base, tx) = (server.base.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for b in (f..).step_by(4).take(50) {
+                    match post(&base, b) {
+                        Ok(resp) => tx.send((b, resp.into_json().unwrap())).unwrap(),
+                        Err(_) => return, // the server is gone: this batch was never answered
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut acked = vec![];
+    while acked.len() < 12 {
+        acked.push(rx.recv().unwrap());
+    }
+    drop(server); // SIGKILL, with batches in flight
+    for f in feeds {
+        f.join().unwrap();
+    }
+    drop(tx);
+    acked.extend(rx);
+    // A feed's unanswered batch follows its last answered one.
+    let sent = acked.iter().map(|(b, _)| *b).max().unwrap() + 5;
+
+    let server = support::Server::start(dir.path());
+    for b in 0..sent {
+        let (status, answer) = support::read(post(&server.base, b));
+        assert!(status == 200 || status == 201, "{answer}");
+        if let Some((_, first)) = acked.iter().find(|(a, _)| *a == b) {
+            assert_eq!(&answer, first, "a retried batch gets its first answer");
+        }
+    }
+    drop(server);
+
+    let stored: Vec<String> = acked
+        .iter()
+        .flat_map(|(_, a)| a["results"].as_array().unwrap().iter())
+        .filter(|r| r["status"] == "stored")
+        .map(|r| r["record_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(stored.len() >= 12 * 200, "the first answers stored their lines");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let events = runtime.block_on(async {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.read_stream("incentives-P1", 1, 100_000).await.unwrap()
+    });
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for e in &events {
+        let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+        *count.entry(data["record_id"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert!(count.values().all(|n| *n == 1), "no line twice");
+    assert_eq!(count.len(), sent * 200, "every line of every batch sent, once");
+    assert!(stored.iter().all(|r| count.contains_key(r)), "every acknowledged line is there");
 }

@@ -71,24 +71,33 @@ pub async fn record_consumption(
     if let Some(receipt) = state.ledger.billing_receipt(&ctx).await? {
         return Ok((StatusCode::OK, Json(batch_answer(&receipt))));
     }
-    let mut lines = Vec::with_capacity(records.len());
-    let mut position = None;
+    // Lines whose amount does not parse are answered here; the others go to the ledger
+    // as one batch.
+    let mut parsed: Vec<Result<usize, ApiError>> = Vec::with_capacity(records.len());
+    let mut inputs = vec![];
+    let record_ids: Vec<String> = records.iter().map(|r| r.record_id.clone()).collect();
     for r in records {
-        let record_id = r.record_id.clone();
-        let outcome = match Money::parse_positive(&r.amount, &r.currency) {
+        parsed.push(match Money::parse_positive(&r.amount, &r.currency) {
             Err(e) => Err(ApiError::from(e)),
             Ok(amount) => {
-                let input = ConsumptionInput {
+                inputs.push(ConsumptionInput {
                     record_id: r.record_id,
                     customer_id: r.customer_id,
                     product: r.product,
                     amount,
                     consumed_at: r.consumed_at,
                     settled_at: r.settled_at,
-                };
-                state.ledger.record_consumption(&ctx, input).await.map_err(ApiError::from)
+                });
+                Ok(inputs.len() - 1)
             }
-        };
+        });
+    }
+    let mut decided =
+        state.ledger.record_consumption_batch(&ctx, inputs).await?.into_iter().map(Some).collect::<Vec<_>>();
+    let mut lines = Vec::with_capacity(parsed.len());
+    let mut position = None;
+    for (record_id, parsed) in record_ids.into_iter().zip(parsed) {
+        let outcome = parsed.and_then(|i| decided[i].take().expect("one answer per line").map_err(ApiError::from));
         let line = |status, error: Option<ApiError>| BatchLine {
             record_id: record_id.clone(),
             status,
@@ -97,7 +106,7 @@ pub async fn record_consumption(
         };
         lines.push(match outcome {
             Ok(LineOutcome::Stored { position: p, .. }) => {
-                position = Some(p);
+                position = Some(position.unwrap_or(0).max(p));
                 line(LineStatus::Stored, None)
             }
             Ok(LineOutcome::Duplicate { .. }) => line(LineStatus::Duplicate, None),

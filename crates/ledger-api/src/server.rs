@@ -503,6 +503,7 @@ async fn issue_credential(
             events: vec![event],
             meta: ctx.meta,
             idempotency: None,
+            event_keys: vec![],
         })
         .await
         .map_err(|e| caller.err(e.into()))?;

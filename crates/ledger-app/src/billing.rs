@@ -52,6 +52,7 @@ impl Ledger {
             events: vec![to_new_event(&event, ctx.now)],
             meta: ctx.meta.clone(),
             idempotency: ctx.idempotency.clone(),
+            event_keys: vec![],
         };
         let appended = self.exec.store().append(req).await?;
         if appended.replayed {

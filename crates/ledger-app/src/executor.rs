@@ -8,13 +8,16 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use ledger_core::envelope::{CommandMeta, NewEvent};
-use ledger_domain::{decode, encode, Decider, EventFamily};
-use ledger_store::{AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyKey, StoreError};
+use ledger_domain::{decode, encode, Decider, DomainError, EventFamily};
+use ledger_store::{AppendRequest, Appended, EventKey, EventStore, ExpectedVersion, IdempotencyKey, StoreError};
 
 use crate::AppError;
 
 /// Attempts per command before a conflict is reported to the caller.
 pub const MAX_ATTEMPTS: usize = 8;
+/// Attempts of a batch (which never answers a conflict: every lost race means another
+/// append to the stream landed, so this bounds only a store that keeps failing to decide).
+pub const MAX_BATCH_ATTEMPTS: usize = 10_000;
 /// Stream states kept in memory; past this the cache starts afresh.
 pub const MAX_CACHED_STREAMS: usize = 50_000;
 /// Events read per call while loading a stream.
@@ -51,6 +54,25 @@ impl<E> Outcome<E> {
     pub fn is_stored(&self) -> bool {
         matches!(self, Outcome::Stored { .. })
     }
+}
+
+/// One command of a batch, and the key that names the first event it stores (see
+/// `ledger_store::AppendRequest::event_keys`).
+#[derive(Debug, Clone)]
+pub struct BatchItem<C> {
+    pub command: C,
+    pub key: Option<(String, [u8; 32])>,
+}
+
+/// What became of one command of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemOutcome {
+    /// Its events were stored; `position` is that of its last event.
+    Stored { position: u64 },
+    /// It changed nothing (e.g. a line the stream already holds).
+    Unchanged,
+    /// A rule refused it; the other commands of the batch are not affected.
+    Refused(DomainError),
 }
 
 /// A stream's state at a version, of whichever aggregate owns the stream.
@@ -212,6 +234,7 @@ impl Executor {
                 events: new_events,
                 meta: ctx.meta.clone(),
                 idempotency: ctx.idempotency.clone(),
+                event_keys: vec![],
             };
             match self.store.append(req).await {
                 Ok(appended) if appended.replayed => return Ok(Outcome::Replayed { appended }),
@@ -228,6 +251,83 @@ impl Executor {
             }
         }
         unreachable!("the last attempt returns")
+    }
+
+    /// Decides `items` in order against one state of the stream, each seeing the ones before
+    /// it, and stores all their events in one append (one transaction). A command a rule
+    /// refuses is answered alone. When another writer appended first, the whole batch is
+    /// decided again on the new state: a batch never answers `CONCURRENCY_CONFLICT`. When
+    /// an item's key was kept by another append meanwhile, the store's
+    /// `IDEMPOTENCY_CONFLICT` for that key is returned: the caller looks the key up and
+    /// sends the batch again without that item.
+    pub async fn execute_batch<D>(
+        &self,
+        stream: &str,
+        items: &[BatchItem<D::Command>],
+        ctx: &CommandContext,
+    ) -> Result<Vec<ItemOutcome>, AppError>
+    where
+        D: Decider,
+        D::State: Send + Sync + 'static,
+        D::Command: Clone,
+        D::Event: EventFamily,
+    {
+        for attempt in 1..=MAX_BATCH_ATTEMPTS {
+            let (mut state, version) = self.take::<D>(stream).await?;
+            let mut outcomes = Vec::with_capacity(items.len());
+            // Per item with events: (its outcome's index, its first and last event's index).
+            let mut spans = vec![];
+            let mut events: Vec<D::Event> = vec![];
+            let mut event_keys = vec![];
+            for (i, item) in items.iter().enumerate() {
+                match D::decide(&state, item.command.clone(), ctx.now) {
+                    Err(e) => outcomes.push(ItemOutcome::Refused(e)),
+                    Ok(new) if new.is_empty() => outcomes.push(ItemOutcome::Unchanged),
+                    Ok(new) => {
+                        if let Some((key, fingerprint)) = &item.key {
+                            event_keys.push(EventKey {
+                                key: key.clone(),
+                                fingerprint: *fingerprint,
+                                event: events.len(),
+                            });
+                        }
+                        spans.push((i, events.len() + new.len() - 1));
+                        outcomes.push(ItemOutcome::Unchanged);
+                        state = new.iter().fold(state, |s, e| D::evolve(s, e));
+                        events.extend(new);
+                    }
+                }
+            }
+            if events.is_empty() {
+                self.remember(stream, version, state);
+                return Ok(outcomes);
+            }
+            let req = AppendRequest {
+                stream: stream.to_string(),
+                expected: if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) },
+                events: events.iter().map(|e| to_new_event(e, ctx.now)).collect(),
+                meta: ctx.meta.clone(),
+                idempotency: None,
+                event_keys,
+            };
+            // The state was evolved through the batch: it is right only if the append lands.
+            // Otherwise it is dropped, and the next attempt reads the stream afresh.
+            match self.store.append(req).await {
+                Ok(appended) => {
+                    self.remember(stream, appended.stream_version, state);
+                    for (i, last) in spans {
+                        outcomes[i] = ItemOutcome::Stored { position: appended.first_position + last as u64 };
+                    }
+                    return Ok(outcomes);
+                }
+                Err(StoreError::ConcurrencyConflict { .. }) => {
+                    tracing::debug!(stream, attempt, "concurrent append; deciding the batch again");
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Backend(format!("{stream} kept moving for {MAX_BATCH_ATTEMPTS} attempts")).into())
     }
 
     /// The first result of `ctx`'s idempotency key when it was used before with the same

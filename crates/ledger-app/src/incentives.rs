@@ -2,9 +2,12 @@
 //! the facts each command needs (the customer's association, the policies, the
 //! certification gate) are looked up here; the rules are the domain's.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::validate_id;
 use ledger_core::{Currency, Money, Month, Quarter};
+use ledger_domain::customer::{self, AssociationType, Customer};
 use ledger_domain::incentives::{
     self, AcceptOpportunity, ApplyForMonth, ApplyForOpportunity, ApprovePayment, CloseMonth, ConfirmInvoiceReceived,
     FinalizeMonth, FinalizeOpportunity, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState,
@@ -13,9 +16,11 @@ use ledger_domain::incentives::{
     ShareOpportunity,
 };
 use ledger_domain::partner::certification_gate;
+use ledger_domain::policy::PolicyBook;
 use ledger_domain::{Decider, DomainError};
 use ledger_store::{IdempotencyKey, StoreError};
 
+use crate::executor::{BatchItem, ItemOutcome};
 use crate::{fingerprint, AppError, CommandContext, Ledger, Outcome};
 
 /// The vendor's mailing address and public mailbox printed on every invoice list (seed:
@@ -32,6 +37,32 @@ pub struct ConsumptionInput {
     pub amount: Money,
     pub consumed_at: DateTime<Utc>,
     pub settled_at: DateTime<Utc>,
+}
+
+/// The store's key of a consumption line (`consumption:{record_id}`) and the digest of
+/// what billing sent for it.
+fn line_key(line: &ConsumptionInput) -> IdempotencyKey {
+    IdempotencyKey {
+        key: format!("consumption:{}", line.record_id),
+        fingerprint: fingerprint(&[
+            line.customer_id.as_bytes(),
+            line.product.as_bytes(),
+            line.amount.amount.normalize().to_string().as_bytes(),
+            line.amount.currency.as_str().as_bytes(),
+            line.consumed_at.timestamp_micros().to_string().as_bytes(),
+            line.settled_at.timestamp_micros().to_string().as_bytes(),
+        ]),
+    }
+}
+
+/// A line of a batch on its way to its partner's stream.
+struct RoutedLine {
+    /// Its place in the batch.
+    index: usize,
+    partner_id: String,
+    key: IdempotencyKey,
+    resale: bool,
+    command: IncentiveCommand,
 }
 
 /// What became of one line of a billing batch.
@@ -52,72 +83,177 @@ impl Ledger {
         Ok(self.exec.load_shared::<Incentives>(&incentives::stream_id(partner_id)).await?.0)
     }
 
-    /// Records one consumption line in its partner's stream. `record_id` is unique across
-    /// the whole ledger: the store's idempotency key `consumption:{record_id}` makes a
-    /// repeat with the same content a no-op and one with other content a conflict, whatever
-    /// partner it would land with.
+    /// Records one consumption line: a billing batch of one.
     pub async fn record_consumption(
         &self,
         ctx: &CommandContext,
         line: ConsumptionInput,
     ) -> Result<LineOutcome, AppError> {
-        validate_id("record_id", &line.record_id)?;
-        validate_id("customer_id", &line.customer_id)?;
-        if line.settled_at < line.consumed_at {
-            return Err(ledger_domain::guard::invalid("settled_at", "must not be before consumed_at").into());
-        }
-        let association = self
-            .association_at(&line.customer_id, line.consumed_at)
-            .await?
-            .ok_or_else(|| DomainError::NoAssociation { customer_id: line.customer_id.clone() })?;
-        let policies = self.policies(line.amount.currency).await?;
-        let key = IdempotencyKey {
-            key: format!("consumption:{}", line.record_id),
-            fingerprint: fingerprint(&[
-                line.customer_id.as_bytes(),
-                line.product.as_bytes(),
-                line.amount.amount.normalize().to_string().as_bytes(),
-                line.amount.currency.as_str().as_bytes(),
-                line.consumed_at.timestamp_micros().to_string().as_bytes(),
-                line.settled_at.timestamp_micros().to_string().as_bytes(),
-            ]),
-        };
-        let line_ctx = CommandContext { idempotency: Some(key), ..ctx.clone() };
-        let partner_id = association.partner_id.clone();
-        let command = IncentiveCommand::RecordConsumption(RecordConsumption {
-            partner_id: partner_id.clone(),
-            record_id: line.record_id.clone(),
-            customer_id: line.customer_id.clone(),
-            association_type: LineAssociation::from(association.association_type),
-            product: line.product.clone(),
-            amount: line.amount,
-            consumed_at: line.consumed_at,
-            settled_at: line.settled_at,
-            policies,
-        });
-        let outcome =
-            self.exec.execute::<Incentives>(&incentives::stream_id(&partner_id), command, &line_ctx).await.map_err(
-                |e| match e {
-                    AppError::Store(StoreError::IdempotencyConflict { .. }) => {
-                        AppError::Domain(DomainError::DuplicateRecordConflict { record_id: line.record_id.clone() })
+        self.record_consumption_batch(ctx, vec![line]).await?.pop().expect("one answer per line")
+    }
+
+    /// Records a billing batch: one answer per line, in order. The lines of one partner are
+    /// decided together against one state of its stream and stored in one append; the
+    /// partners' appends run side by side (and commit together). `record_id` is unique
+    /// across the whole ledger: the store keeps the key `consumption:{record_id}` for the
+    /// line's event, so a line sent again with the same content is a duplicate and with
+    /// other content `DUPLICATE_RECORD_CONFLICT`, whatever partner it would land with. A
+    /// line a rule refuses is answered with its error; the batch never answers a
+    /// concurrency conflict (it is decided again). Only a store failure fails the batch.
+    pub async fn record_consumption_batch(
+        &self,
+        ctx: &CommandContext,
+        lines: Vec<ConsumptionInput>,
+    ) -> Result<Vec<Result<LineOutcome, AppError>>, AppError> {
+        let mut answers: Vec<Option<Result<LineOutcome, AppError>>> = vec![None; lines.len()];
+        let mut routed = self.route_lines(&lines, &mut answers).await?;
+        loop {
+            // Lines already kept are answered from their key, before any decision.
+            let keys: Vec<String> = routed.iter().map(|r| r.key.key.clone()).collect();
+            let kept = self.exec.store().idempotency_keys(&keys).await?;
+            let mut by_partner: BTreeMap<String, Vec<RoutedLine>> = BTreeMap::new();
+            for (r, kept) in routed.into_iter().zip(kept) {
+                match kept {
+                    Some((fingerprint, _)) if fingerprint == r.key.fingerprint => {
+                        answers[r.index] = Some(Ok(LineOutcome::Duplicate { partner_id: r.partner_id.clone() }));
+                        self.draw_down_for(ctx, &r, &mut answers).await?;
                     }
-                    other => other,
-                },
-            )?;
-        // A resale customer's consumption draws down what it was allocated (§3). Run on
-        // repeats too: the drawdown is idempotent by record_id, so a retried billing batch
-        // completes a drawdown a crash interrupted.
-        let mut drawn_at = None;
-        if association.association_type == ledger_domain::customer::AssociationType::Resale {
-            drawn_at = self.draw_down(ctx, &partner_id, &line.customer_id, &line.record_id, line.amount).await?;
-        }
-        Ok(match outcome {
-            // The drawdown, when there is one, is the line's last event (read-your-writes).
-            Outcome::Stored { appended, .. } => {
-                LineOutcome::Stored { partner_id, position: appended.last_position.max(drawn_at.unwrap_or(0)) }
+                    Some(_) => {
+                        let record_id = lines[r.index].record_id.clone();
+                        answers[r.index] = Some(Err(DomainError::DuplicateRecordConflict { record_id }.into()));
+                    }
+                    None => by_partner.entry(r.partner_id.clone()).or_default().push(r),
+                }
             }
-            _ => LineOutcome::Duplicate { partner_id },
-        })
+            let runs = by_partner.into_iter().map(|(partner_id, lines)| async move {
+                let items: Vec<BatchItem<IncentiveCommand>> = lines
+                    .iter()
+                    .map(|r| BatchItem {
+                        command: r.command.clone(),
+                        key: Some((r.key.key.clone(), r.key.fingerprint)),
+                    })
+                    .collect();
+                let outcome =
+                    self.exec.execute_batch::<Incentives>(&incentives::stream_id(&partner_id), &items, ctx).await;
+                (lines, outcome)
+            });
+            routed = vec![];
+            for (partner_lines, outcome) in futures::future::join_all(runs).await {
+                let outcomes = match outcome {
+                    Ok(outcomes) => outcomes,
+                    // Another append kept one of these lines' keys meanwhile (the same record
+                    // sent for another partner): look the keys up again and decide again.
+                    Err(AppError::Store(StoreError::IdempotencyConflict { .. })) => {
+                        routed.extend(partner_lines);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                for (r, outcome) in partner_lines.into_iter().zip(outcomes) {
+                    let partner_id = r.partner_id.clone();
+                    answers[r.index] = Some(match outcome {
+                        ItemOutcome::Stored { position } => Ok(LineOutcome::Stored { partner_id, position }),
+                        ItemOutcome::Unchanged => Ok(LineOutcome::Duplicate { partner_id }),
+                        ItemOutcome::Refused(e) => Err(e.into()),
+                    });
+                    self.draw_down_for(ctx, &r, &mut answers).await?;
+                }
+            }
+            if routed.is_empty() {
+                break;
+            }
+        }
+        Ok(answers.into_iter().map(|a| a.expect("every line is answered")).collect())
+    }
+
+    /// Checks each line and resolves what its command needs (the customer's association at
+    /// `consumed_at`, the policy book of its currency), each customer and currency once per
+    /// batch. A line that fails here is answered at once.
+    async fn route_lines(
+        &self,
+        lines: &[ConsumptionInput],
+        answers: &mut [Option<Result<LineOutcome, AppError>>],
+    ) -> Result<Vec<RoutedLine>, AppError> {
+        let mut customers: Vec<&str> = lines.iter().map(|l| l.customer_id.as_str()).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        let loaded = futures::future::join_all(customers.iter().map(|c| async move {
+            validate_id("customer_id", c)?;
+            Ok::<_, AppError>(self.exec.load_shared::<Customer>(&customer::stream_id(c)).await?.0)
+        }))
+        .await;
+        let customers: HashMap<&str, Result<_, AppError>> = customers.into_iter().zip(loaded).collect();
+        let mut books: HashMap<Currency, PolicyBook> = HashMap::new();
+        let mut routed = Vec::with_capacity(lines.len());
+        for (index, line) in lines.iter().enumerate() {
+            let checked = (|| {
+                validate_id("record_id", &line.record_id)?;
+                if line.settled_at < line.consumed_at {
+                    return Err(ledger_domain::guard::invalid("settled_at", "must not be before consumed_at").into());
+                }
+                let history = customers[line.customer_id.as_str()].as_ref().map_err(Clone::clone)?;
+                history
+                    .association_at(line.consumed_at)
+                    .cloned()
+                    .ok_or_else(|| DomainError::NoAssociation { customer_id: line.customer_id.clone() }.into())
+            })();
+            let association = match checked {
+                Ok(a) => a,
+                Err(e) => {
+                    answers[index] = Some(Err(e));
+                    continue;
+                }
+            };
+            let currency = line.amount.currency;
+            if !books.contains_key(&currency) {
+                books.insert(currency, self.policies(currency).await?);
+            }
+            let partner_id = association.partner_id.clone();
+            routed.push(RoutedLine {
+                index,
+                key: line_key(line),
+                resale: association.association_type == AssociationType::Resale,
+                command: IncentiveCommand::RecordConsumption(RecordConsumption {
+                    partner_id: partner_id.clone(),
+                    record_id: line.record_id.clone(),
+                    customer_id: line.customer_id.clone(),
+                    association_type: LineAssociation::from(association.association_type),
+                    product: line.product.clone(),
+                    amount: line.amount,
+                    consumed_at: line.consumed_at,
+                    settled_at: line.settled_at,
+                    policies: books[&currency].clone(),
+                }),
+                partner_id,
+            });
+        }
+        Ok(routed)
+    }
+
+    /// A resale customer's consumption draws down what it was allocated (§3). Run for
+    /// duplicates too: the drawdown is idempotent by record_id, so a retried billing batch
+    /// completes a drawdown a crash interrupted. The drawdown, when there is one, is the
+    /// line's last event (read-your-writes).
+    async fn draw_down_for(
+        &self,
+        ctx: &CommandContext,
+        r: &RoutedLine,
+        answers: &mut [Option<Result<LineOutcome, AppError>>],
+    ) -> Result<(), AppError> {
+        let Some(Ok(outcome)) = &answers[r.index] else { return Ok(()) };
+        if !r.resale {
+            return Ok(());
+        }
+        let IncentiveCommand::RecordConsumption(line) = &r.command else { return Ok(()) };
+        let drawn = self.draw_down(ctx, &r.partner_id, &line.customer_id, &line.record_id, line.amount).await;
+        answers[r.index] = Some(match (drawn, outcome.clone()) {
+            (Err(e), _) => Err(e),
+            (Ok(at), LineOutcome::Stored { partner_id, position }) => {
+                Ok(LineOutcome::Stored { partner_id, position: position.max(at.unwrap_or(0)) })
+            }
+            (Ok(_), duplicate) => Ok(duplicate),
+        });
+        Ok(())
     }
 
     /// The partner whose stream holds the consumption line `record_id`: the store's

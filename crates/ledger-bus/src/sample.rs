@@ -192,6 +192,7 @@ pub async fn append_mixed(store: &dyn EventStore, count: u64, partners: u64) -> 
             events: vec![event],
             meta: meta(),
             idempotency: None,
+            event_keys: vec![],
         };
         last = store.append(req).await?.last_position;
     }
@@ -228,6 +229,7 @@ pub async fn append_bulk(
                 events: events.into_iter().map(|(_, e)| e).collect(),
                 meta: meta(),
                 idempotency: None,
+                event_keys: vec![],
             };
             let store = store.clone();
             tasks.push(tokio::spawn(async move { store.append(req).await }));

@@ -41,6 +41,7 @@ async fn append(store: &dyn EventStore, stream: &str, event_type: &str, data: se
         events: vec![event],
         meta,
         idempotency: None,
+        event_keys: vec![],
     };
     store.append(req).await.unwrap().last_position
 }

@@ -209,6 +209,7 @@ async fn run_level(dir: &Path, appenders: usize, duration: Duration) -> Result<L
                         events: vec![event],
                         meta: meta(),
                         idempotency: None,
+                        event_keys: vec![],
                     };
                     let sent = Instant::now();
                     version = store.append(req).await?.stream_version;

@@ -114,6 +114,7 @@ async fn copy_to_sqlite(from: Arc<dyn EventStore>, dir: &Path) -> Result<Arc<dyn
                     request_id: e.request_id,
                 },
                 idempotency: None,
+                event_keys: vec![],
             };
             let mut append = to.append(req);
             match append.as_mut().poll(&mut Context::from_waker(Waker::noop())) {

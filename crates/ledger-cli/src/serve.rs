@@ -76,12 +76,31 @@ pub fn run(mut args: Args) -> Result<()> {
             crate::demo::seed_with_progress(&dyn_store, &plan).await?;
         }
         let mut runner = Runner::open(&args.data.dir, ledger_projections::all())?;
-        let head = *dyn_store.head().borrow();
-        if runner.low_water() < head {
-            eprintln!("catching up projections from position {} to {head}...", runner.low_water());
-            runner.catch_up(&dyn_store, |_| {}).await?;
-        }
-        let (applied, projections) = spawn_live(runner, dyn_store.clone());
+        // The server answers at once, whatever the history: the projections catch up in the
+        // background, and a read naming a `min_position` they have not reached waits for it.
+        let applied = runner.applied();
+        let projections = {
+            let store = dyn_store.clone();
+            tokio::spawn(async move {
+                let head = *store.head().borrow();
+                if runner.low_water() < head {
+                    eprintln!("catching up projections from position {} to {head}...", runner.low_water());
+                    if let Err(e) = runner.catch_up(&store, |_| {}).await {
+                        tracing::error!(error = %e, "projection catch-up stopped");
+                        return;
+                    }
+                }
+                // Aborting this task (at shutdown) stops the live runner with it.
+                struct AbortOnDrop(tokio::task::JoinHandle<()>);
+                impl Drop for AbortOnDrop {
+                    fn drop(&mut self) {
+                        self.0.abort();
+                    }
+                }
+                let mut live = AbortOnDrop(spawn_live(runner, store).1);
+                let _ = (&mut live.0).await;
+            })
+        };
         let relay = ledger_bus::cli::spawn_in_serve(&args.kafka, &args.data.dir, dyn_store.clone())?;
         let credentials = Arc::new(Credentials::new(master_key(&args.data.dir)?, args.admin_token.as_deref()));
         let ledger = Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))));

@@ -9,7 +9,7 @@ use chrono::Utc;
 use ledger_core::envelope::{Actor, ChainVerifier, CommandMeta, NewEvent, Role};
 use serde_json::json;
 
-use crate::{subscribe_all, AppendRequest, EventStore, ExpectedVersion, IdempotencyKey, StoreError};
+use crate::{subscribe_all, AppendRequest, EventKey, EventStore, ExpectedVersion, IdempotencyKey, StoreError};
 
 pub type Store = Arc<dyn EventStore>;
 
@@ -24,6 +24,7 @@ pub fn request(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -
         events,
         meta: CommandMeta::new(Actor { principal: "conformance".into(), role: Role::System }),
         idempotency: None,
+        event_keys: vec![],
     }
 }
 
@@ -83,6 +84,7 @@ pub async fn the_envelope_round_trips(store: Store) {
             events: vec![e],
             meta: meta.clone(),
             idempotency: None,
+            event_keys: vec![],
         })
         .await
         .unwrap();
@@ -270,6 +272,71 @@ pub async fn a_subscription_catches_up_then_follows_without_gaps_or_doubles(stor
     assert!(more.is_err(), "waits for live events once caught up");
 }
 
+fn event_key(key: &str, fingerprint: u8, event: usize) -> EventKey {
+    EventKey { key: key.into(), fingerprint: [fingerprint; 32], event }
+}
+
+pub async fn event_keys_name_single_events_of_one_append(store: Store) {
+    let mut first = request("acct", ExpectedVersion::NoStream, vec![event(1), event(2), event(3)]);
+    first.idempotency = Some(IdempotencyKey { key: "req-1".into(), fingerprint: [1; 32] });
+    first.event_keys = vec![event_key("item-a", 2, 0), event_key("item-c", 3, 2)];
+    let a = store.append(first.clone()).await.unwrap();
+    assert_eq!((a.first_position, a.last_position, a.stream_version), (1, 3, 3));
+    let (fp, item_a) = store.idempotency_key("item-a").await.unwrap().expect("kept");
+    assert_eq!((fp, item_a.first_position, item_a.last_position, item_a.stream_version), ([2; 32], 1, 1, 1));
+    let (fp, item_c) = store.idempotency_key("item-c").await.unwrap().expect("kept");
+    assert_eq!((fp, item_c.first_position, item_c.last_position, item_c.stream_version), ([3; 32], 3, 3, 3));
+    let (_, whole) = store.idempotency_key("req-1").await.unwrap().expect("kept");
+    assert_eq!((whole.first_position, whole.last_position), (1, 3));
+    let many = store.idempotency_keys(&["item-c".into(), "nope".into(), "item-a".into()]).await.unwrap();
+    assert_eq!(many.iter().map(|k| k.map(|(_, a)| a.first_position)).collect::<Vec<_>>(), [Some(3), None, Some(1)]);
+
+    // The same request again is its first result; its event keys do not refuse it.
+    let again = store.append(first).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.first_position, again.last_position), (1, 3));
+
+    // Another append naming a kept key is refused whole: its other key is not kept.
+    let mut other = request("acct-2", ExpectedVersion::Any, vec![event(4), event(5)]);
+    other.event_keys = vec![event_key("item-d", 4, 0), event_key("item-a", 2, 1)];
+    let err = store.append(other).await.unwrap_err();
+    assert!(matches!(&err, StoreError::IdempotencyConflict { key } if key == "item-a"), "{err:?}");
+    assert!(store.idempotency_key("item-d").await.unwrap().is_none());
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 3);
+
+    let mut twice = request("acct-2", ExpectedVersion::Any, vec![event(6), event(7)]);
+    twice.event_keys = vec![event_key("item-e", 5, 0), event_key("item-e", 5, 1)];
+    assert_eq!(store.append(twice).await.unwrap_err().code(), "INVALID_FIELD");
+    let mut outside = request("acct-2", ExpectedVersion::Any, vec![event(8)]);
+    outside.event_keys = vec![event_key("item-f", 6, 1)];
+    assert_eq!(store.append(outside).await.unwrap_err().code(), "INVALID_FIELD");
+
+    // Racing appends to different streams naming one key: exactly one stores it.
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut r = request(&format!("racer-{i}"), ExpectedVersion::Any, vec![event(100 + i), event(200 + i)]);
+                r.event_keys = vec![event_key(&format!("own-{i}"), 7, 0), event_key("contested", 8, 1)];
+                store.append(r).await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(e) => assert_eq!(e.code(), "IDEMPOTENCY_CONFLICT"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 5);
+    let (_, contested) = store.idempotency_key("contested").await.unwrap().expect("kept");
+    let winner = &store.read_all(contested.first_position, 1).await.unwrap()[0];
+    assert_eq!(winner.version, 2, "the key names the second event of the winning append");
+    assert_eq!(verify_chain(&store).await, 5);
+}
+
 /// Expands to one `#[tokio::test]` per case, each on a fresh store made by `$make`
 /// (an expression returning `(Store, guard)`; the guard lives as long as the test).
 #[macro_export]
@@ -282,6 +349,7 @@ macro_rules! conformance_suite {
             racing_appenders_for_one_version_have_exactly_one_winner,
             an_idempotency_key_answers_with_the_first_result,
             concurrent_requests_with_one_key_store_once,
+            event_keys_name_single_events_of_one_append,
             invalid_appends_are_refused_whole,
             many_appenders_leave_a_gap_free_log_and_a_valid_chain,
             a_subscription_catches_up_then_follows_without_gaps_or_doubles,

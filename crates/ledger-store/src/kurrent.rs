@@ -16,8 +16,9 @@
 //! The KurrentDB event carries the ledger's event id, type and payload (`data`, canonical
 //! JSON, so KurrentDB's UI and projections can read it) and the rest of the envelope in its
 //! metadata: ledger stream, version, position, actor, correlation, times, `prev_hash`,
-//! `hash`, and on the first event of a keyed append the idempotency key, its fingerprint
-//! and the append's result.
+//! `hash`, and the keys the event answers for: on the first event of a keyed append the
+//! idempotency key, its fingerprint and the append's result, on an event named by an event
+//! key that key (one key is an object, several an array).
 //!
 //! Ledger streams are therefore not KurrentDB streams: the store keeps an **index** in
 //! memory (each ledger stream's positions, the idempotency keys, the event ids, the chain
@@ -78,7 +79,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::plan::LogTip;
-use crate::plan::{plan_group, raise, GroupPlan, StoredLog};
+use crate::plan::{plan_group, raise, GroupPlan, KeyRecord, StoredLog};
 use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH, MAX_STREAM_LEN};
 
 /// The KurrentDB stream that holds the ledger's global log.
@@ -234,11 +235,8 @@ fn from_recorded(e: &kurrentdb::RecordedEvent) -> Result<(u64, LogEntry), StoreE
     Ok((e.revision, entry))
 }
 
-/// An idempotency key as recorded: key, fingerprint and the first append's result.
-type KeyRecord = (String, [u8; 32], Appended);
-
-/// The log entry of a sealed event; `key` rides on the first event of a keyed append.
-fn encode(e: &RecordedEvent, key: Option<&KeyRecord>) -> LogEntry {
+/// The log entry of a sealed event with the keys whose first result starts at it.
+fn encode(e: &RecordedEvent, keys: &[&KeyRecord]) -> LogEntry {
     let mut envelope = json!({
         "ledger": ENVELOPE_FORMAT,
         "position": e.position,
@@ -254,20 +252,25 @@ fn encode(e: &RecordedEvent, key: Option<&KeyRecord>) -> LogEntry {
         "prev_hash": e.prev_hash.to_string(),
         "hash": e.hash.to_string(),
     });
-    if let Some((k, fingerprint, first)) = key {
-        envelope["idempotency"] = json!({
+    let record = |(k, fingerprint, first): &KeyRecord| {
+        json!({
             "key": k,
             "fingerprint": ChainHash(*fingerprint).to_string(),
             "first_position": first.first_position,
             "last_position": first.last_position,
             "stream_version": first.stream_version,
-        });
+        })
+    };
+    match keys {
+        [] => {}
+        [one] => envelope["idempotency"] = record(one),
+        many => envelope["idempotency"] = Value::Array(many.iter().map(|k| record(k)).collect()),
     }
     LogEntry { id: e.event_id, event_type: e.event_type.clone(), data: e.data.clone(), metadata: envelope.to_string() }
 }
 
-/// The ledger event at log revision `revision`, and the key record it carries if any.
-fn decode(revision: u64, entry: &LogEntry) -> Result<(RecordedEvent, Option<KeyRecord>), StoreError> {
+/// The ledger event at log revision `revision`, and the key records it carries.
+fn decode(revision: u64, entry: &LogEntry) -> Result<(RecordedEvent, Vec<KeyRecord>), StoreError> {
     let position = revision + 1;
     let corrupt = |reason: &str| StoreError::Corrupt { position, reason: reason.to_string() };
     let m: Value = serde_json::from_str(&entry.metadata).map_err(|_| corrupt("the envelope is not JSON"))?;
@@ -312,9 +315,8 @@ fn decode(revision: u64, entry: &LogEntry) -> Result<(RecordedEvent, Option<KeyR
         prev_hash: hash(&m, "prev_hash")?,
         data: entry.data.clone(),
     };
-    let key = match m.get("idempotency") {
-        None | Some(Value::Null) => None,
-        Some(k) => Some((
+    let record = |k: &Value| -> Result<KeyRecord, StoreError> {
+        Ok((
             text(k, "key")?,
             hash(k, "fingerprint")?.0,
             Appended {
@@ -323,9 +325,14 @@ fn decode(revision: u64, entry: &LogEntry) -> Result<(RecordedEvent, Option<KeyR
                 stream_version: number(k, "stream_version")?,
                 replayed: false,
             },
-        )),
+        ))
     };
-    Ok((event, key))
+    let keys = match m.get("idempotency") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(many)) => many.iter().map(record).collect::<Result<_, _>>()?,
+        Some(one) => vec![record(one)?],
+    };
+    Ok((event, keys))
 }
 
 /// What the store knows of the log, derived from it.
@@ -353,7 +360,7 @@ impl Default for Index {
 
 impl Index {
     /// Takes the next event of the log, refusing one that does not continue it.
-    fn push(&mut self, e: &RecordedEvent, key: Option<&KeyRecord>) -> Result<(), StoreError> {
+    fn push(&mut self, e: &RecordedEvent, keys: &[&KeyRecord]) -> Result<(), StoreError> {
         let corrupt = |reason: &str| Err(StoreError::Corrupt { position: e.position, reason: reason.to_string() });
         let version = self.streams.get(&e.stream).map_or(0, |p| p.len() as u64);
         if e.position != self.len + 1 {
@@ -371,10 +378,12 @@ impl Index {
         if self.event_ids.contains(&e.event_id) {
             return corrupt("the event id is already in the log");
         }
-        if let Some((k, fingerprint, first)) = key {
+        for (k, _, first) in keys {
             if first.first_position != e.position || self.keys.contains_key(k) {
                 return corrupt("a misplaced or repeated idempotency key");
             }
+        }
+        for (k, fingerprint, first) in keys {
             self.keys.insert(k.clone(), (*fingerprint, *first));
         }
         self.event_ids.insert(e.event_id);
@@ -442,8 +451,8 @@ impl Shared {
                 .collect::<Result<Vec<_>, _>>()?;
             {
                 let mut index = self.index();
-                for (event, key) in &decoded {
-                    index.push(event, key.as_ref())?;
+                for (event, keys) in &decoded {
+                    index.push(event, &keys.iter().collect::<Vec<_>>())?;
                 }
                 raise(&self.head, index.len);
             }
@@ -497,15 +506,24 @@ impl Shared {
     }
 }
 
-/// The log entries of a group's events, with each keyed append's key on its first event.
+/// The keys of a group by the position of the event each rides on (its first result's).
+fn keys_by_position(plan: &GroupPlan) -> HashMap<u64, Vec<&KeyRecord>> {
+    let mut keys: HashMap<u64, Vec<&KeyRecord>> = HashMap::new();
+    for k in &plan.keys {
+        keys.entry(k.2.first_position).or_default().push(k);
+    }
+    keys
+}
+
+/// The log entries of a group's events, each with the keys it carries.
 fn entries(plan: &GroupPlan) -> Vec<LogEntry> {
-    let keys: HashMap<u64, &KeyRecord> = plan.keys.iter().map(|k| (k.2.first_position, k)).collect();
-    plan.events.iter().map(|e| encode(e, keys.get(&e.position).copied())).collect()
+    let keys = keys_by_position(plan);
+    plan.events.iter().map(|e| encode(e, keys.get(&e.position).map_or(&[][..], Vec::as_slice))).collect()
 }
 
 fn apply(index: &mut Index, plan: &GroupPlan) -> Result<(), StoreError> {
-    let keys: HashMap<u64, &KeyRecord> = plan.keys.iter().map(|k| (k.2.first_position, k)).collect();
-    plan.events.iter().try_for_each(|e| index.push(e, keys.get(&e.position).copied()))
+    let keys = keys_by_position(plan);
+    plan.events.iter().try_for_each(|e| index.push(e, keys.get(&e.position).map_or(&[][..], Vec::as_slice)))
 }
 
 /// The answers of a group that was not written: appends that would have been written get
@@ -807,11 +825,15 @@ mod tests {
         let e = sealed(1);
         let first = Appended { first_position: 7, last_position: 8, stream_version: 3, replayed: false };
         let key = ("req-1".to_string(), [5; 32], first);
-        let entry = encode(&e, Some(&key));
+        let entry = encode(&e, &[&key]);
         assert_eq!((entry.id, entry.data.as_str()), (e.event_id, e.data.as_str()));
-        assert_eq!(decode(6, &entry).unwrap(), (e.clone(), Some(key)));
-        let plain = encode(&e, None);
-        assert_eq!(decode(6, &plain).unwrap(), (e, None));
+        assert_eq!(decode(6, &entry).unwrap(), (e.clone(), vec![key.clone()]));
+        let line = Appended { first_position: 7, last_position: 7, stream_version: 2, replayed: false };
+        let event_key = ("consumption:R1".to_string(), [6; 32], line);
+        let both = encode(&e, &[&key, &event_key]);
+        assert_eq!(decode(6, &both).unwrap(), (e.clone(), vec![key, event_key]));
+        let plain = encode(&e, &[]);
+        assert_eq!(decode(6, &plain).unwrap(), (e, vec![]));
         let err = decode(5, &plain).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { position: 6, .. }), "{err:?}");
     }

@@ -75,6 +75,21 @@ pub struct AppendRequest {
     pub events: Vec<NewEvent>,
     pub meta: CommandMeta,
     pub idempotency: Option<IdempotencyKey>,
+    /// Keys that name single events of this append (a billing line's `record_id` names the
+    /// line's event), so one append can carry many idempotent items. Each is kept like an
+    /// idempotency key whose first result is that one event. An append naming a key that
+    /// is already kept is refused whole (`IDEMPOTENCY_CONFLICT` with that key): the caller
+    /// looks the key up and decides again, and no two appends ever store one key's item.
+    pub event_keys: Vec<EventKey>,
+}
+
+/// A key naming the event at index `event` of its append (see [`AppendRequest::event_keys`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventKey {
+    pub key: String,
+    /// A digest of the item the event stores, read back by [`EventStore::idempotency_key`].
+    pub fingerprint: [u8; 32],
+    pub event: usize,
 }
 
 /// The result of an append: where its events landed.
@@ -148,6 +163,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// when the state has moved on; `append` checks it again atomically.
     async fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError>;
 
+    /// [`EventStore::idempotency_key`] of each key, in order: a backend answers them in one
+    /// round trip where it can (a billing batch asks for a thousand).
+    async fn idempotency_keys(&self, keys: &[String]) -> Result<Vec<Option<([u8; 32], Appended)>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.idempotency_key(k).await?);
+        }
+        Ok(out)
+    }
+
     /// The stream's current version (0 when it has no events).
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
 
@@ -173,10 +198,17 @@ pub(crate) fn validate(req: &AppendRequest) -> Result<(), StoreError> {
     if req.stream.is_empty() || req.stream.len() > MAX_STREAM_LEN || req.stream.chars().any(char::is_control) {
         return bad(format!("stream name must be 1 to {MAX_STREAM_LEN} printable characters"));
     }
-    if let Some(k) = &req.idempotency {
-        if k.key.is_empty() || k.key.len() > MAX_KEY_LEN {
-            return bad(format!("idempotency key must be 1 to {MAX_KEY_LEN} bytes"));
-        }
+    let keys = req.idempotency.iter().map(|k| &k.key).chain(req.event_keys.iter().map(|k| &k.key));
+    if keys.clone().any(|k| k.is_empty() || k.len() > MAX_KEY_LEN) {
+        return bad(format!("idempotency key must be 1 to {MAX_KEY_LEN} bytes"));
+    }
+    let mut names: Vec<&String> = keys.collect();
+    names.sort();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return bad("the keys of an append must be distinct".into());
+    }
+    if req.event_keys.iter().any(|k| k.event >= req.events.len()) {
+        return bad("an event key must name an event of its append".into());
     }
     for e in &req.events {
         if e.event_type.is_empty() || e.event_type.len() > 100 {

@@ -8,7 +8,7 @@ use chrono::Utc;
 use ledger_core::{ChainHash, RecordedEvent};
 use tokio::sync::watch;
 
-use crate::plan::{plan, LogTip, Plan};
+use crate::plan::{kept_event_key, plan, LogTip, Plan};
 use crate::{validate, AppendRequest, Appended, EventStore, StoreError};
 
 #[derive(Default)]
@@ -49,9 +49,10 @@ impl EventStore for MemoryStore {
             next_position: log.events.len() as u64 + 1,
             prev_hash: log.events.last().map_or(ChainHash::ZERO, |e| e.hash),
         };
-        match plan(&req, version, prior, &tip, Utc::now())? {
+        let kept = kept_event_key(&req, |k| log.keys.contains_key(k));
+        match plan(&req, version, prior, kept, &tip, Utc::now())? {
             Plan::Replay(first) => Ok(first),
-            Plan::Append { events, result } => {
+            Plan::Append { events, result, keys } => {
                 if let Some(dup) = events.iter().find(|e| log.event_ids.contains(&e.event_id)) {
                     return Err(StoreError::DuplicateEventId(dup.event_id));
                 }
@@ -61,8 +62,8 @@ impl EventStore for MemoryStore {
                     log.streams.entry(e.stream.clone()).or_default().push(index);
                     log.events.push(e);
                 }
-                if let Some(k) = &req.idempotency {
-                    log.keys.insert(k.key.clone(), (k.fingerprint, result));
+                for (key, fingerprint, first) in keys {
+                    log.keys.insert(key, (fingerprint, first));
                 }
                 self.head_tx.send_replace(result.last_position);
                 Ok(result)

@@ -1,6 +1,6 @@
 //! The append decision every backend shares: idempotency first (a retried request gets its
-//! first result even if the stream has moved on since), then the expected version, then
-//! positions, versions and chain links.
+//! first result even if the stream has moved on since), then the expected version, then the
+//! event keys (none may be kept already), then positions, versions and chain links.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,17 +19,26 @@ pub(crate) struct LogTip {
 pub(crate) enum Plan {
     /// The key was seen with the same fingerprint: answer with the first result.
     Replay(Appended),
-    /// Append these sealed events.
-    Append { events: Vec<RecordedEvent>, result: Appended },
+    /// Append these sealed events and keep these keys (the request's, then its events').
+    Append { events: Vec<RecordedEvent>, result: Appended, keys: Vec<KeyRecord> },
+}
+
+/// A key as kept: key, fingerprint and the first result it answers with.
+pub(crate) type KeyRecord = (String, [u8; 32], Appended);
+
+/// The first of `req`'s event keys that `is_kept` (already stored, or earlier in a group).
+pub(crate) fn kept_event_key<'a>(req: &'a AppendRequest, is_kept: impl Fn(&str) -> bool) -> Option<&'a str> {
+    req.event_keys.iter().map(|k| k.key.as_str()).find(|k| is_kept(k))
 }
 
 /// `stream_version`: the stream's current version; `prior`: what the idempotency key
-/// stored, if it was used before. The request was validated by the caller (off the
-/// writer's path).
+/// stored, if it was used before; `kept`: one of the request's event keys that is already
+/// kept, if any. The request was validated by the caller (off the writer's path).
 pub(crate) fn plan(
     req: &AppendRequest,
     stream_version: u64,
     prior: Option<([u8; 32], Appended)>,
+    kept: Option<&str>,
     tip: &LogTip,
     now: DateTime<Utc>,
 ) -> Result<Plan, StoreError> {
@@ -46,6 +55,9 @@ pub(crate) fn plan(
             expected: req.expected,
             actual: stream_version,
         });
+    }
+    if let Some(key) = kept {
+        return Err(StoreError::IdempotencyConflict { key: key.to_string() });
     }
     let mut prev = tip.prev_hash;
     let mut events = Vec::with_capacity(req.events.len());
@@ -70,7 +82,22 @@ pub(crate) fn plan(
         stream_version: stream_version + n,
         replayed: false,
     };
-    Ok(Plan::Append { events, result })
+    let keys = req
+        .idempotency
+        .iter()
+        .map(|k| (k.key.clone(), k.fingerprint, result))
+        .chain(req.event_keys.iter().map(|k| {
+            let e = &events[k.event];
+            let one = Appended {
+                first_position: e.position,
+                last_position: e.position,
+                stream_version: e.version,
+                replayed: false,
+            };
+            (k.key.clone(), k.fingerprint, one)
+        }))
+        .collect();
+    Ok(Plan::Append { events, result, keys })
 }
 
 /// What deciding a group of appends needs to know about the log as stored (before the
@@ -86,8 +113,8 @@ pub(crate) struct GroupPlan {
     pub answers: Vec<Result<Appended, StoreError>>,
     /// Sealed events to write, in position order, continuing the chain from the tip.
     pub events: Vec<RecordedEvent>,
-    /// (key, fingerprint, first result) of every keyed append written.
-    pub keys: Vec<(String, [u8; 32], Appended)>,
+    /// Every key written (of requests and of events).
+    pub keys: Vec<KeyRecord>,
 }
 
 /// Decides each request in order as if the ones before it in the group were already
@@ -99,7 +126,7 @@ pub(crate) fn plan_group<'a>(
     now: DateTime<Utc>,
 ) -> GroupPlan {
     let mut versions: HashMap<&str, u64> = HashMap::new();
-    let mut keys: HashMap<&str, ([u8; 32], Appended)> = HashMap::new();
+    let mut keys: HashMap<String, ([u8; 32], Appended)> = HashMap::new();
     let mut ids: HashSet<uuid::Uuid> = HashSet::new();
     let mut out = GroupPlan { answers: vec![], events: vec![], keys: vec![] };
     for req in group {
@@ -108,8 +135,9 @@ pub(crate) fn plan_group<'a>(
             .idempotency
             .as_ref()
             .and_then(|k| keys.get(k.key.as_str()).copied().or_else(|| stored.idempotency_key(&k.key)));
-        let (events, result) = match plan(req, version, prior, &tip, now) {
-            Ok(Plan::Append { events, result }) => (events, result),
+        let kept = kept_event_key(req, |k| keys.contains_key(k) || stored.idempotency_key(k).is_some());
+        let (events, result, new_keys) = match plan(req, version, prior, kept, &tip, now) {
+            Ok(Plan::Append { events, result, keys }) => (events, result, keys),
             Ok(Plan::Replay(first)) => {
                 out.answers.push(Ok(first));
                 continue;
@@ -124,10 +152,10 @@ pub(crate) fn plan_group<'a>(
             continue;
         }
         ids.extend(events.iter().map(|e| e.event_id));
-        if let Some(k) = &req.idempotency {
-            keys.insert(k.key.as_str(), (k.fingerprint, result));
-            out.keys.push((k.key.clone(), k.fingerprint, result));
+        for (key, fingerprint, first) in &new_keys {
+            keys.insert(key.clone(), (*fingerprint, *first));
         }
+        out.keys.extend(new_keys);
         tip = LogTip { next_position: result.last_position + 1, prev_hash: events.last().expect("non-empty").hash };
         versions.insert(req.stream.as_str(), result.stream_version);
         out.events.extend(events);

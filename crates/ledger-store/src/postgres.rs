@@ -273,6 +273,16 @@ impl EventStore for PostgresStore {
         row.map(|row| key_row(&row, 0)).transpose()
     }
 
+    async fn idempotency_keys(&self, keys: &[String]) -> Result<Vec<Option<([u8; 32], Appended)>>, StoreError> {
+        let r = self.readers.get().await?;
+        let mut found = HashMap::new();
+        for row in r.client.query(&r.keys, &[&keys]).await.map_err(pg)? {
+            let key: String = row.try_get(0).map_err(pg)?;
+            found.insert(key, key_row(&row, 1)?);
+        }
+        Ok(keys.iter().map(|k| found.get(k).copied()).collect())
+    }
+
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         let r = self.readers.get().await?;
         let v: Option<i64> = r.client.query_one(&r.version, &[&stream]).await.map_err(pg)?.get(0);
@@ -291,6 +301,7 @@ struct Reader {
     read_stream: Statement,
     version: Statement,
     key: Statement,
+    keys: Statement,
 }
 
 impl Reader {
@@ -300,7 +311,7 @@ impl Reader {
             let client = &client;
             async move { client.prepare(&sql).await.map_err(pg) }
         };
-        let (read_all, read_stream, version, key) = futures::try_join!(
+        let (read_all, read_stream, version, key, keys) = futures::try_join!(
             prepare(format!("SELECT {SELECT_COLUMNS} FROM events WHERE position >= $1 ORDER BY position LIMIT $2")),
             prepare(format!(
                 "SELECT {SELECT_COLUMNS} FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
@@ -311,8 +322,13 @@ impl Reader {
                  WHERE key = $1"
                     .into()
             ),
+            prepare(
+                "SELECT key, fingerprint, first_position, last_position, stream_version FROM idempotency_keys \
+                 WHERE key = ANY($1)"
+                    .into()
+            ),
         )?;
-        Ok(Reader { client, read_all, read_stream, version, key })
+        Ok(Reader { client, read_all, read_stream, version, key, keys })
     }
 }
 
@@ -475,7 +491,12 @@ impl Writer {
         let mut streams: Vec<&str> = group.clone().map(|r| r.stream.as_str()).collect();
         streams.sort_unstable();
         streams.dedup();
-        let keys: Vec<&str> = group.clone().filter_map(|r| r.idempotency.as_ref().map(|k| k.key.as_str())).collect();
+        let keys: Vec<&str> = group
+            .clone()
+            .flat_map(|r| {
+                r.idempotency.iter().map(|k| k.key.as_str()).chain(r.event_keys.iter().map(|k| k.key.as_str()))
+            })
+            .collect();
         let ids: Vec<String> =
             group.clone().flat_map(|r| r.events.iter().map(|e| e.event_id.hyphenated().to_string())).collect();
 

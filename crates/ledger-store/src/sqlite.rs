@@ -84,13 +84,22 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store in directory `dir`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_wal_limit(dir, WAL_SIZE_LIMIT)
+    }
+
+    /// Like [`SqliteStore::open`], holding the WAL to `wal_limit` bytes (tests use a small one).
+    pub fn open_with_wal_limit(dir: &Path, wal_limit: i64) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
         let conn = open_connection(&path)?;
         // The writer keeps hot index pages in a larger cache and never checkpoints itself:
         // the checkpointer thread copies the WAL into the database beside it.
-        conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;")?;
+        // journal_size_limit: when the WAL starts over from its beginning (after a checkpoint
+        // that copied all of it), the writer cuts the file back to this size.
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {wal_limit};"
+        ))?;
         conn.execute_batch(SCHEMA)?;
         let tip = read_tip(&conn)?;
         let (head_tx, head) = watch::channel(tip.next_position - 1);
@@ -101,7 +110,7 @@ impl SqliteStore {
             .name("ledger-store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let checkpointer = Checkpointer { conn: open_connection(&path)?, head: head.clone() };
+        let checkpointer = Checkpointer { conn: open_connection(&path)?, head: head.clone(), wal_limit };
         std::thread::Builder::new()
             .name("ledger-store-checkpoint".into())
             .spawn(move || checkpointer.run())
@@ -121,7 +130,8 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Stops the writer after the appends already queued, and waits for it.
+    /// Stops the writer after the appends already queued, and waits for it; a writer that
+    /// appended leaves the WAL empty (a TRUNCATE checkpoint).
     pub fn close(&self) {
         self.jobs.lock().expect("lock").take();
         if let Some(h) = self.writer.lock().expect("lock").take() {
@@ -200,6 +210,11 @@ impl EventStore for SqliteStore {
     async fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
         let key = key.to_string();
         self.with_reader(move |c| find_key(c, &key)).await
+    }
+
+    async fn idempotency_keys(&self, keys: &[String]) -> Result<Vec<Option<([u8; 32], Appended)>>, StoreError> {
+        let keys = keys.to_vec();
+        self.with_reader(move |c| keys.iter().map(|k| find_key(c, k)).collect()).await
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
@@ -325,11 +340,20 @@ fn row_to_event(r: &Row<'_>) -> rusqlite::Result<Result<RecordedEvent, StoreErro
     build()
 }
 
-/// Copies committed WAL frames into the database file off the writer's path (PASSIVE: it
-/// never blocks the writer or readers), after every few thousand new events.
+/// The WAL size the checkpointer holds the file to (bytes): past it a checkpoint that
+/// waits for readers (TRUNCATE) runs instead of a passive one.
+pub const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Copies committed WAL frames into the database file off the writer's path, after every
+/// few thousand new events. PASSIVE never blocks the writer or readers, but under a steady
+/// load it may never catch up with the WAL's end, and SQLite only starts the WAL over once
+/// a checkpoint copied all of it: so when the WAL passes [`WAL_SIZE_LIMIT`], a TRUNCATE
+/// checkpoint waits for the readers and the writer (at most `busy_timeout`), copies
+/// everything and cuts the file to zero.
 struct Checkpointer {
     conn: Connection,
     head: watch::Receiver<u64>,
+    wal_limit: i64,
 }
 
 impl Checkpointer {
@@ -337,21 +361,32 @@ impl Checkpointer {
 
     fn run(mut self) {
         let mut last = *self.head.borrow();
+        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap_or(4096);
         loop {
             std::thread::sleep(std::time::Duration::from_millis(50));
             if self.head.has_changed().is_err() {
-                let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
-                return; // the writer is gone: one last checkpoint, then stop
+                return; // the writer is gone (and checkpointed as it closed)
             }
             let now = *self.head.borrow_and_update();
             if now >= last + Self::EVERY {
-                if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
-                    tracing::warn!(error = %e, "checkpoint failed; will retry");
+                match checkpoint(&self.conn, "PASSIVE") {
+                    Ok((wal_frames, _)) if wal_frames * page_size > self.wal_limit => {
+                        if let Err(e) = checkpoint(&self.conn, "TRUNCATE") {
+                            tracing::warn!(error = %e, "checkpoint (truncate) failed; will retry");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "checkpoint failed; will retry"),
                 }
                 last = now;
             }
         }
     }
+}
+
+/// Runs a checkpoint; answers the WAL's frames and how many of them are in the database.
+fn checkpoint(conn: &Connection, mode: &str) -> Result<(i64, i64), StoreError> {
+    Ok(conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| Ok((r.get(1)?, r.get(2)?)))?)
 }
 
 struct Writer {
@@ -391,6 +426,11 @@ impl Writer {
                 return Err(StoreError::Backend(format!("cannot lock {}: {e}", self.lock_path.display())))
             }
         }
+        // A WAL a crash left behind is copied in and cut back now, once this process is the
+        // one writer (a reader process must not stall the writer of another).
+        if let Err(e) = checkpoint(&self.conn, "TRUNCATE") {
+            tracing::warn!(error = %e, "opening checkpoint failed");
+        }
         self.tip = read_tip(&self.conn)?;
         self.versions.clear();
         crate::plan::raise(&self.head, self.tip.next_position - 1);
@@ -399,6 +439,18 @@ impl Writer {
     }
 
     fn run(mut self, rx: mpsc::Receiver<Job>) {
+        self.serve(rx);
+        // Closed: everything the WAL holds goes into the database and the WAL is cut to
+        // nothing, so the next open starts with no WAL to read. Only by the process that
+        // wrote: a reader process must not stall another process's writer.
+        if self.lock.is_some() {
+            if let Err(e) = checkpoint(&self.conn, "TRUNCATE") {
+                tracing::warn!(error = %e, "closing checkpoint failed");
+            }
+        }
+    }
+
+    fn serve(&mut self, rx: mpsc::Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
@@ -460,7 +512,7 @@ impl Writer {
         let tx = self.conn.transaction()?;
         // Versions, keys and tip as they stand inside this group, before it commits.
         let mut versions: HashMap<&str, u64> = HashMap::new();
-        let mut keys: HashMap<&str, ([u8; 32], Appended)> = HashMap::new();
+        let mut keys: HashMap<String, ([u8; 32], Appended)> = HashMap::new();
         let mut tip = LogTip { next_position: self.tip.next_position, prev_hash: self.tip.prev_hash };
         let now = Utc::now();
         {
@@ -487,8 +539,15 @@ impl Writer {
                         None => find_key(&tx, &k.key)?,
                     },
                 };
-                let (events, result) = match plan(req, version, prior, &tip, now) {
-                    Ok(Plan::Append { events, result }) => (events, result),
+                let mut kept = None;
+                for k in &req.event_keys {
+                    if keys.contains_key(k.key.as_str()) || find_key(&tx, &k.key)?.is_some() {
+                        kept = Some(k.key.as_str());
+                        break;
+                    }
+                }
+                let (events, result, new_keys) = match plan(req, version, prior, kept, &tip, now) {
+                    Ok(Plan::Append { events, result, keys }) => (events, result, keys),
                     Ok(Plan::Replay(first)) => {
                         answers.push(Ok(first));
                         continue;
@@ -528,15 +587,15 @@ impl Writer {
                         &e.hash.0[..],
                     ])?;
                 }
-                if let Some(k) = &req.idempotency {
+                for (key, fingerprint, first) in new_keys {
                     insert_key.execute(params![
-                        k.key,
-                        &k.fingerprint[..],
-                        result.first_position as i64,
-                        result.last_position as i64,
-                        result.stream_version as i64
+                        key,
+                        &fingerprint[..],
+                        first.first_position as i64,
+                        first.last_position as i64,
+                        first.stream_version as i64
                     ])?;
-                    keys.insert(k.key.as_str(), (k.fingerprint, result));
+                    keys.insert(key, (fingerprint, first));
                 }
                 tip = LogTip {
                     next_position: result.last_position + 1,
