@@ -30,6 +30,7 @@ async fn append(store: &dyn EventStore, n: u64) {
             events: vec![event],
             meta: CommandMeta::new(Actor::system("test")),
             idempotency: None,
+            event_keys: vec![],
         };
         store.append(req).await.unwrap();
     }
