@@ -33,7 +33,7 @@ pub fn read_topic(brokers: &str, overrides: &[(String, String)], patience: Durat
         .find(|t| t.name() == TOPIC_ANCHORS)
         .ok_or_else(|| anyhow::anyhow!("the cluster has no topic {TOPIC_ANCHORS}"))?;
     if let Some(e) = topic.error() {
-        anyhow::bail!("topic {TOPIC_ANCHORS}: {:?}", rdkafka::types::RDKafkaRespErr::from(e));
+        anyhow::bail!("topic {TOPIC_ANCHORS}: {:?}", e);
     }
     // Where each partition ends now; a partition already read to its end is left out.
     let mut ends: HashMap<i32, i64> = HashMap::new();

@@ -64,7 +64,7 @@ pub fn load_key(args: &KeyArgs, data: &Path) -> Result<Option<AnchorKey>> {
     let from_env = std::env::var(KEY_ENV).ok().filter(|k| !k.trim().is_empty());
     match (&args.file, from_env) {
         (Some(_), Some(_)) => bail!("give the anchor key once: --anchor-key FILE or {KEY_ENV}, not both"),
-        (None, Some(hex)) => Ok(Some(AnchorKey::from_hex(&hex).with_context(|| format!("{KEY_ENV}"))?)),
+        (None, Some(hex)) => Ok(Some(AnchorKey::from_hex(&hex).context(KEY_ENV)?)),
         (Some(file), None) => Ok(Some(read_key_file(file, data)?)),
         (None, None) => Ok(None),
     }

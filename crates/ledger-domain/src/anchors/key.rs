@@ -55,9 +55,10 @@ impl Statement<'_> {
     }
 }
 
-/// The private anchor key. Its `Debug` shows the public half only.
+/// The private anchor key (shared, not copied, between the commands that carry it). Its
+/// `Debug` shows the public half only.
 #[derive(Clone)]
-pub struct AnchorKey(SigningKey);
+pub struct AnchorKey(std::sync::Arc<SigningKey>);
 
 impl std::fmt::Debug for AnchorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,7 +69,7 @@ impl std::fmt::Debug for AnchorKey {
 impl AnchorKey {
     /// From 32 bytes of secret seed (the caller draws them from the OS).
     pub fn from_seed(seed: [u8; 32]) -> AnchorKey {
-        AnchorKey(SigningKey::from_bytes(&seed))
+        AnchorKey(std::sync::Arc::new(SigningKey::from_bytes(&seed)))
     }
 
     /// From the key file's text or `LEDGER_ANCHOR_KEY`: the seed as 64 hex digits.

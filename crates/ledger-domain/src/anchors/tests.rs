@@ -74,7 +74,7 @@ fn anchors_move_forward_along_the_log() {
     given::<Anchors>([first.clone()]).at(t(NOW)).when(head(5, &k)).then_error("INVALID_STATE");
     given::<Anchors>([first.clone()]).at(t(NOW)).when(head(4, &k)).then_error("INVALID_STATE");
     given::<Anchors>([]).at(t(NOW)).when(head(0, &k)).then_error("INVALID_FIELD");
-    let second = decided(&[first.clone()], head(6, &k));
+    let second = decided(std::slice::from_ref(&first), head(6, &k));
     let state = Anchors::replay(&[first, second]);
     assert_eq!((state.last_head_position, state.anchors), (6, 2));
 }
@@ -89,7 +89,7 @@ fn only_the_current_key_signs_and_a_new_key_comes_by_rotation() {
     given::<Anchors>([first.clone()]).at(t(NOW)).when(rotate(6, &new, &key(3))).then_error("INVALID_STATE");
     given::<Anchors>([first.clone()]).at(t(NOW)).when(rotate(6, &old, &old)).then_error("INVALID_FIELD");
 
-    let rotation = decided(&[first.clone()], rotate(6, &old, &new));
+    let rotation = decided(std::slice::from_ref(&first), rotate(6, &old, &new));
     let AnchorEvent::AnchorKeyRotated { signature, new_key_signature, .. } = &rotation else { panic!() };
     old.public().verify(&rotation.statement(), signature).unwrap();
     new.public().verify(&rotation.statement(), new_key_signature).unwrap();

@@ -96,9 +96,12 @@ impl AnchorVerifier {
         let mut forged: Option<Disagreement> = None;
         let mut forge = |a: &AnchorEvent, why: String| {
             let position = a.head_position();
-            if forged.as_ref().map_or(true, |f| position < f.position) {
-                let reason = format!("the anchor of position {position} signed at {} {why}", a.signed_at());
-                forged = Some(Disagreement { position, reason });
+            match &forged {
+                Some(f) if f.position <= position => {}
+                _ => {
+                    let reason = format!("the anchor of position {position} signed at {} {why}", a.signed_at());
+                    forged = Some(Disagreement { position, reason });
+                }
             }
         };
         let mut signed = Vec::with_capacity(anchors.len());
