@@ -82,3 +82,30 @@ async fn events_prints_the_log_from_a_position() {
     let (code, _) = ledger(&["events"], &dir.path().join("missing"));
     assert_ne!(code, 0);
 }
+
+/// Every command's error is one clear line (issue 17, item 8), and `bench replay --dir`
+/// makes its directory.
+#[test]
+fn a_failing_command_says_why_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-store-here");
+    let out = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["audit", "verify", "--data"])
+        .arg(&missing)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("ledger: error: ") && stderr.contains("no ledger store"), "{stderr}");
+
+    let bench_dir = dir.path().join("made").join("by-bench");
+    let out = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["bench", "replay", "--events", "1000", "--dir"])
+        .arg(&bench_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(bench_dir.is_dir());
+}

@@ -142,10 +142,13 @@ fn a_distributor_allocates_down_its_tree_and_reclaims_with_visibility_per_partne
     );
     created(&s, "POST", "/v1/partners/D2/funds", ADMIN_TOKEN, Some(json!({"amount": "5.00", "currency": "CNY"})));
     let before = s.events_total();
-    expect(
-        adjust(&s, &d2, "/v1/allocations", counterparty("reseller", "R1"), "1.00", "x"),
-        409,
-        Some("NOT_YOUR_CUSTOMER"),
+    expect(adjust(&s, &d2, "/v1/allocations", counterparty("reseller", "R1"), "1.00", "x"), 404, Some("NOT_FOUND"));
+    // Exactly as an unknown reseller reads: nothing tells D2 that R1 exists.
+    let theirs = adjust(&s, &d2, "/v1/allocations", counterparty("reseller", "R1"), "1.00", "x");
+    let unknown = adjust(&s, &d2, "/v1/allocations", counterparty("reseller", "R404"), "1.00", "x");
+    assert_eq!(
+        (theirs.0, theirs.1["error_msg"].as_str().map(|m| m.replace("R1", "R?"))),
+        (unknown.0, unknown.1["error_msg"].as_str().map(|m| m.replace("R404", "R?")))
     );
     // A reseller allocates to its own customers only, never to a reseller.
     expect(adjust(&s, &r1, "/v1/allocations", counterparty("reseller", "R2"), "1.00", "x"), 400, Some("INVALID_FIELD"));

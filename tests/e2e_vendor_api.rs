@@ -120,8 +120,8 @@ fn allocations_reclaims_balances_and_adjustment_records_through_the_sdk() {
             "/v2/accounts/partner-accounts/indirect-partner-adjust",
             r#"{"indirect_partner_id": "R1", "amount": 1}"#,
         ),
-        409,
-        "NOT_YOUR_CUSTOMER",
+        404,
+        "NOT_FOUND",
     );
     // The admin's token is not a partner's SDK credential.
     refused(
@@ -154,8 +154,8 @@ fn allocations_reclaims_balances_and_adjustment_records_through_the_sdk() {
             "/v2/accounts/partner-accounts/indirect-partner-reclaim",
             r#"{"indirect_partner_id": "R1", "amount": 1}"#,
         ),
-        409,
-        "NOT_YOUR_CUSTOMER",
+        404,
+        "NOT_FOUND",
     );
     ok(d1.post(
         "/v2/accounts/partner-accounts/reclaim",

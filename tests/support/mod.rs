@@ -31,10 +31,20 @@ impl Server {
 
     /// Like [`Server::start`], with extra `LEDGER_*` (or other) environment variables.
     pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(dir, env, &[])
+    }
+
+    /// Like [`Server::start`], with extra arguments to `ledger serve` (e.g. `--calendar`).
+    pub fn start_with_args(dir: &Path, args: &[&std::ffi::OsStr]) -> Server {
+        Server::start_with(dir, &[], args)
+    }
+
+    fn start_with(dir: &Path, env: &[(&str, &str)], args: &[&std::ffi::OsStr]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(dir)
+            .args(args)
             .env("LEDGER_ADMIN_TOKEN", ADMIN_TOKEN)
             .env_remove("LEDGER_MASTER_KEY")
             .env_remove("LEDGER_INVOICE_ADDRESS")
@@ -162,6 +172,35 @@ impl Server {
         let (status, log) = self.call("GET", "/v1/events?limit=1", Some(ADMIN_TOKEN), None);
         assert_eq!(status, 200, "{log}");
         log["total"].as_u64().expect("a total")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `host:port` of the server, for raw TCP clients.
+    pub fn addr(&self) -> &str {
+        self.base.strip_prefix("http://").unwrap_or(&self.base)
+    }
+
+    /// A field of the server's `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc is readable");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// Sockets the server process holds open (its listener among them).
+    pub fn open_sockets(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("/proc is readable")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.to_string_lossy().starts_with("socket:"))
+            .count()
     }
 
     /// SIGTERM, and waits for a clean exit.

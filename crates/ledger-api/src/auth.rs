@@ -118,16 +118,27 @@ impl Credentials {
 
     /// Resolves the caller of a request, or says why not (always 401).
     pub fn authenticate(&self, req: &RequestParts<'_>, now: DateTime<Utc>) -> Result<Principal, ApiError> {
-        if let Some(token) = (req.header)("x-auth-token") {
-            return self.by_token(token.trim()).ok_or_else(|| ApiError::unauthenticated("unknown token"));
+        let identified = self.identify(req.header)?;
+        self.confirm(identified, req, now)
+    }
+
+    /// Who the headers say is calling, before any body is read: a token resolves here; a
+    /// signature needs a known access key here and the body in [`Credentials::confirm`].
+    /// A caller the server does not know is refused without its body ever being read.
+    pub fn identify(&self, header: &dyn Fn(&str) -> Option<String>) -> Result<Identified, ApiError> {
+        if let Some(token) = header("x-auth-token") {
+            return self.by_token(token.trim()).map(Identified::Token).ok_or_else(unknown_token);
         }
-        let Some(authorization) = (req.header)("authorization") else {
+        let Some(authorization) = header("authorization") else {
             return Err(ApiError::unauthenticated(
                 "send X-Auth-Token, Authorization: Bearer <token>, or an SDK-HMAC-SHA256 signature",
             ));
         };
-        if let Some(token) = authorization.strip_prefix("Bearer ") {
-            return self.by_token(token.trim()).ok_or_else(|| ApiError::unauthenticated("unknown token"));
+        // The scheme is case-insensitive (RFC 7235 §2.1): `bearer` is `Bearer`.
+        if let Some((scheme, token)) = authorization.trim_start().split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                return self.by_token(token.trim()).map(Identified::Token).ok_or_else(unknown_token);
+            }
         }
         let auth =
             signing::parse_authorization(&authorization).map_err(|e| ApiError::unauthenticated(e.to_string()))?;
@@ -138,6 +149,21 @@ impl Credentials {
             .get(&auth.access_key)
             .cloned()
             .ok_or_else(|| ApiError::unauthenticated("unknown access key"))?;
+        Ok(Identified::Signed { auth: Box::new(auth), principal })
+    }
+
+    /// The caller, once the whole request is known: a signature must match it, and a signed
+    /// write is accepted once.
+    pub fn confirm(
+        &self,
+        identified: Identified,
+        req: &RequestParts<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Principal, ApiError> {
+        let (auth, principal) = match identified {
+            Identified::Token(principal) => return Ok(principal),
+            Identified::Signed { auth, principal } => (auth, principal),
+        };
         let secret = signing::derive_secret_key(&self.master_key, &auth.access_key);
         signing::verify(&auth, req, &secret, now)
             .map_err(|e: SigningError| ApiError::unauthenticated(e.to_string()))?;
@@ -150,6 +176,19 @@ impl Credentials {
         }
         Ok(principal)
     }
+}
+
+/// What the headers alone establish about the caller.
+#[derive(Debug)]
+pub enum Identified {
+    /// A token: the caller is known.
+    Token(Principal),
+    /// A signature by a known access key, still to be checked against the body.
+    Signed { auth: Box<signing::SignedAuthorization>, principal: Principal },
+}
+
+fn unknown_token() -> ApiError {
+    ApiError::unauthenticated("unknown token")
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub async fn grant_coupon_quota(
 ) -> Written {
     caller.require(&[Role::Admin])?;
     let amount = Money::parse_positive(&body.value.amount, &body.value.currency)?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let (quota_id, outcome) = state.ledger.grant_coupon_quota(&ctx, &partner, amount).await?;
     let quota = state.ledger.coupons(&partner).await?.quota(amount.currency);
     Ok(written(&outcome, json!({"partner_id": partner, "quota_id": quota_id, "granted": amount, "quota": quota})))
@@ -53,7 +53,7 @@ pub async fn issue_coupon(State(state): State<Arc<AppState>>, caller: Caller, bo
     let req = body.value;
     let partner = caller.partner_scope(req.partner_id.as_deref())?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let outcome = state
         .ledger
         .issue_coupon(&ctx, &partner, req.coupon_id.clone(), req.customer_id, amount, req.expires_at)
@@ -85,7 +85,7 @@ pub async fn use_coupon(
     let currency = coupons.coupons.get(&id).map_or(Currency::CNY, |c| c.amount.currency);
     let req = body.value;
     let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(currency.as_str()))?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let outcome = state.ledger.use_coupon(&ctx, &partner, id.clone(), req.usage_id, amount, req.used_at).await?;
     let view = coupon_view(&*state.ledger.coupons(&partner).await?, &id, ctx.now)
         .ok_or_else(|| ApiError::not_found("coupon"))?;
@@ -151,14 +151,7 @@ pub async fn reclaim_coupons(
     let req = body.value;
     let coupon_ids = match (req.coupon_ids, req.coupon_id) {
         (None, Some(one)) if req.partner_id.is_none() => {
-            return crate::vendor::coupons::reclaim_one(
-                &state,
-                &caller,
-                &body.raw,
-                one,
-                req.indirect_partner_id.as_deref(),
-            )
-            .await;
+            return crate::vendor::coupons::reclaim_one(&state, &caller, one, req.indirect_partner_id.as_deref()).await;
         }
         (Some(ids), None) if req.indirect_partner_id.is_none() => ids,
         _ => {
@@ -174,7 +167,7 @@ pub async fn reclaim_coupons(
     if coupon_ids.is_empty() || coupon_ids.len() > max {
         return Err(ApiError::invalid("coupon_ids", format!("must hold 1 to {max} coupon ids")));
     }
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let (results, outcome) = state.ledger.reclaim_coupons(&ctx, &partner, coupon_ids).await?;
     let results: Vec<Value> = results
         .into_iter()

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::audit_routes::check_limit;
 use crate::error::ApiError;
-use crate::http::{wait_for_position, written, Caller, JsonBody, Query, Written};
+use crate::http::{happened_at, wait_for_position, written, Caller, JsonBody, Query, Written};
 use crate::vendor::{blank, time_filter};
 use crate::AppState;
 
@@ -36,7 +36,7 @@ pub async fn credit_funds(
 ) -> Written {
     caller.require(&[Role::Admin])?;
     let amount = Money::parse_positive(&body.value.amount, &body.value.currency)?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let outcome = state.ledger.credit_funds(&ctx, &partner, amount).await?;
     let pool = state.ledger.funds(&partner).await?.pool(amount.currency);
     Ok(written(&outcome, json!({"partner_id": partner, "credited": amount, "pool": pool})))
@@ -73,9 +73,10 @@ async fn adjust(
     let counterparty = Counterparty { kind: req.counterparty.kind, id: req.counterparty.id };
     let operator = caller.partner_scope(req.partner_id.as_deref())?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
-    let ctx = state.context(caller, &body.raw);
+    let ctx = state.context(caller);
     let (record_id, outcome) =
         state.ledger.adjust(&ctx, direction, &operator, counterparty.clone(), amount, req.remark.clone()).await?;
+    let occurred_at = happened_at(state, &outcome, ctx.now).await?;
     Ok(written(
         &outcome,
         json!({
@@ -84,7 +85,7 @@ async fn adjust(
             "operator_partner_id": operator,
             "counterparty": counterparty,
             "amount": amount,
-            "occurred_at": ledger_core::envelope::format_time(ctx.now),
+            "occurred_at": ledger_core::envelope::format_time(occurred_at),
             "remark": req.remark,
             "actor": ctx.meta.actor.principal,
         }),

@@ -1,5 +1,5 @@
-//! Request plumbing shared by every endpoint: the body limit and JSON-only bodies, the
-//! authentication middleware (which must see the raw body to check a signature), the
+//! Request plumbing shared by every endpoint: the body limits and JSON-only bodies, the
+//! authentication middleware (headers first; the raw body only to check a signature), the
 //! idempotency key from `X-Request-Id`, and `?min_position=` read-your-writes.
 
 use std::sync::Arc;
@@ -29,27 +29,40 @@ pub const MAX_REQUEST_ID: usize = 128;
 /// Longest wait of a read for `min_position` (docs/API.md).
 pub const MIN_POSITION_WAIT: Duration = Duration::from_secs(5);
 
-/// Buffers the body (bounded), authenticates the caller, and hands both to the handler.
+/// Authenticates the caller from the headers, then reads the body within the limits (size,
+/// time, the shared body budget), checks a signature against it, and hands both to the
+/// handler. An unknown caller is refused before a byte of its body is read.
 pub async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let request_id = header_str(&parts.headers, "x-request-id");
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            let mut e = ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-            );
-            e.request_id = request_id;
-            return e.into_response();
-        }
-    };
+    let limits = &state.limits;
     let path = parts.uri.path().to_string();
-    let public = matches!(path.as_str(), "/healthz" | "/metrics" | "/openapi.json");
-    if !public {
-        let headers = parts.headers.clone();
-        let lookup = move |name: &str| header_str(&headers, name);
+    if has_dot_segment(&path) {
+        let e = ApiError::invalid("path", "must not hold a '.' or '..' segment");
+        return refuse_unread(e, request_id, limits, &parts.headers, body, STRANGER_DRAIN).await;
+    }
+    if matches!(path.as_str(), "/healthz" | "/metrics" | "/openapi.json") {
+        return crate::error::REQUEST_ID.scope(request_id, next.run(Request::from_parts(parts, body))).await;
+    }
+    let headers = parts.headers.clone();
+    let lookup = move |name: &str| header_str(&headers, name);
+    let identified = match state.credentials.identify(&lookup) {
+        Ok(identified) => identified,
+        Err(e) => return refuse_unread(e, request_id, limits, &parts.headers, body, STRANGER_DRAIN).await,
+    };
+    if declared_length(&parts.headers).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        let e = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+        );
+        return refuse_unread(e, request_id, limits, &parts.headers, body, KNOWN_DRAIN).await;
+    }
+    let (bytes, _budget) = match read_body(limits, &parts.headers, body).await {
+        Ok(read) => read,
+        Err(e) => return answer(e, request_id, true),
+    };
+    let confirmed = {
         let req_parts = RequestParts {
             method: parts.method.as_str(),
             path: &path,
@@ -57,21 +70,183 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next
             header: &lookup,
             body: &bytes,
         };
-        match state.credentials.authenticate(&req_parts, Utc::now()) {
-            Ok(principal) => {
-                parts.extensions.insert(principal);
-            }
-            Err(mut e) => {
-                e.request_id = request_id;
-                return e.into_response();
+        state.credentials.confirm(identified, &req_parts, Utc::now())
+    };
+    match confirmed {
+        Ok(principal) => {
+            parts.extensions.insert(principal);
+        }
+        Err(e) => return answer(e, request_id, false),
+    }
+    parts.extensions.insert(RequestFingerprint::of(parts.method.as_str(), &path, parts.uri.query(), &bytes));
+    // `_budget` is held until the answer is made: the body's bytes count until then.
+    crate::error::REQUEST_ID.scope(request_id.clone(), next.run(Request::from_parts(parts, Body::from(bytes)))).await
+}
+
+/// Bytes of an unread body discarded before refusing a caller the headers did not identify
+/// (a client with a wrong token still reads its 401), and one that did (its 413).
+const STRANGER_DRAIN: u64 = 64 * 1024;
+const KNOWN_DRAIN: u64 = 4 * MAX_BODY_BYTES as u64;
+
+fn answer(mut e: ApiError, request_id: Option<String>, close: bool) -> Response {
+    e.request_id = request_id;
+    let mut response = e.into_response();
+    if close {
+        // The rest of the body is never read: the connection cannot carry another request.
+        response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Refuses a request whose body is not wanted. A body of up to `allowance` bytes is read and
+/// thrown away within the body timeout (nothing is kept), so that a client still writing it
+/// reads the answer; a larger or slower one is not read, and the connection closes.
+async fn refuse_unread(
+    e: ApiError,
+    request_id: Option<String>,
+    limits: &crate::limits::Limits,
+    headers: &HeaderMap,
+    body: Body,
+    allowance: u64,
+) -> Response {
+    if !has_body(headers) {
+        return answer(e, request_id, false);
+    }
+    if declared_length(headers).is_some_and(|n| n > allowance) {
+        return answer(e, request_id, true);
+    }
+    let drained = async {
+        use http_body_util::BodyExt;
+        let (mut body, mut seen) = (body, 0u64);
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if seen > allowance {
+                return false;
             }
         }
+        true
+    };
+    let drained = tokio::time::timeout(limits.config.body_timeout, drained).await.unwrap_or(false);
+    answer(e, request_id, !drained)
+}
+
+/// A path segment `.` or `..` (also percent-encoded) names something else than it says: no
+/// id is one (`ledger_core::ids::validate_id`).
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+/// Whether a request announces a body.
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING) || declared_length(headers).is_some_and(|n| n > 0)
+}
+
+/// The `Content-Length` (an unreadable one counts as too large: hyper refuses it anyway).
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(header::CONTENT_LENGTH)?;
+    Some(value.to_str().ok().and_then(|v| v.trim().parse().ok()).unwrap_or(u64::MAX))
+}
+
+/// The whole body, at most [`MAX_BODY_BYTES`], arrived within the body timeout, with its
+/// share of the body budget (held by the caller while the bytes live).
+async fn read_body(
+    limits: &crate::limits::Limits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), ApiError> {
+    if !has_body(headers) {
+        return Ok((Bytes::new(), None));
     }
-    crate::error::REQUEST_ID.scope(request_id, next.run(Request::from_parts(parts, Body::from(bytes)))).await
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let timeout = || {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            format!("the body did not arrive within {} s", limits.config.body_timeout.as_secs_f64()),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + limits.config.body_timeout;
+    let room = declared_length(headers).map_or(MAX_BODY_BYTES, |n| n.min(MAX_BODY_BYTES as u64) as usize);
+    let permit = tokio::time::timeout_at(deadline, limits.reserve_body(room)).await.map_err(|_| timeout())?;
+    match tokio::time::timeout_at(deadline, collect_body(body, room)).await {
+        Err(_) => Err(timeout()),
+        Ok(Err(BodyError::TooLarge)) => Err(too_large()),
+        Ok(Err(BodyError::Broken(e))) => Err(ApiError::invalid("body", format!("could not be read: {e}"))),
+        Ok(Ok(bytes)) => Ok((bytes, Some(permit))),
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Broken(axum::Error),
+}
+
+/// The body's bytes in one buffer of the announced size: no regrowth, so a body costs
+/// what was reserved for it and no more.
+async fn collect_body(body: Body, room: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::with_capacity(room);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Broken)?;
+        if let Some(data) = frame.data_ref() {
+            if buf.len() + data.len() > MAX_BODY_BYTES {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(data);
+        }
+    }
+    Ok(buf.freeze())
 }
 
 pub fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// What a request asked for, for idempotency: its method, path, query parameters (in any
+/// order) and body as parsed JSON (key order and whitespace do not count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestFingerprint(pub [u8; 32]);
+
+impl RequestFingerprint {
+    pub fn of(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> RequestFingerprint {
+        let mut params: Vec<&str> = query.unwrap_or("").split('&').filter(|p| !p.is_empty()).collect();
+        params.sort_unstable();
+        let body = match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(value) => canonical_json(&value).into_bytes(),
+            // Not JSON (the handler refuses it): its bytes.
+            Err(_) => body.to_vec(),
+        };
+        RequestFingerprint(fingerprint(&[method.as_bytes(), path.as_bytes(), params.join("&").as_bytes(), &body]))
+    }
+}
+
+/// JSON with object keys sorted and no whitespace: equal for equal documents.
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), canonical_json(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
 }
 
 /// What a write route answers: its status and body, or the error.
@@ -82,8 +257,7 @@ pub type Written = Result<(StatusCode, axum::Json<serde_json::Value>), ApiError>
 pub struct Caller {
     pub principal: Principal,
     pub request_id: Option<String>,
-    method: String,
-    path: String,
+    fingerprint: RequestFingerprint,
 }
 
 impl Caller {
@@ -121,12 +295,9 @@ impl Caller {
 
     /// The idempotency key of a write: the caller's request id, scoped to the credential,
     /// with a fingerprint of what the request asked for.
-    pub fn idempotency(&self, body: &[u8]) -> Option<IdempotencyKey> {
+    pub fn idempotency(&self) -> Option<IdempotencyKey> {
         let id = self.request_id.as_ref()?;
-        Some(IdempotencyKey {
-            key: format!("req:{}:{}", self.principal.id, id),
-            fingerprint: fingerprint(&[self.method.as_bytes(), self.path.as_bytes(), body]),
-        })
+        Some(IdempotencyKey { key: format!("req:{}:{}", self.principal.id, id), fingerprint: self.fingerprint.0 })
     }
 
     /// Stamps this request's id on an error.
@@ -151,7 +322,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
                 ));
             }
         }
-        Ok(Caller { principal, request_id, method: parts.method.to_string(), path: parts.uri.path().to_string() })
+        let fingerprint =
+            parts.extensions.get::<RequestFingerprint>().copied().unwrap_or_else(|| {
+                RequestFingerprint::of(parts.method.as_str(), parts.uri.path(), parts.uri.query(), b"")
+            });
+        Ok(Caller { principal, request_id, fingerprint })
     }
 }
 
@@ -178,7 +353,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 /// 400 naming the field).
 pub struct JsonBody<T> {
     pub value: T,
-    pub raw: Bytes,
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -212,7 +386,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             let field = if path == "." { "body".to_string() } else { path };
             with_id(ApiError::invalid(&field, e.inner()))
         })?;
-        Ok(JsonBody { value, raw })
+        Ok(JsonBody { value })
     }
 }
 
@@ -238,6 +412,18 @@ pub async fn wait_for_position(state: &AppState, min_position: Option<u64>) -> R
     ledger_projections::runner::wait_for(&mut applied, position, MIN_POSITION_WAIT).await.map_err(ApiError::from)
 }
 
+/// When a write happened: `now`, or for a write replayed by its request id the time its
+/// first request stored, so that a replay answers what the first answer said.
+pub async fn happened_at<E>(
+    state: &AppState,
+    outcome: &ledger_app::Outcome<E>,
+    now: chrono::DateTime<Utc>,
+) -> Result<chrono::DateTime<Utc>, ApiError> {
+    let ledger_app::Outcome::Replayed { appended } = outcome else { return Ok(now) };
+    let first = state.store.read_all(appended.first_position, 1).await?;
+    Ok(first.first().map_or(now, |e| e.occurred_at))
+}
+
 /// A write's answer: 201 when it stored events, 200 when it was replayed by its request id
 /// or changed nothing; `position` is the global position a read must wait for.
 pub fn written<E>(
@@ -249,4 +435,37 @@ pub fn written<E>(
         obj.insert("position".into(), serde_json::json!(outcome.position()));
     }
     (status, axum::Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_found_also_encoded() {
+        for bad in ["/v1/partners/../funds", "/v1/partners/./x", "/v1/partners/%2e%2E/funds", "/v1/partners/%2e"] {
+            assert!(has_dot_segment(bad), "{bad}");
+        }
+        for good in ["/v1/partners/P.1/funds", "/v1/partners/.../funds", "/healthz"] {
+            assert!(!has_dot_segment(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_fingerprint_is_of_the_parsed_request() {
+        let a = RequestFingerprint::of("POST", "/v1/x", Some("b=2&a=1"), br#"{"a":1,"b":{"c":[1,2],"d":"e"}}"#);
+        let b = RequestFingerprint::of(
+            "POST",
+            "/v1/x",
+            Some("a=1&b=2"),
+            b" {\n \"b\" : {\"d\":\"e\", \"c\":[1, 2]},\"a\":1}",
+        );
+        assert_eq!(a, b, "key order, whitespace and parameter order do not count");
+        let other_body =
+            RequestFingerprint::of("POST", "/v1/x", Some("a=1&b=2"), br#"{"a":1,"b":{"c":[2,1],"d":"e"}}"#);
+        let no_body = RequestFingerprint::of("POST", "/v1/x", Some("a=1&b=2"), b"");
+        let other_path =
+            RequestFingerprint::of("POST", "/v1/y", Some("a=1&b=2"), br#"{"a":1,"b":{"c":[1,2],"d":"e"}}"#);
+        assert!(a != other_body && a != no_body && a != other_path);
+    }
 }

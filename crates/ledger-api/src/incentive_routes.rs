@@ -67,7 +67,7 @@ pub async fn record_consumption(
     if records.is_empty() || records.len() > MAX_CONSUMPTION_BATCH {
         return Err(ApiError::invalid("records", format!("must hold 1 to {MAX_CONSUMPTION_BATCH} lines")));
     }
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     if let Some(receipt) = state.ledger.billing_receipt(&ctx).await? {
         return Ok((StatusCode::OK, Json(batch_answer(&receipt))));
     }
@@ -158,7 +158,7 @@ pub async fn refund_consumption(
     let line_currency = incentives.lines.get(&record_id).map(|l| l.amount.currency).unwrap_or(Currency::CNY);
     let req = body.value;
     let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(line_currency.as_str()))?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let outcome = state
         .ledger
         .refund_consumption(&ctx, &partner, req.refund_id.clone(), record_id.clone(), amount, req.settled_at)
@@ -199,8 +199,8 @@ pub async fn close_month(
 ) -> Written {
     caller.require(&[Role::Admin])?;
     let month: Month = month.parse()?;
-    let ctx = state.context(&caller, b"");
-    let outcomes = state.ledger.close_month(&ctx, &partner, month).await?;
+    let ctx = state.context(&caller);
+    let outcome = state.ledger.close_month(&ctx, &partner, month).await?;
     let incentives = state.ledger.incentives(&partner).await?;
     let months: Vec<Value> = incentives
         .months
@@ -209,8 +209,8 @@ pub async fn close_month(
         .filter_map(|(m, c)| incentives.month_view(*m, *c))
         .map(|v| serde_json::to_value(v).expect("serialises"))
         .collect();
-    let stored = outcomes.iter().any(|o| o.is_stored());
-    let position = outcomes.iter().filter_map(|o| o.position()).max();
+    let stored = outcome.is_stored();
+    let position = outcome.position();
     let mut answer = months.first().cloned().unwrap_or(json!({}));
     answer["months"] = json!(months);
     answer["position"] = json!(position);
@@ -227,7 +227,7 @@ pub async fn apply_for_month(
     let partner = caller.partner_scope(q.partner_id.as_deref())?;
     let month: Month = month.parse()?;
     let currency = currency_or_cny(q.currency.as_deref())?;
-    let ctx = state.context(&caller, b"");
+    let ctx = state.context(&caller);
     let outcome = state.ledger.apply_for_month(&ctx, &partner, month, currency).await?;
     month_answer(&state, &outcome, &partner, month, currency).await
 }
@@ -256,7 +256,7 @@ pub async fn review_month(
     caller.require(&[Role::Admin])?;
     let month: Month = month.parse()?;
     let currency = currency_or_cny(q.currency.as_deref())?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let ReviewBody { decision, comment } = body.value;
     let outcome = state.ledger.review_month(&ctx, &partner, month, currency, decision, comment).await?;
     month_answer(&state, &outcome, &partner, month, currency).await
@@ -281,8 +281,9 @@ pub async fn finalize_month(
     let month: Month = month.parse()?;
     let req = body.value;
     let currency = currency_or_cny(req.currency.as_deref().or(q.currency.as_deref()))?;
-    let amount = req.amount.map(|a| Money::parse_positive(&a, currency.as_str())).transpose()?;
-    let ctx = state.context(&caller, &body.raw);
+    // A month may be finalized at 0 (docs/DOMAIN.md §5).
+    let amount = req.amount.map(|a| Money::parse_final(&a, currency.as_str())).transpose()?;
+    let ctx = state.context(&caller);
     let outcome = state.ledger.finalize_month(&ctx, &partner, month, currency, amount, req.reason).await?;
     month_answer(&state, &outcome, &partner, month, currency).await
 }
@@ -486,7 +487,7 @@ pub async fn share_opportunity(
     body: JsonBody<ShareOpportunity>,
 ) -> Written {
     caller.require(&[Role::Admin])?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let ShareOpportunity { opportunity_id, partner_id, offering, core_tag, delivery_end_date } = body.value;
     let outcome = state
         .ledger
@@ -517,10 +518,7 @@ pub async fn opportunity_step(
     let admin_only = matches!(action.as_str(), "deliver" | "review" | "finalize");
     caller.require(if admin_only { &[Role::Admin] } else { &[Role::Partner, Role::Admin] })?;
     let partner = owner_of(&state, &caller, IdKind::Opportunity, &id).await?;
-    let (req, raw) = match body {
-        Some(b) => (b.value, b.raw),
-        None => (OpportunityBody::default(), Default::default()),
-    };
+    let req = body.map_or_else(OpportunityBody::default, |b| b.value);
     let opportunity_id = id.clone();
     let step = match action.as_str() {
         "deliver" => OpportunityStep::Deliver {
@@ -546,7 +544,7 @@ pub async fn opportunity_step(
         },
         _ => return Err(ApiError::not_found("route")),
     };
-    let ctx = state.context(&caller, &raw);
+    let ctx = state.context(&caller);
     let outcome = state.ledger.opportunity_step(&ctx, &partner, step).await?;
     let incentives = state.ledger.incentives(&partner).await?;
     Ok(written(&outcome, opportunity_view(&incentives, &partner, &id)))
@@ -597,7 +595,7 @@ pub async fn request_payment(
     let partner = caller.partner_scope(req.partner_id.as_deref())?;
     let quarter: Quarter = req.quarter.parse()?;
     let currency = currency_or_cny(req.currency.as_deref())?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     // A refusal carries every blocker in `details` (ApiError from PaymentBlocked).
     let (payment_id, outcome) = state.ledger.request_payment(&ctx, &partner, quarter, currency).await?;
     payment_answer(&state, &outcome, &partner, &payment_id).await
@@ -659,10 +657,7 @@ pub async fn payment_step(
 ) -> Written {
     caller.require(&[Role::Admin])?;
     let partner = owner_of(&state, &caller, IdKind::Payment, &id).await?;
-    let (req, raw) = match body {
-        Some(b) => (b.value, b.raw),
-        None => (PaymentStepBody::default(), Default::default()),
-    };
+    let req = body.map_or_else(PaymentStepBody::default, |b| b.value);
     let step = match action.as_str() {
         "approve" => PaymentStep::Approve,
         "reject" => PaymentStep::Reject { reason: req.reason },
@@ -675,7 +670,7 @@ pub async fn payment_step(
         },
         _ => return Err(ApiError::not_found("route")),
     };
-    let ctx = state.context(&caller, &raw);
+    let ctx = state.context(&caller);
     let outcome = state.ledger.payment_step(&ctx, &partner, &id, step).await?;
     payment_answer(&state, &outcome, &partner, &id).await
 }

@@ -39,7 +39,7 @@ pub async fn apply_lab_points(
 ) -> Written {
     caller.require(&[Role::Partner, Role::Admin])?;
     let partner = caller.partner_scope(body.value.partner_id.as_deref())?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let (id, outcome) = state.ledger.apply_lab_points(&ctx, &partner, body.value.points).await?;
     lab_points_answer(&state, &outcome, &partner, &id).await
 }
@@ -53,7 +53,7 @@ pub async fn resubmit_lab_points(
 ) -> Written {
     caller.require(&[Role::Partner, Role::Admin])?;
     let partner = owner_of(&state, &caller, IdKind::LabPoints, &id).await?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let command = LabPointsCommand::ResubmitLabPoints(ResubmitLabPoints {
         application_id: id.clone(),
         points: body.value.points,
@@ -71,14 +71,14 @@ pub async fn lab_points_step(
 ) -> Written {
     caller.require(&[Role::Admin])?;
     let partner = owner_of(&state, &caller, IdKind::LabPoints, &id).await?;
-    let (req, raw) = body.map_or((ReasonBody::default(), Default::default()), |b| (b.value, b.raw));
+    let req = body.map_or_else(ReasonBody::default, |b| b.value);
     let comment = req.comment.or(req.reason);
     let command = match action.as_str() {
         "grant" => LabPointsCommand::GrantLabPoints(GrantLabPoints { application_id: id.clone(), comment }),
         "reject" => LabPointsCommand::RejectLabPoints(RejectLabPoints { application_id: id.clone(), comment }),
         _ => return Err(ApiError::not_found("route")),
     };
-    let ctx = state.context(&caller, &raw);
+    let ctx = state.context(&caller);
     let outcome = state.ledger.lab_points_step(&ctx, &partner, command).await?;
     lab_points_answer(&state, &outcome, &partner, &id).await
 }

@@ -12,6 +12,7 @@ pub mod funds_routes;
 pub mod http;
 pub mod incentive_routes;
 pub mod lab_points_routes;
+pub mod limits;
 pub mod metrics;
 pub mod rebate_routes;
 pub mod registry_routes;

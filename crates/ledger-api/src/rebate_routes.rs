@@ -66,7 +66,7 @@ pub async fn request_withdrawal(
     let req = body.value;
     let partner = caller.partner_scope(req.partner_id.as_deref())?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let (id, outcome) = state.ledger.request_withdrawal(&ctx, &partner, amount, req.bank_account.into()).await?;
     withdrawal_answer(&state, &outcome, &partner, &id).await
 }
@@ -102,7 +102,7 @@ pub async fn withdrawal_step(
 ) -> Written {
     caller.require(&[Role::Admin])?;
     let partner = owner_of(&state, &caller, IdKind::Withdrawal, &id).await?;
-    let (req, raw) = body.map_or((ReasonBody::default(), Default::default()), |b| (b.value, b.raw));
+    let req = body.map_or_else(ReasonBody::default, |b| b.value);
     let reason = req.reason.or(req.comment);
     let withdrawal_id = id.clone();
     let command = match action.as_str() {
@@ -115,7 +115,7 @@ pub async fn withdrawal_step(
         "failed" => RebateCommand::MarkWithdrawalFailed(MarkWithdrawalFailed { withdrawal_id, reason }),
         _ => return Err(ApiError::not_found("route")),
     };
-    let ctx = state.context(&caller, &raw);
+    let ctx = state.context(&caller);
     let outcome = state.ledger.withdrawal_step(&ctx, &partner, command).await?;
     withdrawal_answer(&state, &outcome, &partner, &id).await
 }

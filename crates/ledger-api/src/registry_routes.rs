@@ -37,7 +37,7 @@ pub async fn register_partner(
     body: JsonBody<RegisterPartnerBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin])?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let RegisterPartnerBody { partner_id, name, kind, parent_id, level } = body.value;
     let command = RegisterPartner { partner_id: partner_id.clone(), name, kind, parent_id, parent_kind: None, level };
     let outcome = state.ledger.register_partner(&ctx, command).await?;
@@ -75,7 +75,7 @@ pub async fn certify_partner(
     body: JsonBody<Certification>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin])?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let command = match body.value {
         Certification::RealName { legal_name } => PartnerCommand::CertifyRealName(CertifyRealName { legal_name }),
         Certification::BusinessInfo { bank_account, tax_id } => {
@@ -131,7 +131,7 @@ pub async fn associate_customer(
     body: JsonBody<AssociateCustomer>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin])?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let AssociateCustomer { customer_id, partner_id, association_type, effective_at } = body.value;
     let outcome = state
         .ledger
@@ -157,7 +157,7 @@ pub async fn switch_association_type(
     body: JsonBody<SwitchType>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin, Role::Partner])?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let acting = acting_partner(&caller);
     let SwitchType { association_type, effective_at } = body.value;
     let outcome = state
@@ -184,7 +184,7 @@ pub async fn end_association(
     body: JsonBody<EndAssociation>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin, Role::Partner])?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let acting = acting_partner(&caller);
     let ended = state
         .ledger
@@ -252,7 +252,7 @@ pub async fn publish_policy(
     body: JsonBody<PublishPolicyBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin])?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let req = body.value;
     let effective_month: Month = req.effective_month.parse()?;
     let currency: Currency = req.currency.parse()?;
@@ -328,7 +328,7 @@ pub async fn change_level(
     body: JsonBody<LevelBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin])?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let command = PartnerCommand::ChangeLevel(ChangeLevel { level: body.value.level });
     let outcome = state.ledger.change_partner(&ctx, &partner_id, command).await?;
     let partner = state.ledger.partner(&partner_id).await?;

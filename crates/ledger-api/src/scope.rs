@@ -63,6 +63,34 @@ pub async fn owner_of(state: &AppState, caller: &Caller, kind: IdKind, id: &str)
     }
 }
 
+/// The partner whose data a read concerns, like [`Caller::partner_scope`], except that a
+/// distributor may also name one of its resellers (docs/DOMAIN.md: a distributor sees what
+/// concerns its resellers). Anyone else's id reads as forbidden, as an unknown one does.
+pub async fn partner_or_its_reseller(
+    state: &AppState,
+    caller: &Caller,
+    asked: Option<&str>,
+) -> Result<String, ApiError> {
+    let own = caller.principal.partner_id.as_deref();
+    match (caller.principal.role, asked) {
+        (Role::Partner, Some(other))
+            if Some(other) != own && ledger_core::ids::validate_id("partner_id", other).is_ok() =>
+        {
+            let parent = match state.ledger.partner(other).await {
+                Ok(p) => p.profile.and_then(|p| p.parent_id),
+                Err(ledger_app::AppError::Domain(ledger_domain::DomainError::NotFound { .. })) => None,
+                Err(e) => return Err(caller.err(e.into())),
+            };
+            if parent.is_some() && parent.as_deref() == own {
+                Ok(other.to_string())
+            } else {
+                Err(caller.err(ApiError::forbidden()))
+            }
+        }
+        _ => caller.partner_scope(asked),
+    }
+}
+
 fn hidden(caller: &Caller, kind: IdKind) -> ApiError {
     if caller.principal.role == Role::Partner {
         ApiError::forbidden()

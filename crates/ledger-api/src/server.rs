@@ -31,6 +31,8 @@ pub struct AppState {
     /// Read connections to the projections.
     pub reads: ledger_projections::ReadPool,
     pub metrics: metrics::Metrics,
+    /// Connections, header and body time, body memory.
+    pub limits: crate::limits::Limits,
     /// The public half of the key anchoring the chain (`ledger anchor`), when one is set:
     /// the key `GET /v1/audit/verify?anchors=stored` checks with unless the auditor names one.
     pub anchor_key: Option<ledger_domain::anchors::PublicKey>,
@@ -49,8 +51,8 @@ impl AppState {
         Ok(events.len())
     }
 
-    pub fn context(&self, caller: &Caller, body: &[u8]) -> CommandContext {
-        CommandContext { meta: caller.meta(), now: chrono::Utc::now(), idempotency: caller.idempotency(body) }
+    pub fn context(&self, caller: &Caller) -> CommandContext {
+        CommandContext { meta: caller.meta(), now: chrono::Utc::now(), idempotency: caller.idempotency() }
     }
 }
 
@@ -493,7 +495,7 @@ async fn issue_credential(
         _ => {}
     }
     let (issued, fact) = state.credentials.issue(role, req.partner_id);
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let event = NewEvent::new(CREDENTIAL_ISSUED, 1, ctx.now, &fact).map_err(|e| ApiError::invalid("credential", e))?;
     let appended = state
         .store
@@ -515,11 +517,13 @@ async fn issue_credential(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-/// Serves until ctrl-c or SIGTERM, then lets in-flight requests finish.
+/// Serves until ctrl-c or SIGTERM under the state's limits, then lets in-flight requests
+/// finish.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "ledger serving");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+    let limits = state.limits.config.clone();
+    crate::limits::serve_limited(router(state), listener, &limits, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
@@ -535,5 +539,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

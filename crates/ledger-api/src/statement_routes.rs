@@ -44,7 +44,7 @@ pub async fn balances(
     caller: Caller,
     Query(q): Query<AsOfQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let partner = caller.partner_scope(q.partner_id.as_deref())?;
+    let partner = crate::scope::partner_or_its_reseller(&state, &caller, q.partner_id.as_deref()).await?;
     let as_of = q.as_of.unwrap_or_else(Utc::now);
     wait_for_position(&state, q.min_position).await?;
     let owner = format!("partner:{partner}");
@@ -109,6 +109,18 @@ pub fn statement_csv(s: &journal::Statement) -> String {
             out += &row("movement", &m.kind, m.direction, &m.amount.amount);
         }
         out += &row("closing", "", "", &a.closing.amount);
+    }
+    // A deduction carried into a payment paid this month: no account of its own (the
+    // months it settles were posted when they were finalized); the payment's id as kind.
+    for d in &s.carried_deductions {
+        out += &format!(
+            "{},{},{},,carried_deduction,{},,{}\n",
+            s.partner_id,
+            s.month,
+            s.currency,
+            d.payment_id,
+            d.amount.amount.round_dp(2)
+        );
     }
     out
 }

@@ -1,9 +1,11 @@
-//! Runs one command against one aggregate: load the stream (from a cache of recent states,
-//! reading only what is new), decide, append with the expected version, and retry a bounded
-//! number of times when another writer got there first.
+//! Runs one command against one aggregate: wait for the stream's turn in this process, load
+//! the stream (from a cache of recent states, reading only what is new), decide, append with
+//! the expected version, and retry a bounded number of times when another writer (another
+//! process) got there first.
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -11,6 +13,7 @@ use ledger_core::envelope::{CommandMeta, NewEvent};
 use ledger_domain::{decode, encode, Decider, DomainError, EventFamily};
 use ledger_store::{AppendRequest, Appended, EventKey, EventStore, ExpectedVersion, IdempotencyKey, StoreError};
 
+use crate::turns::StreamTurns;
 use crate::AppError;
 
 /// Attempts per command before a conflict is reported to the caller.
@@ -81,11 +84,25 @@ type CachedState = (u64, Arc<dyn Any + Send + Sync>);
 pub struct Executor {
     store: Arc<dyn EventStore>,
     cache: Mutex<HashMap<String, CachedState>>,
+    turns: StreamTurns,
+    /// Appends that lost to another writer and were decided again.
+    conflicts_retried: AtomicU64,
 }
 
 impl Executor {
     pub fn new(store: Arc<dyn EventStore>) -> Executor {
-        Executor { store, cache: Mutex::new(HashMap::new()) }
+        Executor {
+            store,
+            cache: Mutex::new(HashMap::new()),
+            turns: StreamTurns::default(),
+            conflicts_retried: AtomicU64::new(0),
+        }
+    }
+
+    /// How many appends lost to another writer and were decided again (within this process
+    /// commands queue, so these come from other processes).
+    pub fn conflicts_retried(&self) -> u64 {
+        self.conflicts_retried.load(Ordering::Relaxed)
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -129,8 +146,8 @@ impl Executor {
     }
 
     /// Like [`Executor::load`], but takes the cached state out of the cache instead of
-    /// cloning it; the caller puts it back with `remember`. A concurrent command on the same
-    /// stream meanwhile rebuilds from the store: slower, never wrong.
+    /// cloning it; the caller (holding the stream's turn) puts it back with `remember`. A read
+    /// of the same stream meanwhile rebuilds from the store: slower, never wrong.
     async fn take<D>(&self, stream: &str) -> Result<(D::State, u64), AppError>
     where
         D: Decider,
@@ -202,6 +219,39 @@ impl Executor {
         D::State: Send + Sync + 'static,
         D::Event: EventFamily,
     {
+        self.execute_steps::<D>(stream, |state| Ok(vec![make(state)?]), ctx).await
+    }
+
+    /// One step made of several commands on one stream, all-or-nothing (docs/DOMAIN.md §5):
+    /// each is decided on the state the ones before it leave, and their events are stored
+    /// in one append under the step's request id; a refusal of any stores nothing.
+    pub async fn execute_all<D>(
+        &self,
+        stream: &str,
+        commands: Vec<D::Command>,
+        ctx: &CommandContext,
+    ) -> Result<Outcome<D::Event>, AppError>
+    where
+        D: Decider,
+        D::State: Send + Sync + 'static,
+        D::Command: Clone,
+        D::Event: EventFamily,
+    {
+        self.execute_steps::<D>(stream, |_| Ok(commands.clone()), ctx).await
+    }
+
+    async fn execute_steps<D>(
+        &self,
+        stream: &str,
+        mut make: impl FnMut(&D::State) -> Result<Vec<D::Command>, AppError>,
+        ctx: &CommandContext,
+    ) -> Result<Outcome<D::Event>, AppError>
+    where
+        D: Decider,
+        D::State: Send + Sync + 'static,
+        D::Event: EventFamily,
+    {
+        let _turn = self.turns.enter(stream).await;
         if let Some(replayed) = self.replay(ctx).await? {
             return Ok(replayed);
         }
@@ -209,14 +259,14 @@ impl Executor {
             // The cached state is taken out, not cloned: a long stream's state is decided on
             // and evolved in place, and put back at its new version.
             let (state, version) = self.take::<D>(stream).await?;
-            let command = match make(&state) {
+            let commands = match make(&state) {
                 Ok(c) => c,
                 Err(e) => {
                     self.remember(stream, version, state);
                     return Err(e);
                 }
             };
-            let events = match D::decide(&state, command, ctx.now) {
+            let events = match decide_all::<D>(&state, commands, ctx.now) {
                 Ok(events) => events,
                 Err(e) => {
                     self.remember(stream, version, state);
@@ -244,6 +294,7 @@ impl Executor {
                     return Ok(Outcome::Stored { events, appended });
                 }
                 Err(StoreError::ConcurrencyConflict { .. }) if attempt < MAX_ATTEMPTS => {
+                    self.conflicts_retried.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(stream, attempt, "concurrent append; deciding again");
                     tokio::task::yield_now().await;
                 }
@@ -272,6 +323,7 @@ impl Executor {
         D::Command: Clone,
         D::Event: EventFamily,
     {
+        let _turn = self.turns.enter(stream).await;
         for attempt in 1..=MAX_BATCH_ATTEMPTS {
             let (mut state, version) = self.take::<D>(stream).await?;
             let mut outcomes = Vec::with_capacity(items.len());
@@ -321,6 +373,7 @@ impl Executor {
                     return Ok(outcomes);
                 }
                 Err(StoreError::ConcurrencyConflict { .. }) => {
+                    self.conflicts_retried.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(stream, attempt, "concurrent append; deciding the batch again");
                     tokio::task::yield_now().await;
                 }
@@ -359,6 +412,27 @@ impl Executor {
             }
         }
     }
+}
+
+/// Decides `commands` in order, each on the state the events before it leave (one command,
+/// the common case, is decided on `state` itself, without a copy).
+fn decide_all<D: Decider>(
+    state: &D::State,
+    commands: Vec<D::Command>,
+    now: DateTime<Utc>,
+) -> Result<Vec<D::Event>, ledger_domain::DomainError> {
+    let last = commands.len().saturating_sub(1);
+    let mut events = vec![];
+    let mut scratch: Option<D::State> = None;
+    for (i, command) in commands.into_iter().enumerate() {
+        let new = D::decide(scratch.as_ref().unwrap_or(state), command, now)?;
+        if i < last && !new.is_empty() {
+            let base = scratch.take().unwrap_or_else(|| state.clone());
+            scratch = Some(new.iter().fold(base, |s, e| D::evolve(s, e)));
+        }
+        events.extend(new);
+    }
+    Ok(events)
 }
 
 /// The envelope payload of a domain event.

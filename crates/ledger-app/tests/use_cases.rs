@@ -1,21 +1,22 @@
 //! The application layer's own duties, over the in-memory store: routing a line to the
 //! customer's partner, `record_id` unique across the whole ledger, the resale drawdown,
 //! the rebate credit of a cloud-account payment happening once, and no overdraw when
-//! many callers race for the same pool.
+//! many callers race for the same pool (for real: threads, SQLite, a barrier).
 
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use ledger_app::funds::AdjustmentDirection;
 use ledger_app::incentives::{ConsumptionInput, LineOutcome};
-use ledger_app::{AppError, CommandContext, Executor, Ledger};
+use ledger_app::{AppError, CommandContext, Executor, Ledger, Outcome};
 use ledger_core::{Actor, CommandMeta, Currency, Money, Role};
 use ledger_domain::customer::AssociationType;
 use ledger_domain::funds::Counterparty;
 use ledger_domain::partner::{PartnerKind, RegisterPartner};
 use ledger_store::memory::MemoryStore;
 use ledger_store::EventStore;
-use rust_decimal::Decimal;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -38,7 +39,10 @@ fn cny(s: &str) -> Money {
 }
 
 async fn ledger_with_partners() -> (Ledger, Arc<dyn EventStore>) {
-    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    partners_on(Arc::new(MemoryStore::new())).await
+}
+
+async fn partners_on(store: Arc<dyn EventStore>) -> (Ledger, Arc<dyn EventStore>) {
     let ledger = Ledger::new(Arc::new(Executor::new(store.clone())));
     let c = ctx(Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap());
     ledger.register_partner(&c, register("D1", "Dist", PartnerKind::Distributor)).await.unwrap();
@@ -98,40 +102,166 @@ async fn resale_consumption_draws_down_what_the_customer_was_allocated() {
     assert_eq!(funds.pool(Currency::CNY), cny("700.00"));
 }
 
-#[tokio::test]
+/// A store that counts appends to one stream in flight at once, and can hold the next two
+/// appends to it until both have arrived (to force a lost race).
+struct Watched {
+    inner: Arc<dyn EventStore>,
+    stream: String,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    gate: tokio::sync::Barrier,
+    seats: AtomicUsize,
+}
+
+impl Watched {
+    fn new(inner: Arc<dyn EventStore>, stream: &str) -> Watched {
+        Watched {
+            inner,
+            stream: stream.into(),
+            in_flight: 0.into(),
+            most_in_flight: 0.into(),
+            gate: tokio::sync::Barrier::new(2),
+            seats: 0.into(),
+        }
+    }
+
+    fn hold_next_two(&self) {
+        self.seats.store(2, SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for Watched {
+    async fn append(
+        &self,
+        req: ledger_store::AppendRequest,
+    ) -> Result<ledger_store::Appended, ledger_store::StoreError> {
+        if req.stream != self.stream {
+            return self.inner.append(req).await;
+        }
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, SeqCst);
+        if self.seats.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok() {
+            self.gate.wait().await;
+        }
+        // Give any other task on this stream the chance to overlap.
+        tokio::task::yield_now().await;
+        let result = self.inner.append(req).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        result
+    }
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<ledger_core::RecordedEvent>, ledger_store::StoreError> {
+        self.inner.read_stream(stream, from_version, limit).await
+    }
+    async fn read_all(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<ledger_core::RecordedEvent>, ledger_store::StoreError> {
+        self.inner.read_all(from, limit).await
+    }
+    async fn idempotency_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<([u8; 32], ledger_store::Appended)>, ledger_store::StoreError> {
+        self.inner.idempotency_key(key).await
+    }
+    async fn stream_version(&self, stream: &str) -> Result<u64, ledger_store::StoreError> {
+        self.inner.stream_version(stream).await
+    }
+    fn head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.head()
+    }
+}
+
+fn allocate_30(ledger: &Arc<Ledger>) -> impl std::future::Future<Output = Result<(), AppError>> {
+    let ledger = ledger.clone();
+    async move {
+        let c = ctx(at("2026-07-02T00:00:00Z"));
+        ledger
+            .adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("30.00"), None)
+            .await
+            .map(drop)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_allocations_never_overdraw_the_pool() {
-    let (ledger, _) = ledger_with_partners().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite: Arc<dyn EventStore> = Arc::new(ledger_store::sqlite::SqliteStore::open(dir.path()).unwrap());
+    let watched = Arc::new(Watched::new(sqlite, "funds-D1"));
+    let (ledger, _) = partners_on(watched.clone()).await;
     let ledger = Arc::new(ledger);
-    let c = ctx(at("2026-07-01T00:00:00Z"));
-    ledger.credit_funds(&c, "D1", cny("1000.00")).await.unwrap();
-    // 40 callers each allocate 30.00 at once: 33 fit in the pool (990.00), the rest must be
-    // refused or lose the race for good, never overdraw.
+    ledger.credit_funds(&ctx(at("2026-07-01T00:00:00Z")), "D1", cny("1000.00")).await.unwrap();
+    // 40 callers released at once each allocate 30.00: 33 fit in the pool (990.00). Within
+    // one process they queue on the stream: each decides on the state its predecessor left,
+    // so exactly 33 are stored, 7 refused, and no caller sees a conflict.
+    let barrier = Arc::new(tokio::sync::Barrier::new(40));
     let tasks: Vec<_> = (0..40)
         .map(|_| {
-            let ledger = ledger.clone();
+            let (allocate, barrier) = (allocate_30(&ledger), barrier.clone());
             tokio::spawn(async move {
-                let c = ctx(at("2026-07-02T00:00:00Z"));
-                ledger
-                    .adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("30.00"), None)
-                    .await
+                barrier.wait().await;
+                allocate.await
             })
         })
         .collect();
-    let mut stored = 0;
+    let (mut stored, mut refused) = (0, 0);
     for t in tasks {
         match t.await.unwrap() {
-            Ok(_) => stored += 1,
-            Err(AppError::Domain(e)) => assert_eq!(e.code(), "INSUFFICIENT_BALANCE"),
-            Err(e) => assert_eq!(e.code(), "CONCURRENCY_CONFLICT", "{e}"),
+            Ok(()) => stored += 1,
+            Err(e) => {
+                assert_eq!(e.code(), "INSUFFICIENT_BALANCE", "{e}");
+                refused += 1;
+            }
         }
     }
+    assert_eq!((stored, refused), (33, 7));
+    let most = watched.most_in_flight.load(SeqCst);
+    assert_eq!(most, 1, "two appends of one stream were in flight at once");
+    assert_eq!(ledger.exec.conflicts_retried(), 0, "commands queued rather than fought");
     let funds = ledger.funds("D1").await.unwrap();
-    let pool = funds.pool(Currency::CNY).amount;
-    let allocated = funds.customer_allocated("C1", Currency::CNY).amount;
-    assert!(pool >= Decimal::ZERO, "pool overdrawn: {pool}");
-    assert_eq!(pool + allocated, cny("1000.00").amount, "money conserved");
-    assert_eq!(allocated, cny("30.00").amount * Decimal::from(stored));
-    assert!(stored <= 33);
+    assert_eq!(funds.pool(Currency::CNY), cny("10.00"));
+    assert_eq!(funds.customer_allocated("C1", Currency::CNY), cny("990.00"));
+}
+
+/// Two processes (two executors over one store) decide on the same version: one append
+/// loses, is decided again on the new state, and is refused rather than overdrawing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_race_between_processes_is_decided_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite: Arc<dyn EventStore> = Arc::new(ledger_store::sqlite::SqliteStore::open(dir.path()).unwrap());
+    let watched = Arc::new(Watched::new(sqlite.clone(), "funds-D1"));
+    let (first, _) = partners_on(watched.clone()).await;
+    let second = Ledger::new(Arc::new(Executor::new(watched.clone())));
+    let (first, second) = (Arc::new(first), Arc::new(second));
+    first.credit_funds(&ctx(at("2026-07-01T00:00:00Z")), "D1", cny("1000.00")).await.unwrap();
+    // Both allocations' appends wait for each other: both decided on the same version.
+    watched.hold_next_two();
+    let allocate = |ledger: &Arc<Ledger>| {
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            let c = ctx(at("2026-07-02T00:00:00Z"));
+            ledger
+                .adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("600.00"), None)
+                .await
+                .map(drop)
+        })
+    };
+    let (a, b) = (allocate(&first), allocate(&second));
+    let results = [a.await.unwrap(), b.await.unwrap()];
+    let codes: Vec<_> = results.iter().map(|r| r.as_ref().err().map(|e| e.code().to_string())).collect();
+    assert!(codes.contains(&None), "one allocation is stored: {codes:?}");
+    assert!(codes.contains(&Some("INSUFFICIENT_BALANCE".into())), "the other is refused: {codes:?}");
+    assert_eq!(first.exec.conflicts_retried() + second.exec.conflicts_retried(), 1, "exactly one lost race");
+    let funds = Ledger::new(Arc::new(Executor::new(sqlite))).funds("D1").await.unwrap();
+    assert_eq!(funds.pool(Currency::CNY), cny("400.00"));
+    assert_eq!(funds.customer_allocated("C1", Currency::CNY), cny("600.00"));
 }
 
 /// §2: "The line's partner is the customer's partner at `consumed_at`": a customer that
@@ -199,6 +329,51 @@ async fn closing_a_month_waits_for_the_policys_grace_days() {
     ledger.close_month(&ctx(at("2026-08-03T16:00:00Z")), "D1", july).await.unwrap();
     let state = ledger.incentives("D1").await.unwrap();
     assert_eq!(state.month_status(july, Currency::CNY), ledger_domain::incentives::MonthStatus::Open);
+}
+
+/// docs/DOMAIN.md §5: a step is all-or-nothing. Closing a month closes every currency the
+/// partner has lines in, in one append: while one currency may not close yet (its policy's
+/// grace days run longer), none is closed; under a request id both are.
+#[tokio::test]
+async fn closing_a_month_in_two_currencies_is_one_step() {
+    use ledger_core::{Month, Rate};
+    use ledger_domain::policy::{PolicyCommand, ProductRate, PublishPolicy};
+    let (ledger, store) = ledger_with_partners().await;
+    let july: Month = "2026-07".parse().unwrap();
+    for (currency, grace) in [(Currency::CNY, 0), (Currency::USD, 3)] {
+        let publish = PolicyCommand::PublishPolicy(PublishPolicy {
+            currency,
+            effective_month: july,
+            rates: vec![ProductRate { product: "ECS".into(), rate: Rate::parse("0.05").unwrap() }],
+            settlement_grace_days: Some(grace),
+        });
+        ledger.publish_policy(&ctx(at("2026-06-01T00:00:00Z")), publish).await.unwrap();
+    }
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    ledger.record_consumption(&c, line("R1", "C1", "100.00")).await.unwrap();
+    let mut usd = line("R2", "C1", "100.00");
+    usd.amount = Money::parse_positive("100.00", "USD").unwrap();
+    ledger.record_consumption(&c, usd).await.unwrap();
+
+    let head = *store.head().borrow();
+    let early = ledger.close_month(&ctx(at("2026-08-02T00:00:00Z")), "D1", july).await.unwrap_err();
+    assert_eq!(early.code(), "INVALID_STATE");
+    assert_eq!(*store.head().borrow(), head, "CNY was not closed alone");
+    let state = ledger.incentives("D1").await.unwrap();
+    assert_eq!(state.month_status(july, Currency::CNY), ledger_domain::incentives::MonthStatus::Accruing);
+
+    let mut keyed = ctx(at("2026-08-04T00:00:00Z"));
+    keyed.meta.request_id = Some("close-1".into());
+    keyed.idempotency = Some(ledger_store::IdempotencyKey { key: "req:close-1".into(), fingerprint: [7; 32] });
+    let closed = ledger.close_month(&keyed, "D1", july).await.unwrap();
+    let Outcome::Stored { events, appended } = &closed else { panic!("{closed:?}") };
+    assert_eq!((events.len(), appended.last_position - appended.first_position), (2, 1), "one append");
+    let state = ledger.incentives("D1").await.unwrap();
+    for currency in [Currency::CNY, Currency::USD] {
+        assert_eq!(state.month_status(july, currency), ledger_domain::incentives::MonthStatus::Open, "{currency}");
+    }
+    // The retry replays the step.
+    assert!(matches!(ledger.close_month(&keyed, "D1", july).await.unwrap(), Outcome::Replayed { .. }));
 }
 
 #[tokio::test]

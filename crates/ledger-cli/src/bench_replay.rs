@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::Utc;
 use ledger_app::{Executor, Ledger};
 use ledger_core::{CommandMeta, NewEvent};
@@ -34,6 +34,7 @@ pub struct ReplayFigure {
 }
 
 pub async fn replay_bench(dir: &Path, target_events: u64) -> Result<ReplayFigure> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let months = 12;
     let lines = 20;
     let partners =

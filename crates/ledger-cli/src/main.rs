@@ -47,6 +47,25 @@ pub struct DataDir {
     pub dir: PathBuf,
 }
 
+/// `--calendar FILE`: the working-day calendar (docs/DOMAIN.md, Conventions).
+#[derive(clap::Args, Clone)]
+pub struct CalendarFile {
+    /// Working-day calendar file, in the format of the built-in one
+    /// (crates/ledger-core/calendar/cn.txt); without it, the built-in PRC calendar. A date
+    /// beyond the years the file lists is refused `CALENDAR_UNKNOWN`.
+    #[arg(long = "calendar", env = "LEDGER_CALENDAR")]
+    pub path: Option<PathBuf>,
+}
+
+impl CalendarFile {
+    pub fn load(&self) -> Result<ledger_core::WorkingCalendar> {
+        match &self.path {
+            None => Ok(ledger_core::WorkingCalendar::builtin()),
+            Some(path) => ledger_core::WorkingCalendar::load(path).map_err(anyhow::Error::msg),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API of docs/API.md on the embedded store, projections in process.
@@ -80,7 +99,20 @@ enum Command {
     Soak(soak::Args),
 }
 
-fn main() -> Result<()> {
+/// Every command's error is one clear line on stderr (its causes joined by ": ") and exit
+/// status 1: no backtrace, no debug dump.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("ledger: error: {line}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

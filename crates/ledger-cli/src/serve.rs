@@ -13,12 +13,14 @@ use ledger_projections::Runner;
 use ledger_store::sqlite::SqliteStore;
 use ledger_store::EventStore;
 
-use crate::DataDir;
+use crate::{CalendarFile, DataDir};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     data: DataDir,
+    #[command(flatten)]
+    calendar: CalendarFile,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -33,6 +35,44 @@ pub struct Args {
     kafka: ledger_bus::cli::ServeKafkaArgs,
     #[command(flatten)]
     anchor: crate::anchor::ServeArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What one client may hold of the server (ledger_api::limits).
+#[derive(clap::Args)]
+pub struct LimitArgs {
+    /// Open connections at once; more wait in the listen backlog.
+    #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds for a request's headers to arrive; also how long an idle connection stays open.
+    #[arg(long, env = "LEDGER_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    header_timeout: std::time::Duration,
+    /// Seconds for a request's whole body to arrive.
+    #[arg(long, env = "LEDGER_BODY_TIMEOUT", default_value = "15", value_parser = seconds)]
+    body_timeout: std::time::Duration,
+    /// MiB of request bodies held in memory at once, over all connections (at least 1).
+    #[arg(long, env = "LEDGER_BODY_BUDGET_MIB", default_value_t = 64)]
+    body_budget_mib: usize,
+}
+
+fn seconds(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 3600.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("{s:?} is not a number of seconds between 0 and 3600"))
+}
+
+impl LimitArgs {
+    fn config(&self) -> ledger_api::limits::LimitsConfig {
+        ledger_api::limits::LimitsConfig {
+            max_connections: self.max_connections,
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            body_budget_bytes: self.body_budget_mib.saturating_mul(1024 * 1024),
+        }
+    }
 }
 
 /// The admin token of `--demo` when none is configured: for a local sample only.
@@ -62,10 +102,28 @@ fn master_key(dir: &Path) -> Result<Vec<u8>> {
         .to_vec())
 }
 
+/// How often the allocator is asked to give memory nobody uses back to the system. mimalloc
+/// does so only when it is next called into, and a server quiet after a flood of large bodies
+/// would keep it for good (issue 17: the memory of a flood must come back).
+const RETURN_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn return_memory_in_the_background() {
+    std::thread::Builder::new()
+        .name("return-memory".into())
+        .spawn(|| loop {
+            std::thread::sleep(RETURN_MEMORY_EVERY);
+            // SAFETY: mi_collect takes no pointers; it is safe to call from any thread.
+            unsafe { libmimalloc_sys::mi_collect(false) };
+        })
+        .expect("a thread starts");
+}
+
 pub fn run(mut args: Args) -> Result<()> {
+    return_memory_in_the_background();
     if args.demo && args.admin_token.is_none() {
         args.admin_token = Some(DEMO_ADMIN_TOKEN.to_string());
     }
+    let calendar = args.calendar.load()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let store = Arc::new(SqliteStore::open(&args.data.dir)?);
@@ -73,7 +131,7 @@ pub fn run(mut args: Args) -> Result<()> {
         if args.demo && *dyn_store.head().borrow() == 0 {
             eprintln!("seeding a sample history into {} ...", args.data.dir.display());
             let plan = ledger_demo::DemoPlan::new(20, 6, chrono::Utc::now());
-            crate::demo::seed_with_progress(&dyn_store, &plan).await?;
+            crate::demo::seed_with_progress(&dyn_store, &plan, &calendar).await?;
         }
         let mut runner = Runner::open(&args.data.dir, ledger_projections::all())?;
         // The server answers at once, whatever the history: the projections catch up in the
@@ -103,7 +161,7 @@ pub fn run(mut args: Args) -> Result<()> {
         };
         let relay = ledger_bus::cli::spawn_in_serve(&args.kafka, &args.data.dir, dyn_store.clone())?;
         let credentials = Arc::new(Credentials::new(master_key(&args.data.dir)?, args.admin_token.as_deref()));
-        let ledger = Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))));
+        let ledger = Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))).with_calendar(calendar));
         let anchorer = crate::anchor::spawn_in_serve(&args.anchor, &args.data.dir, ledger.clone()).await?;
         let state = Arc::new(AppState {
             store: dyn_store.clone(),
@@ -112,6 +170,7 @@ pub fn run(mut args: Args) -> Result<()> {
             applied,
             reads: ledger_projections::ReadPool::new(&args.data.dir),
             metrics: Default::default(),
+            limits: ledger_api::limits::Limits::new(args.limits.config()),
             anchor_key: anchorer.as_ref().map(|(_, public)| public.parse()).transpose()?,
         });
         state.load_credentials().await.map_err(|e| anyhow::anyhow!("loading credentials: {}", e.message))?;

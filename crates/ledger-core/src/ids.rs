@@ -6,7 +6,9 @@ use crate::CoreError;
 /// Longest identifier accepted from outside.
 pub const MAX_ID_LEN: usize = 64;
 
-/// Checks an identifier: 1 to 64 characters of `A-Z a-z 0-9 _ - .`.
+/// Checks an identifier: 1 to 64 characters of `A-Z a-z 0-9 _ - .`, and not `.` or `..`:
+/// an id must travel in a URL path as written, and clients resolve those two away
+/// (`/v1/partners/../funds` is `/v1/funds`).
 pub fn validate_id(field: &'static str, value: &str) -> Result<(), CoreError> {
     let reason = if value.is_empty() {
         "must not be empty".to_string()
@@ -14,6 +16,8 @@ pub fn validate_id(field: &'static str, value: &str) -> Result<(), CoreError> {
         format!("must be at most {MAX_ID_LEN} characters")
     } else if !value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
         "may hold only letters, digits, '_', '-' and '.'".to_string()
+    } else if value == "." || value == ".." {
+        "must not be '.' or '..' (a URL path would not carry it as written)".to_string()
     } else {
         return Ok(());
     };
@@ -39,7 +43,8 @@ mod tests {
     #[test]
     fn ids_are_short_and_plain() {
         assert!(validate_id("partner_id", "P-001_a.b").is_ok());
-        for bad in ["", "a b", "a/b", "é", &"x".repeat(65), "a\u{0}"] {
+        assert!(validate_id("partner_id", "...").is_ok(), "only the dot segments are refused");
+        for bad in ["", "a b", "a/b", "é", &"x".repeat(65), "a\u{0}", ".", ".."] {
             assert_eq!(validate_id("partner_id", bad).unwrap_err().code(), "INVALID_FIELD", "{bad:?}");
         }
     }

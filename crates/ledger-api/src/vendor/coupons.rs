@@ -52,12 +52,11 @@ pub fn status_code(status: CouponStatus) -> u8 {
 pub async fn reclaim_one(
     state: &AppState,
     caller: &Caller,
-    raw: &[u8],
     coupon_id: String,
     indirect_partner_id: Option<&str>,
 ) -> Result<Response, ApiError> {
     let partner = acting_for(state, caller, indirect_partner_id).await?;
-    let ctx = state.context(caller, raw);
+    let ctx = state.context(caller);
     let (results, _) = state.ledger.reclaim_coupons(&ctx, &partner, vec![coupon_id]).await?;
     let result = results.into_iter().next().ok_or_else(|| ApiError::invalid("coupon_id", "is required"))?;
     match result.error_code {
@@ -143,7 +142,7 @@ pub async fn create_coupons(
     let expires_at = time_filter("expire_time", req.expire_time)?.ok_or_else(|| {
         caller.err(ApiError::invalid("expire_time", "is required (the ledger's quotas do not expire)"))
     })?;
-    let ctx = state.context(&caller, &body.raw);
+    let ctx = state.context(&caller);
     let answers = state
         .ledger
         .issue_coupons(&ctx, &partner, &req.quota_id, req.customer_ids, req.face_value.money()?.amount, expires_at)

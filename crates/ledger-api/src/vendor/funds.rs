@@ -76,13 +76,12 @@ pub struct TransAnswer {
 async fn adjust(
     state: &AppState,
     caller: &Caller,
-    raw: &[u8],
     direction: AdjustmentDirection,
     operator: String,
     counterparty: Counterparty,
     amount: Amount,
 ) -> Result<(String, Option<u64>), ApiError> {
-    let ctx = state.context(caller, raw);
+    let ctx = state.context(caller);
     let (record_id, outcome) = state
         .ledger
         .adjust(&ctx, direction, &operator, counterparty, amount.money()?, None)
@@ -103,7 +102,6 @@ pub async fn allocate_to_customer(
     let (transfer_id, position) = adjust(
         &state,
         &caller,
-        &body.raw,
         AdjustmentDirection::Allocate,
         operator,
         Counterparty::customer(req.customer_id),
@@ -124,7 +122,6 @@ pub async fn reclaim_from_customer(
     let (trans_id, position) = adjust(
         &state,
         &caller,
-        &body.raw,
         AdjustmentDirection::Reclaim,
         operator,
         Counterparty::customer(req.customer_id),
@@ -146,7 +143,6 @@ pub async fn allocate_to_reseller(
     let (transfer_id, position) = adjust(
         &state,
         &caller,
-        &body.raw,
         AdjustmentDirection::Allocate,
         operator,
         Counterparty::reseller(req.indirect_partner_id),
@@ -167,7 +163,6 @@ pub async fn reclaim_from_reseller(
     let (trans_id, position) = adjust(
         &state,
         &caller,
-        &body.raw,
         AdjustmentDirection::Reclaim,
         operator,
         Counterparty::reseller(req.indirect_partner_id),

@@ -174,9 +174,9 @@ fn validate_adjustment(state: &FundsState, adj: &Adjustment) -> Result<(), Domai
 
 /// Who may allocate to (or reclaim from) whom:
 /// - a reseller counterparty: only its own distributor, never a reseller (a reseller
-///   allocates only to its own customers). A reseller of another distributor is "not
-///   yours": `NOT_YOUR_CUSTOMER` (ours: the reseller is the distributor's downstream, and
-///   docs/DOMAIN.md has no separate code);
+///   allocates only to its own customers). A reseller of another distributor reads as an
+///   unknown one, `NOT_FOUND` (ours: an answer must not tell a partner who another
+///   distributor's resellers are);
 /// - a customer counterparty, allocation: only the customer's partner at `now`
 ///   (`NOT_YOUR_CUSTOMER`);
 /// - a customer counterparty, reclaim: the customer's partner at `now`, or an operator that
@@ -195,9 +195,8 @@ fn check_counterparty(state: &FundsState, adj: &Adjustment, kind: AdjustmentKind
                 ));
             }
             match parent {
-                None => Err(DomainError::NotFound { what: "reseller", id: adj.counterparty.id.clone() }),
-                Some(p) if p != operator => Err(not_yours()),
-                Some(_) => Ok(()),
+                Some(p) if p == operator => Ok(()),
+                _ => Err(DomainError::NotFound { what: "reseller", id: adj.counterparty.id.clone() }),
             }
         }
         CounterpartyType::Customer => {
