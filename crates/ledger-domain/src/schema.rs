@@ -83,6 +83,7 @@ pub fn families() -> Vec<Family> {
         family::<crate::funds::FundsEvent>("funds", crate::funds::examples()),
         family::<crate::coupons::CouponEvent>("coupons", crate::coupons::examples()),
         family::<crate::billing::BillingEvent>("billing", crate::billing::examples()),
+        family::<crate::anchors::AnchorEvent>("anchors", crate::anchors::examples()),
     ]
 }
 

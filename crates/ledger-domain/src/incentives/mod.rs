@@ -79,7 +79,8 @@
 //! ## The files
 //! `event.rs` (the events and their vocabulary), `command.rs` (one struct per command),
 //! `decide.rs` (which rule file decides each command, the checks they share), the rule
-//! files above, `state.rs` (the state and `evolve`), `postings.rs`, `tests.rs`.
+//! files above, `state.rs` (the state and `evolve`), `snapshot.rs` (the state as text, kept
+//! beside the log), `postings.rs`, `tests.rs`.
 
 use chrono::{DateTime, Utc};
 
@@ -95,6 +96,7 @@ pub mod months;
 pub mod opportunities;
 pub mod payments;
 pub mod postings;
+mod snapshot;
 mod state;
 
 #[cfg(test)]
@@ -154,5 +156,13 @@ impl Decider for Incentives {
 
     fn evolve(state: IncentivesState, event: &IncentiveEvent) -> IncentivesState {
         state::evolve(state, event)
+    }
+
+    fn snapshot(state: &IncentivesState) -> Option<String> {
+        snapshot::write(state)
+    }
+
+    fn restore(text: &str) -> Option<IncentivesState> {
+        snapshot::read(text)
     }
 }
