@@ -27,11 +27,14 @@ pub struct CredentialsSynced {
 /// whether it did. One cheap query when nothing changed.
 pub async fn learn_new_credentials(state: &AppState) -> Result<bool, ApiError> {
     let synced = &state.credentials_synced;
+    let before = synced.version.load(Ordering::SeqCst);
     let _one = synced.reload.lock().await;
+    let held = synced.version.load(Ordering::SeqCst);
     // The version is read first: a credential stored while loading is seen next time.
     let version = state.store.stream_version(CREDENTIALS_STREAM).await?;
-    if version <= synced.version.load(Ordering::SeqCst) {
-        return Ok(false);
+    if version <= held {
+        // Up to date; perhaps reloaded by another caller while this one waited.
+        return Ok(held > before);
     }
     state.load_credentials().await?;
     synced.version.store(version, Ordering::SeqCst);
