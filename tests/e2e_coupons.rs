@@ -2,9 +2,9 @@
 //! customers only and within the quota, billing's usage (partial, full, too much), a
 //! customer switched to referral (and the 3-month rule stopping a switch back), then one
 //! batch reclaim with mixed results item by item: success, `COUPON_NOT_FOUND` (unknown, and
-//! another partner's coupon), `NOT_RESALE_CUSTOMER`, `COUPON_USED_UP` (fully used, and the
-//! same coupon twice in the batch). The unused balance returns to the quota; failed items
-//! store nothing.
+//! another partner's coupon), `NOT_RESALE_CUSTOMER`, `COUPON_USED_UP` (fully used). A batch
+//! that names a coupon twice is a 400 and stores nothing. The unused balance returns to the
+//! quota; failed items store nothing.
 //!
 //! `NOT_YOUR_CUSTOMER` (a coupon whose customer is no longer the partner's) is in
 //! `e2e_customers.rs`, where the association is ended.
@@ -143,9 +143,17 @@ fn a_batch_reclaim_answers_item_by_item() {
         Some("FORBIDDEN"),
     );
 
+    // A batch that names a coupon twice is refused whole (docs/DOMAIN.md §4): 400, nothing
+    // stored, the coupon still active.
+    let before = s.events_total();
+    let answer = expect(reclaim(&s, &token, &["CP-1", "NOPE", "CP-1"]), 400, Some("INVALID_FIELD"));
+    assert!(answer["error_msg"].as_str().unwrap().contains("CP-1"), "{answer}");
+    assert_eq!(s.events_total(), before);
+    assert_eq!(read(&s, "/v1/coupons/CP-1", &token)["status"], "active");
+
     // The batch.
     let before = s.events_total();
-    let (status, answer) = reclaim(&s, &token, &["CP-1", "NOPE", "CP-3", "CP-2", "CP-1", "OT-1"]);
+    let (status, answer) = reclaim(&s, &token, &["CP-1", "NOPE", "CP-3", "CP-2", "OT-1"]);
     assert_eq!(status, 201, "{answer}");
     let results = answer["results"].as_array().unwrap();
     let got: Vec<(&str, &str, Option<&str>)> = results
@@ -159,7 +167,6 @@ fn a_batch_reclaim_answers_item_by_item() {
             ("NOPE", "failed", Some("COUPON_NOT_FOUND")),
             ("CP-3", "failed", Some("NOT_RESALE_CUSTOMER")),
             ("CP-2", "failed", Some("COUPON_USED_UP")),
-            ("CP-1", "failed", Some("COUPON_USED_UP")),
             ("OT-1", "failed", Some("COUPON_NOT_FOUND")),
         ]
     );

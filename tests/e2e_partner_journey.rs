@@ -369,7 +369,8 @@ fn a_partner_from_registration_to_a_paid_quarter_and_a_withdrawal() {
     // 7 working days (built-in calendar: weekends, public holidays, make-up days) after the
     // approval's business date, whichever side of midnight CST the approval fell on.
     let calendar = ledger_core::WorkingCalendar::builtin();
-    let expected = [calendar.add_working_days(day_before, 7), calendar.add_working_days(day_after, 7)];
+    let expected =
+        [calendar.add_working_days(day_before, 7).unwrap(), calendar.add_working_days(day_after, 7).unwrap()];
     assert!(expected.contains(&arrival), "{arrival}, expected one of {expected:?}");
     assert!(arrival >= day_before + chrono::Days::new(7), "{arrival}");
     let done = created(&s, "POST", &format!("/v1/withdrawals/{wid}/paid"), ADMIN_TOKEN, None);

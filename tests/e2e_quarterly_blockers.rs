@@ -136,7 +136,8 @@ fn every_quarterly_blocker_through_http() {
     );
     refused(&s, &token, &[b("ALREADY_REQUESTED", &["2026-07", "2026-08", "2026-09"])]);
 
-    // Rejection reopens eligibility: September is back, the forfeited months stay so.
+    // Rejection reopens eligibility: September is back, and the forfeited months are open
+    // again (docs/DOMAIN.md §5), so they still block a request within the quarter.
     let rejected = created(
         &s,
         "POST",
@@ -146,8 +147,12 @@ fn every_quarterly_blocker_through_http() {
     );
     assert_eq!(rejected["status"], "rejected");
     let e = eligibility(&s, &token, Some(IN_QUARTER));
-    assert_eq!((e["eligible"].as_bool(), e["excluded_months"].clone()), (Some(true), json!([])), "{e}");
+    assert_eq!(e["blockers"], json!([{"code": "MONTHS_STILL_APPLICABLE", "months": ["2026-07", "2026-08"]}]), "{e}");
+    assert_eq!(e["excluded_months"], json!(["2026-07", "2026-08"]), "{e}");
+    let all = months(&s, &token, 2026, pos(&rejected));
+    assert_eq!((all["2026-07"]["status"].as_str(), all["2026-08"]["status"].as_str()), (Some("open"), Some("open")));
     let again = created(&s, "POST", "/v1/quarterly-payments", &token, Some(json!({"quarter": "2026Q3"})));
+    assert_eq!(again["excluded_months"], json!(["2026-07", "2026-08"]), "forfeited again by the new request");
     assert_ne!(again["payment_id"], payment["payment_id"]);
     assert_eq!(cents(&again["payable"]), 3000);
     assert_eq!(read(&s, &format!("/v1/quarterly-payments/{id}"), &token)["status"], "rejected");

@@ -184,3 +184,19 @@ fn a_stored_rebate_credited_v1_payload_upcasts_to_the_current_event() {
     assert!(errors(&v2, &payload).is_empty(), "{:?}", errors(&v2, &payload));
     assert_eq!(payload["amount"], serde_json::json!({"amount": "1200.50", "currency": "CNY"}));
 }
+
+#[test]
+fn stored_quarterly_payment_v1_payloads_upcast_to_the_current_events() {
+    use ledger_domain::incentives::{legacy, IncentiveEvent};
+    for (event_type, v1_payload, expected) in legacy::v1_examples() {
+        let v1 = validator(event_type, 1);
+        assert!(errors(&v1, &v1_payload).is_empty(), "{event_type}: {:?}", errors(&v1, &v1_payload));
+        let event: IncentiveEvent = ledger_domain::decode(event_type, 1, &v1_payload.to_string()).unwrap();
+        assert_eq!(event, expected);
+        let (ty, version, payload) = ledger_domain::encode(&event);
+        assert_eq!((ty.as_str(), version), (event_type, 2));
+        let v2 = validator(event_type, 2);
+        assert!(errors(&v2, &payload).is_empty(), "{event_type}: {:?}", errors(&v2, &payload));
+        assert!(!v2.is_valid(&v1_payload), "{event_type}: v1 and v2 differ in shape");
+    }
+}

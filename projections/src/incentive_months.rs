@@ -170,19 +170,10 @@ impl Projection for IncentiveMonths {
         let keys = match months_touched(&event) {
             MonthsTouched::None => vec![],
             MonthsTouched::Keys(keys) => keys,
-            MonthsTouched::HeldBy(payment_id) => {
-                // The rows held by the payment: write what this batch changed so far, then ask.
-                self.flush(tx)?;
-                let mut stmt = tx.prepare_cached(
-                    "SELECT month, currency FROM incentive_months WHERE partner_id = ?1 AND payment_id = ?2",
-                )?;
-                let keys = stmt
-                    .query_map(params![partner, payment_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                    .map(|r| {
-                        let (m, c) = r?;
-                        Ok((parsed::<Month>("month", &m)?, parsed::<Currency>("currency", &c)?))
-                    })
-                    .collect::<Result<Vec<_>, ProjectionError>>()?;
+            MonthsTouched::HeldBy(payment_id) => self.held_by(tx, partner, payment_id)?,
+            MonthsTouched::Released { payment_id, restored } => {
+                let mut keys = self.held_by(tx, partner, payment_id)?;
+                keys.extend(restored);
                 keys
             }
         };
@@ -227,6 +218,25 @@ impl Projection for IncentiveMonths {
         self.rows.clear();
         self.cached = 0;
         self.dirty.clear();
+    }
+}
+
+impl IncentiveMonths {
+    /// The rows held by `payment_id`: what this batch changed so far is written first, then
+    /// the table is asked.
+    fn held_by(&mut self, tx: &Transaction<'_>, partner: &str, payment_id: &str) -> Result<Vec<Key>, ProjectionError> {
+        self.flush(tx)?;
+
+        let mut stmt = tx
+            .prepare_cached("SELECT month, currency FROM incentive_months WHERE partner_id = ?1 AND payment_id = ?2")?;
+        let keys = stmt
+            .query_map(params![partner, payment_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .map(|r| {
+                let (m, c) = r?;
+                Ok((parsed::<Month>("month", &m)?, parsed::<Currency>("currency", &c)?))
+            })
+            .collect::<Result<Vec<_>, ProjectionError>>()?;
+        Ok(keys)
     }
 }
 
@@ -289,7 +299,9 @@ pub fn partners(conn: &Connection) -> Result<Vec<String>, ProjectionError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use ledger_core::{Money, Quarter, Rate};
-    use ledger_domain::incentives::{Incentives, IncludedMonth, LineAssociation, MonthStatus, PaymentMethod};
+    use ledger_domain::incentives::{
+        Incentives, IncludedMonth, LineAssociation, MonthStatus, PaymentMethod, RestoredMonth,
+    };
     use rust_decimal::Decimal;
 
     use super::*;
@@ -355,9 +367,22 @@ pub(crate) mod tests {
     }
 
     pub fn requested(id: &str, included: &[(&str, &str)], excluded: &[&str]) -> IncentiveEvent {
-        let included: Vec<IncludedMonth> =
-            included.iter().map(|(m, a)| IncludedMonth { month: month(m), amount: cny(a) }).collect();
-        let payable = cny(&included.iter().map(|m| m.amount.amount).sum::<Decimal>().to_string());
+        requested_carrying(id, included, excluded, &[])
+    }
+
+    /// A request that also carries earlier months (their total ≤ 0) into the payment.
+    pub fn requested_carrying(
+        id: &str,
+        included: &[(&str, &str)],
+        excluded: &[&str],
+        carried: &[(&str, &str)],
+    ) -> IncentiveEvent {
+        let months = |list: &[(&str, &str)]| -> Vec<IncludedMonth> {
+            list.iter().map(|(m, a)| IncludedMonth { month: month(m), amount: cny(a) }).collect()
+        };
+        let (included, carried) = (months(included), months(carried));
+        let deduction = -carried.iter().map(|m| m.amount.amount).sum::<Decimal>();
+        let payable = included.iter().map(|m| m.amount.amount).sum::<Decimal>() - deduction;
         IncentiveEvent::QuarterlyPaymentRequested {
             partner_id: "P1".into(),
             payment_id: id.into(),
@@ -366,7 +391,9 @@ pub(crate) mod tests {
             included_months: included,
             excluded_months: excluded.iter().map(|m| month(m)).collect(),
             included_opportunities: vec![],
-            payable,
+            carried_months: carried,
+            carried_deduction: cny(&deduction.to_string()),
+            payable: cny(&payable.to_string()),
             requested_at: at("2026-10-02T00:00:00Z"),
         }
     }
@@ -376,11 +403,20 @@ pub(crate) mod tests {
     }
 
     pub fn rejected(id: &str) -> IncentiveEvent {
+        rejected_restoring(id, &[])
+    }
+
+    /// A rejection that returns the months its request forfeited to `open`.
+    pub fn rejected_restoring(id: &str, restored: &[&str]) -> IncentiveEvent {
         IncentiveEvent::QuarterlyPaymentRejected {
             partner_id: "P1".into(),
             payment_id: id.into(),
             quarter: quarter(),
             reason: Some("wrong bank".into()),
+            restored_months: restored
+                .iter()
+                .map(|m| RestoredMonth { month: month(m), currency: Currency::CNY, status: MonthStatus::Open })
+                .collect(),
             rejected_at: at("2026-10-03T00:00:00Z"),
         }
     }
@@ -454,18 +490,17 @@ pub(crate) mod tests {
         );
         agrees(&kit, &events);
 
-        events.push(rejected("QP-1"));
+        events.push(rejected_restoring("QP-1", &["2026-09"]));
         let p = kit.push(STREAM, &events[5..]);
         let after: Vec<_> = rows(&kit).into_iter().map(|(v, at)| (v.status, v.payment_id, at)).collect();
         assert_eq!(after[0], (MonthStatus::Finalized, None, p), "released");
         assert_eq!(after[1], (MonthStatus::Finalized, None, p), "released");
-        assert_eq!(after[2].0, MonthStatus::Forfeited, "a forfeited month stays forfeited");
-        assert!(after[2].2 < p, "the rejection did not change September");
+        assert_eq!(after[2], (MonthStatus::Open, None, p), "the forfeited month is open again");
         agrees(&kit, &events);
 
         // Requested again, a line, and paid, in one batch: the rows changed so far in the
         // batch are written before the months the payment holds are looked up.
-        events.push(requested("QP-2", &[("2026-07", "5.00"), ("2026-08", "10.00")], &[]));
+        events.push(requested("QP-2", &[("2026-07", "5.00"), ("2026-08", "10.00")], &["2026-09"]));
         events.push(line("R3", "2026-09", "2026-10", "10.00"));
         events.push(paid("QP-2", &["2026-07", "2026-08"], "15.00"));
         kit.push(STREAM, &events[6..]);
@@ -473,6 +508,29 @@ pub(crate) mod tests {
         let qp2 = Some("QP-2".to_string());
         assert_eq!(last[0], (month("2026-07"), MonthStatus::Paid, qp2.clone()));
         assert_eq!(last[1], (month("2026-08"), MonthStatus::Paid, qp2));
+        agrees(&kit, &events);
+    }
+
+    #[test]
+    fn a_payment_holds_the_months_it_carries_and_pays_them() {
+        let mut kit = Kit::new();
+        let mut events = vec![
+            line("R1", "2026-05", "2026-05", "100.00"),
+            refund("F1", "R1", "2026-05", "2026-06", "60.00"),
+            finalized("2026-06", "-3.00"),
+            line("R2", "2026-07", "2026-07", "1000.00"),
+            finalized("2026-07", "50.00"),
+            requested_carrying("QP-1", &[("2026-07", "50.00")], &[], &[("2026-06", "-3.00")]),
+        ];
+        kit.push(STREAM, &events);
+        let june = rows(&kit).into_iter().find(|(v, _)| v.month == month("2026-06")).unwrap().0;
+        assert_eq!((june.status, june.payment_id.as_deref()), (MonthStatus::Finalized, Some("QP-1")));
+        agrees(&kit, &events);
+        events.push(paid("QP-1", &["2026-07", "2026-06"], "47.00"));
+        kit.push(STREAM, &events[6..]);
+        let paid_rows: Vec<_> =
+            rows(&kit).into_iter().filter(|(v, _)| v.status == MonthStatus::Paid).map(|(v, _)| v.month).collect();
+        assert_eq!(paid_rows, vec![month("2026-06"), month("2026-07")]);
         agrees(&kit, &events);
     }
 

@@ -166,6 +166,9 @@ pub struct Statement {
     pub month: Month,
     pub currency: Currency,
     pub accounts: Vec<AccountStatement>,
+    /// The deductions carried into the payments paid this month (docs/DOMAIN.md §5): their
+    /// negative months were settled there, so the payment paid that much less.
+    pub carried_deductions: Vec<crate::quarterly_payments::CarriedDeduction>,
 }
 
 /// A partner's statement for a month in one currency: for each of its accounts the
@@ -221,7 +224,9 @@ pub fn statement(
             }
         })
         .collect();
-    Ok(Statement { partner_id: partner_id.to_string(), month, currency, accounts })
+    let carried_deductions =
+        crate::quarterly_payments::carried_deductions_paid(conn, partner_id, currency, start, end)?;
+    Ok(Statement { partner_id: partner_id.to_string(), month, currency, accounts, carried_deductions })
 }
 
 fn parse_decimal(s: &str) -> Result<Decimal, ProjectionError> {

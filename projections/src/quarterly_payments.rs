@@ -5,7 +5,7 @@
 //! to its row straight away.
 
 use ledger_core::RecordedEvent;
-use ledger_domain::incentives::{payment_of, IncentiveEvent, Incentives, PaymentView, QuarterlyPayment};
+use ledger_domain::incentives::{payment_of, IncentiveEvent, Incentives, PaymentStatus, PaymentView, QuarterlyPayment};
 use ledger_domain::{stream_family, Decider};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS quarterly_payments (
     included_months TEXT NOT NULL,          -- JSON
     excluded_months TEXT NOT NULL,          -- JSON
     included_opportunities TEXT NOT NULL,   -- JSON
+    carried_months TEXT NOT NULL,           -- JSON
+    carried_deduction TEXT NOT NULL,        -- money as JSON
     payable TEXT NOT NULL,                  -- money as JSON
     method TEXT,
     invoice_list TEXT,                      -- JSON, once issued
@@ -43,7 +45,8 @@ CREATE INDEX IF NOT EXISTS quarterly_payments_partner ON quarterly_payments (par
 ";
 
 const COLUMNS: &str = "payment_id, partner_id, quarter, currency, status, included_months, excluded_months, \
-                       included_opportunities, payable, method, invoice_list, position";
+                       included_opportunities, carried_months, carried_deduction, payable, method, invoice_list, \
+                       position";
 
 impl Projection for QuarterlyPayments {
     fn name(&self) -> &'static str {
@@ -79,7 +82,8 @@ impl Projection for QuarterlyPayments {
 
 fn store(tx: &Transaction<'_>, partner: &str, p: &QuarterlyPayment, position: u64) -> Result<(), ProjectionError> {
     tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO quarterly_payments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        "INSERT OR REPLACE INTO quarterly_payments ({COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))?
     .execute(params![
         p.payment_id,
@@ -90,6 +94,8 @@ fn store(tx: &Transaction<'_>, partner: &str, p: &QuarterlyPayment, position: u6
         json(&p.included_months),
         json(&p.excluded_months),
         json(&p.included_opportunities),
+        json(&p.carried_months),
+        json(&p.carried_deduction),
         json(&p.payable),
         p.method.as_ref().map(to_text),
         p.invoice_list.as_ref().map(json),
@@ -103,11 +109,11 @@ pub fn load(conn: &Connection, payment_id: &str) -> Result<Option<(String, Quart
     let row = conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM quarterly_payments WHERE payment_id = ?1"))?
         .query_row([payment_id], |r| {
-            let mut cells: Vec<Option<String>> = Vec::with_capacity(11);
-            for i in 0..11 {
+            let mut cells: Vec<Option<String>> = Vec::with_capacity(13);
+            for i in 0..13 {
                 cells.push(r.get(i)?);
             }
-            Ok((cells, r.get::<_, i64>(11)?))
+            Ok((cells, r.get::<_, i64>(13)?))
         })
         .optional()?;
     let Some((c, position)) = row else { return Ok(None) };
@@ -120,9 +126,11 @@ pub fn load(conn: &Connection, payment_id: &str) -> Result<Option<(String, Quart
         included_months: from_json("included months", text(5))?,
         excluded_months: from_json("excluded months", text(6))?,
         included_opportunities: from_json("included opportunities", text(7))?,
-        payable: from_json("payable", text(8))?,
-        method: c[9].as_deref().map(|m| enum_of("payment method", m)).transpose()?,
-        invoice_list: c[10].as_deref().map(|l| from_json("invoice list", l)).transpose()?,
+        carried_months: from_json("carried months", text(8))?,
+        carried_deduction: from_json("carried deduction", text(9))?,
+        payable: from_json("payable", text(10))?,
+        method: c[11].as_deref().map(|m| enum_of("payment method", m)).transpose()?,
+        invoice_list: c[12].as_deref().map(|l| from_json("invoice list", l)).transpose()?,
     };
     Ok(Some((text(1).to_string(), payment, position as u64)))
 }
@@ -155,6 +163,51 @@ pub fn page_of(
         }
     }
     Ok((page, total))
+}
+
+/// A deduction carried into a payment (docs/DOMAIN.md §5), as the statement shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CarriedDeduction {
+    pub payment_id: String,
+    pub quarter: ledger_core::Quarter,
+    /// The earlier months the payment settled, with their (≤ 0 in total) final amounts.
+    pub months: Vec<ledger_domain::incentives::IncludedMonth>,
+    /// `−Σ months`: what the payment paid less.
+    pub amount: ledger_core::Money,
+}
+
+/// The carried deductions of `partner`'s payments in `currency` paid within `[from, to)`
+/// (business time, microseconds): a paid payment's row was last changed by its
+/// `QuarterlyPaymentPaid`, whose time the journal holds.
+pub fn carried_deductions_paid(
+    conn: &Connection,
+    partner: &str,
+    currency: ledger_core::Currency,
+    from: i64,
+    to: i64,
+) -> Result<Vec<CarriedDeduction>, ProjectionError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.payment_id, p.quarter, p.carried_months, p.carried_deduction FROM quarterly_payments p \
+         WHERE p.partner_id = ?1 AND p.currency = ?2 AND p.status = ?3 AND p.carried_months != '[]' \
+         AND EXISTS (SELECT 1 FROM journal j WHERE j.position = p.position AND j.occurred_at >= ?4 \
+                     AND j.occurred_at < ?5) \
+         ORDER BY p.quarter, p.payment_id",
+    )?;
+    let rows = stmt
+        .query_map(params![partner, currency.as_str(), to_text(&PaymentStatus::Paid), from, to], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(payment_id, quarter, months, amount)| {
+            Ok(CarriedDeduction {
+                payment_id,
+                quarter: parsed("quarter", &quarter)?,
+                months: from_json("carried months", &months)?,
+                amount: from_json("carried deduction", &amount)?,
+            })
+        })
+        .collect()
 }
 
 /// Every payment id of `partner` (tests compare them with the streams).

@@ -57,19 +57,50 @@ pub struct Runner {
 const CHECKPOINTS: &str =
     "CREATE TABLE IF NOT EXISTS checkpoints (projection TEXT PRIMARY KEY, position INTEGER NOT NULL)";
 
+/// The table definition each projection's rows were written under.
+const SCHEMAS: &str =
+    "CREATE TABLE IF NOT EXISTS projection_schemas (projection TEXT PRIMARY KEY, schema TEXT NOT NULL)";
+
+/// Creates `p`'s tables and answers its checkpoint. A projection whose table definition
+/// changed since its rows were written (or whose definition was never recorded, by a
+/// version before this check) is dropped and replays from position 1: a new column must be
+/// filled from the log, never left empty.
+fn replay_if_schema_changed(conn: &Connection, p: &dyn Projection) -> Result<u64, ProjectionError> {
+    let stored: Option<String> = conn
+        .query_row("SELECT schema FROM projection_schemas WHERE projection = ?1", [p.name()], |r| r.get(0))
+        .optional()?;
+    let at: Option<i64> = conn
+        .query_row("SELECT position FROM checkpoints WHERE projection = ?1", [p.name()], |r| r.get(0))
+        .optional()?;
+    let mut at = at.unwrap_or(0) as u64;
+    if stored.as_deref() != Some(p.schema()) && (stored.is_some() || at > 0) {
+        tracing::warn!(projection = p.name(), "table definition changed: replaying it from the start of the log");
+        for t in p.tables() {
+            conn.execute_batch(&format!("DROP TABLE IF EXISTS {t}"))?;
+        }
+        conn.execute("DELETE FROM checkpoints WHERE projection = ?1", [p.name()])?;
+        at = 0;
+    }
+    conn.execute_batch(p.schema())?;
+    conn.execute(
+        "INSERT INTO projection_schemas (projection, schema) VALUES (?1, ?2) \
+         ON CONFLICT (projection) DO UPDATE SET schema = excluded.schema",
+        [p.name(), p.schema()],
+    )?;
+    Ok(at)
+}
+
 impl Runner {
     pub fn open(dir: &Path, projections: Vec<Box<dyn Projection>>) -> Result<Runner, ProjectionError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(DB_FILE);
         let conn = open_connection(&path)?;
         conn.execute_batch(CHECKPOINTS)?;
+        conn.execute_batch(SCHEMAS)?;
         let mut loaded = vec![];
         for p in projections {
-            conn.execute_batch(p.schema())?;
-            let at: Option<i64> = conn
-                .query_row("SELECT position FROM checkpoints WHERE projection = ?1", [p.name()], |r| r.get(0))
-                .optional()?;
-            loaded.push((p, at.unwrap_or(0) as u64));
+            let at = replay_if_schema_changed(&conn, p.as_ref())?;
+            loaded.push((p, at));
         }
         let low = loaded.iter().map(|(_, at)| *at).min().unwrap_or(0);
         let (applied_tx, _) = watch::channel(low);

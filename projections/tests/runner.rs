@@ -103,3 +103,52 @@ async fn a_failed_batch_leaves_no_rows_and_no_checkpoint() {
     runner.catch_up(&store, |_| {}).await.unwrap();
     assert_eq!(rows(&runner), vec![("acct".to_string(), 20, 90, 20)]);
 }
+
+/// [`StreamTotals`] with one more column: the same name, another table definition.
+struct StreamTotalsV2;
+
+impl Projection for StreamTotalsV2 {
+    fn name(&self) -> &'static str {
+        "stream_totals"
+    }
+    fn schema(&self) -> &'static str {
+        "CREATE TABLE IF NOT EXISTS stream_totals (stream TEXT PRIMARY KEY, events INTEGER NOT NULL, total INTEGER NOT NULL, last_position INTEGER NOT NULL, doubled INTEGER NOT NULL)"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["stream_totals"]
+    }
+    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        let n = serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["n"].as_i64().unwrap();
+        tx.execute(
+            "INSERT INTO stream_totals (stream, events, total, last_position, doubled) VALUES (?1, 1, ?2, ?3, ?4) \
+             ON CONFLICT (stream) DO UPDATE SET events = events + 1, total = total + ?2, last_position = ?3, \
+             doubled = doubled + ?4",
+            params![e.stream, n, e.position as i64, 2 * n],
+        )?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_projection_whose_table_definition_changed_replays_from_the_start() {
+    let store: Store = Arc::new(MemoryStore::new());
+    append_n(&store, "acct", 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut runner = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
+    runner.catch_up(&store, |_| {}).await.unwrap();
+    drop(runner);
+    // The same definition again: the checkpoint holds.
+    let runner = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
+    assert_eq!(runner.checkpoints(), vec![("stream_totals", 10)]);
+    drop(runner);
+
+    // A new column: the old rows are dropped and the log replays into the new table.
+    let mut runner = Runner::open(dir.path(), vec![Box::new(StreamTotalsV2)]).unwrap();
+    assert_eq!(runner.checkpoints(), vec![("stream_totals", 0)]);
+    runner.catch_up(&store, |_| {}).await.unwrap();
+    let conn = rusqlite::Connection::open(runner.path()).unwrap();
+    let row: (i64, i64, i64) = conn
+        .query_row("SELECT events, total, doubled FROM stream_totals", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    assert_eq!(row, (10, 45, 90));
+}

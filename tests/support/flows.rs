@@ -255,7 +255,11 @@ pub struct PaidPartner {
     pub position: u64,
 }
 
-pub fn paid_partner(s: &Server, partner: &str) -> PaidPartner {
+/// A certified distributor whose 2026Q3 payment (July finalized at 50.00 from a 1000.00
+/// `ecs` line of its resale customer `{partner}-C1`) is requested, approved and invoiced:
+/// `invoice_received`. Answers (token, customer, payment id). A CNY policy for `ecs` at 5%
+/// from 2026-07 must be published.
+pub fn invoice_received_partner(s: &Server, partner: &str) -> (String, String, String) {
     let token = certified_partner(s, partner, "distributor", None);
     let customer = format!("{partner}-C1");
     associate(s, &customer, partner, "resale");
@@ -276,6 +280,11 @@ pub fn paid_partner(s: &Server, partner: &str) -> PaidPartner {
     for step in ["approve", "invoice-list", "invoice-received"] {
         created(s, "POST", &format!("/v1/quarterly-payments/{payment_id}/{step}"), ADMIN_TOKEN, None);
     }
+    (token, customer, payment_id)
+}
+
+pub fn paid_partner(s: &Server, partner: &str) -> PaidPartner {
+    let (token, customer, payment_id) = invoice_received_partner(s, partner);
     created(
         s,
         "POST",

@@ -31,10 +31,20 @@ impl Server {
 
     /// Like [`Server::start`], with extra `LEDGER_*` (or other) environment variables.
     pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(dir, env, &[])
+    }
+
+    /// Like [`Server::start`], with extra arguments to `ledger serve` (e.g. `--calendar`).
+    pub fn start_with_args(dir: &Path, args: &[&std::ffi::OsStr]) -> Server {
+        Server::start_with(dir, &[], args)
+    }
+
+    fn start_with(dir: &Path, env: &[(&str, &str)], args: &[&std::ffi::OsStr]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(dir)
+            .args(args)
             .env("LEDGER_ADMIN_TOKEN", ADMIN_TOKEN)
             .env_remove("LEDGER_MASTER_KEY")
             .env_remove("LEDGER_INVOICE_ADDRESS")

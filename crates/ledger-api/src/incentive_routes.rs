@@ -281,7 +281,8 @@ pub async fn finalize_month(
     let month: Month = month.parse()?;
     let req = body.value;
     let currency = currency_or_cny(req.currency.as_deref().or(q.currency.as_deref()))?;
-    let amount = req.amount.map(|a| Money::parse_positive(&a, currency.as_str())).transpose()?;
+    // A month may be finalized at 0 (docs/DOMAIN.md §5).
+    let amount = req.amount.map(|a| Money::parse_final(&a, currency.as_str())).transpose()?;
     let ctx = state.context(&caller);
     let outcome = state.ledger.finalize_month(&ctx, &partner, month, currency, amount, req.reason).await?;
     month_answer(&state, &outcome, &partner, month, currency).await

@@ -110,5 +110,17 @@ pub fn statement_csv(s: &journal::Statement) -> String {
         }
         out += &row("closing", "", "", &a.closing.amount);
     }
+    // A deduction carried into a payment paid this month: no account of its own (the
+    // months it settles were posted when they were finalized); the payment's id as kind.
+    for d in &s.carried_deductions {
+        out += &format!(
+            "{},{},{},,carried_deduction,{},,{}\n",
+            s.partner_id,
+            s.month,
+            s.currency,
+            d.payment_id,
+            d.amount.amount.round_dp(2)
+        );
+    }
     out
 }

@@ -17,11 +17,12 @@ use ledger_domain::incentives::{
 };
 use ledger_domain::partner::certification_gate;
 use ledger_domain::policy::PolicyBook;
+use ledger_domain::rebate::{CreditRebate, Rebate, RebateCommand};
 use ledger_domain::{Decider, DomainError};
 use ledger_store::{IdempotencyKey, StoreError};
 
 use crate::executor::{BatchItem, ItemOutcome};
-use crate::{fingerprint, AppError, CommandContext, Ledger, Outcome};
+use crate::{crash_point, fingerprint, AppError, CommandContext, Ledger, Outcome};
 
 /// The vendor's mailing address and public mailbox printed on every invoice list (seed:
 /// 发票邮寄地址 and 公共邮箱); configurable with `LEDGER_INVOICE_ADDRESS` / `LEDGER_INVOICE_MAILBOX`.
@@ -443,6 +444,12 @@ impl Ledger {
 
     /// Moves a payment along its lifecycle. Paying with `cloud_account_credit` then credits
     /// the partner's rebate account, idempotent by payment id.
+    ///
+    /// All-or-nothing (docs/DOMAIN.md §5): every decider the step involves runs before
+    /// anything is stored, so a refusal by any of them stores nothing. The credit lives in
+    /// another stream, so it is a second append; a process that dies between the two leaves
+    /// the step to its retry under the same `X-Request-Id`, which replays the first append and
+    /// completes the credit (the credit is idempotent by payment id).
     pub async fn payment_step(
         &self,
         ctx: &CommandContext,
@@ -469,6 +476,9 @@ impl Ledger {
             }
         };
         let stream = incentives::stream_id(partner_id);
+        if self.exec.replay::<IncentiveEvent>(ctx).await?.is_none() {
+            self.check_rebate_credits(partner_id, &stream, &command, ctx).await?;
+        }
         let mut outcome = self.exec.execute::<Incentives>(&stream, command, ctx).await?;
         // The events of this write: stored now, or by the first call of a replayed request
         // (whose credit is completed here if that call stopped short of it).
@@ -479,6 +489,7 @@ impl Ledger {
         };
         for e in &events {
             if let Some((source_id, amount)) = incentives::rebate_credit_for(e) {
+                crash_point("between-pay-appends");
                 let credited = self.credit_rebate(ctx, partner_id, source_id.clone(), amount).await?;
                 let position = match credited.position() {
                     Some(p) => Some(p),
@@ -492,6 +503,26 @@ impl Ledger {
             }
         }
         Ok(outcome)
+    }
+
+    /// Runs the rebate decider on the credits `command` would ask for, before anything is
+    /// stored: a credit it would refuse refuses the whole step.
+    async fn check_rebate_credits(
+        &self,
+        partner_id: &str,
+        stream: &str,
+        command: &IncentiveCommand,
+        ctx: &CommandContext,
+    ) -> Result<(), AppError> {
+        let (state, _) = self.exec.load_shared::<Incentives>(stream).await?;
+        // The incentive decider's own refusal is the executor's to report, on fresh state.
+        let Ok(events) = Incentives::decide(&state, command.clone(), ctx.now) else { return Ok(()) };
+        for (source_id, amount) in events.iter().filter_map(incentives::rebate_credit_for) {
+            let rebate = self.rebate(partner_id).await?;
+            let credit = CreditRebate { partner_id: partner_id.to_string(), source_id, amount };
+            Rebate::decide(&rebate, RebateCommand::CreditRebate(credit), ctx.now)?;
+        }
+        Ok(())
     }
 
     /// The incentive events an earlier append of `stream` stored.

@@ -33,13 +33,18 @@ pub use executor::{CommandContext, Executor, Outcome};
 /// and runs the command against its aggregate through the [`Executor`].
 pub struct Ledger {
     pub exec: Arc<Executor>,
-    /// Working days for the withdrawal arrival date (§6).
+    /// Working days for the withdrawal arrival date (§6): the built-in calendar, or the
+    /// file `--calendar` loads.
     pub calendar: WorkingCalendar,
 }
 
 impl Ledger {
     pub fn new(exec: Arc<Executor>) -> Ledger {
         Ledger { exec, calendar: WorkingCalendar::builtin() }
+    }
+
+    pub fn with_calendar(self, calendar: WorkingCalendar) -> Ledger {
+        Ledger { calendar, ..self }
     }
 
     /// For a write replayed by its request id: the id the first request created, read back
@@ -76,6 +81,16 @@ impl AppError {
             AppError::Store(e) => e.code(),
             AppError::Decode { .. } => "STORE_CORRUPT",
         }
+    }
+}
+
+/// `LEDGER_CRASH_AT=<point>` makes the process die at that point, as a crash would: how the
+/// crash tests cut a step that spans two appends short between them (tests/e2e_money_edges.rs).
+/// Unset, it does nothing.
+pub fn crash_point(point: &str) {
+    if std::env::var("LEDGER_CRASH_AT").is_ok_and(|p| p == point) {
+        eprintln!("LEDGER_CRASH_AT={point}: aborting");
+        std::process::abort();
     }
 }
 

@@ -9,7 +9,7 @@ use ledger_demo::{self as demo, DemoPlan, DemoSummary};
 use ledger_store::sqlite::SqliteStore;
 use ledger_store::EventStore;
 
-use crate::DataDir;
+use crate::{CalendarFile, DataDir};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -23,6 +23,8 @@ pub enum Command {
 pub struct SeedArgs {
     #[command(flatten)]
     pub data: DataDir,
+    #[command(flatten)]
+    pub calendar: CalendarFile,
     /// Partners to generate (every fifth is a distributor, the next two its resellers).
     #[arg(long, default_value_t = 20)]
     pub partners: usize,
@@ -39,6 +41,7 @@ pub struct SeedArgs {
 
 pub fn run(cmd: Command) -> Result<()> {
     let Command::Seed(args) = cmd;
+    let calendar = args.calendar.load()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(&args.data.dir)?);
@@ -50,7 +53,7 @@ pub fn run(cmd: Command) -> Result<()> {
         let mut plan = DemoPlan::new(args.partners, args.months, chrono::Utc::now());
         plan.lines_per_customer = args.lines;
         plan.customers_per_partner = args.customers;
-        let summary = seed_with_progress(&store, &plan).await?;
+        let summary = seed_with_progress(&store, &plan, &calendar).await?;
         println!(
             "seeded {} partners over {} months: {} commands ({} refused by the rules, as in real life), {} events",
             summary.partners.len(),
@@ -64,8 +67,12 @@ pub fn run(cmd: Command) -> Result<()> {
 }
 
 /// Seeds `plan` into `store`, with a progress bar on stderr.
-pub async fn seed_with_progress(store: &Arc<dyn EventStore>, plan: &DemoPlan) -> Result<DemoSummary> {
-    let ledger = Ledger::new(Arc::new(Executor::new(store.clone())));
+pub async fn seed_with_progress(
+    store: &Arc<dyn EventStore>,
+    plan: &DemoPlan,
+    calendar: &ledger_core::WorkingCalendar,
+) -> Result<DemoSummary> {
+    let ledger = Ledger::new(Arc::new(Executor::new(store.clone()))).with_calendar(calendar.clone());
     let bar = crate::bench::progress_bar(u64::from(plan.months), "seeding months");
     let started = std::time::Instant::now();
     let summary = demo::seed(&ledger, plan, |done, _| bar.set_position(u64::from(done)))

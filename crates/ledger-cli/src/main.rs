@@ -46,6 +46,25 @@ pub struct DataDir {
     pub dir: PathBuf,
 }
 
+/// `--calendar FILE`: the working-day calendar (docs/DOMAIN.md, Conventions).
+#[derive(clap::Args, Clone)]
+pub struct CalendarFile {
+    /// Working-day calendar file, in the format of the built-in one
+    /// (crates/ledger-core/calendar/cn.txt); without it, the built-in PRC calendar. A date
+    /// beyond the years the file lists is refused `CALENDAR_UNKNOWN`.
+    #[arg(long = "calendar", env = "LEDGER_CALENDAR")]
+    pub path: Option<PathBuf>,
+}
+
+impl CalendarFile {
+    pub fn load(&self) -> Result<ledger_core::WorkingCalendar> {
+        match &self.path {
+            None => Ok(ledger_core::WorkingCalendar::builtin()),
+            Some(path) => ledger_core::WorkingCalendar::load(path).map_err(anyhow::Error::msg),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API of docs/API.md on the embedded store, projections in process.

@@ -13,12 +13,14 @@ use ledger_projections::Runner;
 use ledger_store::sqlite::SqliteStore;
 use ledger_store::EventStore;
 
-use crate::DataDir;
+use crate::{CalendarFile, DataDir};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     data: DataDir,
+    #[command(flatten)]
+    calendar: CalendarFile,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -119,6 +121,7 @@ pub fn run(mut args: Args) -> Result<()> {
     if args.demo && args.admin_token.is_none() {
         args.admin_token = Some(DEMO_ADMIN_TOKEN.to_string());
     }
+    let calendar = args.calendar.load()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let store = Arc::new(SqliteStore::open(&args.data.dir)?);
@@ -126,7 +129,7 @@ pub fn run(mut args: Args) -> Result<()> {
         if args.demo && *dyn_store.head().borrow() == 0 {
             eprintln!("seeding a sample history into {} ...", args.data.dir.display());
             let plan = ledger_demo::DemoPlan::new(20, 6, chrono::Utc::now());
-            crate::demo::seed_with_progress(&dyn_store, &plan).await?;
+            crate::demo::seed_with_progress(&dyn_store, &plan, &calendar).await?;
         }
         let mut runner = Runner::open(&args.data.dir, ledger_projections::all())?;
         // The server answers at once, whatever the history: the projections catch up in the
@@ -158,7 +161,7 @@ pub fn run(mut args: Args) -> Result<()> {
         let credentials = Arc::new(Credentials::new(master_key(&args.data.dir)?, args.admin_token.as_deref()));
         let state = Arc::new(AppState {
             store: dyn_store.clone(),
-            ledger: Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone())))),
+            ledger: Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))).with_calendar(calendar)),
             credentials,
             applied,
             reads: ledger_projections::ReadPool::new(&args.data.dir),

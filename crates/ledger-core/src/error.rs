@@ -21,6 +21,14 @@ pub enum CoreError {
     CurrencyMismatch(String, String),
     #[error("calendar file line {line}: {reason}")]
     InvalidCalendar { line: usize, reason: String },
+    /// A fact's time that cannot be (docs/DOMAIN.md, Conventions: not more than 5 minutes
+    /// in the future).
+    #[error("invalid {field}: {reason}")]
+    InvalidTime { field: &'static str, reason: String },
+    /// A working-day question about a year the loaded calendar does not hold: refused, never
+    /// guessed from the weekdays alone.
+    #[error("the working-day calendar does not know {date}: it holds the years {years}")]
+    CalendarUnknown { date: chrono::NaiveDate, years: String },
 }
 
 impl CoreError {
@@ -35,6 +43,8 @@ impl CoreError {
             CoreError::InvalidField { .. } => "INVALID_FIELD",
             CoreError::CurrencyMismatch(..) => "CURRENCY_MISMATCH",
             CoreError::InvalidCalendar { .. } => "INVALID_CALENDAR",
+            CoreError::InvalidTime { .. } => "INVALID_TIME",
+            CoreError::CalendarUnknown { .. } => "CALENDAR_UNKNOWN",
         }
     }
 }

@@ -86,6 +86,12 @@ impl Money {
         Ok(Money { amount: parse_amount(amount)?, currency: currency.parse()? })
     }
 
+    /// Like [`Money::parse_positive`], 0 allowed: the one amount from outside that may be
+    /// zero is a month's final amount (docs/DOMAIN.md §5: "a month may be finalized at 0").
+    pub fn parse_final(amount: &str, currency: &str) -> Result<Self, CoreError> {
+        Ok(Money { amount: parse_amount_or_zero(amount)?, currency: currency.parse()? })
+    }
+
     pub fn checked_add(self, other: Money) -> Result<Money, CoreError> {
         self.same_currency(other)?;
         Ok(Money::new(self.amount + other.amount, self.currency))
@@ -123,11 +129,17 @@ impl fmt::Display for Money {
 /// greater than zero and at most [`MAX_AMOUNT`]. Signs, exponents, whitespace, `NaN`,
 /// `inf` and anything else are refused with a reason.
 pub fn parse_amount(s: &str) -> Result<Decimal, CoreError> {
+    let d = parse_amount_or_zero(s)?;
+    if d.is_zero() {
+        return Err(CoreError::InvalidAmount { value: truncate(s), reason: "must be greater than zero" });
+    }
+    Ok(d)
+}
+
+/// [`parse_amount`] with 0 allowed (a month's final amount).
+pub fn parse_amount_or_zero(s: &str) -> Result<Decimal, CoreError> {
     let bad = |reason| CoreError::InvalidAmount { value: truncate(s), reason };
     let d = parse_plain_decimal(s, MONEY_SCALE).map_err(bad)?;
-    if d.is_zero() {
-        return Err(bad("must be greater than zero"));
-    }
     if d > MAX_AMOUNT {
         return Err(bad("must be at most 1000000000000"));
     }
@@ -248,6 +260,11 @@ mod tests {
         assert_eq!(parse_amount("0.01").unwrap(), d("0.01"));
         assert_eq!(parse_amount("7").unwrap(), d("7"));
         assert_eq!(parse_amount("1000000000000").unwrap(), MAX_AMOUNT);
+        assert_eq!(parse_amount_or_zero("0").unwrap(), Decimal::ZERO);
+        assert_eq!(parse_amount_or_zero("0.00").unwrap(), Decimal::ZERO);
+        for bad in ["-0", "-1", "0.001", "1000000000000.01"] {
+            assert_eq!(parse_amount_or_zero(bad).unwrap_err().code(), "INVALID_AMOUNT", "{bad}");
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Working days: Monday to Friday, minus public holidays, plus make-up working days (调休).
-//! The calendar is data (see `calendar/cn.txt` for the format); a built-in one ships for
-//! 2026 and 2027 of the People's Republic of China.
+//! The calendar is data (see `calendar/cn.txt` for the format), loaded from a file with
+//! `ledger serve --calendar FILE`; a built-in one ships for 2026 and 2027 of the People's
+//! Republic of China. A calendar knows the years its file lists: a date of another year is
+//! `CALENDAR_UNKNOWN` (docs/DOMAIN.md, Conventions), never guessed from the weekdays.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 
@@ -23,6 +25,9 @@ enum DayKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkingCalendar {
     exceptions: BTreeMap<NaiveDate, DayKind>,
+    /// The years the calendar holds (those its file lists a day of); `None`: every year
+    /// follows the week alone ([`WorkingCalendar::weekdays_only`]).
+    years: Option<BTreeSet<i32>>,
 }
 
 impl WorkingCalendar {
@@ -31,13 +36,21 @@ impl WorkingCalendar {
         WorkingCalendar::parse(BUILTIN_CN).expect("the built-in calendar parses")
     }
 
-    /// A calendar that knows only the week (no holidays): for tests and other markets.
+    /// A calendar that knows only the week (no holidays) in every year: for tests and
+    /// markets without public holidays.
     pub fn weekdays_only() -> WorkingCalendar {
-        WorkingCalendar { exceptions: BTreeMap::new() }
+        WorkingCalendar { exceptions: BTreeMap::new(), years: None }
+    }
+
+    /// Reads a calendar file (the format of `calendar/cn.txt`).
+    pub fn load(path: &std::path::Path) -> Result<WorkingCalendar, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        WorkingCalendar::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Parses `YYYY-MM-DD holiday|workday [name]` lines; `#` starts a comment. A make-up
-    /// workday must fall on a weekend and a holiday must not be listed twice.
+    /// workday must fall on a weekend and a holiday must not be listed twice. The years
+    /// listed are the years the calendar holds; a file that lists none is refused.
     pub fn parse(text: &str) -> Result<WorkingCalendar, CoreError> {
         let mut exceptions = BTreeMap::new();
         for (i, raw) in text.lines().enumerate() {
@@ -64,29 +77,45 @@ impl WorkingCalendar {
                 return Err(bad(format!("{date} is listed twice")));
             }
         }
-        Ok(WorkingCalendar { exceptions })
+        let years: BTreeSet<i32> = exceptions.keys().map(|d| d.year()).collect();
+        if years.is_empty() {
+            return Err(CoreError::InvalidCalendar { line: 0, reason: "the file lists no day".into() });
+        }
+        Ok(WorkingCalendar { exceptions, years: Some(years) })
     }
 
-    pub fn is_working_day(&self, date: NaiveDate) -> bool {
-        match self.exceptions.get(&date) {
-            Some(DayKind::Holiday) => false,
-            Some(DayKind::Workday) => true,
-            None => !is_weekend(date),
+    /// The years the calendar holds, e.g. `2026, 2027` (`every year` for weekdays only).
+    pub fn years(&self) -> String {
+        match &self.years {
+            None => "every year".into(),
+            Some(years) => years.iter().map(i32::to_string).collect::<Vec<_>>().join(", "),
         }
     }
 
-    /// The `n`-th working day after `date` (`date` itself never counts).
-    pub fn add_working_days(&self, date: NaiveDate, n: u32) -> NaiveDate {
+    pub fn is_working_day(&self, date: NaiveDate) -> Result<bool, CoreError> {
+        if self.years.as_ref().is_some_and(|years| !years.contains(&date.year())) {
+            return Err(CoreError::CalendarUnknown { date, years: self.years() });
+        }
+        Ok(match self.exceptions.get(&date) {
+            Some(DayKind::Holiday) => false,
+            Some(DayKind::Workday) => true,
+            None => !is_weekend(date),
+        })
+    }
+
+    /// The `n`-th working day after `date` (`date` itself never counts); `CALENDAR_UNKNOWN`
+    /// when a day on the way lies in a year the calendar does not hold.
+    pub fn add_working_days(&self, date: NaiveDate, n: u32) -> Result<NaiveDate, CoreError> {
         assert!(n <= MAX_WORKING_DAYS, "asked for {n} working days");
         let mut day = date;
         let mut left = n;
         while left > 0 {
             day += Duration::days(1);
-            if self.is_working_day(day) {
+            if self.is_working_day(day)? {
                 left -= 1;
             }
         }
-        day
+        Ok(day)
     }
 }
 
@@ -105,11 +134,12 @@ mod tests {
     #[test]
     fn weekends_holidays_and_make_up_days() {
         let cal = WorkingCalendar::builtin();
-        assert!(cal.is_working_day(day("2026-07-01"))); // a Wednesday
-        assert!(!cal.is_working_day(day("2026-07-04"))); // a Saturday
-        assert!(!cal.is_working_day(day("2026-10-05"))); // National Day, a Monday
-        assert!(cal.is_working_day(day("2026-10-10"))); // make-up Saturday
-        assert!(cal.is_working_day(day("2026-01-04"))); // make-up Sunday
+        let works = |d: &str| cal.is_working_day(day(d)).unwrap();
+        assert!(works("2026-07-01")); // a Wednesday
+        assert!(!works("2026-07-04")); // a Saturday
+        assert!(!works("2026-10-05")); // National Day, a Monday
+        assert!(works("2026-10-10")); // make-up Saturday
+        assert!(works("2026-01-04")); // make-up Sunday
     }
 
     #[test]
@@ -117,11 +147,27 @@ mod tests {
         let cal = WorkingCalendar::builtin();
         // Approved Wed 2026-09-30: Oct 1–7 are off, Sat Oct 10 is worked.
         // Working days after: Oct 8, 9, 10, 12, 13, 14, 15.
-        assert_eq!(cal.add_working_days(day("2026-09-30"), 7), day("2026-10-15"));
+        assert_eq!(cal.add_working_days(day("2026-09-30"), 7), Ok(day("2026-10-15")));
         // Without holidays it would be Oct 9.
-        assert_eq!(WorkingCalendar::weekdays_only().add_working_days(day("2026-09-30"), 7), day("2026-10-09"));
+        assert_eq!(WorkingCalendar::weekdays_only().add_working_days(day("2026-09-30"), 7), Ok(day("2026-10-09")));
         // An approval on a Friday counts from the Monday.
-        assert_eq!(cal.add_working_days(day("2026-07-03"), 7), day("2026-07-14"));
+        assert_eq!(cal.add_working_days(day("2026-07-03"), 7), Ok(day("2026-07-14")));
+    }
+
+    #[test]
+    fn a_date_beyond_the_loaded_years_is_unknown_never_guessed() {
+        let cal = WorkingCalendar::builtin();
+        assert_eq!(cal.years(), "2026, 2027");
+        assert_eq!(cal.is_working_day(day("2028-01-03")).unwrap_err().code(), "CALENDAR_UNKNOWN");
+        assert_eq!(cal.is_working_day(day("2025-12-31")).unwrap_err().code(), "CALENDAR_UNKNOWN");
+        // Seven working days from the last days of the last year known run past it.
+        assert_eq!(cal.add_working_days(day("2027-12-27"), 7).unwrap_err().code(), "CALENDAR_UNKNOWN");
+        assert_eq!(cal.add_working_days(day("2027-12-20"), 7), Ok(day("2027-12-29")));
+        // A file holds the years it lists, and only those.
+        let one_year = WorkingCalendar::parse("2030-10-01 holiday\n").unwrap();
+        assert!(one_year.is_working_day(day("2030-10-02")).unwrap());
+        assert_eq!(one_year.is_working_day(day("2031-01-02")).unwrap_err().code(), "CALENDAR_UNKNOWN");
+        assert!(WorkingCalendar::weekdays_only().is_working_day(day("2099-01-02")).unwrap());
     }
 
     #[test]
@@ -130,7 +176,8 @@ mod tests {
         assert!(WorkingCalendar::parse("2026-07-06 vacation").is_err());
         assert!(WorkingCalendar::parse("2026-13-01 holiday").is_err());
         assert!(WorkingCalendar::parse("2026-07-06 holiday\n2026-07-06 holiday").is_err());
+        assert_eq!(WorkingCalendar::parse("# nothing but a comment\n").unwrap_err().code(), "INVALID_CALENDAR");
         let cal = WorkingCalendar::parse("# comment\n2026-07-06 holiday Founders' day\n").unwrap();
-        assert!(!cal.is_working_day(day("2026-07-06")));
+        assert!(!cal.is_working_day(day("2026-07-06")).unwrap());
     }
 }

@@ -1,6 +1,7 @@
 //! The checks every aggregate makes on a command, written once: an amount from outside,
 //! the stream's owner, and the shape of an `INVALID_FIELD` error.
 
+use chrono::{DateTime, Duration, Utc};
 use ledger_core::ids::validate_text;
 use ledger_core::money::{MAX_AMOUNT, MONEY_SCALE};
 use ledger_core::{CoreError, Money};
@@ -35,15 +36,53 @@ pub fn optional_text(field: &'static str, value: &Option<String>, max: usize) ->
 /// most [`MAX_AMOUNT`]; `INVALID_AMOUNT` otherwise. Commands carry parsed money, but the
 /// rule still holds for every caller, not only the HTTP one.
 pub fn external_amount(m: &Money) -> Result<(), DomainError> {
-    let bad = |reason| DomainError::Invalid(CoreError::InvalidAmount { value: m.amount.to_string(), reason });
     if m.amount <= Decimal::ZERO {
-        return Err(bad("must be greater than zero"));
+        return Err(bad_amount(m, "must be greater than zero"));
     }
+    amount_shape(m)
+}
+
+/// A month's final amount given by the operator: like [`external_amount`], but 0 is allowed
+/// (docs/DOMAIN.md §5: "a month may be finalized at 0").
+pub fn final_amount(m: &Money) -> Result<(), DomainError> {
+    if m.amount < Decimal::ZERO {
+        return Err(bad_amount(m, "must not be negative"));
+    }
+    amount_shape(m)
+}
+
+fn bad_amount(m: &Money, reason: &'static str) -> DomainError {
+    DomainError::Invalid(CoreError::InvalidAmount { value: m.amount.to_string(), reason })
+}
+
+/// At most 2 decimal places and at most [`MAX_AMOUNT`].
+fn amount_shape(m: &Money) -> Result<(), DomainError> {
+    let bad = |reason| bad_amount(m, reason);
     if m.amount.normalize().scale() > MONEY_SCALE {
         return Err(bad("at most 2 decimal places"));
     }
     if m.amount > MAX_AMOUNT {
         return Err(bad("must be at most 1000000000000"));
+    }
+    Ok(())
+}
+
+/// How far past the ledger's clock a fact's time may lie: clocks drift a little, facts do
+/// not come from the future (docs/DOMAIN.md, Conventions).
+pub const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
+
+/// A fact's time sent from outside (`consumed_at`, `settled_at`, `used_at`): not more than
+/// [`MAX_FUTURE_SKEW`] after `now`, else `INVALID_TIME`. A ledger records what happened.
+pub fn fact_time(field: &'static str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), DomainError> {
+    if at > now + MAX_FUTURE_SKEW {
+        return Err(DomainError::Invalid(CoreError::InvalidTime {
+            field,
+            reason: format!(
+                "{} lies in the future (now {}); a fact may be at most 5 minutes ahead",
+                at.to_rfc3339(),
+                now.to_rfc3339()
+            ),
+        }));
     }
     Ok(())
 }
@@ -79,6 +118,21 @@ mod tests {
         for bad in ["0", "-1.00", "0.001", "1000000000000.01"] {
             assert_eq!(external_amount(&m(bad)).unwrap_err().code(), "INVALID_AMOUNT", "{bad}");
         }
+        assert!(final_amount(&m("0")).is_ok());
+        assert!(final_amount(&m("0.01")).is_ok());
+        for bad in ["-0.01", "0.001", "1000000000000.01"] {
+            assert_eq!(final_amount(&m(bad)).unwrap_err().code(), "INVALID_AMOUNT", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_fact_may_lie_at_most_five_minutes_ahead() {
+        let now: DateTime<Utc> = "2026-08-01T00:00:00Z".parse().unwrap();
+        assert!(fact_time("used_at", now - Duration::days(400), now).is_ok());
+        assert!(fact_time("used_at", now + Duration::minutes(5), now).is_ok());
+        let err = fact_time("used_at", now + Duration::minutes(5) + Duration::seconds(1), now).unwrap_err();
+        assert_eq!(err.code(), "INVALID_TIME");
+        assert!(err.to_string().contains("used_at"), "{err}");
     }
 
     #[test]

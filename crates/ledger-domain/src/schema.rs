@@ -77,7 +77,9 @@ pub fn families() -> Vec<Family> {
         family::<RebateEvent>("rebate", rebate::examples())
             .with_legacy::<rebate::legacy::RebateCreditedV1>("RebateCredited", 1),
         family::<LabPointsEvent>("lab_points", lab_points::examples()),
-        family::<crate::incentives::IncentiveEvent>("incentives", crate::incentives::examples()),
+        family::<crate::incentives::IncentiveEvent>("incentives", crate::incentives::examples())
+            .with_legacy::<crate::incentives::legacy::QuarterlyPaymentRequestedV1>("QuarterlyPaymentRequested", 1)
+            .with_legacy::<crate::incentives::legacy::QuarterlyPaymentRejectedV1>("QuarterlyPaymentRejected", 1),
         family::<crate::funds::FundsEvent>("funds", crate::funds::examples()),
         family::<crate::coupons::CouponEvent>("coupons", crate::coupons::examples()),
         family::<crate::billing::BillingEvent>("billing", crate::billing::examples()),

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use super::command::{CouponCommand, GrantQuota, IssueCoupon, ReclaimItem, UseCoupon};
 use super::{CouponEvent, CouponsState, ReclaimResult, MAX_RECLAIM_BATCH};
 use crate::customer::AssociationType;
-use crate::guard::{external_amount, invalid, stream_owner_state};
+use crate::guard::{external_amount, fact_time, invalid, stream_owner_state};
 use crate::DomainError;
 
 pub(super) fn decide(
@@ -21,7 +21,7 @@ pub(super) fn decide(
     match command {
         CouponCommand::GrantQuota(c) => grant_quota(state, &c, now),
         CouponCommand::IssueCoupon(c) => issue(state, &c, now),
-        CouponCommand::UseCoupon(c) => use_coupon(state, &c),
+        CouponCommand::UseCoupon(c) => use_coupon(state, &c, now),
         CouponCommand::ReclaimCoupons(c) => reclaim(state, &c.items, c.request_id, now),
     }
 }
@@ -83,11 +83,12 @@ fn issue(state: &CouponsState, cmd: &IssueCoupon, now: DateTime<Utc>) -> Result<
 /// §4: "Billing reports coupon use (partial use allowed; never more than the remaining
 /// amount)." Not from `expires_at` on (`COUPON_EXPIRED`), not after a reclaim
 /// (`INVALID_STATE`: the balance went back to the quota).
-fn use_coupon(state: &CouponsState, c: &UseCoupon) -> Result<Vec<CouponEvent>, DomainError> {
+fn use_coupon(state: &CouponsState, c: &UseCoupon, now: DateTime<Utc>) -> Result<Vec<CouponEvent>, DomainError> {
     let UseCoupon { coupon_id, usage_id, amount, used_at } = c.clone();
     validate_id("coupon_id", &coupon_id)?;
     validate_id("usage_id", &usage_id)?;
     external_amount(&amount)?;
+    fact_time("used_at", used_at, now)?;
     let coupon = state.coupons.get(&coupon_id).ok_or(DomainError::CouponNotFound { coupon_id: coupon_id.clone() })?;
     if let Some(earlier) = state.usages.get(&usage_id) {
         if earlier.coupon_id == coupon_id && earlier.amount == amount {
@@ -135,6 +136,12 @@ fn reclaim(
     if items.is_empty() || items.len() > MAX_RECLAIM_BATCH {
         return Err(invalid("coupon_ids", format!("must name 1 to {MAX_RECLAIM_BATCH} coupons")));
     }
+    // docs/DOMAIN.md §4: a batch of distinct ids; a repeat is the caller's mistake, and
+    // answering it item by item would tell two stories of one coupon.
+    let mut seen = BTreeSet::new();
+    if let Some(twice) = items.iter().find(|i| !seen.insert(i.coupon_id.as_str())) {
+        return Err(invalid("coupon_ids", format!("coupon {} is named twice", twice.coupon_id)));
+    }
     let partner_id = state.partner_id.clone().unwrap_or_default();
     let results = reclaim_results(state, items, now);
     let mut events: Vec<CouponEvent> = results
@@ -170,33 +177,17 @@ fn same_partner(state: &CouponsState, partner_id: &str) -> Result<(), DomainErro
 /// §4 reclaim, item by item: the unused balance each coupon would return, or why not.
 /// "A coupon may be reclaimed only when its customer's association type is `resale` at
 /// the time of the reclaim and it still has an unused, unexpired balance"; "one failed
-/// item never blocks the others". The same coupon twice in one batch: the second finds
-/// nothing unused left and fails `COUPON_USED_UP` (ours, as for a coupon reclaimed by an
-/// earlier call), so clients see only the codes docs/DOMAIN.md lists.
+/// item never blocks the others". The ids are distinct ([`reclaim`] refuses a batch that
+/// repeats one).
 pub fn reclaim_outcomes(
     state: &CouponsState,
     items: &[ReclaimItem],
     now: DateTime<Utc>,
 ) -> Vec<(String, Result<Money, DomainError>)> {
-    let mut reclaimed_here: BTreeSet<&str> = BTreeSet::new();
-    items
-        .iter()
-        .map(|item| {
-            let outcome = reclaimable(state, item, now, reclaimed_here.contains(item.coupon_id.as_str()));
-            if outcome.is_ok() {
-                reclaimed_here.insert(item.coupon_id.as_str());
-            }
-            (item.coupon_id.clone(), outcome)
-        })
-        .collect()
+    items.iter().map(|item| (item.coupon_id.clone(), reclaimable(state, item, now))).collect()
 }
 
-fn reclaimable(
-    state: &CouponsState,
-    item: &ReclaimItem,
-    now: DateTime<Utc>,
-    already_in_batch: bool,
-) -> Result<Money, DomainError> {
+fn reclaimable(state: &CouponsState, item: &ReclaimItem, now: DateTime<Utc>) -> Result<Money, DomainError> {
     let coupon_id = item.coupon_id.clone();
     let coupon =
         state.coupons.get(&item.coupon_id).ok_or(DomainError::CouponNotFound { coupon_id: coupon_id.clone() })?;
@@ -207,7 +198,7 @@ fn reclaimable(
         // Seed: "只能回收代售类子客户的优惠券" (only coupons of resale sub-customers).
         return Err(DomainError::NotResaleCustomer { customer_id });
     }
-    if already_in_batch || coupon.reclaimed_at.is_some() || coupon.remaining <= Decimal::ZERO {
+    if coupon.reclaimed_at.is_some() || coupon.remaining <= Decimal::ZERO {
         return Err(DomainError::CouponUsedUp { coupon_id });
     }
     if coupon.is_expired_at(now) {

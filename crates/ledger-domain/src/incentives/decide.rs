@@ -8,7 +8,7 @@ use ledger_core::{CoreError, Currency};
 
 use super::command::IncentiveCommand;
 use super::{lines, months, opportunities, payments, IncentiveEvent, IncentivesState};
-use crate::guard::stream_owner;
+use crate::guard::{fact_time, stream_owner};
 use crate::DomainError;
 
 pub(super) fn decide(
@@ -18,8 +18,15 @@ pub(super) fn decide(
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
     use IncentiveCommand as C;
     match command {
-        C::RecordConsumption(c) => lines::record(state, &c),
-        C::RefundConsumption(c) => lines::refund(state, &c),
+        C::RecordConsumption(c) => {
+            fact_time("consumed_at", c.consumed_at, now)?;
+            fact_time("settled_at", c.settled_at, now)?;
+            lines::record(state, &c)
+        }
+        C::RefundConsumption(c) => {
+            fact_time("settled_at", c.settled_at, now)?;
+            lines::refund(state, &c)
+        }
         C::CloseMonth(c) => months::close(state, &c, now),
         C::ApplyForMonth(c) => months::apply(state, &c, now),
         C::ReviewMonth(c) => months::review(state, &c, now),

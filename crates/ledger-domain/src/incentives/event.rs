@@ -6,8 +6,17 @@ use ledger_core::{Currency, Money, Month, Quarter, Rate};
 use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::event::DecodeError;
 use crate::EventFamily;
+
+/// Schema version of `QuarterlyPaymentRequested`: 2 added the months carried in
+/// (`carried_months`, `carried_deduction`).
+pub const PAYMENT_REQUESTED_VERSION: u32 = 2;
+/// Schema version of `QuarterlyPaymentRejected`: 2 added the forfeited months it restores
+/// (`restored_months`).
+pub const PAYMENT_REJECTED_VERSION: u32 = 2;
 
 /// The customer's association type in force at `consumed_at`, as the line records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -102,6 +111,14 @@ pub struct IncludedMonth {
     pub month: Month,
     /// The month's final amount.
     pub amount: Money,
+}
+
+/// A month a rejected payment had forfeited, and the status it returns to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoredMonth {
+    pub month: Month,
+    pub currency: Currency,
+    pub status: MonthStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -243,8 +260,11 @@ pub enum IncentiveEvent {
         reason: Option<String>,
         finalized_at: DateTime<Utc>,
     },
-    /// The request, atomic with its effects: the included months keep `finalized` and are
-    /// held by this payment, the excluded months become `forfeited`.
+    /// The request, atomic with its effects: the included and carried months keep
+    /// `finalized` and are held by this payment, the excluded months become `forfeited`.
+    /// Schema version 2: the carried months (earlier quarters' finalized months whose total
+    /// is ≤ 0, docs/DOMAIN.md §5) and the deduction they make, `−Σ carried`; `payable` is
+    /// `Σ included + Σ opportunities − carried_deduction` (> 0).
     QuarterlyPaymentRequested {
         partner_id: String,
         payment_id: String,
@@ -253,6 +273,8 @@ pub enum IncentiveEvent {
         included_months: Vec<IncludedMonth>,
         excluded_months: Vec<Month>,
         included_opportunities: Vec<IncludedOpportunity>,
+        carried_months: Vec<IncludedMonth>,
+        carried_deduction: Money,
         payable: Money,
         requested_at: DateTime<Utc>,
     },
@@ -262,12 +284,15 @@ pub enum IncentiveEvent {
         quarter: Quarter,
         approved_at: DateTime<Utc>,
     },
-    /// Releases the included months and opportunities; forfeited months stay forfeited.
+    /// Releases the included and carried months and the opportunities, and returns the
+    /// months the request forfeited to the status they had. Schema version 2 added
+    /// `restored_months` (a version 1 rejection restored none: forfeited months stayed so).
     QuarterlyPaymentRejected {
         partner_id: String,
         payment_id: String,
         quarter: Quarter,
         reason: Option<String>,
+        restored_months: Vec<RestoredMonth>,
         rejected_at: DateTime<Utc>,
     },
     InvoiceListIssued {
@@ -283,7 +308,7 @@ pub enum IncentiveEvent {
         quarter: Quarter,
         received_at: DateTime<Utc>,
     },
-    /// The included months and opportunities become `paid`.
+    /// The months (included and carried) and opportunities listed become `paid`.
     QuarterlyPaymentPaid {
         partner_id: String,
         payment_id: String,
@@ -296,7 +321,140 @@ pub enum IncentiveEvent {
     },
 }
 
-impl EventFamily for IncentiveEvent {}
+impl EventFamily for IncentiveEvent {
+    fn schema_version(event_type: &str) -> u32 {
+        match event_type {
+            "QuarterlyPaymentRequested" => PAYMENT_REQUESTED_VERSION,
+            "QuarterlyPaymentRejected" => PAYMENT_REJECTED_VERSION,
+            _ => 1,
+        }
+    }
+
+    fn upcast(event_type: &str, version: u32, payload: Value) -> Result<Value, DecodeError> {
+        match (event_type, version) {
+            ("QuarterlyPaymentRequested", 1) => legacy::payment_requested_v1_to_v2(payload),
+            ("QuarterlyPaymentRejected", 1) => legacy::payment_rejected_v1_to_v2(payload),
+            _ => Err(DecodeError::UnknownVersion { event_type: event_type.to_string(), version }),
+        }
+    }
+}
+
+/// Older schema versions and their upcasters. The structs must never change: their schema
+/// files are immutable.
+pub mod legacy {
+    use super::*;
+
+    fn payload<T: serde::de::DeserializeOwned>(payload: Value) -> Result<T, DecodeError> {
+        serde_json::from_value(payload).map_err(|e| DecodeError::Payload(e.to_string()))
+    }
+
+    /// `QuarterlyPaymentRequested` schema version 1: no months carried in.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct QuarterlyPaymentRequestedV1 {
+        pub partner_id: String,
+        pub payment_id: String,
+        pub quarter: Quarter,
+        pub currency: Currency,
+        pub included_months: Vec<IncludedMonth>,
+        pub excluded_months: Vec<Month>,
+        pub included_opportunities: Vec<IncludedOpportunity>,
+        pub payable: Money,
+        pub requested_at: DateTime<Utc>,
+    }
+
+    /// A version 1 request carried nothing in: no carried months, a deduction of 0.
+    pub fn payment_requested_v1_to_v2(v1: Value) -> Result<Value, DecodeError> {
+        let v1: QuarterlyPaymentRequestedV1 = payload(v1)?;
+        Ok(crate::encode(&IncentiveEvent::QuarterlyPaymentRequested {
+            partner_id: v1.partner_id,
+            payment_id: v1.payment_id,
+            quarter: v1.quarter,
+            currency: v1.currency,
+            included_months: v1.included_months,
+            excluded_months: v1.excluded_months,
+            included_opportunities: v1.included_opportunities,
+            carried_months: vec![],
+            carried_deduction: Money::zero(v1.currency),
+            payable: v1.payable,
+            requested_at: v1.requested_at,
+        })
+        .2)
+    }
+
+    /// `QuarterlyPaymentRejected` schema version 1: the forfeited months stayed forfeited.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct QuarterlyPaymentRejectedV1 {
+        pub partner_id: String,
+        pub payment_id: String,
+        pub quarter: Quarter,
+        pub reason: Option<String>,
+        pub rejected_at: DateTime<Utc>,
+    }
+
+    /// A version 1 rejection restored no month (the rule of its time: history stays as it
+    /// happened).
+    pub fn payment_rejected_v1_to_v2(v1: Value) -> Result<Value, DecodeError> {
+        let v1: QuarterlyPaymentRejectedV1 = payload(v1)?;
+        Ok(crate::encode(&IncentiveEvent::QuarterlyPaymentRejected {
+            partner_id: v1.partner_id,
+            payment_id: v1.payment_id,
+            quarter: v1.quarter,
+            reason: v1.reason,
+            restored_months: vec![],
+            rejected_at: v1.rejected_at,
+        })
+        .2)
+    }
+
+    /// Payloads as version 1 stored them, and the events they must decode to.
+    pub fn v1_examples() -> Vec<(&'static str, Value, IncentiveEvent)> {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).expect("example time").with_timezone(&Utc);
+        let cny = |s: &str| Money::new(Decimal::from_str_exact(s).expect("example amount"), Currency::CNY);
+        let q: Quarter = "2026Q3".parse().expect("example quarter");
+        let july: Month = "2026-07".parse().expect("example month");
+        vec![
+            (
+                "QuarterlyPaymentRequested",
+                serde_json::json!({
+                    "partner_id": "P1", "payment_id": "QP-1", "quarter": "2026Q3", "currency": "CNY",
+                    "included_months": [{"month": "2026-07", "amount": {"amount": "50.00", "currency": "CNY"}}],
+                    "excluded_months": ["2026-08"], "included_opportunities": [],
+                    "payable": {"amount": "50.00", "currency": "CNY"}, "requested_at": "2026-10-01T01:00:00Z",
+                }),
+                IncentiveEvent::QuarterlyPaymentRequested {
+                    partner_id: "P1".into(),
+                    payment_id: "QP-1".into(),
+                    quarter: q,
+                    currency: Currency::CNY,
+                    included_months: vec![IncludedMonth { month: july, amount: cny("50.00") }],
+                    excluded_months: vec!["2026-08".parse().expect("example month")],
+                    included_opportunities: vec![],
+                    carried_months: vec![],
+                    carried_deduction: cny("0"),
+                    payable: cny("50.00"),
+                    requested_at: at("2026-10-01T01:00:00Z"),
+                },
+            ),
+            (
+                "QuarterlyPaymentRejected",
+                serde_json::json!({
+                    "partner_id": "P1", "payment_id": "QP-1", "quarter": "2026Q3", "reason": null,
+                    "rejected_at": "2026-10-02T01:00:00Z",
+                }),
+                IncentiveEvent::QuarterlyPaymentRejected {
+                    partner_id: "P1".into(),
+                    payment_id: "QP-1".into(),
+                    quarter: q,
+                    reason: None,
+                    restored_months: vec![],
+                    rejected_at: at("2026-10-02T01:00:00Z"),
+                },
+            ),
+        ]
+    }
+}
 
 /// At least one example of every event variant (JSON Schema generation and checks).
 pub fn examples() -> Vec<IncentiveEvent> {
@@ -429,7 +587,9 @@ pub fn examples() -> Vec<IncentiveEvent> {
             included_months: vec![IncludedMonth { month: month("2026-08"), amount: cny("40.00") }],
             excluded_months: vec![month("2026-09")],
             included_opportunities: vec![IncludedOpportunity { opportunity_id: "O-1".into(), amount: cny("300.00") }],
-            payable: cny("340.00"),
+            carried_months: vec![IncludedMonth { month: month("2026-06"), amount: cny("-3.00") }],
+            carried_deduction: cny("3.00"),
+            payable: cny("337.00"),
             requested_at: at("2026-10-01T01:00:00Z"),
         },
         IncentiveEvent::QuarterlyPaymentApproved {
@@ -443,6 +603,11 @@ pub fn examples() -> Vec<IncentiveEvent> {
             payment_id: "QP-0".into(),
             quarter: q,
             reason: Some("wrong amounts".into()),
+            restored_months: vec![RestoredMonth {
+                month: month("2026-09"),
+                currency: Currency::CNY,
+                status: MonthStatus::Open,
+            }],
             rejected_at: at("2026-10-01T00:30:00Z"),
         },
         IncentiveEvent::InvoiceListIssued {
@@ -473,8 +638,8 @@ pub fn examples() -> Vec<IncentiveEvent> {
             payment_id: "QP-1".into(),
             quarter: q,
             method: PaymentMethod::CloudAccountCredit,
-            amount: cny("340.00"),
-            included_months: vec![month("2026-08")],
+            amount: cny("337.00"),
+            included_months: vec![month("2026-06"), month("2026-08")],
             included_opportunities: vec!["O-1".into()],
             paid_at: at("2026-10-15T01:00:00Z"),
         },

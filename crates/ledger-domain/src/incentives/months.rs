@@ -12,10 +12,10 @@ use ledger_core::{Currency, Money, Month};
 
 use super::command::*;
 use super::{
-    check_partner, external_amount, invalid, invalid_state, optional_text, same_currency, stream_partner, Adjustment,
-    IncentiveEvent, IncentiveMonth, IncentivesState, MonthStatus, MAX_COMMENT_CHARS,
+    check_partner, invalid, invalid_state, optional_text, same_currency, stream_partner, Adjustment, IncentiveEvent,
+    IncentiveMonth, IncentivesState, MonthStatus, MAX_COMMENT_CHARS,
 };
-use crate::guard::non_blank;
+use crate::guard::{final_amount, non_blank};
 use crate::policy::cut_off;
 use crate::DomainError;
 
@@ -99,7 +99,7 @@ pub(super) fn finalize(
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
     let FinalizeMonth { month, currency, amount, reason } = c.clone();
     if let Some(a) = &amount {
-        external_amount(a)?;
+        final_amount(a)?;
         same_currency(currency, a.currency)?;
     }
     let m = existing(state, month, currency)?;
@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn a_final_amount_is_a_valid_amount_of_the_month_currency() {
         given::<Incentives>(passed_july().events)
-            .when(finalize_with(Some("0"), Some("r")))
+            .when(finalize_with(Some("-1.00"), Some("r")))
             .then_error("INVALID_AMOUNT");
         given::<Incentives>(passed_july().events)
             .when(finalize_with(Some("1.234"), Some("r")))
@@ -337,6 +337,17 @@ mod tests {
             reason: None,
         });
         given::<Incentives>(passed_july().events).when(usd).then_error("CURRENCY_MISMATCH");
+    }
+
+    #[test]
+    fn a_month_may_be_finalized_at_zero_with_a_reason() {
+        // docs/DOMAIN.md §5: "A month may be finalized at 0."
+        given::<Incentives>(passed_july().events).when(finalize_with(Some("0"), None)).then_error("INVALID_FIELD");
+        let events =
+            given::<Incentives>(passed_july().events).when(finalize_with(Some("0.00"), Some("disputed"))).events();
+        let IncentiveEvent::IncentiveMonthFinalized { final_amount, adjustment, .. } = &events[0] else { panic!() };
+        assert_eq!(*final_amount, cny("0.00"));
+        assert_eq!(adjustment.as_ref().map(|a| a.amount), Some(cny("-5.00")));
     }
 
     #[test]

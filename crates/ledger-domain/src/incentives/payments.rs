@@ -1,13 +1,26 @@
 //! Quarterly payment application (季度付款申请, docs/DOMAIN.md §5).
 //!
-//! [`eligibility`] evaluates the seven blockers in docs/DOMAIN.md's order, each with the months
-//! it concerns; a request is refused with all of them (`PaymentBlocked`, first one first)
+//! [`eligibility`] evaluates the blockers in docs/DOMAIN.md's order, each with the months it
+//! concerns; a request is refused with all of them (`PaymentBlocked`, first one first)
 //! unless none holds. An eligible request records the included (finalized) months with
-//! their amounts, the opportunities finalized within the quarter, and the excluded `open`
-//! months, which become `forfeited` in the same event. Lifecycle: `requested → approved |
-//! rejected` (rejection releases the months and opportunities; forfeited months stay
-//! forfeited) `→ invoice_list_issued → invoice_received → paid` by bank transfer or cloud
-//! account credit (the months and opportunities become `paid`).
+//! their amounts, the opportunities finalized within the quarter, the months carried in
+//! from earlier quarters, and the excluded `open` months, which become `forfeited` in the
+//! same event. Lifecycle: `requested → approved | rejected` (rejection releases the months
+//! and opportunities and returns the forfeited months to `open`) `→ invoice_list_issued →
+//! invoice_received → paid` by bank transfer or cloud account credit (the months, carried
+//! ones included, and the opportunities become `paid`).
+//!
+//! **Negative months** (docs/DOMAIN.md §5). A payment is never ≤ 0: when the payable is,
+//! the request is refused `NOTHING_PAYABLE` (the 8th blocker) and nothing is forfeited.
+//! Ours, where the text leaves it open: the deduction carried into a payment of quarter Q
+//! is made of the earlier quarters (in the currency) whose finalized months that no
+//! payment holds add up to ≤ 0; those months are the payment's `carried_months`, held by it
+//! like its included months, and `carried_deduction = −Σ carried`. An earlier quarter whose
+//! unpaid months add up to more than 0 is not swept in: it is still requested on its own.
+//! Opportunities are never carried (their amounts are > 0; they stay with their quarter).
+//! `NOTHING_PAYABLE` is evaluated once the quarter's amounts are known: when none of
+//! `ALREADY_REQUESTED`, `MONTH_NOT_CLOSED`, `REVIEW_PENDING`, `NO_APPROVED_INCENTIVE` and
+//! `NOT_FINALIZED` holds.
 
 use chrono::{DateTime, Utc};
 use ledger_core::ids::validate_id;
@@ -19,7 +32,7 @@ use super::command::*;
 use super::{
     invalid, invalid_state, optional_text, stream_partner, IncentiveEvent, IncentivesState, IncludedMonth,
     IncludedOpportunity, InvoiceLine, InvoiceList, MonthStatus, OpportunityStatus, PaymentStatus, QuarterlyPayment,
-    MAX_ADDRESS_CHARS, MAX_COMMENT_CHARS, MAX_MAILBOX_CHARS,
+    RestoredMonth, MAX_ADDRESS_CHARS, MAX_COMMENT_CHARS, MAX_MAILBOX_CHARS,
 };
 use crate::guard::non_blank;
 use crate::{Blocker, DomainError};
@@ -31,6 +44,7 @@ pub const MONTHS_STILL_APPLICABLE: &str = "MONTHS_STILL_APPLICABLE";
 pub const REVIEW_PENDING: &str = "REVIEW_PENDING";
 pub const NO_APPROVED_INCENTIVE: &str = "NO_APPROVED_INCENTIVE";
 pub const NOT_FINALIZED: &str = "NOT_FINALIZED";
+pub const NOTHING_PAYABLE: &str = "NOTHING_PAYABLE";
 
 /// What a quarterly payment request would do now, or why it cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,12 +52,36 @@ pub struct Eligibility {
     pub eligible: bool,
     /// Every blocker that holds, in docs/DOMAIN.md's order.
     pub blockers: Vec<Blocker>,
-    /// Sum of the included months' final amounts and the included opportunities.
+    /// Sum of the included months' final amounts and the included opportunities, less the
+    /// carried deduction.
     pub payable: Money,
     pub included_months: Vec<IncludedMonth>,
     /// The `open` months the request would forfeit.
     pub excluded_months: Vec<Month>,
     pub included_opportunities: Vec<IncludedOpportunity>,
+    /// Earlier quarters' finalized months whose total is ≤ 0, settled by this payment.
+    pub carried_months: Vec<IncludedMonth>,
+    /// `−Σ carried_months` (≥ 0), deducted from the payable.
+    pub carried_deduction: Money,
+}
+
+/// The months carried into a payment of `quarter` in `currency` (module doc): per earlier
+/// quarter, the finalized months no payment holds, when they add up to ≤ 0.
+fn carried_months(state: &IncentivesState, quarter: Quarter, currency: Currency) -> Vec<IncludedMonth> {
+    let mut by_quarter: std::collections::BTreeMap<Quarter, Vec<IncludedMonth>> = Default::default();
+    for m in state.months.values() {
+        let unpaid = m.status == MonthStatus::Finalized && m.payment_id.is_none();
+        if m.currency == currency && m.month.quarter() < quarter && unpaid {
+            if let Some(amount) = m.final_amount {
+                by_quarter.entry(m.month.quarter()).or_default().push(IncludedMonth { month: m.month, amount });
+            }
+        }
+    }
+    by_quarter
+        .into_values()
+        .filter(|months| months.iter().map(|m| m.amount.amount).sum::<Decimal>() <= Decimal::ZERO)
+        .flatten()
+        .collect()
 }
 
 /// docs/DOMAIN.md §5 for this partner, `quarter` and `currency`, evaluated at `at`;
@@ -112,11 +150,25 @@ pub fn eligibility(
         .filter(|m| m.status == MonthStatus::Finalized && m.payment_id.is_none())
         .filter_map(|m| Some(IncludedMonth { month: m.month, amount: m.final_amount? }))
         .collect();
+    let carried = carried_months(state, quarter, currency);
+    // Written 0.00 rather than −0.00 when nothing is carried.
+    let carried_deduction = Decimal::ZERO - carried.iter().map(|m| m.amount.amount).sum::<Decimal>();
     let payable = included_months
         .iter()
         .map(|m| m.amount.amount)
         .chain(included_opportunities.iter().map(|o| o.amount.amount))
-        .sum::<Decimal>();
+        .sum::<Decimal>()
+        - carried_deduction;
+    // Once the quarter's amounts are known (module doc), a payable ≤ 0 is nothing to pay.
+    let amounts_known = !blockers.iter().any(|b| {
+        [ALREADY_REQUESTED, MONTH_NOT_CLOSED, REVIEW_PENDING, NO_APPROVED_INCENTIVE, NOT_FINALIZED]
+            .contains(&b.code.as_str())
+    });
+    if amounts_known && payable <= Decimal::ZERO {
+        let mut concerned: Vec<Month> = included_months.iter().chain(&carried).map(|m| m.month).collect();
+        concerned.sort();
+        blockers.push(Blocker { code: NOTHING_PAYABLE.to_string(), months: concerned });
+    }
     Eligibility {
         eligible: blockers.is_empty(),
         blockers,
@@ -124,6 +176,8 @@ pub fn eligibility(
         included_months,
         excluded_months: open,
         included_opportunities,
+        carried_months: carried,
+        carried_deduction: Money::new(carried_deduction, currency),
     }
 }
 
@@ -150,6 +204,8 @@ pub(super) fn request(
         included_months: e.included_months,
         excluded_months: e.excluded_months,
         included_opportunities: e.included_opportunities,
+        carried_months: e.carried_months,
+        carried_deduction: e.carried_deduction,
         payable: e.payable,
         requested_at: now,
     }])
@@ -202,11 +258,20 @@ pub(super) fn reject(
     let RejectPayment { payment_id, reason } = c.clone();
     optional_text("reason", &reason, MAX_COMMENT_CHARS)?;
     let p = in_status(state, &payment_id, PaymentStatus::Requested, "reject")?;
+    // docs/DOMAIN.md §5: the months the request forfeited return to the status they had
+    // (a request forfeits only `open` months, and nothing moves a forfeited month since).
+    let restored_months = p
+        .excluded_months
+        .iter()
+        .filter(|m| state.month_status(**m, p.currency) == MonthStatus::Forfeited)
+        .map(|m| RestoredMonth { month: *m, currency: p.currency, status: MonthStatus::Open })
+        .collect();
     Ok(vec![IncentiveEvent::QuarterlyPaymentRejected {
         partner_id: stream_partner(state)?.to_string(),
         quarter: p.quarter,
         payment_id,
         reason,
+        restored_months,
         rejected_at: now,
     }])
 }
@@ -235,12 +300,19 @@ pub(super) fn issue_invoice_list(
         opportunity_id: Some(o.opportunity_id.clone()),
         amount: o.amount,
     });
+    // The carried months are lines too (≤ 0), so the lines add up to the total.
+    let carried_lines = p.carried_months.iter().map(|m| InvoiceLine {
+        item: format!("carried deduction {}", m.month),
+        month: Some(m.month),
+        opportunity_id: None,
+        amount: m.amount,
+    });
     Ok(vec![IncentiveEvent::InvoiceListIssued {
         partner_id: stream_partner(state)?.to_string(),
         quarter: p.quarter,
         payment_id,
         invoice_list: InvoiceList {
-            lines: month_lines.chain(opportunity_lines).collect(),
+            lines: month_lines.chain(opportunity_lines).chain(carried_lines).collect(),
             total: p.payable,
             mailing_address,
             mailbox,
@@ -271,12 +343,21 @@ pub(super) fn pay(
 ) -> Result<Vec<IncentiveEvent>, DomainError> {
     let PayQuarterlyPayment { payment_id, method } = c.clone();
     let p = in_status(state, &payment_id, PaymentStatus::InvoiceReceived, "pay")?;
+    // A payment is never ≤ 0 (docs/DOMAIN.md §5); only one requested before that rule (a
+    // `QuarterlyPaymentRequested` v1) can hold such a payable: it is rejected, never paid.
+    if p.payable.amount <= Decimal::ZERO {
+        return Err(DomainError::PaymentBlocked(vec![Blocker {
+            code: NOTHING_PAYABLE.to_string(),
+            months: p.included_months.iter().map(|m| m.month).collect(),
+        }]));
+    }
     Ok(vec![IncentiveEvent::QuarterlyPaymentPaid {
         partner_id: stream_partner(state)?.to_string(),
         quarter: p.quarter,
         method,
         amount: p.payable,
-        included_months: p.included_months.iter().map(|m| m.month).collect(),
+        // The carried months are settled by this payment too (they read `paid`).
+        included_months: p.included_months.iter().chain(&p.carried_months).map(|m| m.month).collect(),
         included_opportunities: p.included_opportunities.iter().map(|o| o.opportunity_id.clone()).collect(),
         payment_id,
         paid_at: now,
@@ -326,8 +407,11 @@ mod tests {
                 included_months: vec![IncludedMonth { month: month("2026-07"), amount: cny("50.00") }],
                 excluded_months: vec![],
                 included_opportunities: vec![],
+                carried_months: vec![],
+                carried_deduction: cny("0"),
             }
         );
+        assert_eq!(serde_json::to_value(e.carried_deduction).unwrap()["amount"], "0.00", "never -0.00");
     }
 
     #[test]
@@ -398,6 +482,8 @@ mod tests {
                 included_months: vec![IncludedMonth { month: month("2026-07"), amount: cny("50.00") }],
                 excluded_months: vec![month("2026-08")],
                 included_opportunities: vec![],
+                carried_months: vec![],
+                carried_deduction: cny("0"),
                 payable: cny("50.00"),
                 requested_at: t("2026-10-01T00:00:00Z"),
             },
@@ -524,6 +610,8 @@ mod tests {
                 included_months: vec![],
                 excluded_months: vec![],
                 included_opportunities: vec![],
+                carried_months: vec![],
+                carried_deduction: cny("0"),
                 payable: cny("0"),
                 requested_at: at,
             },
@@ -559,28 +647,210 @@ mod tests {
     }
 
     #[test]
-    fn rejection_reopens_eligibility_and_forfeited_months_stay_forfeited() {
+    fn rejection_reopens_eligibility_and_returns_the_forfeited_months_to_open() {
         let s = july_finalized()
             .at("2026-08-20T00:00:00Z", line_in("R2", "10.00", "2026-08"))
             .at("2026-09-01T00:00:00Z", close("2026-08"))
             .at("2026-10-01T00:00:00Z", kit::request("QP1", "2026Q3"));
         assert_eq!(codes(&eligibility_at(&s, "2026Q3", "2026-10-02T00:00:00Z")), [ALREADY_REQUESTED]);
-        let s = s.at(
-            "2026-10-02T00:00:00Z",
-            IncentiveCommand::RejectPayment(RejectPayment {
-                payment_id: "QP1".into(),
-                reason: Some("bank details".into()),
-            }),
-        );
-        assert_eq!(s.state.payment_view("QP1").unwrap().status, PaymentStatus::Rejected);
         assert_eq!(s.state.month_status(month("2026-08"), Currency::CNY), MonthStatus::Forfeited);
+        let reject_qp1 = IncentiveCommand::RejectPayment(RejectPayment {
+            payment_id: "QP1".into(),
+            reason: Some("bank details".into()),
+        });
+        let events =
+            given::<Incentives>(s.events.clone()).at(t("2026-10-02T00:00:00Z")).when(reject_qp1.clone()).events();
+        let IncentiveEvent::QuarterlyPaymentRejected { restored_months, .. } = &events[0] else { panic!() };
+        assert_eq!(
+            restored_months,
+            &vec![RestoredMonth { month: month("2026-08"), currency: Currency::CNY, status: MonthStatus::Open }]
+        );
+        let s = s.at("2026-10-02T00:00:00Z", reject_qp1);
+        assert_eq!(s.state.payment_view("QP1").unwrap().status, PaymentStatus::Rejected);
+        // docs/DOMAIN.md §5: the forfeited month is back where it was, and may be applied for.
+        assert_eq!(s.state.month_status(month("2026-08"), Currency::CNY), MonthStatus::Open);
         let july = s.state.month(month("2026-07"), Currency::CNY).unwrap();
         assert_eq!((july.status, july.payment_id.as_deref()), (MonthStatus::Finalized, None));
         let e = eligibility_at(&s, "2026Q3", "2026-10-03T00:00:00Z");
         assert!(e.eligible, "{e:?}");
-        assert_eq!((e.payable, e.excluded_months.len()), (cny("50.00"), 0));
+        assert_eq!((e.payable, e.excluded_months.clone()), (cny("50.00"), vec![month("2026-08")]));
+        let applied = s.clone().at("2026-10-03T00:00:00Z", apply("2026-08"));
+        assert_eq!(applied.state.month_status(month("2026-08"), Currency::CNY), MonthStatus::UnderReview);
         let s = s.at("2026-10-03T00:00:00Z", kit::request("QP2", "2026Q3"));
         assert_eq!(s.state.payment_view("QP2").unwrap().included_months[0].month, month("2026-07"));
+        assert_eq!(s.state.month_status(month("2026-08"), Currency::CNY), MonthStatus::Forfeited);
+    }
+
+    #[test]
+    fn a_version_1_rejection_restores_nothing() {
+        // The rule of its time: a rejection stored before restoring existed left the
+        // forfeited months forfeited, and replaying it must too.
+        let s = july_finalized()
+            .at("2026-08-20T00:00:00Z", line_in("R2", "10.00", "2026-08"))
+            .at("2026-09-01T00:00:00Z", close("2026-08"))
+            .at("2026-10-01T00:00:00Z", kit::request("QP1", "2026Q3"));
+        let v1 = serde_json::json!({
+            "partner_id": P, "payment_id": "QP1", "quarter": "2026Q3", "reason": null,
+            "rejected_at": "2026-10-02T00:00:00Z",
+        });
+        let rejected: IncentiveEvent = crate::decode("QuarterlyPaymentRejected", 1, &v1.to_string()).unwrap();
+        let state = Incentives::evolve(s.state, &rejected);
+        assert_eq!(state.month_status(month("2026-08"), Currency::CNY), MonthStatus::Forfeited);
+        assert_eq!(state.payment_view("QP1").unwrap().status, PaymentStatus::Rejected);
+    }
+
+    /// The issue's story at 5 %: May's 100.00 line (5.00) closes and is left `open`; a
+    /// 60.00 refund settled in June claws 3.00 back there (May no longer accrues): June closes
+    /// at −3.00 and is finalized so.
+    fn negative_june() -> Scenario {
+        scenario()
+            .at("2026-05-20T00:00:00Z", line_in("R1", "100.00", "2026-05"))
+            .at("2026-06-01T00:00:00Z", close("2026-05"))
+            .at("2026-06-15T00:00:00Z", refund_cmd("F1", "R1", "60.00", "2026-06-12T00:00:00Z"))
+            .finalized("2026-06", "2026-07-01T00:00:00Z")
+    }
+
+    #[test]
+    fn a_payable_at_or_below_zero_is_nothing_payable_and_forfeits_nothing() {
+        let s = negative_june();
+        let june = s.state.month(month("2026-06"), Currency::CNY).unwrap();
+        assert_eq!((june.status, june.final_amount), (MonthStatus::Finalized, Some(cny("-3.00"))));
+        let e = eligibility_at(&s, "2026Q2", "2026-07-02T00:00:00Z");
+        assert_eq!(e.blockers, vec![blocker(NOTHING_PAYABLE, &["2026-06"])]);
+        assert_eq!((e.payable, e.excluded_months.clone()), (cny("-3.00"), vec![month("2026-05")]));
+        given::<Incentives>(s.events.clone())
+            .at(t("2026-07-02T00:00:00Z"))
+            .when(kit::request("QP1", "2026Q2"))
+            .then_error(NOTHING_PAYABLE);
+        // Nothing forfeited: May may still be applied for, and then Q2 pays 5.00 − 3.00.
+        let s = s
+            .at("2026-07-03T00:00:00Z", apply("2026-05"))
+            .at("2026-07-03T00:00:00Z", pass("2026-05"))
+            .at("2026-07-03T00:00:00Z", finalize("2026-05"));
+        let e = eligibility_at(&s, "2026Q2", "2026-07-04T00:00:00Z");
+        assert!(e.eligible, "{e:?}");
+        assert_eq!(e.payable, cny("2.00"));
+    }
+
+    #[test]
+    fn a_month_finalized_at_zero_alone_is_nothing_payable() {
+        let s = scenario()
+            .at("2026-07-20T00:00:00Z", line("R1", "100.00"))
+            .at("2026-08-01T00:00:00Z", close("2026-07"))
+            .at("2026-08-01T00:00:00Z", apply("2026-07"))
+            .at("2026-08-01T00:00:00Z", pass("2026-07"))
+            .at(
+                "2026-08-02T00:00:00Z",
+                IncentiveCommand::FinalizeMonth(FinalizeMonth {
+                    month: month("2026-07"),
+                    currency: Currency::CNY,
+                    amount: Some(cny("0")),
+                    reason: Some("disputed".into()),
+                }),
+            );
+        let e = eligibility_at(&s, "2026Q3", "2026-10-01T00:00:00Z");
+        assert_eq!(codes(&e), [NOTHING_PAYABLE]);
+        assert_eq!(e.payable, cny("0"));
+    }
+
+    /// [`negative_june`], then July 1000.00 (50.00) finalized.
+    fn negative_june_then_july() -> Scenario {
+        negative_june()
+            .at("2026-07-20T00:00:00Z", line_in("R2", "1000.00", "2026-07"))
+            .finalized("2026-07", "2026-08-01T00:00:00Z")
+    }
+
+    #[test]
+    fn a_negative_quarter_is_carried_into_the_next_payment_which_settles_it() {
+        let s = negative_june_then_july();
+        let e = eligibility_at(&s, "2026Q3", "2026-10-01T00:00:00Z");
+        assert!(e.eligible, "{e:?}");
+        assert_eq!(e.carried_months, vec![IncludedMonth { month: month("2026-06"), amount: cny("-3.00") }]);
+        assert_eq!((e.carried_deduction, e.payable), (cny("3.00"), cny("47.00")));
+        let s = s.at("2026-10-01T00:00:00Z", kit::request("QP1", "2026Q3"));
+        let v = s.state.payment_view("QP1").unwrap();
+        assert_eq!((v.carried_deduction, v.payable, v.carried_months.len()), (cny("3.00"), cny("47.00"), 1));
+        // The carried month is held by the payment: no other request carries it again.
+        assert_eq!(s.state.month(month("2026-06"), Currency::CNY).unwrap().payment_id.as_deref(), Some("QP1"));
+        assert_eq!(eligibility_at(&s, "2026Q4", "2027-01-02T00:00:00Z").carried_deduction, cny("0"));
+        let s = s
+            .at("2026-10-02T00:00:00Z", approve_cmd("QP1"))
+            .at("2026-10-03T00:00:00Z", invoice_cmd("QP1"))
+            .at("2026-10-04T00:00:00Z", received_cmd("QP1"));
+        let list = s.state.payment_view("QP1").unwrap().invoice_list.unwrap();
+        assert_eq!(list.lines.iter().map(|l| l.amount.amount).sum::<Decimal>(), list.total.amount);
+        assert_eq!(list.lines.last().unwrap().item, "carried deduction 2026-06");
+        let s = s.at("2026-10-05T00:00:00Z", kit::pay("QP1", PaymentMethod::BankTransfer));
+        for m in ["2026-06", "2026-07"] {
+            let view = s.state.month_view(month(m), Currency::CNY).unwrap();
+            assert_eq!((view.status, view.payment_id.as_deref()), (MonthStatus::Paid, Some("QP1")), "{m}");
+        }
+        // May is still open (never forfeited): Q2 may be requested once it is finalized.
+        assert_eq!(s.state.month_status(month("2026-05"), Currency::CNY), MonthStatus::Open);
+        // The payable account is back to 0: 50.00 − 3.00 owed, 47.00 paid.
+        let all: Vec<_> = s.events.iter().flat_map(crate::incentives::postings).collect();
+        assert!(is_balanced(&all));
+        let owed: Decimal = all
+            .iter()
+            .filter(|p| p.account == "partner:P1:incentive_payable")
+            .map(|p| if p.side == crate::Side::Debit { p.amount } else { -p.amount })
+            .sum();
+        assert_eq!(owed, Decimal::ZERO);
+    }
+
+    #[test]
+    fn a_rejected_payment_lets_go_of_its_carried_months() {
+        let s = negative_june_then_july().at("2026-10-01T00:00:00Z", kit::request("QP1", "2026Q3")).at(
+            "2026-10-02T00:00:00Z",
+            IncentiveCommand::RejectPayment(RejectPayment { payment_id: "QP1".into(), reason: None }),
+        );
+        let june = s.state.month(month("2026-06"), Currency::CNY).unwrap();
+        assert_eq!((june.status, june.payment_id.as_deref()), (MonthStatus::Finalized, None));
+        let e = eligibility_at(&s, "2026Q3", "2026-10-03T00:00:00Z");
+        assert_eq!((e.carried_deduction, e.payable), (cny("3.00"), cny("47.00")));
+    }
+
+    #[test]
+    fn a_deduction_that_exceeds_the_quarter_is_nothing_payable_and_waits_for_the_next() {
+        // Q3 earns 2.00 (40.00 at 5 %), less the 3.00 carried in: nothing payable; Q4's
+        // 50.00 then carries June's −3.00 alone (Q3's own months add up to more than 0 and
+        // are still requested on their own).
+        let s = negative_june()
+            .at("2026-07-20T00:00:00Z", line_in("R2", "40.00", "2026-07"))
+            .finalized("2026-07", "2026-08-01T00:00:00Z");
+        let e = eligibility_at(&s, "2026Q3", "2026-10-01T00:00:00Z");
+        assert_eq!((codes(&e), e.payable), (vec![NOTHING_PAYABLE], cny("-1.00")));
+        assert_eq!(e.blockers[0].months, vec![month("2026-06"), month("2026-07")]);
+        let s = s
+            .at("2026-10-20T00:00:00Z", line_in("R3", "1000.00", "2026-10"))
+            .finalized("2026-10", "2026-11-01T00:00:00Z");
+        let e = eligibility_at(&s, "2026Q4", "2027-01-02T00:00:00Z");
+        assert_eq!((e.carried_deduction, e.payable), (cny("3.00"), cny("47.00")));
+        let s = s.at("2027-01-02T00:00:00Z", kit::request("QP4", "2026Q4"));
+        let e = eligibility_at(&s, "2026Q3", "2027-01-03T00:00:00Z");
+        assert!(e.eligible, "{e:?}");
+        assert_eq!((e.carried_deduction, e.payable), (cny("0"), cny("2.00")));
+    }
+
+    #[test]
+    fn a_payment_requested_before_the_rule_with_nothing_payable_is_never_paid() {
+        // A v1 request could hold a payable ≤ 0; paying it is refused, rejecting it works.
+        let s = negative_june();
+        let v1 = serde_json::json!({
+            "partner_id": P, "payment_id": "QP0", "quarter": "2026Q2", "currency": "CNY",
+            "included_months": [{"month": "2026-06", "amount": {"amount": "-3.00", "currency": "CNY"}}],
+            "excluded_months": ["2026-05"], "included_opportunities": [],
+            "payable": {"amount": "-3.00", "currency": "CNY"}, "requested_at": "2026-07-02T00:00:00Z",
+        });
+        let mut events = s.events;
+        events.push(crate::decode("QuarterlyPaymentRequested", 1, &v1.to_string()).unwrap());
+        let s = Scenario { state: Incentives::replay(&events), events }
+            .at("2026-07-03T00:00:00Z", approve_cmd("QP0"))
+            .at("2026-07-03T00:00:00Z", invoice_cmd("QP0"))
+            .at("2026-07-03T00:00:00Z", received_cmd("QP0"));
+        for method in [PaymentMethod::BankTransfer, PaymentMethod::CloudAccountCredit] {
+            given::<Incentives>(s.events.clone()).when(kit::pay("QP0", method)).then_error(NOTHING_PAYABLE);
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! is counted in it and never moves after the close, postings balance and the payable
 //! account equals what is finalized and not yet paid, an offering backs one application at
 //! a time, a quarter has one live payment, and replaying the events gives the same state.
+//! With refunds leaving months below zero: no payment ≤ 0 is ever requested, each payment's
+//! payable is its months and opportunities less its carried deduction, no month is settled
+//! twice, and the sum of all payments equals the sum of the finalized months (and
+//! opportunities) they settled, less the deductions carried.
 
 use std::collections::BTreeMap;
 
@@ -42,6 +46,12 @@ enum Op {
         rec: u8,
         cents: i64,
         settle_hours: i64,
+    },
+    /// A refund of all that is left of a line, settled now: once the line's month is closed,
+    /// its whole incentive is clawed back in the month that accrues (negative months).
+    RefundRest {
+        refund: u8,
+        rec: u8,
     },
     Close {
         month: usize,
@@ -114,6 +124,14 @@ enum Op {
         payment: u8,
         cloud: bool,
     },
+    /// The year is over (a no-op before the last quarter has begun): the clock moves into
+    /// 2027 (if not there yet), every month is walked,
+    /// and the last quarter is requested and its payment walked, so a negative third quarter
+    /// left unpaid can be carried into it.
+    YearEnd {
+        payment: u8,
+        cloud: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -121,15 +139,17 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (1i64..=24 * 20).prop_map(|hours| Op::Advance { hours }),
         2 => (0usize..6).prop_map(|month| Op::WalkMonth { month }),
         1 => (0u8..3, any::<bool>()).prop_map(|(payment, cloud)| Op::WalkPayment { payment, cloud }),
+        1 => (0u8..3, any::<bool>()).prop_map(|(payment, cloud)| Op::YearEnd { payment, cloud }),
         5 => (0u8..8, 1i64..200_000, 0usize..3, 0i64..24 * 40, 0i64..24 * 8).prop_map(
             |(rec, cents, product, back_hours, settle_hours)| Op::Record { rec, cents, product, back_hours, settle_hours }
         ),
         3 => (0u8..6, 0u8..8, 1i64..150_000, 0i64..24 * 3)
             .prop_map(|(refund, rec, cents, settle_hours)| Op::Refund { refund, rec, cents, settle_hours }),
+        2 => (6u8..12, 0u8..8).prop_map(|(refund, rec)| Op::RefundRest { refund, rec }),
         2 => (0usize..6, 0u32..3).prop_map(|(month, grace)| Op::Close { month, grace }),
         2 => (0usize..6, proptest::bool::weighted(0.9)).prop_map(|(month, certified)| Op::Apply { month, certified }),
         2 => (0usize..6, proptest::bool::weighted(0.7)).prop_map(|(month, pass)| Op::Review { month, pass }),
-        2 => (0usize..6, proptest::option::weighted(0.3, 1i64..100_000)).prop_map(|(month, cents)| Op::Finalize { month, cents }),
+        2 => (0usize..6, proptest::option::weighted(0.3, prop_oneof![Just(0i64), 1i64..100_000])).prop_map(|(month, cents)| Op::Finalize { month, cents }),
         1 => (0u8..3, 0u8..2, proptest::bool::weighted(0.8), proptest::option::of(0i64..20))
             .prop_map(|(opp, offering, core_tag, delivered)| Op::Share { opp, offering, core_tag, delivered }),
         1 => (0u8..3, 0i64..5).prop_map(|(opp, days_ago)| Op::Deliver { opp, days_ago }),
@@ -167,8 +187,17 @@ fn date_before(now: DateTime<Utc>, days: i64) -> NaiveDate {
     ledger_core::business_date(now) - Duration::days(days)
 }
 
-fn commands(op: &Op, now: DateTime<Utc>) -> Vec<IncentiveCommand> {
+fn commands(op: &Op, now: DateTime<Utc>, state: &IncentivesState) -> Vec<IncentiveCommand> {
     match op {
+        Op::RefundRest { refund, rec } => {
+            let Some(line) = state.lines.get(&format!("R{rec}")) else { return vec![] };
+            vec![IncentiveCommand::RefundConsumption(RefundConsumption {
+                refund_id: format!("F{refund}"),
+                record_id: line.record_id.clone(),
+                amount: Money::new(line.unrefunded(), line.amount.currency),
+                settled_at: now,
+            })]
+        }
         Op::Advance { .. } => vec![],
         Op::WalkMonth { month } => [
             Op::Close { month: *month, grace: 0 },
@@ -188,6 +217,22 @@ fn commands(op: &Op, now: DateTime<Utc>) -> Vec<IncentiveCommand> {
         .iter()
         .filter_map(|o| command(o, now))
         .collect(),
+        Op::YearEnd { payment, cloud } => std::iter::once(IncentiveCommand::RecordConsumption(RecordConsumption {
+            // December's business, billed late (counted in December while it accrues).
+            partner_id: P.into(),
+            record_id: format!("YE{payment}"),
+            customer_id: "C1".into(),
+            association_type: LineAssociation::Referral,
+            product: "ecs".into(),
+            amount: cny(100_000),
+            consumed_at: t("2026-12-10T02:00:00Z"),
+            settled_at: t("2026-12-11T02:00:00Z"),
+            policies: book(),
+        }))
+        .chain((0..MONTHS.len()).flat_map(|month| commands(&Op::WalkMonth { month }, now, state)))
+        .chain(command(&Op::Request { payment: *payment, quarter: 1, certified: true }, now))
+        .chain(commands(&Op::WalkPayment { payment: *payment, cloud: *cloud }, now, state))
+        .collect(),
         single => command(single, now).into_iter().collect(),
     }
 }
@@ -197,9 +242,15 @@ fn command(op: &Op, now: DateTime<Utc>) -> Option<IncentiveCommand> {
     let pid = |p: &u8| format!("QP{p}");
     let oid = |o: &u8| format!("O{o}");
     Some(match op {
-        Op::Advance { .. } | Op::WalkMonth { .. } | Op::WalkPayment { .. } => return None,
+        Op::Advance { .. }
+        | Op::WalkMonth { .. }
+        | Op::WalkPayment { .. }
+        | Op::YearEnd { .. }
+        | Op::RefundRest { .. } => return None,
         Op::Record { rec, cents, product, back_hours, settle_hours } => {
             let consumed_at = now - Duration::hours(*back_hours);
+            // Settled by now at the latest: a fact is not from the future (INVALID_TIME).
+            let settle_hours = settle_hours.min(back_hours);
             C::RecordConsumption(RecordConsumption {
                 partner_id: P.into(),
                 record_id: format!("R{rec}"),
@@ -289,6 +340,11 @@ fn command(op: &Op, now: DateTime<Utc>) -> Option<IncentiveCommand> {
 
 /// Runs the ops; returns the events and the state folded one event at a time.
 fn run(ops: &[Op]) -> (Vec<IncentiveEvent>, IncentivesState) {
+    run_noting(ops, &mut Default::default())
+}
+
+/// [`run`], noting the codes of the refusals in `refused`.
+fn run_noting(ops: &[Op], refused: &mut std::collections::BTreeSet<String>) -> (Vec<IncentiveEvent>, IncentivesState) {
     let mut now = t("2026-07-01T00:00:00Z");
     let mut state = IncentivesState::default();
     let mut events = Vec::new();
@@ -297,12 +353,24 @@ fn run(ops: &[Op]) -> (Vec<IncentiveEvent>, IncentivesState) {
             now += Duration::hours(*hours);
             continue;
         }
-        for cmd in commands(op, now) {
-            if let Ok(new) = Incentives::decide(&state, cmd, now) {
-                for e in &new {
-                    state = Incentives::evolve(state, e);
+        if let Op::YearEnd { .. } = op {
+            // Only once the last quarter has begun: earlier, the walk is not at its end yet.
+            if now < t("2026-09-30T16:00:00Z") {
+                continue;
+            }
+            now = now.max(t("2027-01-02T00:00:00Z"));
+        }
+        for cmd in commands(op, now, &state) {
+            match Incentives::decide(&state, cmd, now) {
+                Ok(new) => {
+                    for e in &new {
+                        state = Incentives::evolve(state, e);
+                    }
+                    events.extend(new);
                 }
-                events.extend(new);
+                Err(e) => {
+                    refused.insert(e.code().to_string());
+                }
             }
             check_invariants(&events, &state);
         }
@@ -370,11 +438,73 @@ fn check_invariants(events: &[IncentiveEvent], state: &IncentivesState) {
         }
     }
     assert!(busy.values().all(|n| *n <= 1), "{busy:?}");
+    check_payments(events, state);
     // One live payment per quarter and currency.
     for q in QUARTERS {
         let q: Quarter = q.parse().unwrap();
         let live = state.payments.values().filter(|p| p.quarter == q && p.is_live()).count();
         assert!(live <= 1, "{q}: {live} live payments");
+    }
+}
+
+/// docs/DOMAIN.md §5, negative months and the payable.
+fn check_payments(events: &[IncentiveEvent], state: &IncentivesState) {
+    let sum = |months: &[super::IncludedMonth]| months.iter().map(|m| m.amount.amount).sum::<Decimal>();
+    let mut paid_total = Decimal::ZERO;
+    let mut settled: BTreeMap<Month, u32> = BTreeMap::new();
+    for e in events {
+        match e {
+            IncentiveEvent::QuarterlyPaymentRequested {
+                included_months,
+                included_opportunities,
+                carried_months,
+                carried_deduction,
+                payable,
+                ..
+            } => {
+                assert!(payable.amount > Decimal::ZERO, "a payment of {payable} was requested");
+                assert_eq!(carried_deduction.amount, -sum(carried_months));
+                assert!(carried_deduction.amount >= Decimal::ZERO);
+                let opportunities: Decimal = included_opportunities.iter().map(|o| o.amount.amount).sum();
+                assert_eq!(payable.amount, sum(included_months) + opportunities - carried_deduction.amount);
+            }
+            IncentiveEvent::QuarterlyPaymentPaid { amount, included_months, .. } => {
+                assert!(amount.amount > Decimal::ZERO, "a payment of {amount} was paid");
+                paid_total += amount.amount;
+                for m in included_months {
+                    *settled.entry(*m).or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(settled.values().all(|n| *n == 1), "a month settled twice: {settled:?}");
+    // The sum of the payments is the sum of what they settled: the finalized months (the
+    // carried ones included, i.e. less the carried deductions) and the opportunities.
+    let paid_months: Decimal = state
+        .months
+        .values()
+        .filter(|m| m.status == MonthStatus::Paid)
+        .filter_map(|m| m.final_amount.map(|a| a.amount))
+        .sum();
+    let paid_opportunities: Decimal = state
+        .opportunities
+        .values()
+        .filter(|o| o.status == OpportunityStatus::Paid)
+        .filter_map(|o| o.final_amount.map(|a| a.amount))
+        .sum();
+    assert_eq!(paid_total, paid_months + paid_opportunities);
+    let (mut included, mut deducted) = (Decimal::ZERO, Decimal::ZERO);
+    for p in state.payments.values().filter(|p| p.status == super::PaymentStatus::Paid) {
+        included += sum(&p.included_months) + p.included_opportunities.iter().map(|o| o.amount.amount).sum::<Decimal>();
+        deducted += p.carried_deduction.amount;
+    }
+    assert_eq!(paid_total, included - deducted);
+    // A live payment holds its months: none is held by two.
+    for m in state.months.values() {
+        if let Some(id) = &m.payment_id {
+            assert!(state.payments[id].is_live(), "{m:?} held by a rejected payment");
+        }
     }
 }
 
@@ -411,18 +541,32 @@ fn the_random_histories_reach_the_interesting_states() {
         proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
     );
     let mut seen = std::collections::BTreeSet::new();
+    let mut refused = std::collections::BTreeSet::new();
     for _ in 0..300 {
         let ops = proptest::collection::vec(op(), 100..200).new_tree(&mut runner).unwrap().current();
-        let (events, state) = run(&ops);
+        let (events, state) = run_noting(&ops, &mut refused);
         for e in &events {
             let (ty, _, _) = crate::encode(e);
             seen.insert(ty);
+            if let IncentiveEvent::QuarterlyPaymentRequested { carried_months, excluded_months, .. } = e {
+                if !carried_months.is_empty() {
+                    seen.insert("carried deduction".into());
+                }
+                if !excluded_months.is_empty() {
+                    seen.insert("forfeited month".into());
+                }
+            }
+            if let IncentiveEvent::IncentiveMonthFinalized { final_amount, .. } = e {
+                if final_amount.amount < Decimal::ZERO {
+                    seen.insert("negative month".into());
+                }
+            }
+        }
+        if refused.contains(super::payments::NOTHING_PAYABLE) {
+            seen.insert("nothing payable".into());
         }
         if state.lines.values().any(|l| l.deferred_from.is_some()) {
             seen.insert("deferred line".into());
-        }
-        if state.months.values().any(|m| m.status == MonthStatus::Forfeited) {
-            seen.insert("forfeited month".into());
         }
     }
     for wanted in [
@@ -434,6 +578,9 @@ fn the_random_histories_reach_the_interesting_states() {
         "QuarterlyPaymentPaid",
         "deferred line",
         "forfeited month",
+        "negative month",
+        "nothing payable",
+        "carried deduction",
     ] {
         assert!(seen.contains(wanted), "never reached {wanted}: {seen:?}");
     }

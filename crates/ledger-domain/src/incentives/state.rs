@@ -180,9 +180,16 @@ impl IncentiveMonth {
                     self.final_amount = Some(*final_amount);
                 }
             }
-            E::QuarterlyPaymentRequested { payment_id, currency, included_months, excluded_months, .. } => {
+            E::QuarterlyPaymentRequested {
+                payment_id,
+                currency,
+                included_months,
+                carried_months,
+                excluded_months,
+                ..
+            } => {
                 if *currency == self.currency {
-                    if included_months.iter().any(|m| m.month == self.month) {
+                    if included_months.iter().chain(carried_months).any(|m| m.month == self.month) {
                         self.payment_id = Some(payment_id.clone());
                     }
                     if excluded_months.contains(&self.month) {
@@ -191,10 +198,14 @@ impl IncentiveMonth {
                 }
             }
             // A rejected payment lets go of the months it holds: they are finalized and may
-            // be requested again.
-            E::QuarterlyPaymentRejected { payment_id, .. } => {
+            // be requested again; the months it forfeited return to the status they had.
+            E::QuarterlyPaymentRejected { payment_id, restored_months, .. } => {
                 if self.payment_id.as_ref() == Some(payment_id) {
                     self.payment_id = None;
+                }
+                let restored = restored_months.iter().find(|r| here(&r.month, &r.currency));
+                if let Some(r) = restored.filter(|_| self.status == MonthStatus::Forfeited) {
+                    self.status = r.status;
                 }
             }
             // A paid payment's included months are paid (they are held by it: a month is held
@@ -304,8 +315,13 @@ pub enum MonthsTouched<'a> {
     /// These months (of these currencies), created when missing.
     Keys(Vec<(Month, Currency)>),
     /// The months held by this payment (their `payment_id`); they exist already, and are
-    /// among the payment's included months.
+    /// among the payment's included or carried months.
     HeldBy(&'a str),
+    /// A rejection: the months held by the payment, and these months it had forfeited.
+    Released {
+        payment_id: &'a str,
+        restored: Vec<(Month, Currency)>,
+    },
 }
 
 /// Which months `event` changes: [`IncentiveMonth::apply`] is run on each of them.
@@ -319,17 +335,22 @@ pub fn months_touched(event: &IncentiveEvent) -> MonthsTouched<'_> {
         | E::IncentiveMonthApplied { month, currency, .. }
         | E::IncentiveMonthReviewed { month, currency, .. }
         | E::IncentiveMonthFinalized { month, currency, .. } => MonthsTouched::Keys(vec![(*month, *currency)]),
-        E::QuarterlyPaymentRequested { currency, included_months, excluded_months, .. } => MonthsTouched::Keys(
-            included_months
-                .iter()
-                .map(|m| m.month)
-                .chain(excluded_months.iter().copied())
-                .map(|m| (m, *currency))
-                .collect(),
-        ),
-        E::QuarterlyPaymentRejected { payment_id, .. } | E::QuarterlyPaymentPaid { payment_id, .. } => {
-            MonthsTouched::HeldBy(payment_id)
+        E::QuarterlyPaymentRequested { currency, included_months, carried_months, excluded_months, .. } => {
+            MonthsTouched::Keys(
+                included_months
+                    .iter()
+                    .chain(carried_months)
+                    .map(|m| m.month)
+                    .chain(excluded_months.iter().copied())
+                    .map(|m| (m, *currency))
+                    .collect(),
+            )
         }
+        E::QuarterlyPaymentRejected { payment_id, restored_months, .. } => MonthsTouched::Released {
+            payment_id,
+            restored: restored_months.iter().map(|r| (r.month, r.currency)).collect(),
+        },
+        E::QuarterlyPaymentPaid { payment_id, .. } => MonthsTouched::HeldBy(payment_id),
         _ => MonthsTouched::None,
     }
 }
@@ -356,6 +377,10 @@ pub struct QuarterlyPayment {
     pub included_months: Vec<IncludedMonth>,
     pub excluded_months: Vec<Month>,
     pub included_opportunities: Vec<IncludedOpportunity>,
+    /// Earlier quarters' months settled by this payment (docs/DOMAIN.md §5).
+    pub carried_months: Vec<IncludedMonth>,
+    /// `−Σ carried_months`, deducted from the payable.
+    pub carried_deduction: Money,
     pub payable: Money,
     pub method: Option<PaymentMethod>,
     pub invoice_list: Option<InvoiceList>,
@@ -376,6 +401,8 @@ impl QuarterlyPayment {
             included_months,
             excluded_months,
             included_opportunities,
+            carried_months,
+            carried_deduction,
             payable,
             ..
         } = event
@@ -390,6 +417,8 @@ impl QuarterlyPayment {
             included_months: included_months.clone(),
             excluded_months: excluded_months.clone(),
             included_opportunities: included_opportunities.clone(),
+            carried_months: carried_months.clone(),
+            carried_deduction: *carried_deduction,
             payable: *payable,
             method: None,
             invoice_list: None,
@@ -430,6 +459,8 @@ impl QuarterlyPayment {
             included_months: self.included_months.clone(),
             excluded_months: self.excluded_months.clone(),
             included_opportunities: self.included_opportunities.clone(),
+            carried_months: self.carried_months.clone(),
+            carried_deduction: self.carried_deduction,
             payable: self.payable,
             method: self.method,
             invoice_list: self.invoice_list.clone(),
@@ -546,6 +577,9 @@ pub struct PaymentView {
     pub included_months: Vec<IncludedMonth>,
     pub excluded_months: Vec<Month>,
     pub included_opportunities: Vec<IncludedOpportunity>,
+    /// Earlier quarters' months this payment settles, and the deduction they make.
+    pub carried_months: Vec<IncludedMonth>,
+    pub carried_deduction: Money,
     pub payable: Money,
     pub method: Option<PaymentMethod>,
     pub invoice_list: Option<InvoiceList>,
@@ -625,6 +659,14 @@ impl IncentivesState {
             }
             MonthsTouched::HeldBy(payment_id) => {
                 for m in self.months.values_mut().filter(|m| m.payment_id.as_deref() == Some(payment_id)) {
+                    m.apply(event);
+                }
+            }
+            MonthsTouched::Released { payment_id, restored } => {
+                let touched = |m: &&mut IncentiveMonth| {
+                    m.payment_id.as_deref() == Some(payment_id) || restored.contains(&(m.month, m.currency))
+                };
+                for m in self.months.values_mut().filter(touched) {
                     m.apply(event);
                 }
             }

@@ -29,7 +29,7 @@ pub(super) fn decide(
                 partner_id: w.partner_id.clone(),
                 withdrawal_id,
                 amount: w.amount,
-                expected_arrival_date: expected_arrival_date(now, &calendar),
+                expected_arrival_date: expected_arrival_date(now, &calendar)?,
                 approved_at: now,
             }])
         }
@@ -138,7 +138,8 @@ pub fn same_name(holder_name: &str, legal_name: &str) -> bool {
     normal(holder_name) == normal(legal_name)
 }
 
-/// The expected arrival date of a withdrawal approved at `approved_at`.
-pub fn expected_arrival_date(approved_at: DateTime<Utc>, calendar: &WorkingCalendar) -> NaiveDate {
-    calendar.add_working_days(business_date(approved_at), ARRIVAL_WORKING_DAYS)
+/// The expected arrival date of a withdrawal approved at `approved_at`; `CALENDAR_UNKNOWN`
+/// when the days to count run beyond the years the calendar holds.
+pub fn expected_arrival_date(approved_at: DateTime<Utc>, calendar: &WorkingCalendar) -> Result<NaiveDate, DomainError> {
+    Ok(calendar.add_working_days(business_date(approved_at), ARRIVAL_WORKING_DAYS)?)
 }

@@ -315,17 +315,17 @@ fn the_approval_date_is_the_business_date_in_china() {
         matches!(events[0], RebateEvent::WithdrawalApproved { expected_arrival_date, .. } if expected_arrival_date == date("2026-10-15"))
     );
     // One day earlier in CST (Tue Sep 29): Sep 30, Oct 8, 9, 10, 12, 13, 14.
-    assert_eq!(expected_arrival_date(t("2026-09-29T02:00:00Z"), &WorkingCalendar::builtin()), date("2026-10-14"));
+    assert_eq!(expected_arrival_date(t("2026-09-29T02:00:00Z"), &WorkingCalendar::builtin()), Ok(date("2026-10-14")));
 }
 
 #[test]
 fn a_make_up_weekend_day_counts_and_the_calendar_comes_with_the_command() {
     // Sat 2026-09-19: Sun Sep 20 is a make-up workday, Sep 25–27 are Mid-Autumn holidays.
     // Working days after: Sep 20, 21, 22, 23, 24, 28, 29.
-    assert_eq!(expected_arrival_date(t("2026-09-19T02:00:00Z"), &WorkingCalendar::builtin()), date("2026-09-29"));
+    assert_eq!(expected_arrival_date(t("2026-09-19T02:00:00Z"), &WorkingCalendar::builtin()), Ok(date("2026-09-29")));
     // Fri 2026-09-25 (a holiday itself): Sep 28, 29, 30, Oct 8, 9, Sat Oct 10, Oct 12.
     let friday = t("2026-09-25T02:00:00Z");
-    assert_eq!(expected_arrival_date(friday, &WorkingCalendar::builtin()), date("2026-10-12"));
+    assert_eq!(expected_arrival_date(friday, &WorkingCalendar::builtin()), Ok(date("2026-10-12")));
     // The decider uses the calendar the command brings: without holidays it is Sep 28,
     // 29, 30, Oct 1, 2, 5, 6.
     let history = [credited("QP-1", cny("100.00")), requested("W1", cny("60.00"))];
@@ -340,6 +340,13 @@ fn a_make_up_weekend_day_counts_and_the_calendar_comes_with_the_command() {
         events[0],
         RebateEvent::WithdrawalApproved { expected_arrival_date, .. } if expected_arrival_date == date("2026-10-06")
     ));
+}
+
+#[test]
+fn an_approval_whose_arrival_runs_past_the_calendar_is_calendar_unknown_and_stores_nothing() {
+    // Mon 2027-12-27 + 7 working days reaches into 2028, which the built-in does not hold.
+    let history = [credited("QP-1", cny("100.00")), requested("W1", cny("60.00"))];
+    given::<Rebate>(history).at(t("2027-12-27T02:00:00Z")).when(approve("W1")).then_error("CALENDAR_UNKNOWN");
 }
 
 #[test]
