@@ -288,6 +288,11 @@ fn a_negative_month_is_never_paid_negative_it_is_deducted_from_the_next_payment(
     assert_eq!(carried.as_array().map(Vec::len), Some(1), "{statement}");
     assert_eq!((carried[0]["payment_id"].as_str(), cents(&carried[0]["amount"])), (Some(id.as_str()), 300));
     assert_eq!(carried[0]["months"][0]["month"], "2026-06", "{statement}");
+    let (status, csv) =
+        s.call("GET", &format!("/v1/statements/{month_paid}?currency=CNY&format=csv"), Some(&token), None);
+    assert_eq!(status, 200);
+    let row = format!("NEG,{month_paid},CNY,,carried_deduction,{id},,3.00");
+    assert!(csv.as_str().unwrap().lines().any(|l| l == row), "{row} in {csv}");
 }
 
 #[test]

@@ -200,7 +200,7 @@ pub async fn close_month(
     caller.require(&[Role::Admin])?;
     let month: Month = month.parse()?;
     let ctx = state.context(&caller);
-    let outcomes = state.ledger.close_month(&ctx, &partner, month).await?;
+    let outcome = state.ledger.close_month(&ctx, &partner, month).await?;
     let incentives = state.ledger.incentives(&partner).await?;
     let months: Vec<Value> = incentives
         .months
@@ -209,8 +209,8 @@ pub async fn close_month(
         .filter_map(|(m, c)| incentives.month_view(*m, *c))
         .map(|v| serde_json::to_value(v).expect("serialises"))
         .collect();
-    let stored = outcomes.iter().any(|o| o.is_stored());
-    let position = outcomes.iter().filter_map(|o| o.position()).max();
+    let stored = outcome.is_stored();
+    let position = outcome.position();
     let mut answer = months.first().cloned().unwrap_or(json!({}));
     answer["months"] = json!(months);
     answer["position"] = json!(position);

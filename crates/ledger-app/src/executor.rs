@@ -219,6 +219,38 @@ impl Executor {
         D::State: Send + Sync + 'static,
         D::Event: EventFamily,
     {
+        self.execute_steps::<D>(stream, |state| Ok(vec![make(state)?]), ctx).await
+    }
+
+    /// One step made of several commands on one stream, all-or-nothing (docs/DOMAIN.md §5):
+    /// each is decided on the state the ones before it leave, and their events are stored
+    /// in one append under the step's request id; a refusal of any stores nothing.
+    pub async fn execute_all<D>(
+        &self,
+        stream: &str,
+        commands: Vec<D::Command>,
+        ctx: &CommandContext,
+    ) -> Result<Outcome<D::Event>, AppError>
+    where
+        D: Decider,
+        D::State: Send + Sync + 'static,
+        D::Command: Clone,
+        D::Event: EventFamily,
+    {
+        self.execute_steps::<D>(stream, |_| Ok(commands.clone()), ctx).await
+    }
+
+    async fn execute_steps<D>(
+        &self,
+        stream: &str,
+        mut make: impl FnMut(&D::State) -> Result<Vec<D::Command>, AppError>,
+        ctx: &CommandContext,
+    ) -> Result<Outcome<D::Event>, AppError>
+    where
+        D: Decider,
+        D::State: Send + Sync + 'static,
+        D::Event: EventFamily,
+    {
         let _turn = self.turns.enter(stream).await;
         if let Some(replayed) = self.replay(ctx).await? {
             return Ok(replayed);
@@ -227,14 +259,14 @@ impl Executor {
             // The cached state is taken out, not cloned: a long stream's state is decided on
             // and evolved in place, and put back at its new version.
             let (state, version) = self.take::<D>(stream).await?;
-            let command = match make(&state) {
+            let commands = match make(&state) {
                 Ok(c) => c,
                 Err(e) => {
                     self.remember(stream, version, state);
                     return Err(e);
                 }
             };
-            let events = match D::decide(&state, command, ctx.now) {
+            let events = match decide_all::<D>(&state, commands, ctx.now) {
                 Ok(events) => events,
                 Err(e) => {
                     self.remember(stream, version, state);
@@ -380,6 +412,27 @@ impl Executor {
             }
         }
     }
+}
+
+/// Decides `commands` in order, each on the state the events before it leave (one command,
+/// the common case, is decided on `state` itself, without a copy).
+fn decide_all<D: Decider>(
+    state: &D::State,
+    commands: Vec<D::Command>,
+    now: DateTime<Utc>,
+) -> Result<Vec<D::Event>, ledger_domain::DomainError> {
+    let last = commands.len().saturating_sub(1);
+    let mut events = vec![];
+    let mut scratch: Option<D::State> = None;
+    for (i, command) in commands.into_iter().enumerate() {
+        let new = D::decide(scratch.as_ref().unwrap_or(state), command, now)?;
+        if i < last && !new.is_empty() {
+            let base = scratch.take().unwrap_or_else(|| state.clone());
+            scratch = Some(new.iter().fold(base, |s, e| D::evolve(s, e)));
+        }
+        events.extend(new);
+    }
+    Ok(events)
 }
 
 /// The envelope payload of a domain event.

@@ -289,31 +289,31 @@ impl Ledger {
     }
 
     /// Closes `month` in every currency the partner has lines in (CNY when none: the month
-    /// then closes empty). One append per currency.
+    /// then closes empty), all in one append: a currency that may not close yet refuses the
+    /// whole step (docs/DOMAIN.md §5, all-or-nothing).
     pub async fn close_month(
         &self,
         ctx: &CommandContext,
         partner_id: &str,
         month: Month,
-    ) -> Result<Vec<Outcome<IncentiveEvent>>, AppError> {
+    ) -> Result<Outcome<IncentiveEvent>, AppError> {
         self.partner(partner_id).await?;
         let state = self.incentives(partner_id).await?;
         let mut currencies: Vec<Currency> = state.months.keys().filter(|(m, _)| *m == month).map(|(_, c)| *c).collect();
         if currencies.is_empty() {
             currencies.push(Currency::CNY);
         }
-        let mut outcomes = vec![];
+        let mut commands = vec![];
         for currency in currencies {
             let grace = self.policies(currency).await?.settlement_grace_days(month);
-            let command = IncentiveCommand::CloseMonth(CloseMonth {
+            commands.push(IncentiveCommand::CloseMonth(CloseMonth {
                 partner_id: partner_id.to_string(),
                 month,
                 currency,
                 settlement_grace_days: grace,
-            });
-            outcomes.push(self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await?);
+            }));
         }
-        Ok(outcomes)
+        self.exec.execute_all::<Incentives>(&incentives::stream_id(partner_id), commands, ctx).await
     }
 
     pub async fn apply_for_month(

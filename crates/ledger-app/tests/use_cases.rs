@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use ledger_app::funds::AdjustmentDirection;
 use ledger_app::incentives::{ConsumptionInput, LineOutcome};
-use ledger_app::{AppError, CommandContext, Executor, Ledger};
+use ledger_app::{AppError, CommandContext, Executor, Ledger, Outcome};
 use ledger_core::{Actor, CommandMeta, Currency, Money, Role};
 use ledger_domain::customer::AssociationType;
 use ledger_domain::funds::Counterparty;
@@ -329,6 +329,51 @@ async fn closing_a_month_waits_for_the_policys_grace_days() {
     ledger.close_month(&ctx(at("2026-08-03T16:00:00Z")), "D1", july).await.unwrap();
     let state = ledger.incentives("D1").await.unwrap();
     assert_eq!(state.month_status(july, Currency::CNY), ledger_domain::incentives::MonthStatus::Open);
+}
+
+/// docs/DOMAIN.md §5: a step is all-or-nothing. Closing a month closes every currency the
+/// partner has lines in, in one append: while one currency may not close yet (its policy's
+/// grace days run longer), none is closed; under a request id both are.
+#[tokio::test]
+async fn closing_a_month_in_two_currencies_is_one_step() {
+    use ledger_core::{Month, Rate};
+    use ledger_domain::policy::{PolicyCommand, ProductRate, PublishPolicy};
+    let (ledger, store) = ledger_with_partners().await;
+    let july: Month = "2026-07".parse().unwrap();
+    for (currency, grace) in [(Currency::CNY, 0), (Currency::USD, 3)] {
+        let publish = PolicyCommand::PublishPolicy(PublishPolicy {
+            currency,
+            effective_month: july,
+            rates: vec![ProductRate { product: "ECS".into(), rate: Rate::parse("0.05").unwrap() }],
+            settlement_grace_days: Some(grace),
+        });
+        ledger.publish_policy(&ctx(at("2026-06-01T00:00:00Z")), publish).await.unwrap();
+    }
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    ledger.record_consumption(&c, line("R1", "C1", "100.00")).await.unwrap();
+    let mut usd = line("R2", "C1", "100.00");
+    usd.amount = Money::parse_positive("100.00", "USD").unwrap();
+    ledger.record_consumption(&c, usd).await.unwrap();
+
+    let head = *store.head().borrow();
+    let early = ledger.close_month(&ctx(at("2026-08-02T00:00:00Z")), "D1", july).await.unwrap_err();
+    assert_eq!(early.code(), "INVALID_STATE");
+    assert_eq!(*store.head().borrow(), head, "CNY was not closed alone");
+    let state = ledger.incentives("D1").await.unwrap();
+    assert_eq!(state.month_status(july, Currency::CNY), ledger_domain::incentives::MonthStatus::Accruing);
+
+    let mut keyed = ctx(at("2026-08-04T00:00:00Z"));
+    keyed.meta.request_id = Some("close-1".into());
+    keyed.idempotency = Some(ledger_store::IdempotencyKey { key: "req:close-1".into(), fingerprint: [7; 32] });
+    let closed = ledger.close_month(&keyed, "D1", july).await.unwrap();
+    let Outcome::Stored { events, appended } = &closed else { panic!("{closed:?}") };
+    assert_eq!((events.len(), appended.last_position - appended.first_position), (2, 1), "one append");
+    let state = ledger.incentives("D1").await.unwrap();
+    for currency in [Currency::CNY, Currency::USD] {
+        assert_eq!(state.month_status(july, currency), ledger_domain::incentives::MonthStatus::Open, "{currency}");
+    }
+    // The retry replays the step.
+    assert!(matches!(ledger.close_month(&keyed, "D1", july).await.unwrap(), Outcome::Replayed { .. }));
 }
 
 #[tokio::test]
