@@ -152,10 +152,9 @@ pub async fn refund_consumption(
     body: JsonBody<RefundBody>,
 ) -> Written {
     caller.require(&[Role::Admin])?;
-    let partner =
-        state.ledger.partner_of_record(&record_id).await?.ok_or_else(|| ApiError::not_found("consumption record"))?;
-    let incentives = state.ledger.incentives(&partner).await?;
-    let line_currency = incentives.lines.get(&record_id).map(|l| l.amount.currency).unwrap_or(Currency::CNY);
+    let (partner, line) =
+        state.ledger.recorded_line(&record_id).await?.ok_or_else(|| ApiError::not_found("consumption record"))?;
+    let line_currency = line.amount.currency;
     let req = body.value;
     let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(line_currency.as_str()))?;
     let ctx = state.context(&caller);

@@ -25,6 +25,10 @@ pub const MAX_BATCH_ATTEMPTS: usize = 10_000;
 pub const MAX_CACHED_STREAMS: usize = 50_000;
 /// Events read per call while loading a stream.
 const READ_BATCH: usize = 5_000;
+/// A stream's state is snapshotted (for aggregates that keep snapshots, see
+/// `Decider::snapshot`) each time its version passes a multiple of this: a load reads at
+/// most this many events after the snapshot.
+pub const SNAPSHOT_EVERY: u64 = 10_000;
 
 /// Who asks, when, and under which idempotency key.
 #[derive(Debug, Clone)]
@@ -131,7 +135,10 @@ impl Executor {
         let cached = self.cache.lock().expect("cache lock").get(stream).cloned();
         let (shared, start) = match cached.and_then(|(v, s)| s.downcast::<D::State>().ok().map(|s| (s, v))) {
             Some((s, v)) => (s, v),
-            None => (Arc::new(D::State::default()), 0),
+            None => {
+                let (state, version) = self.restore::<D>(stream).await?;
+                (Arc::new(state), version)
+            }
         };
         // Ask the store for newer events first: an unchanged stream needs no copy.
         let first = self.store.read_stream(stream, start + 1, READ_BATCH).await?;
@@ -155,15 +162,49 @@ impl Executor {
         D::Event: EventFamily,
     {
         let cached = self.cache.lock().expect("cache lock").remove(stream);
-        let (state, version) = match cached {
-            Some((v, s)) => match s.downcast::<D::State>() {
-                Ok(s) => (Arc::try_unwrap(s).unwrap_or_else(|shared| (*shared).clone()), v),
-                Err(_) => (D::State::default(), 0),
-            },
-            None => (D::State::default(), 0),
+        let (state, version) = match cached.map(|(v, s)| (v, s.downcast::<D::State>())) {
+            Some((v, Ok(s))) => (Arc::try_unwrap(s).unwrap_or_else(|shared| (*shared).clone()), v),
+            _ => self.restore::<D>(stream).await?,
         };
         let first = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
         self.catch_up::<D>(stream, state, version, first).await
+    }
+
+    /// Where a load starts when no state is cached: the stream's snapshot when the store
+    /// keeps one and it restores, else the empty state at version 0.
+    async fn restore<D>(&self, stream: &str) -> Result<(D::State, u64), AppError>
+    where
+        D: Decider,
+    {
+        if let Some((version, text)) = self.store.load_snapshot(stream).await? {
+            match D::restore(&text) {
+                Some(state) => return Ok((state, version)),
+                None => tracing::info!(stream, version, "snapshot does not restore; reading the stream"),
+            }
+        }
+        Ok((D::State::default(), 0))
+    }
+
+    /// Keeps a snapshot of `state` (at `after`) when the append from `before` passed a
+    /// multiple of [`SNAPSHOT_EVERY`]. Off the caller's path: the text is made and saved on
+    /// a blocking thread, and a failure only costs a longer load later.
+    fn snapshot_if_due<D>(&self, stream: &str, before: u64, after: u64, state: Arc<D::State>)
+    where
+        D: Decider,
+        D::State: Send + Sync + 'static,
+    {
+        if after / SNAPSHOT_EVERY == before / SNAPSHOT_EVERY {
+            return;
+        }
+        let (store, stream) = (self.store.clone(), stream.to_string());
+        tokio::spawn(async move {
+            let made = tokio::task::spawn_blocking(move || D::snapshot(&state)).await;
+            if let Ok(Some(text)) = made {
+                if let Err(e) = store.save_snapshot(&stream, after, text).await {
+                    tracing::warn!(stream, error = %e, "snapshot not saved");
+                }
+            }
+        });
     }
 
     /// Evolves `state` (at `version`) through `batch` and every later event of the stream.
@@ -289,8 +330,9 @@ impl Executor {
             match self.store.append(req).await {
                 Ok(appended) if appended.replayed => return Ok(Outcome::Replayed { appended }),
                 Ok(appended) => {
-                    let next = events.iter().fold(state, |s, e| D::evolve(s, e));
-                    self.remember(stream, appended.stream_version, next);
+                    let next = Arc::new(events.iter().fold(state, |s, e| D::evolve(s, e)));
+                    self.remember_shared(stream, appended.stream_version, next.clone());
+                    self.snapshot_if_due::<D>(stream, version, appended.stream_version, next);
                     return Ok(Outcome::Stored { events, appended });
                 }
                 Err(StoreError::ConcurrencyConflict { .. }) if attempt < MAX_ATTEMPTS => {
@@ -366,7 +408,9 @@ impl Executor {
             // Otherwise it is dropped, and the next attempt reads the stream afresh.
             match self.store.append(req).await {
                 Ok(appended) => {
-                    self.remember(stream, appended.stream_version, state);
+                    let state = Arc::new(state);
+                    self.remember_shared(stream, appended.stream_version, state.clone());
+                    self.snapshot_if_due::<D>(stream, version, appended.stream_version, state);
                     for (i, last) in spans {
                         outcomes[i] = ItemOutcome::Stored { position: appended.first_position + last as u64 };
                     }

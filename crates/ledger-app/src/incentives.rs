@@ -10,7 +10,7 @@ use ledger_core::{Currency, Money, Month, Quarter};
 use ledger_domain::customer::{self, AssociationType, Customer};
 use ledger_domain::incentives::{
     self, AcceptOpportunity, ApplyForMonth, ApplyForOpportunity, ApprovePayment, CloseMonth, ConfirmInvoiceReceived,
-    FinalizeMonth, FinalizeOpportunity, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState,
+    ConsumptionLine, FinalizeMonth, FinalizeOpportunity, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState,
     IssueInvoiceList, LineAssociation, MarkOpportunityDelivered, PayQuarterlyPayment, PaymentMethod, RecordConsumption,
     RefundConsumption, RejectPayment, RequestQuarterlyPayment, ReviewDecision, ReviewMonth, ReviewOpportunity,
     ShareOpportunity,
@@ -206,8 +206,8 @@ impl Ledger {
                 }
             };
             let currency = line.amount.currency;
-            if !books.contains_key(&currency) {
-                books.insert(currency, self.policies(currency).await?);
+            if let std::collections::hash_map::Entry::Vacant(slot) = books.entry(currency) {
+                slot.insert(self.policies(currency).await?);
             }
             let partner_id = association.partner_id.clone();
             routed.push(RoutedLine {
@@ -257,22 +257,31 @@ impl Ledger {
         Ok(())
     }
 
-    /// The partner whose stream holds the consumption line `record_id`: the store's
-    /// idempotency key of the line points at the append that stored it.
+    /// The partner whose stream holds the consumption line `record_id`.
     pub async fn partner_of_record(&self, record_id: &str) -> Result<Option<String>, AppError> {
+        Ok(self.recorded_line(record_id).await?.map(|(partner, _)| partner))
+    }
+
+    /// The consumption line `record_id` as recorded, and the partner whose stream holds it:
+    /// the store's key of the line names its event. This is how a line cut from its
+    /// partner's state (its month closed) is found again.
+    pub async fn recorded_line(&self, record_id: &str) -> Result<Option<(String, ConsumptionLine)>, AppError> {
         validate_id("record_id", record_id)?;
         let Some((_, appended)) = self.exec.store().idempotency_key(&format!("consumption:{record_id}")).await? else {
             return Ok(None);
         };
-        let events = self.exec.store().read_all(appended.first_position, 1).await?;
-        Ok(events.first().and_then(|e| match ledger_domain::split_stream(&e.stream) {
-            (Incentives::FAMILY, partner) => Some(partner.to_string()),
-            _ => None,
-        }))
+        let Some(e) = self.exec.store().read_all(appended.first_position, 1).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let (Incentives::FAMILY, partner) = ledger_domain::split_stream(&e.stream) else { return Ok(None) };
+        let event: IncentiveEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+            .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
+        Ok(ConsumptionLine::recorded(&event).map(|line| (partner.to_string(), line)))
     }
 
     /// Refunds part of a stored line (`record_id` must be known: the API resolves its
-    /// partner).
+    /// partner). The line as recorded comes along, for a line its partner's state no longer
+    /// holds.
     pub async fn refund_consumption(
         &self,
         ctx: &CommandContext,
@@ -283,8 +292,17 @@ impl Ledger {
         settled_at: DateTime<Utc>,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         validate_id("refund_id", &refund_id)?;
-        let command =
-            IncentiveCommand::RefundConsumption(RefundConsumption { refund_id, record_id, amount, settled_at });
+        let settled_line = match self.recorded_line(&record_id).await? {
+            Some((partner, line)) if partner == partner_id => Some(line),
+            _ => None,
+        };
+        let command = IncentiveCommand::RefundConsumption(RefundConsumption {
+            refund_id,
+            record_id,
+            amount,
+            settled_at,
+            settled_line,
+        });
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
     }
 

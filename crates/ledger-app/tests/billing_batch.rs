@@ -69,6 +69,8 @@ async fn ledger_with(store: Arc<dyn EventStore>, partners: usize) -> Ledger {
 struct Counting {
     inner: MemoryStore,
     appends: Mutex<BTreeMap<String, usize>>,
+    /// Events handed out by `read_stream`.
+    read: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -80,7 +82,15 @@ impl EventStore for Counting {
         Ok(appended)
     }
     async fn read_stream(&self, stream: &str, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from, limit).await
+        let events = self.inner.read_stream(stream, from, limit).await?;
+        self.read.fetch_add(events.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(events)
+    }
+    async fn load_snapshot(&self, stream: &str) -> Result<Option<(u64, String)>, StoreError> {
+        self.inner.load_snapshot(stream).await
+    }
+    async fn save_snapshot(&self, stream: &str, version: u64, text: String) -> Result<(), StoreError> {
+        self.inner.save_snapshot(stream, version, text).await
     }
     async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_all(from, limit).await
@@ -252,4 +262,93 @@ fn racing_batches_for_one_partner_store_every_line_once_and_never_answer_a_confl
         ids.dedup();
         assert_eq!((before, ids.into_iter().collect::<HashSet<_>>()), (expected.len(), expected));
     });
+}
+
+/// A line whose month closed is cut from its partner's state (what a write loads is the
+/// open months, not the history); a refund of it, long after, still finds it through the
+/// store's key of its record id and claws back at its rate within its remainder.
+#[tokio::test]
+async fn a_refund_of_a_line_whose_month_was_settled_long_ago() {
+    use ledger_core::{Currency, Month, Rate};
+    use ledger_domain::incentives::IncentiveEvent;
+    use ledger_domain::policy::{PolicyCommand, ProductRate, PublishPolicy};
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let ledger = ledger_with(store.clone(), 1).await;
+    let july: Month = "2026-07".parse().unwrap();
+    let publish = PolicyCommand::PublishPolicy(PublishPolicy {
+        currency: Currency::CNY,
+        effective_month: july,
+        rates: vec![ProductRate { product: "ECS".into(), rate: Rate::parse("0.05").unwrap() }],
+        settlement_grace_days: None,
+    });
+    ledger.publish_policy(&ctx(at("2026-06-01T00:00:00Z")), publish).await.unwrap();
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    let lines = (0..50).map(|i| line(&format!("R{i}"), "C0-0", "100.00")).collect();
+    ledger.record_consumption_batch(&c, lines).await.unwrap();
+    assert_eq!(ledger.incentives("P0").await.unwrap().lines.len(), 50);
+    ledger.close_month(&ctx(at("2026-08-02T00:00:00Z")), "P0", july).await.unwrap();
+    let state = ledger.incentives("P0").await.unwrap();
+    assert!(state.lines.is_empty(), "July's lines left the state with July's close");
+    assert_eq!(state.month(july, Currency::CNY).unwrap().accrued(), Money::parse_positive("250.00", "CNY").unwrap());
+
+    // Eight months later: a refund of R7, then one more than what is left of it.
+    let later = ctx(at("2027-03-02T00:00:00Z"));
+    let cny = |s: &str| Money::parse_positive(s, "CNY").unwrap();
+    let refund = |id: &str, amount: &str| {
+        ledger.refund_consumption(&later, "P0", id.into(), "R7".into(), cny(amount), at("2027-03-01T00:00:00Z"))
+    };
+    let first = refund("F1", "70.00").await.unwrap();
+    let ledger_app::Outcome::Stored { events, .. } = first else { panic!("{first:?}") };
+    let IncentiveEvent::ConsumptionRefunded { incentive, original_incentive_month, incentive_month, .. } = &events[0]
+    else {
+        panic!()
+    };
+    assert_eq!(*incentive, rust_decimal::Decimal::new(-350, 2), "at the line's 5 %");
+    assert_eq!((*original_incentive_month, incentive_month.to_string().as_str()), (july, "2027-03"));
+    assert_eq!(refund("F2", "30.01").await.unwrap_err().code(), "INSUFFICIENT_BALANCE");
+    assert!(refund("F2", "30.00").await.unwrap().is_stored());
+    assert_eq!(refund("F3", "0.01").await.unwrap_err().code(), "INSUFFICIENT_BALANCE");
+    // And the line sent again by billing is still a duplicate, changed still a conflict.
+    let again = ledger.record_consumption(&later, line("R7", "C0-0", "100.00")).await.unwrap();
+    assert!(matches!(again, LineOutcome::Duplicate { .. }));
+    let changed = ledger.record_consumption(&later, line("R7", "C0-0", "99.00")).await.unwrap_err();
+    assert_eq!(changed.code(), "DUPLICATE_RECORD_CONFLICT");
+    assert!(ledger.incentives("P0").await.unwrap().lines.is_empty());
+}
+
+/// After a restart, a write loads a partner's snapshot and the events after it, not the
+/// partner's history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_ledger_loads_a_long_stream_from_its_snapshot() {
+    use ledger_app::executor::SNAPSHOT_EVERY;
+    let counting = Arc::new(Counting::default());
+    let store: Arc<dyn EventStore> = counting.clone();
+    let ledger = ledger_with(store.clone(), 1).await;
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    let batches = SNAPSHOT_EVERY as usize / 1000 + 1;
+    for b in 0..batches {
+        let lines = (0..1000).map(|k| line(&format!("R{}", b * 1000 + k), "C0-0", "1.00")).collect();
+        ledger.record_consumption_batch(&c, lines).await.unwrap();
+    }
+    let stream = "incentives-P0";
+    let mut snapshot = None;
+    for _ in 0..500 {
+        snapshot = store.load_snapshot(stream).await.unwrap();
+        if snapshot.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (version, _) = snapshot.expect("a snapshot is kept past SNAPSHOT_EVERY events");
+    assert_eq!(version, SNAPSHOT_EVERY, "taken by the append that passed it");
+    let live = ledger.incentives("P0").await.unwrap();
+
+    // "Restart": a new ledger over the same store, with nothing cached.
+    let restarted = Ledger::new(Arc::new(Executor::new(store.clone())));
+    counting.read.store(0, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(restarted.incentives("P0").await.unwrap(), live);
+    let read = counting.read.load(std::sync::atomic::Ordering::SeqCst) as u64;
+    assert_eq!(read, batches as u64 * 1000 - SNAPSHOT_EVERY, "only the events after the snapshot");
+    let next = restarted.record_consumption(&c, line("R-next", "C0-0", "1.00")).await.unwrap();
+    assert!(matches!(next, LineOutcome::Stored { .. }));
 }

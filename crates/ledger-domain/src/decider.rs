@@ -21,6 +21,18 @@ pub trait Decider {
     /// Applies one event. Must be total: a stored event is a fact and is never refused.
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
 
+    /// The state as text, kept beside the log so that loading a long stream reads the
+    /// snapshot and only the events after it. A cache: the log stays the truth, a snapshot
+    /// that does not restore is ignored. `None` (the default): never kept.
+    fn snapshot(_state: &Self::State) -> Option<String> {
+        None
+    }
+
+    /// The state a [`Decider::snapshot`] text gives back (`None` when it does not).
+    fn restore(_snapshot: &str) -> Option<Self::State> {
+        None
+    }
+
     fn replay<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self::State
     where
         Self::Event: 'a,

@@ -173,6 +173,20 @@ pub trait EventStore: Send + Sync + 'static {
         Ok(out)
     }
 
+    /// A snapshot of a stream's state kept by [`EventStore::save_snapshot`]: its version
+    /// and text. Snapshots are a cache beside the log, never part of it (not hashed, not
+    /// published, lost without harm); a backend that keeps none answers `None`.
+    async fn load_snapshot(&self, stream: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let _ = stream;
+        Ok(None)
+    }
+
+    /// Keeps `text` as the state of `stream` at `version`, replacing an older one.
+    async fn save_snapshot(&self, stream: &str, version: u64, text: String) -> Result<(), StoreError> {
+        let _ = (stream, version, text);
+        Ok(())
+    }
+
     /// The stream's current version (0 when it has no events).
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
 

@@ -17,6 +17,7 @@ struct Log {
     streams: HashMap<String, Vec<usize>>,
     keys: HashMap<String, ([u8; 32], Appended)>,
     event_ids: HashSet<uuid::Uuid>,
+    snapshots: HashMap<String, (u64, String)>,
 }
 
 pub struct MemoryStore {
@@ -93,6 +94,18 @@ impl EventStore for MemoryStore {
 
     async fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
         Ok(self.log.lock().expect("store lock").keys.get(key).copied())
+    }
+
+    async fn load_snapshot(&self, stream: &str) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(self.log.lock().expect("store lock").snapshots.get(stream).cloned())
+    }
+
+    async fn save_snapshot(&self, stream: &str, version: u64, text: String) -> Result<(), StoreError> {
+        let mut log = self.log.lock().expect("store lock");
+        if !matches!(log.snapshots.get(stream), Some((kept, _)) if *kept >= version) {
+            log.snapshots.insert(stream.to_string(), (version, text));
+        }
+        Ok(())
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {

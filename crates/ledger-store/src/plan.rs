@@ -27,7 +27,7 @@ pub(crate) enum Plan {
 pub(crate) type KeyRecord = (String, [u8; 32], Appended);
 
 /// The first of `req`'s event keys that `is_kept` (already stored, or earlier in a group).
-pub(crate) fn kept_event_key<'a>(req: &'a AppendRequest, is_kept: impl Fn(&str) -> bool) -> Option<&'a str> {
+pub(crate) fn kept_event_key(req: &AppendRequest, is_kept: impl Fn(&str) -> bool) -> Option<&str> {
     req.event_keys.iter().map(|k| k.key.as_str()).find(|k| is_kept(k))
 }
 

@@ -35,6 +35,8 @@ const READERS: usize = 4;
 pub const DB_FILE: &str = "ledger.db";
 /// The writer's lock file, beside the database.
 pub const LOCK_FILE: &str = "ledger.lock";
+/// Snapshots of long streams' states, beside the database: a cache, outside the log.
+pub const SNAPSHOT_FILE: &str = "snapshots.db";
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -79,6 +81,8 @@ pub struct SqliteStore {
     /// opening (and then closing) one of its own, which under load cost more than the query.
     reader_permits: Arc<Semaphore>,
     head: watch::Receiver<u64>,
+    /// Opened on first use; its own file, so saving one never waits for the log's writer.
+    snapshots: Arc<Mutex<Option<Connection>>>,
 }
 
 impl SqliteStore {
@@ -123,6 +127,7 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(readers)),
             reader_permits: Arc::new(Semaphore::new(READERS)),
             head,
+            snapshots: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -137,6 +142,30 @@ impl SqliteStore {
         if let Some(h) = self.writer.lock().expect("lock").take() {
             let _ = h.join();
         }
+    }
+
+    /// Runs `f` on the snapshot file's connection (opened, and its table made, on first use).
+    async fn with_snapshots<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (slot, path) = (self.snapshots.clone(), self.path.with_file_name(SNAPSHOT_FILE));
+        tokio::task::spawn_blocking(move || {
+            let mut slot = slot.lock().expect("lock");
+            if slot.is_none() {
+                let conn = Connection::open(&path)?;
+                // A cache: losing the last snapshots in a crash costs a longer load, nothing else.
+                conn.execute_batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
+                     CREATE TABLE IF NOT EXISTS snapshots (stream TEXT PRIMARY KEY, version INTEGER NOT NULL, \
+                     data TEXT NOT NULL) WITHOUT ROWID;",
+                )?;
+                *slot = Some(conn);
+            }
+            f(slot.as_ref().expect("opened above"))
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
     }
 
     async fn with_reader<T: Send + 'static>(
@@ -215,6 +244,32 @@ impl EventStore for SqliteStore {
     async fn idempotency_keys(&self, keys: &[String]) -> Result<Vec<Option<([u8; 32], Appended)>>, StoreError> {
         let keys = keys.to_vec();
         self.with_reader(move |c| keys.iter().map(|k| find_key(c, k)).collect()).await
+    }
+
+    async fn load_snapshot(&self, stream: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let stream = stream.to_string();
+        self.with_snapshots(move |c| {
+            let row = c
+                .prepare_cached("SELECT version, data FROM snapshots WHERE stream = ?1")?
+                .query_row([&stream], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))
+                .optional()?;
+            Ok(row)
+        })
+        .await
+    }
+
+    async fn save_snapshot(&self, stream: &str, version: u64, text: String) -> Result<(), StoreError> {
+        let stream = stream.to_string();
+        self.with_snapshots(move |c| {
+            c.prepare_cached(
+                "INSERT INTO snapshots (stream, version, data) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (stream) DO UPDATE SET version = excluded.version, data = excluded.data \
+                 WHERE excluded.version > snapshots.version",
+            )?
+            .execute(params![stream, version as i64, text])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {

@@ -114,3 +114,22 @@ async fn the_wal_stays_bounded_under_steady_appends_and_is_empty_after_close() {
     let reopened: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     assert_eq!(*reopened.head().borrow(), 30_000);
 }
+
+/// Snapshots are kept beside the log (not in it): the newest per stream, across a reopen.
+#[tokio::test]
+async fn snapshots_are_kept_beside_the_log_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        assert_eq!(store.load_snapshot("acct").await.unwrap(), None);
+        store.save_snapshot("acct", 10, "ten".into()).await.unwrap();
+        store.save_snapshot("acct", 20, "twenty".into()).await.unwrap();
+        store.save_snapshot("acct", 15, "late and older".into()).await.unwrap();
+        store.save_snapshot("other", 3, "three".into()).await.unwrap();
+        assert_eq!(*store.head().borrow(), 0, "nothing in the log");
+    }
+    let store: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    assert_eq!(store.load_snapshot("acct").await.unwrap(), Some((20, "twenty".into())));
+    assert_eq!(store.load_snapshot("other").await.unwrap(), Some((3, "three".into())));
+    assert!(dir.path().join(ledger_store::sqlite::SNAPSHOT_FILE).exists());
+}

@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::{Currency, Money, Month, Quarter};
 
-use super::{LineAssociation, PaymentMethod, ReviewDecision};
+use super::{ConsumptionLine, LineAssociation, PaymentMethod, ReviewDecision};
 use crate::policy::PolicyBook;
 use crate::DomainError;
 
@@ -53,6 +53,10 @@ pub struct RefundConsumption {
     pub record_id: String,
     pub amount: Money,
     pub settled_at: DateTime<Utc>,
+    /// The refunded line as recorded, for a line the stream's state no longer holds (a line
+    /// leaves the state when its incentive month closes; README "How the ledger is cut"):
+    /// the application reads it back from the stream's log by its record id.
+    pub settled_line: Option<ConsumptionLine>,
 }
 
 /// `settlement_grace_days` of the month's policy (`PolicyBook::settlement_grace_days`).

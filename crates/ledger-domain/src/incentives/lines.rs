@@ -19,8 +19,8 @@ use rust_decimal::Decimal;
 
 use super::command::*;
 use super::{
-    check_partner, external_amount, invalid, invalid_state, same_currency, stream_partner, IncentiveEvent,
-    IncentivesState, LineReason, MAX_DEFERRAL_MONTHS,
+    check_partner, external_amount, invalid, invalid_state, same_currency, stream_partner, ConsumptionLine,
+    IncentiveEvent, IncentivesState, LineReason, MAX_DEFERRAL_MONTHS,
 };
 use crate::policy::cut_off;
 use crate::DomainError;
@@ -110,8 +110,22 @@ fn same_content(existing: &super::ConsumptionLine, line: &RecordConsumption) -> 
         && existing.settled_at == line.settled_at
 }
 
+/// The line a refund names when the state no longer holds it (its incentive month closed):
+/// the one the command brings, with what the stream's refunds took from it so far. A line
+/// the stream holds is never taken from the command.
+fn settled_line(state: &IncentivesState, c: &RefundConsumption) -> Option<ConsumptionLine> {
+    let line = c.settled_line.as_ref().filter(|l| l.record_id == c.record_id)?;
+    // A line leaves the state only once its month stopped accruing; one that names an
+    // accruing month was never cut from this stream.
+    if state.month_status(line.incentive_month, line.amount.currency) == super::MonthStatus::Accruing {
+        return None;
+    }
+    let refunded = state.refunds.values().filter(|r| r.record_id == c.record_id).map(|r| r.amount.amount).sum();
+    Some(ConsumptionLine { refunded, ..line.clone() })
+}
+
 pub(super) fn refund(state: &IncentivesState, c: &RefundConsumption) -> Result<Vec<IncentiveEvent>, DomainError> {
-    let RefundConsumption { refund_id, record_id, amount, settled_at } = c.clone();
+    let RefundConsumption { refund_id, record_id, amount, settled_at, .. } = c.clone();
     validate_id("refund_id", &refund_id)?;
     validate_id("record_id", &record_id)?;
     external_amount(&amount)?;
@@ -123,10 +137,15 @@ pub(super) fn refund(state: &IncentivesState, c: &RefundConsumption) -> Result<V
             Err(DomainError::DuplicateRecordConflict { record_id: refund_id })
         };
     }
-    let line = state
-        .lines
-        .get(&record_id)
-        .ok_or_else(|| DomainError::NotFound { what: "consumption record", id: record_id.clone() })?;
+    let settled;
+    let line = match state.lines.get(&record_id) {
+        Some(line) => line,
+        None => {
+            settled = settled_line(state, c)
+                .ok_or_else(|| DomainError::NotFound { what: "consumption record", id: record_id.clone() })?;
+            &settled
+        }
+    };
     same_currency(line.amount.currency, amount.currency)?;
     if settled_at < line.consumed_at {
         return Err(invalid("settled_at", "a refund cannot settle before the consumption"));
@@ -361,6 +380,52 @@ mod tests {
         let sept = s.state.month(month("2026-09"), Currency::CNY).unwrap();
         assert_eq!((sept.accrued(), sept.entries), (cny("-2.00"), 1));
         assert_eq!(s.state.refunds["F1"].incentive_month, month("2026-09"));
+    }
+
+    #[test]
+    fn closing_a_month_cuts_its_lines_from_the_state_and_keeps_the_others() {
+        let s = scenario()
+            .at("2026-07-20T00:00:00Z", line("R1", "100.00"))
+            .at("2026-08-01T00:00:00Z", record("R2", "10.00", "ecs", "2026-07-31T10:00:00Z", "2026-07-31T16:00:30Z"))
+            .at("2026-08-01T00:00:00Z", close("2026-07"));
+        assert!(!s.state.lines.contains_key("R1"), "counted in July, which closed");
+        assert!(s.state.lines.contains_key("R2"), "consumed in July, counted in August, still accruing");
+        let july = s.state.month(month("2026-07"), Currency::CNY).unwrap();
+        assert_eq!((july.accrued(), july.entries), (cny("5.00"), 1), "the month keeps its count");
+    }
+
+    /// Issue 11: a refund of a line whose month was settled long ago (the line cut from the
+    /// state) still claws back at the line's rate, never above what is left of it.
+    #[test]
+    fn a_refund_of_a_line_settled_long_ago_claws_back_at_its_rate_within_its_remainder() {
+        let s = scenario()
+            .at("2026-07-20T00:00:00Z", line("R1", "100.00"))
+            .finalized("2026-07", "2026-08-01T00:00:00Z")
+            .at("2026-10-05T00:00:00Z", request("QP1", "2026Q3"))
+            .at("2027-03-02T00:00:00Z", refund_cmd("F1", "R1", "60.00", "2027-03-01T00:00:00Z"));
+        assert!(!s.state.lines.contains_key("R1"));
+        let IncentiveEvent::ConsumptionRefunded { rate, incentive, original_incentive_month, incentive_month, .. } =
+            s.events.last().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((*rate, *incentive), (Some(rate_of("0.05")), dec("-3.00")), "the line's rate");
+        assert_eq!((*original_incentive_month, *incentive_month), (month("2026-07"), month("2027-03")));
+        let later = t("2027-03-04T00:00:00Z");
+        // 40.00 is left of the line: more is refused, what is left is not.
+        let refund = |amount: &str| looked_up(&s.events, refund_cmd("F2", "R1", amount, "2027-03-03T00:00:00Z"));
+        given::<Incentives>(s.events.clone()).at(later).when(refund("40.01")).then_error("INSUFFICIENT_BALANCE");
+        assert_eq!(given::<Incentives>(s.events.clone()).at(later).when(refund("40.00")).events().len(), 1);
+        // Without the line, or with a line the state would still hold, there is nothing to refund.
+        given::<Incentives>(s.events.clone())
+            .at(later)
+            .when(refund_cmd("F2", "R1", "1.00", "2027-03-03T00:00:00Z"))
+            .then_error("NOT_FOUND");
+        let mut forged = refund("1.00");
+        if let IncentiveCommand::RefundConsumption(RefundConsumption { settled_line: Some(l), .. }) = &mut forged {
+            l.incentive_month = month("2027-03");
+        }
+        given::<Incentives>(s.events).at(later).when(forged).then_error("NOT_FOUND");
     }
 
     #[test]

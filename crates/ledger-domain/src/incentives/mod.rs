@@ -19,7 +19,7 @@
 //!   passed → finalized → paid` (or `forfeited`), rejection back to `open`.
 //! - [`opportunities`]: share, deliver, accept, apply (core tag, delivered, from the day
 //!   after the delivery end date in CST, `OFFERING_IN_USE`), review, finalize.
-//! - [`payments`]: [`eligibility`] with its seven blockers in docs/DOMAIN.md's order, and the
+//! - [`payments`]: [`eligibility`] with its eight blockers in docs/DOMAIN.md's order, and the
 //!   payment lifecycle `requested → approved | rejected → invoice_list_issued →
 //!   invoice_received → paid`.
 //!
@@ -46,8 +46,9 @@
 //!   negative (refunds landing in a month with little consumption); it follows the same
 //!   lifecycle, and a negative final amount reverses the finalization posting.
 //! - **Finalize**: without an amount the final amount is the accrued one. With one, it is
-//!   an amount from outside (> 0, ≤ 2 dp, the month's currency); when it differs from the
-//!   accrued a reason is required and the event carries the adjustment `final − accrued`.
+//!   an amount from outside (≥ 0, since a month may be finalized at 0; ≤ 2 dp; the month's
+//!   currency); when it differs from the accrued a reason is required and the event carries
+//!   the adjustment `final − accrued`.
 //! - **Order of checks** for an application: the thing exists, then the certification gate,
 //!   then its state, then the rule of the thing (core tag, delivery, day after, offering).
 //! - **Opportunities** have the statuses `shared → accepted → under_review → passed →
@@ -78,7 +79,8 @@
 //! ## The files
 //! `event.rs` (the events and their vocabulary), `command.rs` (one struct per command),
 //! `decide.rs` (which rule file decides each command, the checks they share), the rule
-//! files above, `state.rs` (the state and `evolve`), `postings.rs`, `tests.rs`.
+//! files above, `state.rs` (the state and `evolve`), `snapshot.rs` (the state as text, kept
+//! beside the log), `postings.rs`, `tests.rs`.
 
 use chrono::{DateTime, Utc};
 
@@ -94,6 +96,7 @@ pub mod months;
 pub mod opportunities;
 pub mod payments;
 pub mod postings;
+mod snapshot;
 mod state;
 
 #[cfg(test)]
@@ -153,5 +156,13 @@ impl Decider for Incentives {
 
     fn evolve(state: IncentivesState, event: &IncentiveEvent) -> IncentivesState {
         state::evolve(state, event)
+    }
+
+    fn snapshot(state: &IncentivesState) -> Option<String> {
+        snapshot::write(state)
+    }
+
+    fn restore(text: &str) -> Option<IncentivesState> {
+        snapshot::read(text)
     }
 }

@@ -580,7 +580,8 @@ mod tests {
     #[test]
     fn the_evaluator_reports_all_seven_codes_in_order() {
         // A hand-made history (evolve takes any fact) where a live payment coexists with
-        // months in every other state, to pin the order of all seven codes.
+        // months in every other state, to pin the order of the first seven codes (the eighth,
+        // NOTHING_PAYABLE, is evaluated only when none of 2, 3, 5, 6, 7 holds).
         let at = t("2026-09-01T00:00:00Z");
         let m = |s: &str| month(s);
         let closed = |mm: &str, status| IncentiveEvent::IncentiveMonthClosed {

@@ -17,7 +17,7 @@ use super::{
 /// fields are the event's; `partner_id` is skipped, `refunded` starts at 0): a read model
 /// of lines needs no detour through the event enum. [`ConsumptionLine::recorded`] is the
 /// same line from the decoded event (a test keeps the two equal).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsumptionLine {
     pub record_id: String,
     pub customer_id: String,
@@ -87,7 +87,7 @@ impl ConsumptionLine {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refund {
     pub refund_id: String,
     pub record_id: String,
@@ -99,7 +99,7 @@ pub struct Refund {
 }
 
 /// One incentive month of one currency.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncentiveMonth {
     pub month: Month,
     pub currency: Currency,
@@ -355,7 +355,7 @@ pub fn months_touched(event: &IncentiveEvent) -> MonthsTouched<'_> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Opportunity {
     pub opportunity_id: String,
     pub offering: String,
@@ -368,7 +368,7 @@ pub struct Opportunity {
     pub payment_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuarterlyPayment {
     pub payment_id: String,
     pub quarter: Quarter,
@@ -485,6 +485,7 @@ pub fn payment_of(event: &IncentiveEvent) -> Option<&str> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IncentivesState {
     pub partner_id: Option<String>,
+    /// The lines counted in months that have not closed (see `apply`).
     pub lines: BTreeMap<String, ConsumptionLine>,
     pub refunds: BTreeMap<String, Refund>,
     pub months: BTreeMap<(Month, Currency), IncentiveMonth>,
@@ -617,7 +618,8 @@ impl IncentivesState {
     }
 
     /// Lines counted in `month` from earlier consumption months, and lines consumed in
-    /// `month` but counted later.
+    /// `month` but counted later, among the lines the state holds (months not closed; the
+    /// whole report is the `rollover_lines` read model's).
     pub fn rollover_report(&self, month: Month, currency: Currency) -> RolloverReport {
         RolloverReport::of(month, currency, self.lines.values().filter(|l| l.is_rollover()).map(RolloverLine::of))
     }
@@ -685,9 +687,16 @@ impl IncentivesState {
             return;
         }
         match event {
+            // A line leaves the state once its incentive month closed: nothing more is
+            // counted in that month, and a later refund of the line brings it along
+            // (`RefundConsumption::settled_line`). What a write loads is thus the open
+            // months' lines, not the partner's history (README "How the ledger is cut").
+            E::IncentiveMonthClosed { month, currency, .. } => {
+                self.lines.retain(|_, l| l.incentive_month != *month || l.amount.currency != *currency);
+            }
             E::ConsumptionRefunded { refund_id, record_id, amount, settled_at, incentive_month, incentive, .. } => {
-                // decide refunds only a line it holds.
-                debug_assert!(self.lines.contains_key(record_id), "refund of unknown line {record_id}");
+                // A refund of a line cut from the state (its month closed) counts only in
+                // `refunds`, which is where its unrefunded remainder is read from.
                 if let Some(line) = self.lines.get_mut(record_id) {
                     line.refunded += amount.amount;
                 }

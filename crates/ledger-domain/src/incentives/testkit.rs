@@ -6,7 +6,8 @@ use rust_decimal::Decimal;
 
 use super::command::*;
 use super::{
-    IncentiveCommand, IncentiveEvent, Incentives, IncentivesState, LineAssociation, PaymentMethod, ReviewDecision,
+    ConsumptionLine, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState, LineAssociation, PaymentMethod,
+    ReviewDecision,
 };
 use crate::policy::{tests::published, Policies, PolicyBook};
 use crate::{Decider, DomainError};
@@ -90,7 +91,17 @@ pub fn refund_cmd(id: &str, record_id: &str, amount: &str, settled: &str) -> Inc
         record_id: record_id.into(),
         amount: cny(amount),
         settled_at: t(settled),
+        settled_line: None,
     })
+}
+
+/// What the application adds to a refund before deciding it: the line as recorded, read
+/// from the stream's history, for a line the state no longer holds.
+pub fn looked_up(history: &[IncentiveEvent], command: IncentiveCommand) -> IncentiveCommand {
+    let IncentiveCommand::RefundConsumption(mut refund) = command else { return command };
+    refund.settled_line =
+        history.iter().filter_map(ConsumptionLine::recorded).find(|l| l.record_id == refund.record_id);
+    IncentiveCommand::RefundConsumption(refund)
 }
 
 pub fn close(m: &str) -> IncentiveCommand {
@@ -172,6 +183,7 @@ pub fn scenario() -> Scenario {
 impl Scenario {
     #[track_caller]
     pub fn at(mut self, now: &str, command: IncentiveCommand) -> Self {
+        let command = looked_up(&self.events, command);
         let events = Incentives::decide(&self.state, command.clone(), t(now))
             .unwrap_or_else(|e| panic!("{command:?} at {now}: {e:?}"));
         for e in &events {
