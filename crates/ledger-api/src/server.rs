@@ -29,6 +29,9 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Connections, header and body time, body memory.
     pub limits: crate::limits::Limits,
+    /// The public half of the key anchoring the chain (`ledger anchor`), when one is set:
+    /// the key `GET /v1/audit/verify?anchors=stored` checks with unless the auditor names one.
+    pub anchor_key: Option<ledger_domain::anchors::PublicKey>,
 }
 
 impl AppState {
@@ -371,7 +374,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         ),
         ep("get", "/v1/events", "auditor, admin", "The global log in order", get(audit::events)),
         ep("get", "/v1/streams/{stream}/events", "auditor, admin", "One stream's history", get(audit::stream_events)),
-        ep("get", "/v1/audit/verify", "auditor, admin", "Walk the hash chain", get(audit::verify)),
+        ep(
+            "get",
+            "/v1/audit/verify",
+            "auditor, admin",
+            "Walk the hash chain (?anchors=stored: and check it against the signed anchors)",
+            get(audit::verify),
+        ),
+        ep("get", "/v1/audit/anchors", "auditor, admin", "The signed anchors of the hash chain", get(audit::anchors)),
     ]
 }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use ledger_core::workdays::WorkingCalendar;
 
+pub mod anchors;
 pub mod billing;
 pub mod coupons;
 pub mod credentials;

@@ -26,6 +26,7 @@ fn stream_of(family: &str, payload: &serde_json::Value) -> Result<String, &'stat
         "incentives" => format!("incentives-{partner}"),
         "funds" => format!("funds-{partner}"),
         "coupons" => format!("coupons-{partner}"),
+        "anchors" => ledger_domain::anchors::stream_id(),
         other => panic!("family {other} has no route in this test: add it here and in routing.rs"),
     })
 }

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod anchor;
 mod audit;
 mod bench;
 mod bench_http;
@@ -83,6 +84,9 @@ enum Command {
     Consume(ledger_bus::cli::ConsumeArgs),
     /// A partner's monthly statement (opening, movements by kind, closing) as CSV or JSON.
     Statement(statement::Args),
+    /// The anchor key: make one, print its public key, rotate to a new one.
+    #[command(subcommand)]
+    Anchor(anchor::Command),
     /// Audit commands for finance staff and auditors.
     #[command(subcommand)]
     Audit(audit::Command),
@@ -122,6 +126,7 @@ fn run() -> Result<()> {
         Command::Statement(args) => statement::run(args),
         Command::Relay(args) => tokio::runtime::Runtime::new()?.block_on(args.run()),
         Command::Consume(args) => tokio::runtime::Runtime::new()?.block_on(args.run()),
+        Command::Anchor(cmd) => anchor::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Soak(args) => soak::run(args),

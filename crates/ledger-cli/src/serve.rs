@@ -34,6 +34,8 @@ pub struct Args {
     #[command(flatten)]
     kafka: ledger_bus::cli::ServeKafkaArgs,
     #[command(flatten)]
+    anchor: crate::anchor::ServeArgs,
+    #[command(flatten)]
     limits: LimitArgs,
 }
 
@@ -159,14 +161,17 @@ pub fn run(mut args: Args) -> Result<()> {
         };
         let relay = ledger_bus::cli::spawn_in_serve(&args.kafka, &args.data.dir, dyn_store.clone())?;
         let credentials = Arc::new(Credentials::new(master_key(&args.data.dir)?, args.admin_token.as_deref()));
+        let ledger = Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))).with_calendar(calendar));
+        let anchorer = crate::anchor::spawn_in_serve(&args.anchor, &args.data.dir, ledger.clone()).await?;
         let state = Arc::new(AppState {
             store: dyn_store.clone(),
-            ledger: Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))).with_calendar(calendar)),
+            ledger,
             credentials,
             applied,
             reads: ledger_projections::ReadPool::new(&args.data.dir),
             metrics: Default::default(),
             limits: ledger_api::limits::Limits::new(args.limits.config()),
+            anchor_key: anchorer.as_ref().map(|(_, public)| public.parse()).transpose()?,
         });
         state.load_credentials().await.map_err(|e| anyhow::anyhow!("loading credentials: {}", e.message))?;
         if args.admin_token.is_none() {
@@ -181,6 +186,11 @@ pub fn run(mut args: Args) -> Result<()> {
             print_demo_help(&addr.to_string(), args.admin_token.as_deref().unwrap_or(DEMO_ADMIN_TOKEN));
         }
         ledger_api::serve(state, listener).await?;
+        if let Some((anchorer, _)) = anchorer {
+            // A clean shutdown anchors whatever came since the last anchor.
+            let made = anchorer.shutdown().await.map_err(|e| anyhow::anyhow!("anchoring: {e}"))?;
+            eprintln!("anchors made: {made}");
+        }
         if let Some(relay) = relay {
             let stats = relay.shutdown().await?;
             eprintln!("kafka relay stopped: {stats:?}");

@@ -40,6 +40,8 @@ pub mod billing;
 
 // Who may call the API.
 pub mod credential;
+// Tamper evidence: signed anchors of the hash chain.
+pub mod anchors;
 
 pub use decider::Decider;
 pub use error::{Blocker, DomainError};

@@ -85,6 +85,7 @@ pub fn families() -> Vec<Family> {
         family::<crate::billing::BillingEvent>("billing", crate::billing::examples()),
         family::<crate::credential::CredentialEvent>("credential", crate::credential::examples())
             .with_legacy::<crate::credential::legacy::CredentialIssuedV1>("CredentialIssued", 1),
+        family::<crate::anchors::AnchorEvent>("anchors", crate::anchors::examples()),
     ]
 }
 
