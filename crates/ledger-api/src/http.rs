@@ -46,11 +46,11 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next
     }
     let headers = parts.headers.clone();
     let lookup = move |name: &str| header_str(&headers, name);
-    let identified = match state.credentials.identify(&lookup) {
+    let identified = match state.credentials.identify(&lookup, Utc::now()) {
         Ok(identified) => identified,
         // Perhaps another node issued it a moment ago: look at the stored credentials once.
         Err(e) => match crate::nodes::learn_new_credentials(&state).await {
-            Ok(true) => match state.credentials.identify(&lookup) {
+            Ok(true) => match state.credentials.identify(&lookup, Utc::now()) {
                 Ok(identified) => identified,
                 Err(e) => return refuse_unread(e, request_id, limits, &parts.headers, body, STRANGER_DRAIN).await,
             },

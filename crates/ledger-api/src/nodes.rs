@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::CREDENTIALS_STREAM;
 use crate::error::ApiError;
 use crate::server::AppState;
+use ledger_domain::credential::STREAM as CREDENTIALS_STREAM;
 
 /// Pause between two looks at the credentials while the log keeps moving.
 const FOLLOW_PAUSE: Duration = Duration::from_millis(100);
