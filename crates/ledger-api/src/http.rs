@@ -46,7 +46,7 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next
     }
     let headers = parts.headers.clone();
     let lookup = move |name: &str| header_str(&headers, name);
-    let identified = match state.credentials.identify(&lookup) {
+    let identified = match state.credentials.identify(&lookup, Utc::now()) {
         Ok(identified) => identified,
         Err(e) => return refuse_unread(e, request_id, limits, &parts.headers, body, STRANGER_DRAIN).await,
     };

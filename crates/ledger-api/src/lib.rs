@@ -7,6 +7,7 @@
 pub mod audit_routes;
 pub mod auth;
 pub mod coupons_routes;
+pub mod credentials_routes;
 pub mod error;
 pub mod funds_routes;
 pub mod http;

@@ -19,6 +19,7 @@ use ledger_core::workdays::WorkingCalendar;
 pub mod anchors;
 pub mod billing;
 pub mod coupons;
+pub mod credentials;
 pub mod executor;
 pub mod funds;
 pub mod incentives;

@@ -38,6 +38,8 @@ pub mod rebate;
 // The billing feed's batch receipts (idempotency of a whole batch).
 pub mod billing;
 
+// Who may call the API.
+pub mod credential;
 // Tamper evidence: signed anchors of the hash chain.
 pub mod anchors;
 
