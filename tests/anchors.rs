@@ -259,6 +259,31 @@ fn serve_anchors_the_chain_and_an_auditor_verifies_without_the_server() {
 }
 
 #[test]
+fn the_key_may_come_from_the_environment_once_and_a_bad_key_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let key = root.path().join("anchor.key");
+    let public = keygen(&key);
+    let secret = std::fs::read_to_string(&key).unwrap();
+    let data = root.path().join("data");
+    let with_env = |value: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(["anchor", "public-key", "--data", &p(&data)])
+            .args(args)
+            .env("LEDGER_ANCHOR_KEY", value)
+            .output()
+            .unwrap()
+    };
+    let out = with_env(secret.trim(), &[]);
+    assert_eq!((out.status.success(), stdout(&out).trim()), (true, public.as_str()), "{}", stderr(&out));
+    let out = with_env(secret.trim(), &["--anchor-key", &p(&key)]);
+    assert!(!out.status.success() && stderr(&out).contains("not both"), "{}", stderr(&out));
+    let out = with_env("abc", &[]);
+    assert!(!out.status.success() && stderr(&out).contains("64 hex digits"), "{}", stderr(&out));
+    let out = ledger(&["audit", "verify", "--log", &p(&key), "--anchors", &p(&key), "--public-key", "12"]);
+    assert!(!out.status.success() && stderr(&out).contains("--public-key 12"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_rewritten_tail_a_dropped_tail_and_a_forged_anchor_are_each_caught_at_their_position() {
     let root = tempfile::tempdir().unwrap();
     let key = root.path().join("anchor.key");
