@@ -86,6 +86,9 @@ impl LimitArgs {
     }
 }
 
+/// On a clean shutdown, how long the relay may take to publish what was appended last.
+const RELAY_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The admin token of `--demo` when none is configured: for a local sample only.
 pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 
@@ -250,6 +253,10 @@ pub fn run(mut args: Args) -> Result<()> {
             eprintln!("anchors made: {made}");
         }
         if let Some(relay) = relay {
+            // The last anchor leaves the database with the server (bounded: Kafka may be down).
+            let head = *dyn_store.head().borrow();
+            let mut published = relay.checkpoint();
+            let _ = tokio::time::timeout(RELAY_FLUSH, published.wait_for(|p| *p >= head)).await;
             let stats = relay.shutdown().await?;
             eprintln!("kafka relay stopped: {stats:?}");
         }
