@@ -293,24 +293,7 @@ impl EventStore for SqliteStore {
                 "INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ))?;
             for e in &events {
-                insert.execute(params![
-                    e.position as i64,
-                    e.stream,
-                    e.version as i64,
-                    e.event_id.hyphenated().to_string(),
-                    e.event_type,
-                    e.schema_version as i64,
-                    format_time(e.occurred_at),
-                    format_time(e.recorded_at),
-                    e.actor.principal,
-                    e.actor.role.as_str(),
-                    e.correlation_id.hyphenated().to_string(),
-                    e.causation_id.map(|c| c.hyphenated().to_string()),
-                    e.request_id,
-                    e.data,
-                    &e.prev_hash.0[..],
-                    &e.hash.0[..],
-                ])?;
+                insert_event(&mut insert, e)?;
             }
             drop(insert);
             tx.commit()?;
@@ -353,6 +336,29 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
          PRAGMA foreign_keys = ON;",
     )?;
     Ok(conn)
+}
+
+/// Writes one event's row with the statement `INSERT INTO events ({COLUMNS}) VALUES (?1 … ?16)`.
+fn insert_event(insert: &mut rusqlite::CachedStatement<'_>, e: &RecordedEvent) -> Result<(), StoreError> {
+    insert.execute(params![
+        e.position as i64,
+        e.stream,
+        e.version as i64,
+        e.event_id.hyphenated().to_string(),
+        e.event_type,
+        e.schema_version as i64,
+        format_time(e.occurred_at),
+        format_time(e.recorded_at),
+        e.actor.principal,
+        e.actor.role.as_str(),
+        e.correlation_id.hyphenated().to_string(),
+        e.causation_id.map(|c| c.hyphenated().to_string()),
+        e.request_id,
+        e.data,
+        &e.prev_hash.0[..],
+        &e.hash.0[..],
+    ])?;
+    Ok(())
 }
 
 fn read_tip(conn: &Connection) -> Result<LogTip, StoreError> {
@@ -678,24 +684,7 @@ impl Writer {
                     continue;
                 }
                 for e in &events {
-                    insert.execute(params![
-                        e.position as i64,
-                        e.stream,
-                        e.version as i64,
-                        e.event_id.hyphenated().to_string(),
-                        e.event_type,
-                        e.schema_version as i64,
-                        format_time(e.occurred_at),
-                        format_time(e.recorded_at),
-                        e.actor.principal,
-                        e.actor.role.as_str(),
-                        e.correlation_id.hyphenated().to_string(),
-                        e.causation_id.map(|c| c.hyphenated().to_string()),
-                        e.request_id,
-                        e.data,
-                        &e.prev_hash.0[..],
-                        &e.hash.0[..],
-                    ])?;
+                    insert_event(&mut insert, e)?;
                 }
                 for (key, fingerprint, first) in new_keys {
                     insert_key.execute(params![
