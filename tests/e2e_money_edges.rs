@@ -341,9 +341,11 @@ fn finalize_month_after_close(s: &Server, partner: &str, token: &str, month: &st
 /// Appends `event` to `stream` directly in the store of `dir` (the server stopped): a
 /// history the API would not write, to see what a step does with it.
 fn inject<E: ledger_domain::EventFamily>(dir: &std::path::Path, stream: &str, event: &E) {
-    use ledger_store::{AppendRequest, EventStore, ExpectedVersion};
+    use ledger_store::{AppendRequest, ExpectedVersion};
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = ledger_store::sqlite::SqliteStore::open(dir).unwrap();
+        // The server's store: the embedded one in `dir`, or its schema when on PostgreSQL.
+        let spec = support::postgres::store_of(dir).unwrap_or_else(|| dir.display().to_string());
+        let store = ledger_store::open_store(&spec).await.unwrap();
         let (event_type, version, payload) = ledger_domain::encode(event);
         let new = ledger_core::NewEvent::new(&event_type, version, Utc::now(), &payload).unwrap();
         let meta = ledger_core::CommandMeta::new(ledger_core::Actor::system("test"));
@@ -356,7 +358,7 @@ fn inject<E: ledger_domain::EventFamily>(dir: &std::path::Path, stream: &str, ev
             event_keys: vec![],
         };
         store.append(req).await.unwrap();
-        store.close();
+        drop(store); // the embedded store closes (its WAL checkpointed) before the server starts
     });
 }
 
