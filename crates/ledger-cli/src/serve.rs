@@ -235,6 +235,7 @@ pub fn run(mut args: Args) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("loading credentials: {}", e.message))?;
         // Credentials issued or revoked through another node sharing the store.
         let credentials_follower = ledger_api::nodes::follow_credentials(state.clone());
+        let completing = tokio::spawn(complete_cut_short_payments(state.clone(), *dyn_store.head().borrow()));
         if args.admin_token.is_none() {
             eprintln!("warning: no LEDGER_ADMIN_TOKEN set; only credentials stored earlier can sign in");
         }
@@ -260,12 +261,46 @@ pub fn run(mut args: Args) -> Result<()> {
             let stats = relay.shutdown().await?;
             eprintln!("kafka relay stopped: {stats:?}");
         }
+        completing.abort();
         projections.abort();
         credentials_follower.abort();
         log.close();
         eprintln!("stopped cleanly");
         Ok(())
     })
+}
+
+/// Credits the rebate of every payment paid by `cloud_account_credit` whose credit a crash
+/// between the pay step's two appends left missing (docs/DOMAIN.md §5), once the read models
+/// hold the log as it stood at start (`head`).
+/// `LEDGER_START_COMPLETION=off` leaves them to the next pay call (a test hook, beside
+/// `LEDGER_CRASH_AT`, to show that call completes them).
+async fn complete_cut_short_payments(state: Arc<AppState>, head: u64) {
+    if std::env::var("LEDGER_START_COMPLETION").is_ok_and(|v| v == "off") {
+        return;
+    }
+    if state.applied.clone().wait_for(|p| *p >= head).await.is_err() {
+        return;
+    }
+    let paid = match state.reads.read(ledger_projections::quarterly_payments::paid_by_credit).await {
+        Ok(paid) => paid,
+        Err(e) => return tracing::error!(error = %e, "listing the payments paid by credit"),
+    };
+    let ctx = ledger_app::CommandContext {
+        meta: ledger_core::CommandMeta::new(ledger_core::Actor::system("serve-start")),
+        now: chrono::Utc::now(),
+        idempotency: None,
+    };
+    for (partner, payment) in paid {
+        match state.ledger.complete_rebate_credit(&ctx, &partner, &payment).await {
+            Ok(Some(credit)) => eprintln!(
+                "completed the missing rebate credit of payment {payment} (partner {partner}) at position {}",
+                credit.last_position
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e.to_string(), payment, "completing a rebate credit"),
+        }
+    }
 }
 
 fn print_demo_help(addr: &str, token: &str) {
