@@ -99,6 +99,12 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     last_position  BIGINT NOT NULL,
     stream_version BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    name         TEXT   PRIMARY KEY,
+    holder       TEXT   NOT NULL,
+    until_micros BIGINT NOT NULL,
+    position     BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS used_once (
     key          TEXT   PRIMARY KEY,
     until_micros BIGINT NOT NULL
@@ -311,6 +317,30 @@ impl EventStore for PostgresStore {
         tx.execute(&st.insert_events, &event_params).await.map_err(pg)?;
         tx.execute(&st.notify, &[&self.readers.target.channel(), &last]).await.map_err(pg)?;
         tx.commit().await.map_err(pg)
+    }
+
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_micros: i64,
+        until_micros: i64,
+        position: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let r = self.readers.get().await?;
+        // The row lock of the upsert decides between racing processes.
+        let row = r
+            .client
+            .query_opt(
+                "INSERT INTO leases (name, holder, until_micros, position) VALUES ($1, $2, $4, $5) \
+                 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until_micros = EXCLUDED.until_micros, \
+                 position = GREATEST(leases.position, EXCLUDED.position) \
+                 WHERE leases.holder = EXCLUDED.holder OR leases.until_micros <= $3 RETURNING position",
+                &[&name, &holder, &now_micros, &until_micros, &(position as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.map(|r| r.get::<_, i64>(0) as u64))
     }
 
     async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
