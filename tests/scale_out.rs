@@ -250,8 +250,9 @@ fn messages_in_topics(brokers: &str) -> u64 {
     let mut total = 0;
     for topic in metadata.topics().iter().filter(|t| t.name().starts_with("ledger.")) {
         for p in topic.partitions() {
-            let (_, high) =
-                consumer.fetch_watermarks(topic.name(), p.id(), std::time::Duration::from_secs(10)).expect("watermarks");
+            let (_, high) = consumer
+                .fetch_watermarks(topic.name(), p.id(), std::time::Duration::from_secs(10))
+                .expect("watermarks");
             total += high as u64;
         }
     }
@@ -305,7 +306,9 @@ fn one_node_publishes_to_kafka_and_another_takes_over_when_it_dies() {
         register_partner(&second, &format!("K{i}"), "Kafka Co", "solution_provider", None);
     }
     let head = second.events_total();
-    wait_for("the holder to publish the second node's writes", || lease(dirs[0].path()).is_some_and(|(_, p)| p >= head));
+    wait_for("the holder to publish the second node's writes", || {
+        lease(dirs[0].path()).is_some_and(|(_, p)| p >= head)
+    });
     std::thread::sleep(std::time::Duration::from_secs(2)); // two nodes would have doubled by now
     assert_eq!(messages_in_topics(&brokers), head, "every event once");
     assert!(lease(dirs[0].path()).unwrap().0.starts_with(&format!("{}:", first.pid())));

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use ledger_bus::cli::{spawn_in_serve, RelayHandle, ServeKafkaArgs};
-use ledger_store::{EventStore, NO_LEASES};
+use ledger_store::{EventStore, Lease, NO_LEASES};
 use tokio::sync::oneshot;
 
 /// The lease's name in the store.
@@ -44,6 +44,10 @@ pub fn spawn(args: &ServeKafkaArgs, term: Duration, data: PathBuf, store: Arc<dy
     Some(LeasedRelay { stop, task })
 }
 
+fn lease(holder: &str, now_micros: i64, until_micros: i64, position: u64) -> Lease<'_> {
+    Lease { name: LEASE, holder, now_micros, until_micros, position }
+}
+
 fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -64,13 +68,13 @@ async fn hold(
         let now = chrono::Utc::now();
         let until = now + chrono::TimeDelta::from_std(term).expect("a short term");
         let asked = Instant::now();
-        match store.lease(LEASE, &holder, micros(now), micros(until), local).await {
+        match store.lease(lease(&holder, micros(now), micros(until), local)).await {
             Ok(Some(shared)) => {
                 held_until = asked + term;
                 if relay.as_ref().is_some_and(RelayHandle::is_finished) {
                     // It stopped on an error (logged): give the lease up and try again later.
                     relay = None;
-                    let _ = store.lease(LEASE, &holder, micros(now), micros(now), local).await;
+                    let _ = store.lease(lease(&holder, micros(now), micros(now), local)).await;
                 } else if relay.is_none() {
                     match start(&args, &data, &store, shared) {
                         Ok(r) => relay = Some(r),
@@ -121,7 +125,7 @@ async fn hold(
         // Released: the checkpoint written, the term ended now, so another node goes on at once.
         let position = ledger_bus::read_checkpoint(&data).unwrap_or(0);
         let now = micros(chrono::Utc::now());
-        let _ = store.lease(LEASE, &holder, now, now, position).await;
+        let _ = store.lease(lease(&holder, now, now, position)).await;
     }
 }
 

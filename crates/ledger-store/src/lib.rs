@@ -28,6 +28,18 @@ mod subscription;
 pub use open::{open_store, KURRENT_SCHEMES, POSTGRES_SCHEMES};
 pub use subscription::Subscription;
 
+/// A request to take or renew a lease ([`EventStore::lease`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub name: &'a str,
+    pub holder: &'a str,
+    /// Microseconds since the Unix epoch, by the caller's clock.
+    pub now_micros: i64,
+    pub until_micros: i64,
+    /// The holder's position, kept with the lease (never moving back).
+    pub position: u64,
+}
+
 /// What a store that keeps no leases answers to [`EventStore::lease`].
 pub const NO_LEASES: &str = "this store keeps no leases";
 /// Most events one append may carry.
@@ -212,14 +224,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// never moves back (the relay's checkpoint, where a successor starts). Answers the kept
     /// position when `holder` holds the lease, None when another does. SQLite, PostgreSQL
     /// and memory keep leases; other backends refuse.
-    async fn lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now_micros: i64,
-        until_micros: i64,
-        position: u64,
-    ) -> Result<Option<u64>, StoreError> {
+    async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
+        let Lease { name, holder, now_micros, until_micros, position } = lease;
         let _ = (name, holder, now_micros, until_micros, position);
         Err(StoreError::Backend(NO_LEASES.into()))
     }

@@ -9,7 +9,7 @@ use ledger_core::{ChainHash, RecordedEvent};
 use tokio::sync::watch;
 
 use crate::plan::{kept_event_key, plan, LogTip, Plan};
-use crate::{validate, AppendRequest, Appended, EventStore, StoreError};
+use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError};
 
 #[derive(Default)]
 struct Log {
@@ -121,14 +121,8 @@ impl EventStore for MemoryStore {
         self.head_rx.clone()
     }
 
-    async fn lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now_micros: i64,
-        until_micros: i64,
-        position: u64,
-    ) -> Result<Option<u64>, StoreError> {
+    async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
+        let Lease { name, holder, now_micros, until_micros, position } = lease;
         let mut log = self.log.lock().expect("store lock");
         let lease = log.leases.entry(name.to_string()).or_insert_with(|| (holder.to_string(), 0, 0));
         if lease.0 != holder && lease.1 > now_micros {

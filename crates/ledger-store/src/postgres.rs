@@ -47,7 +47,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
 
 use crate::plan::{plan_group, raise, GroupPlan, LogTip, StoredLog};
-use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH};
+use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group transaction takes.
 pub const MAX_GROUP: usize = 1_024;
@@ -319,14 +319,8 @@ impl EventStore for PostgresStore {
         tx.commit().await.map_err(pg)
     }
 
-    async fn lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now_micros: i64,
-        until_micros: i64,
-        position: u64,
-    ) -> Result<Option<u64>, StoreError> {
+    async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
+        let Lease { name, holder, now_micros, until_micros, position } = lease;
         let r = self.readers.get().await?;
         // The row lock of the upsert decides between racing processes.
         let row = r

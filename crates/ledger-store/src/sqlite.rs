@@ -26,7 +26,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::plan::{plan, LogTip, Plan};
-use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH};
+use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group commit takes.
 pub const MAX_GROUP: usize = 1_024;
@@ -314,14 +314,8 @@ impl EventStore for SqliteStore {
         .await
     }
 
-    async fn lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now_micros: i64,
-        until_micros: i64,
-        position: u64,
-    ) -> Result<Option<u64>, StoreError> {
+    async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
+        let Lease { name, holder, now_micros, until_micros, position } = lease;
         let (name, holder) = (name.to_string(), holder.to_string());
         self.with_reader(move |c| {
             let kept: Option<i64> = c
