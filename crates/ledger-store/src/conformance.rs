@@ -342,7 +342,11 @@ pub async fn event_keys_name_single_events_of_one_append(store: Store) {
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:expr) => {
-        $crate::conformance_suite!(@cases $make;
+        $crate::conformance_suite!($make, allow(unused));
+    };
+    // `$attr` goes on every case (e.g. a `cfg_attr(..., ignore = "why")`).
+    ($make:expr, $attr:meta) => {
+        $crate::conformance_suite!(@cases $attr, $make;
             appends_land_in_order_with_versions_and_positions,
             the_envelope_round_trips,
             a_wrong_expected_version_is_refused_and_stores_nothing,
@@ -355,9 +359,10 @@ macro_rules! conformance_suite {
             a_subscription_catches_up_then_follows_without_gaps_or_doubles,
         );
     };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
+    (@cases $attr:meta, $make:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[$attr]
             async fn $case() {
                 #[allow(clippy::redundant_closure_call)]
                 let made = ($make)().await;
