@@ -3,7 +3,8 @@
 //! `ledger audit verify` of an exported log against anchors kept elsewhere. An insider who
 //! rewrites the tail of the store and hashes it again, or drops the tail, passes the chain
 //! check but not the anchors; an anchor signed with another key is reported; a rotated key
-//! keeps the old anchors verifiable; the anchors topic alone is enough to verify.
+//! keeps the old anchors verifiable; the anchors topic (fed by the relay inside `serve`)
+//! alone is enough to verify.
 
 mod support;
 
@@ -94,9 +95,15 @@ fn wait_for_anchors(server: &Server, at_least: u64) -> Value {
 /// A store in `<root>/data` written by `serve` anchoring with `key` every 5 events:
 /// `credentials` writes, then a clean stop.
 fn served(root: &Path, key: &Path, credentials: usize) -> PathBuf {
+    served_with(root, key, credentials, &[])
+}
+
+fn served_with(root: &Path, key: &Path, credentials: usize, env: &[(&str, &str)]) -> PathBuf {
     let data = root.join("data");
-    let server =
-        Server::start_with_env(&data, &[("LEDGER_ANCHOR_KEY_FILE", &p(key)), ("LEDGER_ANCHOR_EVERY_EVENTS", "5")]);
+    let key = p(key);
+    let mut env = env.to_vec();
+    env.extend([("LEDGER_ANCHOR_KEY_FILE", key.as_str()), ("LEDGER_ANCHOR_EVERY_EVENTS", "5")]);
+    let server = Server::start_with_env(&data, &env);
     for _ in 0..credentials {
         server.credential("auditor", None);
     }
@@ -252,6 +259,31 @@ fn serve_anchors_the_chain_and_an_auditor_verifies_without_the_server() {
 }
 
 #[test]
+fn the_key_may_come_from_the_environment_once_and_a_bad_key_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let key = root.path().join("anchor.key");
+    let public = keygen(&key);
+    let secret = std::fs::read_to_string(&key).unwrap();
+    let data = root.path().join("data");
+    let with_env = |value: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(["anchor", "public-key", "--data", &p(&data)])
+            .args(args)
+            .env("LEDGER_ANCHOR_KEY", value)
+            .output()
+            .unwrap()
+    };
+    let out = with_env(secret.trim(), &[]);
+    assert_eq!((out.status.success(), stdout(&out).trim()), (true, public.as_str()), "{}", stderr(&out));
+    let out = with_env(secret.trim(), &["--anchor-key", &p(&key)]);
+    assert!(!out.status.success() && stderr(&out).contains("not both"), "{}", stderr(&out));
+    let out = with_env("abc", &[]);
+    assert!(!out.status.success() && stderr(&out).contains("64 hex digits"), "{}", stderr(&out));
+    let out = ledger(&["audit", "verify", "--log", &p(&key), "--anchors", &p(&key), "--public-key", "12"]);
+    assert!(!out.status.success() && stderr(&out).contains("--public-key 12"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_rewritten_tail_a_dropped_tail_and_a_forged_anchor_are_each_caught_at_their_position() {
     let root = tempfile::tempdir().unwrap();
     let key = root.path().join("anchor.key");
@@ -276,6 +308,17 @@ fn a_rewritten_tail_a_dropped_tail_and_a_forged_anchor_are_each_caught_at_their_
     let (code, verdict) = verify(&with_anchors(&rewritten));
     assert_eq!((code, verdict["first_bad_position"].as_u64()), (1, Some(from)), "{verdict}");
     assert!(verdict["reason"].as_str().unwrap().contains(&format!("rewritten after position {}", kept[0].0)));
+    // The server finds it too, with the anchors the store kept and the key the auditor names.
+    let server = Server::start(&rewritten);
+    let (status, verdict) =
+        server.call("GET", &format!("/v1/audit/verify?anchors=stored&public_key={public}"), Some(ADMIN_TOKEN), None);
+    assert_eq!((status, verdict["first_bad_position"].as_u64()), (200, Some(from)), "{verdict}");
+    let (status, verdict) = server.call("GET", "/v1/audit/verify", Some(ADMIN_TOKEN), None);
+    assert_eq!((status, verdict["ok"].as_bool()), (200, Some(true)), "the chain alone cannot tell: {verdict}");
+    // This server has no anchor key: it will not guess which key to trust.
+    let (status, body) = server.call("GET", "/v1/audit/verify?anchors=stored", Some(ADMIN_TOKEN), None);
+    assert_eq!((status, body["error_code"].as_str()), (400, Some("INVALID_FIELD")), "{body}");
+    drop(server);
     // A rewrite between two anchors shows at the next anchor, after the last one that agrees.
     let rewritten = copy_store(&data, &root.path().join("rewritten-between"));
     rewrite_tail(&rewritten, &events, kept[0].0 + 1);
@@ -408,13 +451,11 @@ fn the_relay_publishes_the_anchors_and_their_topic_alone_verifies_an_exported_lo
     let root = tempfile::tempdir().unwrap();
     let key = root.path().join("anchor.key");
     let public = keygen(&key);
-    let data = served(root.path(), &key, 12);
-
+    // The relay inside `serve` publishes the anchors, the one made on shutdown included.
     let cluster: MockCluster<'static, DefaultProducerContext> = MockCluster::new(3).unwrap();
     cluster.create_topic("ledger.anchors.v1", 3, 3).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let out = ledger(&["relay", "--data", &p(&data), "--brokers", &brokers, "--until-caught-up"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let data = served_with(root.path(), &key, 12, &[("LEDGER_KAFKA_BROKERS", &brokers)]);
 
     let log = root.path().join("log.jsonl");
     let mut events = export(&data, &log);
@@ -432,6 +473,8 @@ fn the_relay_publishes_the_anchors_and_their_topic_alone_verifies_an_exported_lo
     };
     let (code, verdict) = verify(&topic_args(&log));
     assert_eq!((code, verdict["anchors"].as_u64()), (0, Some(anchored.len() as u64)), "{verdict}");
+    assert_eq!(verdict["anchored_through"].as_u64(), anchored.last().copied(), "{verdict}");
+    assert_eq!(anchored.last(), Some(&(events.len() as u64 - 1)), "the shutdown anchor covers the last event");
 
     // An export rewritten from the first anchored position on, hashed again, fails against
     // the topic's copy there.

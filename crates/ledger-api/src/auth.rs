@@ -9,7 +9,7 @@
 //! first admin token comes from `LEDGER_ADMIN_TOKEN`.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -17,6 +17,8 @@ use ledger_core::Role;
 use ledger_domain::credential::CredentialBook;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use ledger_store::EventStore;
 
 use crate::error::ApiError;
 use crate::signing::{self, RequestParts, SigningError};
@@ -57,9 +59,6 @@ pub struct Credentials {
     admin_token_sha256: Option<String>,
     tokens: RwLock<HashMap<String, Known>>,
     access_keys: RwLock<HashMap<String, Known>>,
-    /// Signatures of writes seen within the date window: a captured signed write cannot be
-    /// sent again.
-    seen_signatures: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 pub fn sha256_hex(s: &str) -> String {
@@ -89,7 +88,6 @@ impl Credentials {
             admin_token_sha256: admin_token.filter(|t| !t.is_empty()).map(sha256_hex),
             tokens: RwLock::new(HashMap::new()),
             access_keys: RwLock::new(HashMap::new()),
-            seen_signatures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -172,8 +170,8 @@ impl Credentials {
         Ok(Identified::Signed { auth: Box::new(auth), principal })
     }
 
-    /// The caller, once the whole request is known: a signature must match it, and a signed
-    /// write is accepted once.
+    /// The caller, once the whole request is known: a signature must match it. (That a
+    /// signed write is accepted once is [`first_receipt`]'s to check, in the store.)
     pub fn confirm(
         &self,
         identified: Identified,
@@ -187,14 +185,30 @@ impl Credentials {
         let secret = signing::derive_secret_key(&self.master_key, &auth.access_key);
         signing::verify(&auth, req, &secret, now)
             .map_err(|e: SigningError| ApiError::unauthenticated(e.to_string()))?;
-        if !req.method.eq_ignore_ascii_case("GET") {
-            let mut seen = self.seen_signatures.lock().expect("lock");
-            seen.retain(|_, at| now - *at <= signing::DATE_WINDOW * 2);
-            if seen.insert(auth.signature.clone(), now).is_some() {
-                return Err(ApiError::unauthenticated("this signed request was already received; sign it again"));
-            }
-        }
         Ok(principal)
+    }
+}
+
+/// The signature a signed write must be received once by, if `identified` is one (a read
+/// may be sent again: it acts on nothing).
+pub fn once_only(identified: &Identified, method: &str) -> Option<String> {
+    match identified {
+        Identified::Signed { auth, .. } if !method.eq_ignore_ascii_case("GET") => Some(auth.signature.clone()),
+        _ => None,
+    }
+}
+
+/// Refuses a signed write whose signature was received before: a captured request cannot
+/// act twice. The memory is the store's ([`EventStore::first_use`]), so it holds across a
+/// restart and across every node sharing the store. A signature is kept for twice the date
+/// window: past that its date is refused anyway. Call it only after the signature checked.
+pub async fn first_receipt(store: &dyn EventStore, signature: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
+    let key = format!("signed-request:{signature}");
+    let until = now + signing::DATE_WINDOW * 2;
+    if store.first_use(&key, now.timestamp_micros(), until.timestamp_micros()).await? {
+        Ok(())
+    } else {
+        Err(ApiError::unauthenticated("this signed request was already received; sign it again"))
     }
 }
 
@@ -290,8 +304,8 @@ mod tests {
         assert_eq!(creds.authenticate(&parts(&h, "GET"), now).unwrap_err().code, "UNAUTHENTICATED");
     }
 
-    #[test]
-    fn a_signed_write_is_accepted_once() {
+    #[tokio::test]
+    async fn a_signed_write_is_accepted_once() {
         let creds = Credentials::new(b"master".to_vec(), None);
         let mut book = CredentialBook::default();
         let issued = issue(&creds, &mut book, "cred-1", None);
@@ -310,7 +324,12 @@ mod tests {
             other => base(other),
         };
         assert_eq!(creds.authenticate(&parts(&h, "POST"), now).unwrap().partner_id.as_deref(), Some("P1"));
-        let replay = creds.authenticate(&parts(&h, "POST"), now).unwrap_err();
+        let identified = creds.identify(&h, now).unwrap();
+        let signature = once_only(&identified, "POST").expect("a signed write is received once");
+        assert_eq!(once_only(&identified, "GET"), None, "a signed read may come again");
+        let store = ledger_store::memory::MemoryStore::default();
+        first_receipt(&store, &signature, now).await.unwrap();
+        let replay = first_receipt(&store, &signature, now + chrono::Duration::minutes(29)).await.unwrap_err();
         assert!(replay.message.contains("already received"), "{}", replay.message);
 
         // A key the server never issued, or a secret of another master key, is refused.

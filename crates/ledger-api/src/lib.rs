@@ -15,6 +15,7 @@ pub mod incentive_routes;
 pub mod lab_points_routes;
 pub mod limits;
 pub mod metrics;
+pub mod nodes;
 pub mod rebate_routes;
 pub mod registry_routes;
 pub mod scope;

@@ -29,6 +29,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Connections, header and body time, body memory.
     pub limits: crate::limits::Limits,
+    /// Which stored credentials the lookup tables hold (crate::nodes).
+    pub credentials_synced: crate::nodes::CredentialsSynced,
     /// The public half of the key anchoring the chain (`ledger anchor`), when one is set:
     /// the key `GET /v1/audit/verify?anchors=stored` checks with unless the auditor names one.
     pub anchor_key: Option<ledger_domain::anchors::PublicKey>,

@@ -129,6 +129,22 @@ impl Anchorer {
     }
 }
 
+/// Where the last anchor stands: the position it covers and its own position. An event
+/// appended between reading the head and appending the anchor sits between the two, so what
+/// is left to anchor is everything after `covered` except the anchor itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct LastAnchor {
+    covered: u64,
+    own: u64,
+}
+
+impl LastAnchor {
+    fn pending(&self, head: u64) -> u64 {
+        let own_counts = u64::from(self.own > self.covered && self.own <= head);
+        head.saturating_sub(self.covered).saturating_sub(own_counts)
+    }
+}
+
 async fn run(
     ledger: Arc<Ledger>,
     key: AnchorKey,
@@ -136,16 +152,17 @@ async fn run(
     mut stopped: oneshot::Receiver<()>,
 ) -> Result<u64, AppError> {
     let mut heads = ledger.exec.store().head();
-    let mut anchored_to = ledger.last_anchor_event().await?;
+    let mut last =
+        LastAnchor { covered: ledger.anchor_state().await?.last_head_position, own: ledger.last_anchor_event().await? };
     let mut last_anchor = Instant::now();
     let mut made = 0;
     loop {
-        // Events after the last anchor's own event (an anchor alone is not anchored again).
-        let pending = heads.borrow_and_update().saturating_sub(anchored_to);
+        // An anchor alone is not anchored again.
+        let pending = last.pending(*heads.borrow_and_update());
         let due = pending >= cadence.every_events || (pending > 0 && last_anchor.elapsed() >= cadence.every);
         if due {
             match anchor_once(&ledger, &key).await {
-                Ok(Some(position)) => (anchored_to, made) = (position, made + 1),
+                Ok(Some(anchor)) => (last, made) = (anchor, made + 1),
                 Ok(None) => {}
                 // A rule refused the anchor (another key became current): stop, and say so.
                 Err(e @ AppError::Domain(_)) => return Err(e),
@@ -162,17 +179,39 @@ async fn run(
             _ = tokio::time::sleep_until(wake) => {}
         }
     }
-    if ledger.exec.store().head().borrow().saturating_sub(anchored_to) > 0
-        && anchor_once(&ledger, &key).await?.is_some()
-    {
+    let head = *ledger.exec.store().head().borrow();
+    if last.pending(head) > 0 && anchor_once(&ledger, &key).await?.is_some() {
         made += 1;
     }
     Ok(made)
 }
 
-/// One anchor of the head now; the anchor event's position.
-async fn anchor_once(ledger: &Ledger, key: &AnchorKey) -> Result<Option<u64>, AppError> {
+/// One anchor of the head now.
+async fn anchor_once(ledger: &Ledger, key: &AnchorKey) -> Result<Option<LastAnchor>, AppError> {
     let ctx =
         CommandContext { meta: CommandMeta::new(Actor::system(ANCHORER)), now: chrono::Utc::now(), idempotency: None };
-    Ok(ledger.anchor_head(&ctx, key).await?.position())
+    Ok(match ledger.anchor_head(&ctx, key).await? {
+        Outcome::Stored { events, appended } => {
+            events.first().map(|a| LastAnchor { covered: a.head_position(), own: appended.last_position })
+        }
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LastAnchor;
+
+    #[test]
+    fn what_is_left_to_anchor_leaves_out_the_anchor_itself() {
+        let none = LastAnchor::default();
+        assert_eq!((none.pending(0), none.pending(3)), (0, 3));
+        // The anchor of 12 stored at 13: nothing left at 13, one event at 14.
+        let next = LastAnchor { covered: 12, own: 13 };
+        assert_eq!((next.pending(13), next.pending(14)), (0, 1));
+        // An event appended at 13 while the anchor of 12 was decided, the anchor at 14: the
+        // event at 13 is still to anchor.
+        let raced = LastAnchor { covered: 12, own: 14 };
+        assert_eq!((raced.pending(14), raced.pending(15)), (1, 2));
+    }
 }

@@ -136,12 +136,13 @@ fn load_anchors(args: &VerifyArgs) -> Result<Option<Vec<AnchorEvent>>> {
 
 pub fn run(cmd: Command) -> Result<()> {
     let Command::Verify(args) = cmd;
-    let anchors = load_anchors(&args)?;
+    // The keys first: a typo is reported before any file or topic is read.
     let keys = args
         .public_keys
         .iter()
         .map(|k| k.parse::<PublicKey>().map_err(|e| anyhow::anyhow!("--public-key {k}: {e}")))
         .collect::<Result<Vec<_>>>()?;
+    let anchors = load_anchors(&args)?;
     match (&anchors, keys.is_empty()) {
         (None, false) => anyhow::bail!("--public-key checks anchors: give --anchors FILE or --anchors-topic"),
         (Some(_), true) => anyhow::bail!("checking anchors needs the anchor public key you trust: --public-key HEX"),

@@ -342,6 +342,25 @@ pub async fn event_keys_name_single_events_of_one_append(store: Store) {
     assert_eq!(verify_chain(&store).await, 5);
 }
 
+/// The replay memory: a key is used once until its time passes, also between racers.
+pub async fn a_key_is_used_once_until_its_time_passes(store: Store) {
+    assert!(store.first_use("sig:a", 1_000, 2_000).await.unwrap());
+    assert!(!store.first_use("sig:a", 1_500, 2_500).await.unwrap(), "a second use within its time");
+    assert!(store.first_use("sig:b", 1_500, 2_500).await.unwrap(), "keys are apart");
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.first_use("sig:contested", 1_600, 2_600).await.unwrap() })
+        })
+        .collect();
+    let mut firsts = 0;
+    for t in tasks {
+        firsts += usize::from(t.await.unwrap());
+    }
+    assert_eq!(firsts, 1, "exactly one racer is first");
+    assert_eq!(store.read_all(1, 10).await.unwrap().len(), 0, "the memory is not in the log");
+}
+
 /// Expands to one `#[tokio::test]` per case, each on a fresh store made by `$make`
 /// (an expression returning `(Store, guard)`; the guard lives as long as the test).
 #[macro_export]
@@ -362,6 +381,7 @@ macro_rules! conformance_suite {
             invalid_appends_are_refused_whole,
             many_appenders_leave_a_gap_free_log_and_a_valid_chain,
             a_subscription_catches_up_then_follows_without_gaps_or_doubles,
+            a_key_is_used_once_until_its_time_passes,
         );
     };
     (@cases $attr:meta, $make:expr; $($case:ident),* $(,)?) => {

@@ -192,6 +192,17 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The last durable position, updated after every commit.
     fn head(&self) -> watch::Receiver<u64>;
+
+    /// Marks `key` used until `until_micros` (microseconds since the Unix epoch) and answers
+    /// whether this is its first use: false when it is already marked and `now_micros` is
+    /// before its time. It is the signed-request replay memory (docs/API.md,
+    /// Authentication), kept beside the log so that every process sharing the store shares
+    /// it and a restart keeps it. Keys whose time has passed may be forgotten.
+    /// Every backend keeps it; a wrapper that does not forward it refuses.
+    async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
+        let _ = (key, now_micros, until_micros);
+        Err(StoreError::Backend("this store keeps no replay memory".into()))
+    }
 }
 
 /// Catches up from `from_position` and then follows live appends: every event once, in

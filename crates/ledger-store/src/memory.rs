@@ -17,6 +17,8 @@ struct Log {
     streams: HashMap<String, Vec<usize>>,
     keys: HashMap<String, ([u8; 32], Appended)>,
     event_ids: HashSet<uuid::Uuid>,
+    /// Keys of [`EventStore::first_use`] and until when each is kept.
+    used_once: HashMap<String, i64>,
     snapshots: HashMap<String, (u64, String)>,
 }
 
@@ -115,5 +117,11 @@ impl EventStore for MemoryStore {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.head_rx.clone()
+    }
+
+    async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
+        let mut log = self.log.lock().expect("store lock");
+        log.used_once.retain(|_, until| *until > now_micros);
+        Ok(log.used_once.insert(key.to_string(), until_micros).is_none())
     }
 }

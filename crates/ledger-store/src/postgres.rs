@@ -99,6 +99,10 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     last_position  BIGINT NOT NULL,
     stream_version BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS used_once (
+    key          TEXT   PRIMARY KEY,
+    until_micros BIGINT NOT NULL
+);
 ";
 
 /// The columns read back, in `row_to_event` order. Times come back in the stored and hashed
@@ -291,6 +295,26 @@ impl EventStore for PostgresStore {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.head.clone()
+    }
+
+    async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
+        let r = self.readers.get().await?;
+        // The primary key decides between racing processes: the loser waits for the winner's
+        // row and then updates nothing (unless that row's time has passed). Old rows go a
+        // few at a time, skipping those another process is deleting (no lock waits).
+        let added = r
+            .client
+            .execute(
+                "WITH gone AS (DELETE FROM used_once WHERE key IN (SELECT key FROM used_once \
+                 WHERE until_micros <= $2 LIMIT 100 FOR UPDATE SKIP LOCKED)) \
+                 INSERT INTO used_once (key, until_micros) VALUES ($1, $3) \
+                 ON CONFLICT (key) DO UPDATE SET until_micros = EXCLUDED.until_micros \
+                 WHERE used_once.until_micros <= $2",
+                &[&key, &now_micros, &until_micros],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(added == 1)
     }
 }
 

@@ -65,6 +65,10 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     last_position  INTEGER NOT NULL,
     stream_version INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS used_once (
+    key          TEXT    PRIMARY KEY,
+    until_micros INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 const COLUMNS: &str = "position, stream, version, event_id, event_type, schema_version, occurred_at, \
@@ -279,6 +283,23 @@ impl EventStore for SqliteStore {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.head.clone()
+    }
+
+    async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
+        let key = key.to_string();
+        // A short write transaction of its own beside the log's writer (busy_timeout waits
+        // for the writer's turn); the row's own primary key decides who was first.
+        self.with_reader(move |c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM used_once WHERE until_micros <= ?1", [now_micros])?;
+            let added = tx.execute(
+                "INSERT OR IGNORE INTO used_once (key, until_micros) VALUES (?1, ?2)",
+                rusqlite::params![key, until_micros],
+            )?;
+            tx.commit()?;
+            Ok(added == 1)
+        })
+        .await
     }
 }
 
