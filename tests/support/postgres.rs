@@ -37,6 +37,11 @@ pub fn store_of(dir: &Path) -> Option<String> {
     Some(format!("{}?schema={}", server_url(), schema_of(dir)))
 }
 
+/// A store spec for a fresh schema (kept in `dir`), in any test binary.
+pub fn store_of_new(dir: &Path) -> String {
+    format!("{}?schema={}", server_url(), schema_of(dir))
+}
+
 /// Puts the servers on `dir` on PostgreSQL, in a fresh schema, in any test binary.
 pub fn use_postgres(dir: &Path) -> String {
     schema_of(dir)

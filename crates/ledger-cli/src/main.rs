@@ -21,6 +21,7 @@ mod bench_http;
 mod bench_replay;
 mod demo;
 mod events;
+mod migrate;
 mod projections_cmd;
 mod serve;
 mod soak;
@@ -75,6 +76,8 @@ enum Command {
     /// Generate a realistic sample history (`ledger demo seed --help`).
     #[command(subcommand)]
     Demo(demo::Command),
+    /// Copy a log between backends (a directory, postgres://…, esdb://…), resumable, verified.
+    Migrate(migrate::Args),
     /// Read models: rebuild from the log, or show their checkpoints.
     #[command(subcommand)]
     Projections(projections_cmd::Command),
@@ -121,6 +124,7 @@ fn run() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Events(args) => events::run(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Demo(cmd) => demo::run(cmd),
         Command::Projections(cmd) => projections_cmd::run(cmd),
         Command::Statement(args) => statement::run(args),

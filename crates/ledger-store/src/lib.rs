@@ -198,11 +198,38 @@ pub trait EventStore: Send + Sync + 'static {
     /// before its time. It is the signed-request replay memory (docs/API.md,
     /// Authentication), kept beside the log so that every process sharing the store shares
     /// it and a restart keeps it. Keys whose time has passed may be forgotten.
-    /// Every backend keeps it; a wrapper that does not forward it refuses.
+    /// SQLite, PostgreSQL, KurrentDB and memory keep it; a wrapper that does not forward it refuses.
     async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
         let _ = (key, now_micros, until_micros);
         Err(StoreError::Backend("this store keeps no replay memory".into()))
     }
+
+    /// Writes `events` as they are (positions, event ids, times, metadata, hashes) after the
+    /// log's last event, all or none: for copying a log between backends (`ledger
+    /// migrate`). They must continue the log exactly: the next positions, each chained to
+    /// the one before, each hashing to its own hash. Idempotency keys are not carried. The
+    /// target should not be served while it is imported into (a writer in the same process
+    /// would not know the new tip until its next conflict). SQLite and PostgreSQL import;
+    /// other backends refuse.
+    async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        let _ = events;
+        Err(StoreError::Backend("this store cannot import a log (SQLite and PostgreSQL can)".into()))
+    }
+}
+
+/// Checks that `events` continue a log whose last event is at `tip` (see
+/// [`EventStore::import`]).
+pub(crate) fn check_import(tip: &plan::LogTip, events: &[RecordedEvent]) -> Result<(), StoreError> {
+    let mut chain = ledger_core::envelope::ChainVerifier::after(tip.next_position - 1, tip.prev_hash);
+    for e in events {
+        chain.check(e).map_err(|b| {
+            StoreError::InvalidAppend(format!(
+                "the imported event at position {} does not continue the log: {}",
+                b.position, b.reason
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Catches up from `from_position` and then follows live appends: every event once, in

@@ -297,6 +297,22 @@ impl EventStore for PostgresStore {
         self.head.clone()
     }
 
+    async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        let Some(last) = events.last().map(|e| e.position.to_string()) else { return Ok(()) };
+        // A connection of its own, under the writers' lock: the tip it checks against is the
+        // tip it writes after, whatever other processes append.
+        let mut conn = WriterConn::open(&self.readers.target, false).await?;
+        let (st, lock_key) = (&conn.st, conn.lock_key);
+        let tx = conn.client.transaction().await.map_err(pg)?;
+        tx.execute(&st.lock, &[&lock_key]).await.map_err(pg)?;
+        crate::check_import(&read_tip(&tx, &st.tip).await?, &events)?;
+        let cols = EventColumns::from(&events);
+        let event_params = cols.params();
+        tx.execute(&st.insert_events, &event_params).await.map_err(pg)?;
+        tx.execute(&st.notify, &[&self.readers.target.channel(), &last]).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+
     async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
         let r = self.readers.get().await?;
         // The primary key decides between racing processes: the loser waits for the winner's
@@ -554,24 +570,7 @@ impl Writer {
             let k = KeyColumns::from(&plan.keys);
             let last = last.position.to_string();
             let channel = self.target.channel();
-            let event_params: [&(dyn ToSql + Sync); 16] = [
-                &cols.position,
-                &cols.stream,
-                &cols.version,
-                &cols.event_id,
-                &cols.event_type,
-                &cols.schema_version,
-                &cols.occurred_at,
-                &cols.recorded_at,
-                &cols.actor_principal,
-                &cols.actor_role,
-                &cols.correlation_id,
-                &cols.causation_id,
-                &cols.request_id,
-                &cols.data,
-                &cols.prev_hash,
-                &cols.hash,
-            ];
+            let event_params = cols.params();
             let key_params: [&(dyn ToSql + Sync); 5] =
                 [&k.key, &k.fingerprint, &k.first_position, &k.last_position, &k.stream_version];
             let notify_params: [&(dyn ToSql + Sync); 2] = [&channel, &last];
@@ -610,6 +609,30 @@ struct EventColumns {
     data: Vec<String>,
     prev_hash: Vec<Vec<u8>>,
     hash: Vec<Vec<u8>>,
+}
+
+impl EventColumns {
+    /// The parameters of `INSERT_EVENTS`, in its order.
+    fn params(&self) -> [&(dyn ToSql + Sync); 16] {
+        [
+            &self.position,
+            &self.stream,
+            &self.version,
+            &self.event_id,
+            &self.event_type,
+            &self.schema_version,
+            &self.occurred_at,
+            &self.recorded_at,
+            &self.actor_principal,
+            &self.actor_role,
+            &self.correlation_id,
+            &self.causation_id,
+            &self.request_id,
+            &self.data,
+            &self.prev_hash,
+            &self.hash,
+        ]
+    }
 }
 
 impl From<&Vec<RecordedEvent>> for EventColumns {

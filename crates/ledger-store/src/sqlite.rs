@@ -285,6 +285,23 @@ impl EventStore for SqliteStore {
         self.head.clone()
     }
 
+    async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        self.with_reader(move |c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            crate::check_import(&read_tip(&tx)?, &events)?;
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ))?;
+            for e in &events {
+                insert_event(&mut insert, e)?;
+            }
+            drop(insert);
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
         let key = key.to_string();
         // A short write transaction of its own beside the log's writer (busy_timeout waits
@@ -319,6 +336,29 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
          PRAGMA foreign_keys = ON;",
     )?;
     Ok(conn)
+}
+
+/// Writes one event's row with the statement `INSERT INTO events ({COLUMNS}) VALUES (?1 … ?16)`.
+fn insert_event(insert: &mut rusqlite::CachedStatement<'_>, e: &RecordedEvent) -> Result<(), StoreError> {
+    insert.execute(params![
+        e.position as i64,
+        e.stream,
+        e.version as i64,
+        e.event_id.hyphenated().to_string(),
+        e.event_type,
+        e.schema_version as i64,
+        format_time(e.occurred_at),
+        format_time(e.recorded_at),
+        e.actor.principal,
+        e.actor.role.as_str(),
+        e.correlation_id.hyphenated().to_string(),
+        e.causation_id.map(|c| c.hyphenated().to_string()),
+        e.request_id,
+        e.data,
+        &e.prev_hash.0[..],
+        &e.hash.0[..],
+    ])?;
+    Ok(())
 }
 
 fn read_tip(conn: &Connection) -> Result<LogTip, StoreError> {
@@ -644,24 +684,7 @@ impl Writer {
                     continue;
                 }
                 for e in &events {
-                    insert.execute(params![
-                        e.position as i64,
-                        e.stream,
-                        e.version as i64,
-                        e.event_id.hyphenated().to_string(),
-                        e.event_type,
-                        e.schema_version as i64,
-                        format_time(e.occurred_at),
-                        format_time(e.recorded_at),
-                        e.actor.principal,
-                        e.actor.role.as_str(),
-                        e.correlation_id.hyphenated().to_string(),
-                        e.causation_id.map(|c| c.hyphenated().to_string()),
-                        e.request_id,
-                        e.data,
-                        &e.prev_hash.0[..],
-                        &e.hash.0[..],
-                    ])?;
+                    insert_event(&mut insert, e)?;
                 }
                 for (key, fingerprint, first) in new_keys {
                     insert_key.execute(params![
