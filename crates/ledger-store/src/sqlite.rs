@@ -625,7 +625,10 @@ impl Writer {
         answers: &mut Vec<Result<Appended, StoreError>>,
         check_ids: bool,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: the write lock first, waiting for it (busy_timeout) while the checkpointer
+        // or the replay guard holds it. A deferred transaction reads first, and SQLite refuses
+        // a reader's upgrade to writer at once ("database is locked"), without waiting.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Versions, keys and tip as they stand inside this group, before it commits.
         let mut versions: HashMap<&str, u64> = HashMap::new();
         let mut keys: HashMap<String, ([u8; 32], Appended)> = HashMap::new();
