@@ -341,9 +341,11 @@ fn finalize_month_after_close(s: &Server, partner: &str, token: &str, month: &st
 /// Appends `event` to `stream` directly in the store of `dir` (the server stopped): a
 /// history the API would not write, to see what a step does with it.
 fn inject<E: ledger_domain::EventFamily>(dir: &std::path::Path, stream: &str, event: &E) {
-    use ledger_store::{AppendRequest, EventStore, ExpectedVersion};
+    use ledger_store::{AppendRequest, ExpectedVersion};
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = ledger_store::sqlite::SqliteStore::open(dir).unwrap();
+        // The server's store: the embedded one in `dir`, or its schema when on PostgreSQL.
+        let spec = support::postgres::store_of(dir).unwrap_or_else(|| dir.display().to_string());
+        let store = ledger_store::open_store(&spec).await.unwrap();
         let (event_type, version, payload) = ledger_domain::encode(event);
         let new = ledger_core::NewEvent::new(&event_type, version, Utc::now(), &payload).unwrap();
         let meta = ledger_core::CommandMeta::new(ledger_core::Actor::system("test"));
@@ -356,7 +358,7 @@ fn inject<E: ledger_domain::EventFamily>(dir: &std::path::Path, stream: &str, ev
             event_keys: vec![],
         };
         store.append(req).await.unwrap();
-        store.close();
+        drop(store); // the embedded store closes (its WAL checkpointed) before the server starts
     });
 }
 
@@ -396,33 +398,109 @@ fn a_pay_step_any_decider_refuses_stores_nothing() {
     assert_eq!(paid["status"], "paid");
 }
 
+/// A payment paid by `cloud_account_credit` in a server that dies between the step's two
+/// appends (`LEDGER_CRASH_AT=between-pay-appends`): paid, its rebate not credited. Answers
+/// the partner's token and the payment id.
+fn pay_cut_short(dir: &std::path::Path, partner: &str) -> (String, String) {
+    let s = Server::start(dir);
+    publish_policy(&s, "2026-07", &[("ecs", "0.05")]);
+    let (token, _, id) = invoice_received_partner(&s, partner);
+    s.stop();
+    let s = Server::start_with_env(dir, &[("LEDGER_CRASH_AT", "between-pay-appends")]);
+    let cut = ureq::post(&s.url(&format!("/v1/quarterly-payments/{id}/pay")))
+        .set("X-Auth-Token", ADMIN_TOKEN)
+        .set("X-Request-Id", &format!("pay-{partner}-1"))
+        .send_json(json!({"method": "cloud_account_credit"}));
+    assert!(matches!(cut, Err(ureq::Error::Transport(_))), "the server died mid-step: {cut:?}");
+    drop(s);
+    (token, id)
+}
+
+/// The server after the cut, leaving the credit to the API (not completed at start).
+fn restart_without_start_completion(dir: &std::path::Path) -> Server {
+    Server::start_with_env(dir, &[("LEDGER_START_COMPLETION", "off")])
+}
+
+fn pay_with_id(s: &Server, id: &str, request_id: &str) -> (u16, Value) {
+    let body = json!({"method": "cloud_account_credit"});
+    s.send(
+        "POST",
+        &format!("/v1/quarterly-payments/{id}/pay"),
+        Some(ADMIN_TOKEN),
+        &[("X-Request-Id", request_id)],
+        Some(&body),
+    )
+}
+
 #[test]
 fn a_pay_step_cut_short_between_its_appends_is_completed_by_its_retry() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path());
-    publish_policy(&s, "2026-07", &[("ecs", "0.05")]);
-    let (token, _, id) = invoice_received_partner(&s, "CUT");
-    s.stop();
-
-    // The process dies after the payment is stored and before the rebate is credited.
-    let s = Server::start_with_env(dir.path(), &[("LEDGER_CRASH_AT", "between-pay-appends")]);
-    let path = format!("/v1/quarterly-payments/{id}/pay");
-    let body = json!({"method": "cloud_account_credit"});
-    let cut = ureq::post(&s.url(&path))
-        .set("X-Auth-Token", ADMIN_TOKEN)
-        .set("X-Request-Id", "pay-CUT-1")
-        .send_json(body.clone());
-    assert!(matches!(cut, Err(ureq::Error::Transport(_))), "the server died mid-step: {cut:?}");
-    drop(s);
-
-    let s = Server::start(dir.path());
+    let (token, id) = pay_cut_short(dir.path(), "CUT");
+    let s = restart_without_start_completion(dir.path());
     assert_eq!(read(&s, &format!("/v1/quarterly-payments/{id}"), &token)["status"], "paid");
     assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 0, "not credited yet");
     // The retry under the same request id completes the step: credited once, balanced.
     for _ in 0..2 {
-        let (status, answer) = s.send("POST", &path, Some(ADMIN_TOKEN), &[("X-Request-Id", "pay-CUT-1")], Some(&body));
+        let (status, answer) = pay_with_id(&s, &id, "pay-CUT-1");
         assert_eq!((status, answer["status"].as_str()), (200, Some("paid")), "{answer}");
         assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 5000);
         assert_balanced(&s, ADMIN_TOKEN, pos(&answer));
     }
+}
+
+#[test]
+fn a_pay_step_cut_short_is_completed_by_a_pay_under_another_request_id_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (token, id) = pay_cut_short(dir.path(), "CUX");
+    let s = restart_without_start_completion(dir.path());
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 0, "not credited yet");
+    let head = s.events_total();
+    let (status, answer) = pay_with_id(&s, &id, "pay-CUX-2");
+    assert_eq!((status, answer["status"].as_str()), (200, Some("paid")), "{answer}");
+    // One event more, the credit, and the answer's position is its position.
+    assert_eq!(s.events_total(), head + 1);
+    let credit = pos(&answer);
+    let log = read(&s, &format!("/v1/events?from_position={credit}&limit=1"), ADMIN_TOKEN);
+    assert_eq!(log["items"][0]["type"], "RebateCredited", "{log}");
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 5000);
+    assert_balanced(&s, ADMIN_TOKEN, credit);
+    // Its retry answers the same; the first call's retry completes nothing more.
+    for request_id in ["pay-CUX-2", "pay-CUX-1"] {
+        let (status, again) = pay_with_id(&s, &id, request_id);
+        assert_eq!((status, again["status"].as_str()), (200, Some("paid")), "{again}");
+    }
+    assert_eq!(pos(&pay_with_id(&s, &id, "pay-CUX-2").1), credit);
+    // Paid and credited: another pay is refused, nothing stored.
+    expect(pay_with_id(&s, &id, "pay-CUX-3"), 409, Some("INVALID_STATE"));
+    assert_eq!(s.events_total(), head + 1);
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 5000);
+}
+
+#[test]
+fn a_pay_step_cut_short_is_completed_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (token, id) = pay_cut_short(dir.path(), "CUS");
+    let s = Server::start(dir.path());
+    // The start completes the credit in the background, once the read models caught up.
+    let mut credited = 0;
+    for _ in 0..400 {
+        credited = cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token));
+        if credited != 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(credited, 5000, "credited once, at start");
+    assert_balanced(&s, ADMIN_TOKEN, s.events_total());
+    let head = s.events_total();
+    expect(pay_with_id(&s, &id, "pay-CUS-2"), 409, Some("INVALID_STATE"));
+    // The first call's retry still answers its step (the credit is idempotent by payment).
+    let (status, answer) = pay_with_id(&s, &id, "pay-CUS-1");
+    assert_eq!((status, answer["status"].as_str()), (200, Some("paid")), "{answer}");
+    assert_eq!(s.events_total(), head);
+    s.stop();
+    // A second start finds nothing to complete.
+    let s = Server::start(dir.path());
+    assert_eq!(s.events_total(), head);
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 5000);
 }

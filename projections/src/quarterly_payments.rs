@@ -5,7 +5,9 @@
 //! to its row straight away.
 
 use ledger_core::RecordedEvent;
-use ledger_domain::incentives::{payment_of, IncentiveEvent, Incentives, PaymentStatus, PaymentView, QuarterlyPayment};
+use ledger_domain::incentives::{
+    payment_of, IncentiveEvent, Incentives, PaymentMethod, PaymentStatus, PaymentView, QuarterlyPayment,
+};
 use ledger_domain::{stream_family, Decider};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -208,6 +210,19 @@ pub fn carried_deductions_paid(
             })
         })
         .collect()
+}
+
+/// `(partner, payment id)` of every payment paid by `cloud_account_credit`: what `ledger
+/// serve` checks at start for a credit a crash left missing.
+pub fn paid_by_credit(conn: &Connection) -> Result<Vec<(String, String)>, ProjectionError> {
+    let mut stmt = conn.prepare(
+        "SELECT partner_id, payment_id FROM quarterly_payments WHERE status = ?1 AND method = ?2 \
+         ORDER BY partner_id, payment_id",
+    )?;
+    let paid = to_text(&PaymentStatus::Paid);
+    let method = to_text(&PaymentMethod::CloudAccountCredit);
+    let rows = stmt.query_map([paid, method], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Every payment id of `partner` (tests compare them with the streams).

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod flows;
+pub mod postgres;
 pub mod sdk;
 
 use std::io::{BufRead, BufReader};
@@ -45,10 +46,14 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(dir)
             .args(args)
+            .env_remove("LEDGER_STORE")
             .env("LEDGER_ADMIN_TOKEN", ADMIN_TOKEN)
             .env_remove("LEDGER_MASTER_KEY")
             .env_remove("LEDGER_INVOICE_ADDRESS")
             .env_remove("LEDGER_INVOICE_MAILBOX");
+        if let Some(store) = postgres::store_of(dir) {
+            command.env("LEDGER_STORE", store).env("LEDGER_MASTER_KEY", postgres::MASTER_KEY);
+        }
         for (k, v) in env {
             command.env(k, v);
         }

@@ -7,6 +7,7 @@
 pub mod audit_routes;
 pub mod auth;
 pub mod coupons_routes;
+pub mod credentials_routes;
 pub mod error;
 pub mod funds_routes;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod incentive_routes;
 pub mod lab_points_routes;
 pub mod limits;
 pub mod metrics;
+pub mod nodes;
 pub mod rebate_routes;
 pub mod registry_routes;
 pub mod scope;

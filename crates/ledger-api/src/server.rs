@@ -6,20 +6,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use ledger_app::{CommandContext, Ledger};
-use ledger_core::envelope::NewEvent;
-use ledger_core::Role;
-use ledger_store::{AppendRequest, EventStore, ExpectedVersion};
-use serde::Deserialize;
+use ledger_store::EventStore;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::auth::{CredentialIssued, Credentials, CREDENTIALS_STREAM, CREDENTIAL_ISSUED};
+use crate::auth::Credentials;
 use crate::error::ApiError;
-use crate::http::{Caller, JsonBody};
+use crate::http::Caller;
 use crate::{http, metrics};
 
 pub struct AppState {
@@ -33,19 +29,19 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Connections, header and body time, body memory.
     pub limits: crate::limits::Limits,
+    /// Which stored credentials the lookup tables hold (crate::nodes).
+    pub credentials_synced: crate::nodes::CredentialsSynced,
+    /// The public half of the key anchoring the chain (`ledger anchor`), when one is set:
+    /// the key `GET /v1/audit/verify?anchors=stored` checks with unless the auditor names one.
+    pub anchor_key: Option<ledger_domain::anchors::PublicKey>,
 }
 
 impl AppState {
-    /// Loads the stored credentials into the lookup tables.
+    /// Makes the lookup tables those of the stored credentials; answers how many there are.
     pub async fn load_credentials(&self) -> Result<usize, ApiError> {
-        let events = self.store.read_stream(CREDENTIALS_STREAM, 1, ledger_store::MAX_READ_BATCH).await?;
-        for e in &events {
-            if e.event_type == CREDENTIAL_ISSUED {
-                let fact: CredentialIssued = e.payload().map_err(|err| ApiError::invalid("credential", err))?;
-                self.credentials.learn(&fact);
-            }
-        }
-        Ok(events.len())
+        let book = self.ledger.credentials().await?;
+        self.credentials.sync(&book);
+        Ok(book.by_id.len())
     }
 
     pub fn context(&self, caller: &Caller) -> CommandContext {
@@ -77,15 +73,17 @@ fn ep(
 /// Every endpoint of API.md this server serves.
 pub fn endpoints() -> Vec<Endpoint> {
     use crate::{
-        audit_routes as audit, coupons_routes as coupons, funds_routes as funds, incentive_routes as inc,
-        lab_points_routes as lab_points, rebate_routes as rebate, registry_routes as reg, statement_routes as stmt,
-        vendor,
+        audit_routes as audit, coupons_routes as coupons, credentials_routes as creds, funds_routes as funds,
+        incentive_routes as inc, lab_points_routes as lab_points, rebate_routes as rebate, registry_routes as reg,
+        statement_routes as stmt, vendor,
     };
     vec![
         ep("get", "/healthz", "public", "Liveness, head and applied positions", get(healthz)),
         ep("get", "/metrics", "public", "Prometheus metrics", get(metrics::metrics)),
         ep("get", "/openapi.json", "public", "This document", get(openapi)),
-        ep("post", "/v1/credentials", "admin", "Issue a token and an AK/SK pair", post(issue_credential)),
+        ep("post", "/v1/credentials", "admin", "Issue a token and an AK/SK pair", post(creds::issue)),
+        ep("get", "/v1/credentials", "admin", "Every credential, without secrets", get(creds::list)),
+        ep("post", "/v1/credentials/{id}/revoke", "admin", "End a credential at once", post(creds::revoke)),
         ep("post", "/v1/partners", "admin", "Register a partner", post(reg::register_partner)),
         ep(
             "get",
@@ -378,7 +376,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         ),
         ep("get", "/v1/events", "auditor, admin", "The global log in order", get(audit::events)),
         ep("get", "/v1/streams/{stream}/events", "auditor, admin", "One stream's history", get(audit::stream_events)),
-        ep("get", "/v1/audit/verify", "auditor, admin", "Walk the hash chain", get(audit::verify)),
+        ep(
+            "get",
+            "/v1/audit/verify",
+            "auditor, admin",
+            "Walk the hash chain (?anchors=stored: and check it against the signed anchors)",
+            get(audit::verify),
+        ),
+        ep("get", "/v1/audit/anchors", "auditor, admin", "The signed anchors of the hash chain", get(audit::anchors)),
     ]
 }
 
@@ -454,57 +459,6 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
     let head = *state.store.head().borrow();
     let applied = *state.applied.borrow();
     Json(json!({"status": "ok", "head_position": head, "applied_position": applied}))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CredentialRequest {
-    role: String,
-    partner_id: Option<String>,
-}
-
-async fn issue_credential(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    body: JsonBody<CredentialRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(&[Role::Admin])?;
-    let req = body.value;
-    let role = match req.role.as_str() {
-        "admin" => Role::Admin,
-        "partner" => Role::Partner,
-        "auditor" => Role::Auditor,
-        _ => return Err(caller.err(ApiError::invalid("role", "must be admin, partner or auditor"))),
-    };
-    match (role, &req.partner_id) {
-        (Role::Partner, None) => {
-            return Err(caller.err(ApiError::invalid("partner_id", "a partner credential names its partner")))
-        }
-        (Role::Partner, Some(p)) => ledger_core::ids::validate_id("partner_id", p).map_err(|e| caller.err(e.into()))?,
-        (_, Some(_)) => return Err(caller.err(ApiError::invalid("partner_id", "only a partner credential has one"))),
-        _ => {}
-    }
-    let (issued, fact) = state.credentials.issue(role, req.partner_id);
-    let ctx = state.context(&caller);
-    let event = NewEvent::new(CREDENTIAL_ISSUED, 1, ctx.now, &fact).map_err(|e| ApiError::invalid("credential", e))?;
-    let appended = state
-        .store
-        .append(AppendRequest {
-            stream: CREDENTIALS_STREAM.into(),
-            expected: ExpectedVersion::Any,
-            events: vec![event],
-            meta: ctx.meta,
-            idempotency: None,
-            event_keys: vec![],
-        })
-        .await
-        .map_err(|e| caller.err(e.into()))?;
-    state.credentials.learn(&fact);
-    let mut answer = serde_json::to_value(&issued).expect("serialises");
-    answer["role"] = json!(role);
-    answer["partner_id"] = json!(fact.partner_id);
-    answer["position"] = json!(appended.last_position);
-    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// Serves until ctrl-c or SIGTERM under the state's limits, then lets in-flight requests

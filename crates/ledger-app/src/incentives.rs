@@ -11,9 +11,9 @@ use ledger_domain::customer::{self, AssociationType, Customer};
 use ledger_domain::incentives::{
     self, AcceptOpportunity, ApplyForMonth, ApplyForOpportunity, ApprovePayment, CloseMonth, ConfirmInvoiceReceived,
     ConsumptionLine, FinalizeMonth, FinalizeOpportunity, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState,
-    IssueInvoiceList, LineAssociation, MarkOpportunityDelivered, PayQuarterlyPayment, PaymentMethod, RecordConsumption,
-    RefundConsumption, RejectPayment, RequestQuarterlyPayment, ReviewDecision, ReviewMonth, ReviewOpportunity,
-    ShareOpportunity,
+    IssueInvoiceList, LineAssociation, MarkOpportunityDelivered, PayQuarterlyPayment, PaymentMethod, PaymentStatus,
+    RecordConsumption, RefundConsumption, RejectPayment, RequestQuarterlyPayment, ReviewDecision, ReviewMonth,
+    ReviewOpportunity, ShareOpportunity,
 };
 use ledger_domain::partner::certification_gate;
 use ledger_domain::policy::PolicyBook;
@@ -466,8 +466,10 @@ impl Ledger {
     /// All-or-nothing (docs/DOMAIN.md §5): every decider the step involves runs before
     /// anything is stored, so a refusal by any of them stores nothing. The credit lives in
     /// another stream, so it is a second append; a process that dies between the two leaves
-    /// the step to its retry under the same `X-Request-Id`, which replays the first append and
-    /// completes the credit (the credit is idempotent by payment id).
+    /// the credit to the next pay call on the payment (its retry under the same
+    /// `X-Request-Id` replays the first append; any other id finds the payment paid and its
+    /// credit missing) or to the next start of `ledger serve`. The credit is idempotent by
+    /// payment id.
     pub async fn payment_step(
         &self,
         ctx: &CommandContext,
@@ -495,6 +497,13 @@ impl Ledger {
         };
         let stream = incentives::stream_id(partner_id);
         if self.exec.replay::<IncentiveEvent>(ctx).await?.is_none() {
+            if let IncentiveCommand::PayQuarterlyPayment(pay) = &command {
+                // Paid, its credit missing (a step cut short between its appends): any later
+                // pay call completes it; once credited, a pay is refused `INVALID_STATE`.
+                if let Some(appended) = self.complete_rebate_credit(ctx, partner_id, &pay.payment_id).await? {
+                    return Ok(Outcome::Replayed { appended });
+                }
+            }
             self.check_rebate_credits(partner_id, &stream, &command, ctx).await?;
         }
         let mut outcome = self.exec.execute::<Incentives>(&stream, command, ctx).await?;
@@ -521,6 +530,37 @@ impl Ledger {
             }
         }
         Ok(outcome)
+    }
+
+    /// Credits the rebate of `payment_id` when it is paid by `cloud_account_credit` and its
+    /// credit is missing (the process died between the step's two appends); answers the
+    /// credit's append, `None` when there was nothing to complete. The credit is stored under
+    /// `ctx`'s request id, so a retry of the completing call replays it.
+    pub async fn complete_rebate_credit(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        payment_id: &str,
+    ) -> Result<Option<ledger_store::Appended>, AppError> {
+        let (state, version) = self.exec.load_shared::<Incentives>(&incentives::stream_id(partner_id)).await?;
+        let Some(p) = state.payment_view(payment_id) else { return Ok(None) };
+        if p.status != PaymentStatus::Paid || p.method != Some(PaymentMethod::CloudAccountCredit) {
+            return Ok(None);
+        }
+        if self.rebate(partner_id).await?.credits.contains_key(payment_id) {
+            return Ok(None);
+        }
+        // The paid event's amount is the payable (docs/DOMAIN.md §5).
+        let credit =
+            CreditRebate { partner_id: partner_id.to_string(), source_id: payment_id.to_string(), amount: p.payable };
+        let stream = ledger_domain::rebate::stream_id(partner_id);
+        match self.exec.execute::<Rebate>(&stream, RebateCommand::CreditRebate(credit), ctx).await? {
+            Outcome::Stored { appended, .. } | Outcome::Replayed { appended } => Ok(Some(appended)),
+            // Credited meanwhile by a concurrent call.
+            Outcome::Unchanged { .. } => Ok(self.credit_position(partner_id, payment_id).await?.map(|p| {
+                ledger_store::Appended { first_position: p, last_position: p, stream_version: version, replayed: true }
+            })),
+        }
     }
 
     /// Runs the rebate decider on the credits `command` would ask for, before anything is

@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 use ledger_core::workdays::WorkingCalendar;
 
+pub mod anchors;
 pub mod billing;
 pub mod coupons;
+pub mod credentials;
 pub mod executor;
 pub mod funds;
 pub mod incentives;

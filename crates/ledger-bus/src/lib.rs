@@ -9,6 +9,7 @@
 //! It knows the envelope and the topic contract (routing, schemas), not what the events
 //! mean: no domain rules, no HTTP.
 
+pub mod anchors;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;

@@ -5,6 +5,7 @@
 //! published somewhere by accident.
 
 use ledger_core::RecordedEvent;
+use ledger_domain::anchors::Anchors;
 use ledger_domain::coupons::Coupons;
 use ledger_domain::customer::Customer;
 use ledger_domain::funds::Funds;
@@ -24,9 +25,11 @@ pub const TOPIC_ADJUSTMENTS: &str = "ledger.adjustments.v1";
 pub const TOPIC_COUPONS: &str = "ledger.coupons.v1";
 pub const TOPIC_WITHDRAWALS: &str = "ledger.withdrawals.v1";
 pub const TOPIC_LAB_POINTS: &str = "ledger.lab-points.v1";
+/// Signed anchors of the hash chain: a copy kept outside the database for auditors.
+pub const TOPIC_ANCHORS: &str = "ledger.anchors.v1";
 
 /// Every topic the relay may produce to (consumers subscribe to these).
-pub const ALL_TOPICS: [&str; 8] = [
+pub const ALL_TOPICS: [&str; 9] = [
     TOPIC_PARTNERS,
     TOPIC_POLICIES,
     TOPIC_INCENTIVES,
@@ -35,6 +38,7 @@ pub const ALL_TOPICS: [&str; 8] = [
     TOPIC_COUPONS,
     TOPIC_WITHDRAWALS,
     TOPIC_LAB_POINTS,
+    TOPIC_ANCHORS,
 ];
 
 /// The stream that holds credential events (hashed tokens, access keys).
@@ -88,6 +92,7 @@ pub fn topic_for(stream: &str, event_type: &str) -> Option<Option<&'static str>>
         Rebate::FAMILY if event_type == "RebateCredited" => TOPIC_PAYMENTS,
         Rebate::FAMILY => TOPIC_WITHDRAWALS,
         LabPoints::FAMILY => TOPIC_LAB_POINTS,
+        Anchors::FAMILY => TOPIC_ANCHORS,
         _ => return None,
     };
     Some(Some(topic))
@@ -147,6 +152,8 @@ mod tests {
             ("rebate-P1", "WithdrawalRequested", TOPIC_WITHDRAWALS),
             ("rebate-P1", "RebateCredited", TOPIC_PAYMENTS),
             ("lab-points-P1", "LabPointsApplied", TOPIC_LAB_POINTS),
+            ("anchors-chain", "ChainAnchored", TOPIC_ANCHORS),
+            ("anchors-chain", "AnchorKeyRotated", TOPIC_ANCHORS),
         ];
         for (stream, ty, topic) in cases {
             assert_eq!(topic_for(stream, ty), Some(Some(topic)), "{stream} {ty}");
@@ -174,6 +181,8 @@ mod tests {
         assert_eq!(key_for("incentives-P1", &json!({"partner_id": "P9"})).unwrap(), "P9");
         assert_eq!(key_for("partner-P1-x", &json!({})).unwrap(), "P1-x");
         assert_eq!(key_for("lab-points-P7", &json!({})).unwrap(), "P7");
+        // One key for the one anchor stream: its anchors stay in order on one partition.
+        assert_eq!(key_for(&ledger_domain::anchors::stream_id(), &json!({})).unwrap(), "chain");
         assert!(key_for("partner-", &json!({})).is_err());
         assert!(key_for("partner-P1", &json!({"partner_id": 3})).is_err());
     }

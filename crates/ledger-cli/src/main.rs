@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod anchor;
 mod audit;
 mod bench;
 mod bench_http;
@@ -21,7 +22,9 @@ mod bench_ingest;
 mod bench_replay;
 mod demo;
 mod events;
+mod migrate;
 mod projections_cmd;
+mod relay_lease;
 mod serve;
 mod soak;
 mod statement;
@@ -75,6 +78,8 @@ enum Command {
     /// Generate a realistic sample history (`ledger demo seed --help`).
     #[command(subcommand)]
     Demo(demo::Command),
+    /// Copy a log between backends (a directory, postgres://…, esdb://…), resumable, verified.
+    Migrate(migrate::Args),
     /// Read models: rebuild from the log, or show their checkpoints.
     #[command(subcommand)]
     Projections(projections_cmd::Command),
@@ -84,6 +89,9 @@ enum Command {
     Consume(ledger_bus::cli::ConsumeArgs),
     /// A partner's monthly statement (opening, movements by kind, closing) as CSV or JSON.
     Statement(statement::Args),
+    /// The anchor key: make one, print its public key, rotate to a new one.
+    #[command(subcommand)]
+    Anchor(anchor::Command),
     /// Audit commands for finance staff and auditors.
     #[command(subcommand)]
     Audit(audit::Command),
@@ -118,11 +126,13 @@ fn run() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Events(args) => events::run(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Demo(cmd) => demo::run(cmd),
         Command::Projections(cmd) => projections_cmd::run(cmd),
         Command::Statement(args) => statement::run(args),
         Command::Relay(args) => tokio::runtime::Runtime::new()?.block_on(args.run()),
         Command::Consume(args) => tokio::runtime::Runtime::new()?.block_on(args.run()),
+        Command::Anchor(cmd) => anchor::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Soak(args) => soak::run(args),

@@ -1,5 +1,10 @@
-//! `ledger serve`: the HTTP API of docs/API.md on the embedded store, with the projections
-//! running in the same process.
+//! `ledger serve`: the HTTP API of docs/API.md on the embedded store or a shared one
+//! (`--store postgres://…`, `esdb://…`), with the projections running in the same process.
+//!
+//! On a shared store several nodes may serve at once (README, Running at scale): every
+//! decision is appended at the stream version it was made from, so a node that decided on a
+//! stale state gets a conflict and decides again; each node's read models (SQLite under
+//! `--data`) follow the shared log, so `min_position` waits on whichever node reads.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +26,12 @@ pub struct Args {
     data: DataDir,
     #[command(flatten)]
     calendar: CalendarFile,
+    /// Where the log lives: a directory (SQLite, the default: the `--data` directory),
+    /// `postgres://user@host:port/db[?schema=name]`, or `esdb://…` / `kurrentdb://…`. With a
+    /// shared store, `--data` keeps this node's read models and relay checkpoint, and every
+    /// node needs the same `LEDGER_MASTER_KEY`.
+    #[arg(long, env = "LEDGER_STORE")]
+    store: Option<String>,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -33,6 +44,12 @@ pub struct Args {
     demo: bool,
     #[command(flatten)]
     kafka: ledger_bus::cli::ServeKafkaArgs,
+    /// Seconds of the kafka lease: with `--kafka-brokers`, the nodes sharing a store hold it
+    /// in turn and only its holder publishes; another takes over this long after it dies.
+    #[arg(long, env = "LEDGER_KAFKA_LEASE_SECS", default_value = "10", value_parser = seconds)]
+    kafka_lease_secs: std::time::Duration,
+    #[command(flatten)]
+    anchor: crate::anchor::ServeArgs,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -72,6 +89,9 @@ impl LimitArgs {
         }
     }
 }
+
+/// On a clean shutdown, how long the relay may take to publish what was appended last.
+const RELAY_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The admin token of `--demo` when none is configured: for a local sample only.
 pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
@@ -116,6 +136,48 @@ fn return_memory_in_the_background() {
         .expect("a thread starts");
 }
 
+/// The log `serve` runs on: the embedded SQLite store (closed cleanly at shutdown) or a
+/// shared one.
+enum Log {
+    Embedded(Arc<SqliteStore>),
+    Shared(Arc<dyn EventStore>),
+}
+
+impl Log {
+    async fn open(spec: Option<&str>, data: &Path) -> Result<Log> {
+        let dir = match spec.map(str::trim) {
+            None => data.to_path_buf(),
+            Some(s) if !s.contains("://") => std::path::PathBuf::from(s),
+            Some(s) if s.starts_with("sqlite://") => std::path::PathBuf::from(&s["sqlite://".len()..]),
+            Some(s) => {
+                anyhow::ensure!(
+                    std::env::var("LEDGER_MASTER_KEY").is_ok(),
+                    "a shared store needs LEDGER_MASTER_KEY (the same on every node), or credentials issued \
+                     on one node would not verify on another"
+                );
+                std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+                let store = ledger_store::open_store(s).await.context("opening the store")?;
+                return Ok(Log::Shared(store));
+            }
+        };
+        anyhow::ensure!(!dir.as_os_str().is_empty(), "--store names no directory");
+        Ok(Log::Embedded(Arc::new(SqliteStore::open(&dir).with_context(|| format!("opening {}", dir.display()))?)))
+    }
+
+    fn store(&self) -> Arc<dyn EventStore> {
+        match self {
+            Log::Embedded(s) => s.clone(),
+            Log::Shared(s) => s.clone(),
+        }
+    }
+
+    fn close(&self) {
+        if let Log::Embedded(s) = self {
+            s.close();
+        }
+    }
+}
+
 pub fn run(mut args: Args) -> Result<()> {
     return_memory_in_the_background();
     if args.demo && args.admin_token.is_none() {
@@ -124,10 +186,10 @@ pub fn run(mut args: Args) -> Result<()> {
     let calendar = args.calendar.load()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let store = Arc::new(SqliteStore::open(&args.data.dir)?);
-        let dyn_store: Arc<dyn EventStore> = store.clone();
+        let log = Log::open(args.store.as_deref(), &args.data.dir).await?;
+        let dyn_store = log.store();
         if args.demo && *dyn_store.head().borrow() == 0 {
-            eprintln!("seeding a sample history into {} ...", args.data.dir.display());
+            eprintln!("seeding a sample history ...");
             let plan = ledger_demo::DemoPlan::new(20, 6, chrono::Utc::now());
             crate::demo::seed_with_progress(&dyn_store, &plan, &calendar).await?;
         }
@@ -157,18 +219,28 @@ pub fn run(mut args: Args) -> Result<()> {
                 let _ = (&mut live.0).await;
             })
         };
-        let relay = ledger_bus::cli::spawn_in_serve(&args.kafka, &args.data.dir, dyn_store.clone())?;
+        let relay =
+            crate::relay_lease::spawn(&args.kafka, args.kafka_lease_secs, args.data.dir.clone(), dyn_store.clone());
         let credentials = Arc::new(Credentials::new(master_key(&args.data.dir)?, args.admin_token.as_deref()));
+        let ledger = Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))).with_calendar(calendar));
+        let anchorer = crate::anchor::spawn_in_serve(&args.anchor, &args.data.dir, ledger.clone()).await?;
         let state = Arc::new(AppState {
             store: dyn_store.clone(),
-            ledger: Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))).with_calendar(calendar)),
+            ledger,
             credentials,
             applied,
             reads: ledger_projections::ReadPool::new(&args.data.dir),
             metrics: Default::default(),
             limits: ledger_api::limits::Limits::new(args.limits.config()),
+            credentials_synced: Default::default(),
+            anchor_key: anchorer.as_ref().map(|(_, public)| public.parse()).transpose()?,
         });
-        state.load_credentials().await.map_err(|e| anyhow::anyhow!("loading credentials: {}", e.message))?;
+        ledger_api::nodes::learn_new_credentials(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading credentials: {}", e.message))?;
+        // Credentials issued or revoked through another node sharing the store.
+        let credentials_follower = ledger_api::nodes::follow_credentials(state.clone());
+        let completing = tokio::spawn(complete_cut_short_payments(state.clone(), *dyn_store.head().borrow()));
         if args.admin_token.is_none() {
             eprintln!("warning: no LEDGER_ADMIN_TOKEN set; only credentials stored earlier can sign in");
         }
@@ -181,15 +253,55 @@ pub fn run(mut args: Args) -> Result<()> {
             print_demo_help(&addr.to_string(), args.admin_token.as_deref().unwrap_or(DEMO_ADMIN_TOKEN));
         }
         ledger_api::serve(state, listener).await?;
-        if let Some(relay) = relay {
-            let stats = relay.shutdown().await?;
-            eprintln!("kafka relay stopped: {stats:?}");
+        if let Some((anchorer, _)) = anchorer {
+            // A clean shutdown anchors whatever came since the last anchor.
+            let made = anchorer.shutdown().await.map_err(|e| anyhow::anyhow!("anchoring: {e}"))?;
+            eprintln!("anchors made: {made}");
         }
+        if let Some(relay) = relay {
+            // The last anchor leaves the database with the server (bounded: Kafka may be down).
+            relay.shutdown(*dyn_store.head().borrow(), RELAY_FLUSH).await;
+        }
+        completing.abort();
         projections.abort();
-        store.close();
+        credentials_follower.abort();
+        log.close();
         eprintln!("stopped cleanly");
         Ok(())
     })
+}
+
+/// Credits the rebate of every payment paid by `cloud_account_credit` whose credit a crash
+/// between the pay step's two appends left missing (docs/DOMAIN.md §5), once the read models
+/// hold the log as it stood at start (`head`).
+/// `LEDGER_START_COMPLETION=off` leaves them to the next pay call (a test hook, beside
+/// `LEDGER_CRASH_AT`, to show that call completes them).
+async fn complete_cut_short_payments(state: Arc<AppState>, head: u64) {
+    if std::env::var("LEDGER_START_COMPLETION").is_ok_and(|v| v == "off") {
+        return;
+    }
+    if state.applied.clone().wait_for(|p| *p >= head).await.is_err() {
+        return;
+    }
+    let paid = match state.reads.read(ledger_projections::quarterly_payments::paid_by_credit).await {
+        Ok(paid) => paid,
+        Err(e) => return tracing::error!(error = %e, "listing the payments paid by credit"),
+    };
+    let ctx = ledger_app::CommandContext {
+        meta: ledger_core::CommandMeta::new(ledger_core::Actor::system("serve-start")),
+        now: chrono::Utc::now(),
+        idempotency: None,
+    };
+    for (partner, payment) in paid {
+        match state.ledger.complete_rebate_credit(&ctx, &partner, &payment).await {
+            Ok(Some(credit)) => eprintln!(
+                "completed the missing rebate credit of payment {payment} (partner {partner}) at position {}",
+                credit.last_position
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e.to_string(), payment, "completing a rebate credit"),
+        }
+    }
 }
 
 fn print_demo_help(addr: &str, token: &str) {

@@ -258,6 +258,12 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier that goes on after a log's last event (`position`, `hash`; 0 and
+    /// `ChainHash::ZERO` for an empty log).
+    pub fn after(position: u64, hash: ChainHash) -> ChainVerifier {
+        ChainVerifier { prev_hash: hash, next_position: position + 1, checked: 0 }
+    }
+
     pub fn check(&mut self, e: &RecordedEvent) -> Result<(), ChainBreak> {
         let brk = |reason| Err(ChainBreak { position: e.position, reason });
         if e.position != self.next_position {

@@ -9,6 +9,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::anchors::Anchors;
 use crate::coupons::Coupons;
 use crate::customer::Customer;
 use crate::funds::Funds;
@@ -40,7 +41,7 @@ pub enum DecodeError {
 }
 
 /// Every aggregate's stream family ([`Decider::FAMILY`]), so a stream name reads back.
-pub const FAMILIES: [&str; 8] = [
+pub const FAMILIES: [&str; 9] = [
     Partner::FAMILY,
     Customer::FAMILY,
     Policies::FAMILY,
@@ -49,6 +50,7 @@ pub const FAMILIES: [&str; 8] = [
     Coupons::FAMILY,
     Rebate::FAMILY,
     LabPoints::FAMILY,
+    Anchors::FAMILY,
 ];
 
 /// A stream name as `(family, id)`: `("incentives", "P1")` of `incentives-P1`,

@@ -38,6 +38,11 @@ pub mod rebate;
 // The billing feed's batch receipts (idempotency of a whole batch).
 pub mod billing;
 
+// Who may call the API.
+pub mod credential;
+// Tamper evidence: signed anchors of the hash chain.
+pub mod anchors;
+
 pub use decider::Decider;
 pub use error::{Blocker, DomainError};
 pub use event::{decode, encode, split_stream, stream_family, DecodeError, EventFamily, FAMILIES};

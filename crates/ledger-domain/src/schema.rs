@@ -83,6 +83,9 @@ pub fn families() -> Vec<Family> {
         family::<crate::funds::FundsEvent>("funds", crate::funds::examples()),
         family::<crate::coupons::CouponEvent>("coupons", crate::coupons::examples()),
         family::<crate::billing::BillingEvent>("billing", crate::billing::examples()),
+        family::<crate::credential::CredentialEvent>("credential", crate::credential::examples())
+            .with_legacy::<crate::credential::legacy::CredentialIssuedV1>("CredentialIssued", 1),
+        family::<crate::anchors::AnchorEvent>("anchors", crate::anchors::examples()),
     ]
 }
 

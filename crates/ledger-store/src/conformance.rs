@@ -258,18 +258,23 @@ pub async fn a_subscription_catches_up_then_follows_without_gaps_or_doubles(stor
     for w in writers {
         w.await.unwrap();
     }
-    // Resuming after a checkpoint delivers exactly the rest.
+    // Resuming after a checkpoint delivers exactly the rest, in order, then waits for and
+    // delivers what is appended next.
     let mut resumed = subscribe_all(store.clone(), 2_001);
-    assert_eq!(resumed.next().await.unwrap().position, 2_001);
-    let more = tokio::time::timeout(std::time::Duration::from_millis(200), async {
-        let mut n = 0;
-        while resumed.next().await.is_ok() {
-            n += 1;
-        }
-        n
-    })
-    .await;
-    assert!(more.is_err(), "waits for live events once caught up");
+    let mut delivered = Vec::new();
+    for _ in 2_001..=total {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(20), resumed.next())
+            .await
+            .expect("the resumed subscription catches up")
+            .unwrap();
+        delivered.push(e.position);
+    }
+    assert_eq!(delivered, (2_001..=total as u64).collect::<Vec<_>>());
+    let more = tokio::time::timeout(std::time::Duration::from_millis(200), resumed.next()).await;
+    assert!(more.is_err(), "nothing past the head is delivered: {more:?}");
+    append_n(&store, "after", 1).await;
+    let next = tokio::time::timeout(std::time::Duration::from_secs(20), resumed.next()).await.unwrap().unwrap();
+    assert_eq!(next.position, total as u64 + 1);
 }
 
 fn event_key(key: &str, fingerprint: u8, event: usize) -> EventKey {
@@ -337,12 +342,62 @@ pub async fn event_keys_name_single_events_of_one_append(store: Store) {
     assert_eq!(verify_chain(&store).await, 5);
 }
 
+/// The replay memory: a key is used once until its time passes, also between racers.
+pub async fn a_key_is_used_once_until_its_time_passes(store: Store) {
+    assert!(store.first_use("sig:a", 1_000, 2_000).await.unwrap());
+    assert!(!store.first_use("sig:a", 1_500, 2_500).await.unwrap(), "a second use within its time");
+    assert!(store.first_use("sig:b", 1_500, 2_500).await.unwrap(), "keys are apart");
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.first_use("sig:contested", 1_600, 2_600).await.unwrap() })
+        })
+        .collect();
+    let mut firsts = 0;
+    for t in tasks {
+        firsts += usize::from(t.await.unwrap());
+    }
+    assert_eq!(firsts, 1, "exactly one racer is first");
+    assert_eq!(store.read_all(1, 10).await.unwrap().len(), 0, "the memory is not in the log");
+}
+
+fn lease<'a>(name: &'a str, holder: &'a str, now_micros: i64, until_micros: i64, position: u64) -> crate::Lease<'a> {
+    crate::Lease { name, holder, now_micros, until_micros, position }
+}
+
+/// A lease: one holder at a time, renewed by its holder, taken over once it expires, with
+/// a position that never moves back.
+pub async fn a_lease_has_one_holder_until_it_expires(store: Store) {
+    assert_eq!(store.lease(lease("relay", "a", 1_000, 2_000, 5)).await.unwrap(), Some(5));
+    assert_eq!(store.lease(lease("relay", "b", 1_500, 2_500, 0)).await.unwrap(), None, "held by a");
+    assert_eq!(store.lease(lease("relay", "a", 1_900, 3_000, 7)).await.unwrap(), Some(7), "renewed");
+    assert_eq!(store.lease(lease("relay", "b", 2_999, 4_000, 0)).await.unwrap(), None, "still a's");
+    assert_eq!(store.lease(lease("relay", "b", 3_000, 4_000, 2)).await.unwrap(), Some(7), "expired: b goes on from 7");
+    assert_eq!(store.lease(lease("relay", "a", 3_100, 4_100, 9)).await.unwrap(), None, "a lost it");
+    assert_eq!(store.lease(lease("other", "a", 3_100, 4_100, 1)).await.unwrap(), Some(1), "leases are apart");
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.lease(lease("contested", &format!("n{i}"), 0, 1_000, 0)).await.unwrap() })
+        })
+        .collect();
+    let mut holders = 0;
+    for t in tasks {
+        holders += usize::from(t.await.unwrap().is_some());
+    }
+    assert_eq!(holders, 1, "exactly one racer holds it");
+}
+
 /// Expands to one `#[tokio::test]` per case, each on a fresh store made by `$make`
 /// (an expression returning `(Store, guard)`; the guard lives as long as the test).
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:expr) => {
-        $crate::conformance_suite!(@cases $make;
+        $crate::conformance_suite!($make, allow(unused));
+    };
+    // `$attr` goes on every case (e.g. a `cfg_attr(..., ignore = "why")`).
+    ($make:expr, $attr:meta) => {
+        $crate::conformance_suite!(@cases $attr, $make;
             appends_land_in_order_with_versions_and_positions,
             the_envelope_round_trips,
             a_wrong_expected_version_is_refused_and_stores_nothing,
@@ -353,11 +408,13 @@ macro_rules! conformance_suite {
             invalid_appends_are_refused_whole,
             many_appenders_leave_a_gap_free_log_and_a_valid_chain,
             a_subscription_catches_up_then_follows_without_gaps_or_doubles,
+            a_key_is_used_once_until_its_time_passes,
         );
     };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
+    (@cases $attr:meta, $make:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[$attr]
             async fn $case() {
                 #[allow(clippy::redundant_closure_call)]
                 let made = ($make)().await;

@@ -139,6 +139,8 @@ pub(crate) trait OrderingLog: Send + Sync + 'static {
     async fn read(&self, from: u64, max: usize) -> Result<Vec<(u64, LogEntry)>, StoreError>;
     /// The revisions of entries appended at or after revision `len`, as they appear.
     async fn follow(&self, len: u64) -> BoxStream<'static, Result<u64, StoreError>>;
+    /// Marks `key` used; true when it was not marked before ([`EventStore::first_use`]).
+    async fn first_use(&self, key: &str) -> Result<bool, StoreError>;
 }
 
 /// The log on a KurrentDB server.
@@ -193,6 +195,21 @@ impl OrderingLog for KurrentLog {
                 Ok(None) | Err(kurrentdb::Error::ResourceNotFound) => return Ok(out),
                 Err(e) => return Err(kurrent(e)),
             }
+        }
+    }
+
+    async fn first_use(&self, key: &str) -> Result<bool, StoreError> {
+        // One tiny stream per key beside the log, created only if it does not exist yet:
+        // KurrentDB's expected `NoStream` decides between racing processes. (Its keys never
+        // expire; a signed request's key is only ever offered within its date window.)
+        let name = format!("{}-used-once-{key}", self.stream);
+        let event =
+            EventData::json("UsedOnce", &serde_json::json!({})).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let options = AppendToStreamOptions::default().stream_state(StreamState::NoStream).deadline(DEADLINE);
+        match self.client.append_to_stream(name.as_str(), &options, event).await {
+            Ok(_) => Ok(true),
+            Err(kurrentdb::Error::WrongExpectedVersion { .. }) => Ok(false),
+            Err(e) => Err(kurrent(e)),
         }
     }
 
@@ -724,6 +741,10 @@ impl EventStore for KurrentStore {
     fn head(&self) -> watch::Receiver<u64> {
         self.head.clone()
     }
+
+    async fn first_use(&self, key: &str, _now_micros: i64, _until_micros: i64) -> Result<bool, StoreError> {
+        self.shared.log.first_use(key).await
+    }
 }
 
 #[cfg(test)]
@@ -744,6 +765,7 @@ mod tests {
         lose_verdicts: AtomicUsize,
         /// The next appends to drop without writing and without a verdict.
         drop_appends: AtomicUsize,
+        used_once: Mutex<std::collections::HashSet<String>>,
     }
 
     impl SimLog {
@@ -753,6 +775,7 @@ mod tests {
                 grown: watch::channel(0).0,
                 lose_verdicts: AtomicUsize::new(0),
                 drop_appends: AtomicUsize::new(0),
+                used_once: Mutex::new(Default::default()),
             })
         }
 
@@ -781,6 +804,10 @@ mod tests {
                 return Err(LogAppendError::Unknown(StoreError::Backend("connection lost".into())));
             }
             Ok(())
+        }
+
+        async fn first_use(&self, key: &str) -> Result<bool, StoreError> {
+            Ok(self.used_once.lock().unwrap().insert(key.to_string()))
         }
 
         async fn read(&self, from: u64, max: usize) -> Result<Vec<(u64, LogEntry)>, StoreError> {

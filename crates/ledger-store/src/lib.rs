@@ -28,6 +28,20 @@ mod subscription;
 pub use open::{open_store, KURRENT_SCHEMES, POSTGRES_SCHEMES};
 pub use subscription::Subscription;
 
+/// A request to take or renew a lease ([`EventStore::lease`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub name: &'a str,
+    pub holder: &'a str,
+    /// Microseconds since the Unix epoch, by the caller's clock.
+    pub now_micros: i64,
+    pub until_micros: i64,
+    /// The holder's position, kept with the lease (never moving back).
+    pub position: u64,
+}
+
+/// What a store that keeps no leases answers to [`EventStore::lease`].
+pub const NO_LEASES: &str = "this store keeps no leases";
 /// Most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
 /// Most events one read returns.
@@ -192,6 +206,56 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The last durable position, updated after every commit.
     fn head(&self) -> watch::Receiver<u64>;
+
+    /// Marks `key` used until `until_micros` (microseconds since the Unix epoch) and answers
+    /// whether this is its first use: false when it is already marked and `now_micros` is
+    /// before its time. It is the signed-request replay memory (docs/API.md,
+    /// Authentication), kept beside the log so that every process sharing the store shares
+    /// it and a restart keeps it. Keys whose time has passed may be forgotten.
+    /// SQLite, PostgreSQL, KurrentDB and memory keep it; a wrapper that does not forward it refuses.
+    async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
+        let _ = (key, now_micros, until_micros);
+        Err(StoreError::Backend("this store keeps no replay memory".into()))
+    }
+
+    /// A lease that one of the processes sharing the store holds at a time (the Kafka
+    /// relay's): `holder` takes it when it is free, expired at `now_micros`, or already its
+    /// own, until `until_micros`; holding it again renews it. `position` is kept with it and
+    /// never moves back (the relay's checkpoint, where a successor starts). Answers the kept
+    /// position when `holder` holds the lease, None when another does. SQLite, PostgreSQL
+    /// and memory keep leases; other backends refuse.
+    async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
+        let Lease { name, holder, now_micros, until_micros, position } = lease;
+        let _ = (name, holder, now_micros, until_micros, position);
+        Err(StoreError::Backend(NO_LEASES.into()))
+    }
+
+    /// Writes `events` as they are (positions, event ids, times, metadata, hashes) after the
+    /// log's last event, all or none: for copying a log between backends (`ledger
+    /// migrate`). They must continue the log exactly: the next positions, each chained to
+    /// the one before, each hashing to its own hash. Idempotency keys are not carried. The
+    /// target should not be served while it is imported into (a writer in the same process
+    /// would not know the new tip until its next conflict). SQLite and PostgreSQL import;
+    /// other backends refuse.
+    async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        let _ = events;
+        Err(StoreError::Backend("this store cannot import a log (SQLite and PostgreSQL can)".into()))
+    }
+}
+
+/// Checks that `events` continue a log whose last event is at `tip` (see
+/// [`EventStore::import`]).
+pub(crate) fn check_import(tip: &plan::LogTip, events: &[RecordedEvent]) -> Result<(), StoreError> {
+    let mut chain = ledger_core::envelope::ChainVerifier::after(tip.next_position - 1, tip.prev_hash);
+    for e in events {
+        chain.check(e).map_err(|b| {
+            StoreError::InvalidAppend(format!(
+                "the imported event at position {} does not continue the log: {}",
+                b.position, b.reason
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Catches up from `from_position` and then follows live appends: every event once, in

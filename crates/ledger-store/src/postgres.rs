@@ -47,7 +47,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
 
 use crate::plan::{plan_group, raise, GroupPlan, LogTip, StoredLog};
-use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH};
+use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group transaction takes.
 pub const MAX_GROUP: usize = 1_024;
@@ -98,6 +98,16 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     first_position BIGINT NOT NULL,
     last_position  BIGINT NOT NULL,
     stream_version BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    name         TEXT   PRIMARY KEY,
+    holder       TEXT   NOT NULL,
+    until_micros BIGINT NOT NULL,
+    position     BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS used_once (
+    key          TEXT   PRIMARY KEY,
+    until_micros BIGINT NOT NULL
 );
 ";
 
@@ -291,6 +301,60 @@ impl EventStore for PostgresStore {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.head.clone()
+    }
+
+    async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        let Some(last) = events.last().map(|e| e.position.to_string()) else { return Ok(()) };
+        // A connection of its own, under the writers' lock: the tip it checks against is the
+        // tip it writes after, whatever other processes append.
+        let mut conn = WriterConn::open(&self.readers.target, false).await?;
+        let (st, lock_key) = (&conn.st, conn.lock_key);
+        let tx = conn.client.transaction().await.map_err(pg)?;
+        tx.execute(&st.lock, &[&lock_key]).await.map_err(pg)?;
+        crate::check_import(&read_tip(&tx, &st.tip).await?, &events)?;
+        let cols = EventColumns::from(&events);
+        let event_params = cols.params();
+        tx.execute(&st.insert_events, &event_params).await.map_err(pg)?;
+        tx.execute(&st.notify, &[&self.readers.target.channel(), &last]).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
+        let Lease { name, holder, now_micros, until_micros, position } = lease;
+        let r = self.readers.get().await?;
+        // The row lock of the upsert decides between racing processes.
+        let row = r
+            .client
+            .query_opt(
+                "INSERT INTO leases (name, holder, until_micros, position) VALUES ($1, $2, $4, $5) \
+                 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until_micros = EXCLUDED.until_micros, \
+                 position = GREATEST(leases.position, EXCLUDED.position) \
+                 WHERE leases.holder = EXCLUDED.holder OR leases.until_micros <= $3 RETURNING position",
+                &[&name, &holder, &now_micros, &until_micros, &(position as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+    }
+
+    async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
+        let r = self.readers.get().await?;
+        // The primary key decides between racing processes: the loser waits for the winner's
+        // row and then updates nothing (unless that row's time has passed). Old rows go a
+        // few at a time, skipping those another process is deleting (no lock waits).
+        let added = r
+            .client
+            .execute(
+                "WITH gone AS (DELETE FROM used_once WHERE key IN (SELECT key FROM used_once \
+                 WHERE until_micros <= $2 LIMIT 100 FOR UPDATE SKIP LOCKED)) \
+                 INSERT INTO used_once (key, until_micros) VALUES ($1, $3) \
+                 ON CONFLICT (key) DO UPDATE SET until_micros = EXCLUDED.until_micros \
+                 WHERE used_once.until_micros <= $2",
+                &[&key, &now_micros, &until_micros],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(added == 1)
     }
 }
 
@@ -530,24 +594,7 @@ impl Writer {
             let k = KeyColumns::from(&plan.keys);
             let last = last.position.to_string();
             let channel = self.target.channel();
-            let event_params: [&(dyn ToSql + Sync); 16] = [
-                &cols.position,
-                &cols.stream,
-                &cols.version,
-                &cols.event_id,
-                &cols.event_type,
-                &cols.schema_version,
-                &cols.occurred_at,
-                &cols.recorded_at,
-                &cols.actor_principal,
-                &cols.actor_role,
-                &cols.correlation_id,
-                &cols.causation_id,
-                &cols.request_id,
-                &cols.data,
-                &cols.prev_hash,
-                &cols.hash,
-            ];
+            let event_params = cols.params();
             let key_params: [&(dyn ToSql + Sync); 5] =
                 [&k.key, &k.fingerprint, &k.first_position, &k.last_position, &k.stream_version];
             let notify_params: [&(dyn ToSql + Sync); 2] = [&channel, &last];
@@ -586,6 +633,30 @@ struct EventColumns {
     data: Vec<String>,
     prev_hash: Vec<Vec<u8>>,
     hash: Vec<Vec<u8>>,
+}
+
+impl EventColumns {
+    /// The parameters of `INSERT_EVENTS`, in its order.
+    fn params(&self) -> [&(dyn ToSql + Sync); 16] {
+        [
+            &self.position,
+            &self.stream,
+            &self.version,
+            &self.event_id,
+            &self.event_type,
+            &self.schema_version,
+            &self.occurred_at,
+            &self.recorded_at,
+            &self.actor_principal,
+            &self.actor_role,
+            &self.correlation_id,
+            &self.causation_id,
+            &self.request_id,
+            &self.data,
+            &self.prev_hash,
+            &self.hash,
+        ]
+    }
 }
 
 impl From<&Vec<RecordedEvent>> for EventColumns {

@@ -26,7 +26,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::plan::{plan, LogTip, Plan};
-use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH};
+use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group commit takes.
 pub const MAX_GROUP: usize = 1_024;
@@ -65,7 +65,23 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     last_position  INTEGER NOT NULL,
     stream_version INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    name         TEXT    PRIMARY KEY,
+    holder       TEXT    NOT NULL,
+    until_micros INTEGER NOT NULL,
+    position     INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS used_once (
+    key          TEXT    PRIMARY KEY,
+    until_micros INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
+
+/// Takes or renews a lease (see [`EventStore::lease`]); returns a row only to its holder.
+const LEASE_SQL: &str = "INSERT INTO leases (name, holder, until_micros, position) VALUES (?1, ?2, ?4, ?5) \
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_micros = excluded.until_micros, \
+    position = max(leases.position, excluded.position) \
+    WHERE leases.holder = excluded.holder OR leases.until_micros <= ?3 RETURNING position";
 
 const COLUMNS: &str = "position, stream, version, event_id, event_type, schema_version, occurred_at, \
     recorded_at, actor_principal, actor_role, correlation_id, causation_id, request_id, data, prev_hash, hash";
@@ -280,6 +296,53 @@ impl EventStore for SqliteStore {
     fn head(&self) -> watch::Receiver<u64> {
         self.head.clone()
     }
+
+    async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        self.with_reader(move |c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            crate::check_import(&read_tip(&tx)?, &events)?;
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ))?;
+            for e in &events {
+                insert_event(&mut insert, e)?;
+            }
+            drop(insert);
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
+        let Lease { name, holder, now_micros, until_micros, position } = lease;
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.with_reader(move |c| {
+            let kept: Option<i64> = c
+                .prepare_cached(LEASE_SQL)?
+                .query_row(params![name, holder, now_micros, until_micros, position as i64], |r| r.get(0))
+                .optional()?;
+            Ok(kept.map(|p| p as u64))
+        })
+        .await
+    }
+
+    async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
+        let key = key.to_string();
+        // A short write transaction of its own beside the log's writer (busy_timeout waits
+        // for the writer's turn); the row's own primary key decides who was first.
+        self.with_reader(move |c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM used_once WHERE until_micros <= ?1", [now_micros])?;
+            let added = tx.execute(
+                "INSERT OR IGNORE INTO used_once (key, until_micros) VALUES (?1, ?2)",
+                rusqlite::params![key, until_micros],
+            )?;
+            tx.commit()?;
+            Ok(added == 1)
+        })
+        .await
+    }
 }
 
 /// Reads the global log synchronously: for tools that walk a whole file (audit, export).
@@ -299,6 +362,29 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
          PRAGMA foreign_keys = ON;",
     )?;
     Ok(conn)
+}
+
+/// Writes one event's row with the statement `INSERT INTO events ({COLUMNS}) VALUES (?1 … ?16)`.
+fn insert_event(insert: &mut rusqlite::CachedStatement<'_>, e: &RecordedEvent) -> Result<(), StoreError> {
+    insert.execute(params![
+        e.position as i64,
+        e.stream,
+        e.version as i64,
+        e.event_id.hyphenated().to_string(),
+        e.event_type,
+        e.schema_version as i64,
+        format_time(e.occurred_at),
+        format_time(e.recorded_at),
+        e.actor.principal,
+        e.actor.role.as_str(),
+        e.correlation_id.hyphenated().to_string(),
+        e.causation_id.map(|c| c.hyphenated().to_string()),
+        e.request_id,
+        e.data,
+        &e.prev_hash.0[..],
+        &e.hash.0[..],
+    ])?;
+    Ok(())
 }
 
 fn read_tip(conn: &Connection) -> Result<LogTip, StoreError> {
@@ -569,9 +655,9 @@ impl Writer {
         answers: &mut Vec<Result<Appended, StoreError>>,
         check_ids: bool,
     ) -> Result<(), StoreError> {
-        // IMMEDIATE: the write lock first, then the reads. A deferred transaction that reads
-        // and then upgrades is refused at once (no busy wait) while a TRUNCATE checkpoint is
-        // pending; taking the lock up front waits like any writer.
+        // IMMEDIATE: the write lock first, waiting for it (busy_timeout) while the checkpointer
+        // or the replay guard holds it. A deferred transaction reads first, and SQLite refuses
+        // a reader's upgrade to writer at once ("database is locked"), without waiting.
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Versions, keys and tip as they stand inside this group, before it commits.
         let mut versions: HashMap<&str, u64> = HashMap::new();
@@ -631,24 +717,7 @@ impl Writer {
                     continue;
                 }
                 for e in &events {
-                    insert.execute(params![
-                        e.position as i64,
-                        e.stream,
-                        e.version as i64,
-                        e.event_id.hyphenated().to_string(),
-                        e.event_type,
-                        e.schema_version as i64,
-                        format_time(e.occurred_at),
-                        format_time(e.recorded_at),
-                        e.actor.principal,
-                        e.actor.role.as_str(),
-                        e.correlation_id.hyphenated().to_string(),
-                        e.causation_id.map(|c| c.hyphenated().to_string()),
-                        e.request_id,
-                        e.data,
-                        &e.prev_hash.0[..],
-                        &e.hash.0[..],
-                    ])?;
+                    insert_event(&mut insert, e)?;
                 }
                 for (key, fingerprint, first) in new_keys {
                     insert_key.execute(params![

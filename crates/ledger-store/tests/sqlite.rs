@@ -15,6 +15,7 @@ async fn make() -> Option<(Store, tempfile::TempDir)> {
 }
 
 ledger_store::conformance_suite!(make);
+ledger_store::conformance_suite!(@cases make; a_lease_has_one_holder_until_it_expires);
 
 #[tokio::test]
 async fn one_process_writes_a_store_and_a_second_writer_is_refused_until_it_is_gone() {
@@ -113,6 +114,33 @@ async fn the_wal_stays_bounded_under_steady_appends_and_is_empty_after_close() {
     assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0, "closing cut the WAL to nothing");
     let reopened: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     assert_eq!(*reopened.head().borrow(), 30_000);
+}
+
+/// Another connection holding the database's write lock for a moment (as the checkpointer's
+/// TRUNCATE checkpoint does while it waits for readers, or the signed-request replay guard's
+/// short write) makes an append wait for it, not fail with "database is locked": the group
+/// takes the write lock before it reads (a read transaction that upgrades is refused at once,
+/// without waiting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_waits_for_another_connections_write_lock_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    conformance::append_n(&store, "warm", 1).await;
+    let other = ledger_store::sqlite::open_connection(&dir.path().join("ledger.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        // Released once the append is queued behind the lock.
+        held_rx.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        other.execute_batch("ROLLBACK").unwrap();
+    });
+    // A stream the writer has not seen: its group reads the stream's version first.
+    let append = store.append(conformance::request("fresh", ExpectedVersion::NoStream, vec![conformance::event(1)]));
+    held_tx.send(()).unwrap();
+    let appended = append.await.expect("the append waited for the lock");
+    assert_eq!(appended.first_position, 2);
+    holder.join().unwrap();
 }
 
 /// Snapshots are kept beside the log (not in it): the newest per stream, across a reopen.
