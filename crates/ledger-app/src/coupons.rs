@@ -115,28 +115,6 @@ impl Ledger {
         }
     }
 
-    /// The answer kept by the issue batch stored under `ctx`'s request id. A key whose
-    /// append holds no such answer was used for another request: `IDEMPOTENCY_CONFLICT`.
-    async fn issue_answer(
-        &self,
-        ctx: &CommandContext,
-        stream: &str,
-        appended: &ledger_store::Appended,
-    ) -> Result<Vec<IssueResult>, AppError> {
-        for e in self.exec.store().read_all(appended.first_position, 1).await? {
-            if e.stream != stream || e.event_type != "CouponIssueAnswered" {
-                continue;
-            }
-            let event: CouponEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
-                .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
-            if let CouponEvent::CouponIssueAnswered { results, .. } = event {
-                return Ok(results);
-            }
-        }
-        let key = ctx.idempotency.as_ref().map(|k| k.key.clone()).unwrap_or_default();
-        Err(AppError::Store(ledger_store::StoreError::IdempotencyConflict { key }))
-    }
-
     pub async fn issue_coupon(
         &self,
         ctx: &CommandContext,
@@ -222,26 +200,54 @@ impl Ledger {
         Ok((results, outcome))
     }
 
-    /// The answer kept by the reclaim batch stored under `ctx`'s request id. A key whose
-    /// append holds no such answer was used for another request: `IDEMPOTENCY_CONFLICT`.
+    /// The answer a batch kept under `ctx`'s request id: the first event of its append
+    /// `pick` takes. A key whose append holds no such answer was used for another request:
+    /// `IDEMPOTENCY_CONFLICT`.
+    async fn kept_answer<T>(
+        &self,
+        ctx: &CommandContext,
+        stream: &str,
+        appended: &ledger_store::Appended,
+        pick: impl Fn(CouponEvent) -> Option<T>,
+    ) -> Result<T, AppError> {
+        let count = (appended.last_position + 1).saturating_sub(appended.first_position) as usize;
+        for e in self.exec.store().read_all(appended.first_position, count).await? {
+            if e.stream != stream {
+                continue;
+            }
+            let event: CouponEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+                .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
+            if let Some(answer) = pick(event) {
+                return Ok(answer);
+            }
+        }
+        let key = ctx.idempotency.as_ref().map(|k| k.key.clone()).unwrap_or_default();
+        Err(AppError::Store(ledger_store::StoreError::IdempotencyConflict { key }))
+    }
+
+    async fn issue_answer(
+        &self,
+        ctx: &CommandContext,
+        stream: &str,
+        appended: &ledger_store::Appended,
+    ) -> Result<Vec<IssueResult>, AppError> {
+        self.kept_answer(ctx, stream, appended, |e| match e {
+            CouponEvent::CouponIssueAnswered { results, .. } => Some(results),
+            _ => None,
+        })
+        .await
+    }
+
     async fn reclaim_answer(
         &self,
         ctx: &CommandContext,
         stream: &str,
         appended: &ledger_store::Appended,
     ) -> Result<Vec<ReclaimResult>, AppError> {
-        let count = (appended.last_position + 1).saturating_sub(appended.first_position) as usize;
-        for e in self.exec.store().read_all(appended.first_position, count).await? {
-            if e.stream != stream || e.event_type != "CouponReclaimAnswered" {
-                continue;
-            }
-            let event: CouponEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
-                .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
-            if let CouponEvent::CouponReclaimAnswered { results, .. } = event {
-                return Ok(results);
-            }
-        }
-        let key = ctx.idempotency.as_ref().map(|k| k.key.clone()).unwrap_or_default();
-        Err(AppError::Store(ledger_store::StoreError::IdempotencyConflict { key }))
+        self.kept_answer(ctx, stream, appended, |e| match e {
+            CouponEvent::CouponReclaimAnswered { results, .. } => Some(results),
+            _ => None,
+        })
+        .await
     }
 }
