@@ -1,6 +1,6 @@
 //! `ledger audit verify` and `ledger events` through the real binary: an untouched log
-//! verifies; one changed byte, a deleted event or a rewritten link is caught at its
-//! position.
+//! verifies; one changed byte, a deleted event or a forged link (an edited event with its
+//! hash recomputed) is caught at its position.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ledger_store::conformance::{append_n, Store};
 use ledger_store::sqlite::SqliteStore;
+use ledger_store::EventStore;
 
 fn ledger(args: &[&str], dir: &Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ledger")).args(args).arg("--data").arg(dir).output().unwrap();
@@ -62,11 +63,26 @@ async fn a_deleted_event_and_a_forged_link_are_caught() {
     assert_eq!(verify(dir.path()).1["first_bad_position"], 20);
 
     let dir = store_with_50_events().await;
-    // Recomputing one event's own hash is not enough: the next link no longer matches.
+    // An edited event whose own hash is recomputed verifies by itself; the chain catches it
+    // at the next position, whose prev_hash still names the original.
     tamper(dir.path(), "UPDATE events SET actor_principal = 'mallory' WHERE position = 10");
-    assert_eq!(verify(dir.path()).1["first_bad_position"], 10);
-    tamper(dir.path(), "UPDATE events SET hash = zeroblob(32) WHERE position = 40");
-    assert_eq!(verify(dir.path()).1["first_bad_position"], 10);
+    let forged = {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let edited = store.read_all(10, 1).await.unwrap().remove(0);
+        assert_eq!(edited.actor.principal, "mallory");
+        assert_ne!(edited.compute_hash(), edited.hash, "the edit alone breaks the event's own hash");
+        edited.compute_hash()
+    };
+    let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    conn.execute("UPDATE events SET hash = ?1 WHERE position = 10", [&forged.0[..]]).unwrap();
+    drop(conn);
+    let (code, v) = verify(dir.path());
+    assert_eq!(
+        (code, &v["first_bad_position"], &v["checked"]),
+        (1, &serde_json::json!(11), &serde_json::json!(10)),
+        "{v}"
+    );
+    assert!(v["reason"].as_str().unwrap().contains("prev_hash"), "{v}");
 }
 
 #[tokio::test]

@@ -141,7 +141,7 @@ impl RelayBench {
             "{MARK_BEGIN}\nMeasured {} with `{command}`:\n\n\
              {} events in the log ({} produced, the rest on the `credentials` stream, which is never published), \
              {} partners, average payload {} bytes, {} store, {}; producer idempotent with `acks=all`, \
-             in-flight window {MAX_IN_FLIGHT}, 2 cores. Baseline: the same producer settings sending the same \
+             in-flight window {MAX_IN_FLIGHT}, {} cores. Baseline: the same producer settings sending the same \
              records (topic, key, value, headers) built in memory beforehand, same cluster, same run.\n\n\
              | run | events | seconds | events/s | vs. raw producer |\n|---|---:|---:|---:|---:|\n\
              | raw producer (baseline) | {} | {:.2} | {:.0} | 100% |\n\
@@ -156,6 +156,7 @@ impl RelayBench {
                 BenchStore::Memory => "in-memory",
             },
             self.cluster,
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             self.produced,
             self.raw_seconds,
             self.raw_rate(),

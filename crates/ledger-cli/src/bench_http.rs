@@ -149,7 +149,8 @@ async fn phase(
 }
 
 pub fn report(phases: &[Phase], connections: usize) -> String {
-    let mut out = format!("{connections} connections, loopback, release build, server and load generator on the same 2 cores.\n\n| phase | ok requests | errors | per second | p50 ms | p99 ms |\n|---|---|---|---|---|---|\n");
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut out = format!("{connections} connections, loopback, release build, server and load generator on the same {cores} cores.\n\n| phase | ok requests | errors | per second | p50 ms | p99 ms |\n|---|---|---|---|---|---|\n");
     for p in phases {
         out += &format!(
             "| {} | {} | {} | {:.0} | {:.1} | {:.1} |\n",
