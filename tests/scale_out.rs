@@ -240,3 +240,87 @@ fn a_captured_signed_write_acts_once_across_a_restart_of_the_embedded_store() {
     let (status, again) = send_signed(&s, &captured);
     assert_eq!((status, again["error_code"].as_str()), (401, Some("UNAUTHENTICATED")), "{again}");
 }
+
+/// Messages in the ledger topics of the cluster at `brokers`.
+fn messages_in_topics(brokers: &str) -> u64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create().expect("consumer");
+    let metadata = consumer.fetch_metadata(None, std::time::Duration::from_secs(10)).expect("metadata");
+    let mut total = 0;
+    for topic in metadata.topics().iter().filter(|t| t.name().starts_with("ledger.")) {
+        for p in topic.partitions() {
+            let (_, high) = consumer
+                .fetch_watermarks(topic.name(), p.id(), std::time::Duration::from_secs(10))
+                .expect("watermarks");
+            total += high as u64;
+        }
+    }
+    total
+}
+
+/// The kafka lease's holder (`pid:…`) and position, read from the shared schema.
+fn lease(dir: &std::path::Path) -> Option<(String, u64)> {
+    let schema = support::postgres::schema_of(dir);
+    let out = Command::new("psql")
+        .args([&support::postgres::server_url(), "-At", "-c"])
+        .arg(format!("SELECT holder, position FROM \"{schema}\".leases WHERE name = 'kafka-relay'"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (holder, position) = text.trim().split_once('|')?;
+    Some((holder.to_string(), position.parse().ok()?))
+}
+
+/// Waits (at most a minute) until `done` holds.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn one_node_publishes_to_kafka_and_another_takes_over_when_it_dies() {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::DefaultProducerContext;
+    let cluster: MockCluster<'static, DefaultProducerContext> = MockCluster::new(3).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    support::postgres::use_postgres(dirs[0].path());
+    support::postgres::share(dirs[0].path(), dirs[1].path());
+    let env = [("LEDGER_KAFKA_BROKERS", brokers.as_str()), ("LEDGER_KAFKA_LEASE_SECS", "1")];
+    let first = Server::start_with_env(dirs[0].path(), &env);
+    for i in 0..5 {
+        register_partner(&first, &format!("K{i}"), "Kafka Co", "solution_provider", None);
+    }
+    let head = first.events_total();
+    wait_for("the first node to publish", || lease(dirs[0].path()).is_some_and(|(_, p)| p >= head));
+    let (holder, _) = lease(dirs[0].path()).unwrap();
+    assert!(holder.starts_with(&format!("{}:", first.pid())), "{holder}");
+
+    // A second node joins and writes: it does not publish (the topics hold each event once).
+    let second = Server::start_with_env(dirs[1].path(), &env);
+    for i in 5..10 {
+        register_partner(&second, &format!("K{i}"), "Kafka Co", "solution_provider", None);
+    }
+    let head = second.events_total();
+    wait_for("the holder to publish the second node's writes", || {
+        lease(dirs[0].path()).is_some_and(|(_, p)| p >= head)
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2)); // two nodes would have doubled by now
+    assert_eq!(messages_in_topics(&brokers), head, "every event once");
+    assert!(lease(dirs[0].path()).unwrap().0.starts_with(&format!("{}:", first.pid())));
+
+    // The holder dies (SIGKILL): the other takes over from the shared checkpoint.
+    drop(first);
+    for i in 10..15 {
+        register_partner(&second, &format!("K{i}"), "Kafka Co", "solution_provider", None);
+    }
+    let head = second.events_total();
+    wait_for("the second node to take over", || {
+        lease(dirs[0].path()).is_some_and(|(h, p)| h.starts_with(&format!("{}:", second.pid())) && p >= head)
+    });
+    assert_eq!(messages_in_topics(&brokers), head, "every event once, none lost, none sent again");
+}

@@ -23,6 +23,7 @@ mod demo;
 mod events;
 mod migrate;
 mod projections_cmd;
+mod relay_lease;
 mod serve;
 mod soak;
 mod statement;

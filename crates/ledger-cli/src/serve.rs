@@ -44,6 +44,10 @@ pub struct Args {
     demo: bool,
     #[command(flatten)]
     kafka: ledger_bus::cli::ServeKafkaArgs,
+    /// Seconds of the kafka lease: with `--kafka-brokers`, the nodes sharing a store hold it
+    /// in turn and only its holder publishes; another takes over this long after it dies.
+    #[arg(long, env = "LEDGER_KAFKA_LEASE_SECS", default_value = "10", value_parser = seconds)]
+    kafka_lease_secs: std::time::Duration,
     #[command(flatten)]
     anchor: crate::anchor::ServeArgs,
     #[command(flatten)]
@@ -215,7 +219,8 @@ pub fn run(mut args: Args) -> Result<()> {
                 let _ = (&mut live.0).await;
             })
         };
-        let relay = ledger_bus::cli::spawn_in_serve(&args.kafka, &args.data.dir, dyn_store.clone())?;
+        let relay =
+            crate::relay_lease::spawn(&args.kafka, args.kafka_lease_secs, args.data.dir.clone(), dyn_store.clone());
         let credentials = Arc::new(Credentials::new(master_key(&args.data.dir)?, args.admin_token.as_deref()));
         let ledger = Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))).with_calendar(calendar));
         let anchorer = crate::anchor::spawn_in_serve(&args.anchor, &args.data.dir, ledger.clone()).await?;
@@ -255,11 +260,7 @@ pub fn run(mut args: Args) -> Result<()> {
         }
         if let Some(relay) = relay {
             // The last anchor leaves the database with the server (bounded: Kafka may be down).
-            let head = *dyn_store.head().borrow();
-            let mut published = relay.checkpoint();
-            let _ = tokio::time::timeout(RELAY_FLUSH, published.wait_for(|p| *p >= head)).await;
-            let stats = relay.shutdown().await?;
-            eprintln!("kafka relay stopped: {stats:?}");
+            relay.shutdown(*dyn_store.head().borrow(), RELAY_FLUSH).await;
         }
         completing.abort();
         projections.abort();

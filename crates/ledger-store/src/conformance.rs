@@ -361,6 +361,33 @@ pub async fn a_key_is_used_once_until_its_time_passes(store: Store) {
     assert_eq!(store.read_all(1, 10).await.unwrap().len(), 0, "the memory is not in the log");
 }
 
+fn lease<'a>(name: &'a str, holder: &'a str, now_micros: i64, until_micros: i64, position: u64) -> crate::Lease<'a> {
+    crate::Lease { name, holder, now_micros, until_micros, position }
+}
+
+/// A lease: one holder at a time, renewed by its holder, taken over once it expires, with
+/// a position that never moves back.
+pub async fn a_lease_has_one_holder_until_it_expires(store: Store) {
+    assert_eq!(store.lease(lease("relay", "a", 1_000, 2_000, 5)).await.unwrap(), Some(5));
+    assert_eq!(store.lease(lease("relay", "b", 1_500, 2_500, 0)).await.unwrap(), None, "held by a");
+    assert_eq!(store.lease(lease("relay", "a", 1_900, 3_000, 7)).await.unwrap(), Some(7), "renewed");
+    assert_eq!(store.lease(lease("relay", "b", 2_999, 4_000, 0)).await.unwrap(), None, "still a's");
+    assert_eq!(store.lease(lease("relay", "b", 3_000, 4_000, 2)).await.unwrap(), Some(7), "expired: b goes on from 7");
+    assert_eq!(store.lease(lease("relay", "a", 3_100, 4_100, 9)).await.unwrap(), None, "a lost it");
+    assert_eq!(store.lease(lease("other", "a", 3_100, 4_100, 1)).await.unwrap(), Some(1), "leases are apart");
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.lease(lease("contested", &format!("n{i}"), 0, 1_000, 0)).await.unwrap() })
+        })
+        .collect();
+    let mut holders = 0;
+    for t in tasks {
+        holders += usize::from(t.await.unwrap().is_some());
+    }
+    assert_eq!(holders, 1, "exactly one racer holds it");
+}
+
 /// Expands to one `#[tokio::test]` per case, each on a fresh store made by `$make`
 /// (an expression returning `(Store, guard)`; the guard lives as long as the test).
 #[macro_export]

@@ -28,6 +28,20 @@ mod subscription;
 pub use open::{open_store, KURRENT_SCHEMES, POSTGRES_SCHEMES};
 pub use subscription::Subscription;
 
+/// A request to take or renew a lease ([`EventStore::lease`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub name: &'a str,
+    pub holder: &'a str,
+    /// Microseconds since the Unix epoch, by the caller's clock.
+    pub now_micros: i64,
+    pub until_micros: i64,
+    /// The holder's position, kept with the lease (never moving back).
+    pub position: u64,
+}
+
+/// What a store that keeps no leases answers to [`EventStore::lease`].
+pub const NO_LEASES: &str = "this store keeps no leases";
 /// Most events one append may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
 /// Most events one read returns.
@@ -202,6 +216,18 @@ pub trait EventStore: Send + Sync + 'static {
     async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {
         let _ = (key, now_micros, until_micros);
         Err(StoreError::Backend("this store keeps no replay memory".into()))
+    }
+
+    /// A lease that one of the processes sharing the store holds at a time (the Kafka
+    /// relay's): `holder` takes it when it is free, expired at `now_micros`, or already its
+    /// own, until `until_micros`; holding it again renews it. `position` is kept with it and
+    /// never moves back (the relay's checkpoint, where a successor starts). Answers the kept
+    /// position when `holder` holds the lease, None when another does. SQLite, PostgreSQL
+    /// and memory keep leases; other backends refuse.
+    async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
+        let Lease { name, holder, now_micros, until_micros, position } = lease;
+        let _ = (name, holder, now_micros, until_micros, position);
+        Err(StoreError::Backend(NO_LEASES.into()))
     }
 
     /// Writes `events` as they are (positions, event ids, times, metadata, hashes) after the

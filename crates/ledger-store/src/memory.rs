@@ -9,7 +9,7 @@ use ledger_core::{ChainHash, RecordedEvent};
 use tokio::sync::watch;
 
 use crate::plan::{kept_event_key, plan, LogTip, Plan};
-use crate::{validate, AppendRequest, Appended, EventStore, StoreError};
+use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError};
 
 #[derive(Default)]
 struct Log {
@@ -19,6 +19,8 @@ struct Log {
     event_ids: HashSet<uuid::Uuid>,
     /// Keys of [`EventStore::first_use`] and until when each is kept.
     used_once: HashMap<String, i64>,
+    /// Leases by name: holder, until, position.
+    leases: HashMap<String, (String, i64, u64)>,
     snapshots: HashMap<String, (u64, String)>,
 }
 
@@ -117,6 +119,17 @@ impl EventStore for MemoryStore {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.head_rx.clone()
+    }
+
+    async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
+        let Lease { name, holder, now_micros, until_micros, position } = lease;
+        let mut log = self.log.lock().expect("store lock");
+        let lease = log.leases.entry(name.to_string()).or_insert_with(|| (holder.to_string(), 0, 0));
+        if lease.0 != holder && lease.1 > now_micros {
+            return Ok(None);
+        }
+        *lease = (holder.to_string(), until_micros, lease.2.max(position));
+        Ok(Some(lease.2))
     }
 
     async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {

@@ -47,7 +47,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
 
 use crate::plan::{plan_group, raise, GroupPlan, LogTip, StoredLog};
-use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH};
+use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group transaction takes.
 pub const MAX_GROUP: usize = 1_024;
@@ -98,6 +98,12 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     first_position BIGINT NOT NULL,
     last_position  BIGINT NOT NULL,
     stream_version BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    name         TEXT   PRIMARY KEY,
+    holder       TEXT   NOT NULL,
+    until_micros BIGINT NOT NULL,
+    position     BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS used_once (
     key          TEXT   PRIMARY KEY,
@@ -311,6 +317,24 @@ impl EventStore for PostgresStore {
         tx.execute(&st.insert_events, &event_params).await.map_err(pg)?;
         tx.execute(&st.notify, &[&self.readers.target.channel(), &last]).await.map_err(pg)?;
         tx.commit().await.map_err(pg)
+    }
+
+    async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
+        let Lease { name, holder, now_micros, until_micros, position } = lease;
+        let r = self.readers.get().await?;
+        // The row lock of the upsert decides between racing processes.
+        let row = r
+            .client
+            .query_opt(
+                "INSERT INTO leases (name, holder, until_micros, position) VALUES ($1, $2, $4, $5) \
+                 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until_micros = EXCLUDED.until_micros, \
+                 position = GREATEST(leases.position, EXCLUDED.position) \
+                 WHERE leases.holder = EXCLUDED.holder OR leases.until_micros <= $3 RETURNING position",
+                &[&name, &holder, &now_micros, &until_micros, &(position as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.map(|r| r.get::<_, i64>(0) as u64))
     }
 
     async fn first_use(&self, key: &str, now_micros: i64, until_micros: i64) -> Result<bool, StoreError> {

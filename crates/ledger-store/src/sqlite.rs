@@ -26,7 +26,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::plan::{plan, LogTip, Plan};
-use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH};
+use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group commit takes.
 pub const MAX_GROUP: usize = 1_024;
@@ -65,11 +65,23 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     last_position  INTEGER NOT NULL,
     stream_version INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    name         TEXT    PRIMARY KEY,
+    holder       TEXT    NOT NULL,
+    until_micros INTEGER NOT NULL,
+    position     INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS used_once (
     key          TEXT    PRIMARY KEY,
     until_micros INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// Takes or renews a lease (see [`EventStore::lease`]); returns a row only to its holder.
+const LEASE_SQL: &str = "INSERT INTO leases (name, holder, until_micros, position) VALUES (?1, ?2, ?4, ?5) \
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_micros = excluded.until_micros, \
+    position = max(leases.position, excluded.position) \
+    WHERE leases.holder = excluded.holder OR leases.until_micros <= ?3 RETURNING position";
 
 const COLUMNS: &str = "position, stream, version, event_id, event_type, schema_version, occurred_at, \
     recorded_at, actor_principal, actor_role, correlation_id, causation_id, request_id, data, prev_hash, hash";
@@ -298,6 +310,19 @@ impl EventStore for SqliteStore {
             drop(insert);
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
+        let Lease { name, holder, now_micros, until_micros, position } = lease;
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.with_reader(move |c| {
+            let kept: Option<i64> = c
+                .prepare_cached(LEASE_SQL)?
+                .query_row(params![name, holder, now_micros, until_micros, position as i64], |r| r.get(0))
+                .optional()?;
+            Ok(kept.map(|p| p as u64))
         })
         .await
     }

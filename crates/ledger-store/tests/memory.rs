@@ -10,3 +10,4 @@ async fn make() -> Option<(Store, ())> {
 }
 
 ledger_store::conformance_suite!(make);
+ledger_store::conformance_suite!(@cases allow(unused), make; a_lease_has_one_holder_until_it_expires);

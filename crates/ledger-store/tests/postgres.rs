@@ -65,6 +65,7 @@ async fn make() -> Option<(Store, Schema)> {
 }
 
 ledger_store::conformance_suite!(make);
+ledger_store::conformance_suite!(@cases allow(unused), make; a_lease_has_one_holder_until_it_expires);
 
 fn keyed(stream: &str, n: u64) -> ledger_store::AppendRequest {
     let mut r = request(stream, ExpectedVersion::Any, vec![event(n)]);

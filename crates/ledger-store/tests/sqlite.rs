@@ -15,6 +15,7 @@ async fn make() -> Option<(Store, tempfile::TempDir)> {
 }
 
 ledger_store::conformance_suite!(make);
+ledger_store::conformance_suite!(@cases allow(unused), make; a_lease_has_one_holder_until_it_expires);
 
 #[tokio::test]
 async fn one_process_writes_a_store_and_a_second_writer_is_refused_until_it_is_gone() {
