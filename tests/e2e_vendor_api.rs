@@ -341,6 +341,50 @@ fn coupons_and_quotas_through_the_sdk() {
 }
 
 #[test]
+fn create_partner_coupons_retried_under_its_request_id_answers_the_first_answer_word_for_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    world(&s);
+    let d1 = Sdk::for_partner(&s, "D1");
+    let grant = created(
+        &s,
+        "POST",
+        "/v1/partners/D1/coupon-quota",
+        ADMIN_TOKEN,
+        Some(json!({"amount": "100.00", "currency": "CNY"})),
+    );
+    let quota_id = grant["quota_id"].as_str().unwrap();
+    let path = "/v2/promotions/benefits/partner-coupons";
+    // CN is nobody's customer yet: refused.
+    let body = format!(
+        r#"{{"quota_id": "{quota_id}", "customer_ids": ["C1", "CN"], "face_value": 5, "expire_time": "2099-01-01T00:00:00Z"}}"#
+    );
+    let (status, first) = d1.post_with(path, &body, &[("X-Request-Id", "issue-1")]);
+    assert_eq!(status, 200, "{first}");
+    let answer: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(answer["coupon_infos"].as_array().unwrap().len(), 1, "{answer}");
+    assert_eq!(answer["error_details"][0]["id"], "CN", "{answer}");
+    // CN becomes D1's resale customer; the retry answers the first answer, issuing nothing.
+    associate(&s, "CN", "D1", "resale");
+    let head = s.events_total();
+    for _ in 0..2 {
+        let (status, again) = d1.post_with(path, &body, &[("X-Request-Id", "issue-1")]);
+        assert_eq!((status, again.as_str()), (200, first.as_str()));
+    }
+    assert_eq!(s.events_total(), head, "nothing stored by the retries");
+    let (_, text) = d1.post_text("/v2/partners/coupon-quotas/query", "{}");
+    assert_eq!(numbers(&text, "balance"), ["95.00"], "one coupon of 5 issued");
+    // The same id for another body is refused; a new id decides again, and CN gets one.
+    let other = body.replace(r#""face_value": 5"#, r#""face_value": 6"#);
+    let (status, conflict) = d1.post_with(path, &other, &[("X-Request-Id", "issue-1")]);
+    assert_eq!(status, 409, "{conflict}");
+    let (status, fresh) = d1.post_with(path, &body, &[("X-Request-Id", "issue-2")]);
+    let fresh: Value = serde_json::from_str(&fresh).unwrap();
+    assert_eq!((status, fresh["coupon_infos"].as_array().unwrap().len()), (200, 2), "{fresh}");
+    assert_balanced(&s, ADMIN_TOKEN, s.last_write_position());
+}
+
+#[test]
 fn a_distributor_lists_its_own_resellers_through_the_sdk() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());

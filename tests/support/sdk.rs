@@ -95,6 +95,11 @@ impl<'a> Sdk<'a> {
         self.send("POST", path, &[], Some(body), &[])
     }
 
+    /// A POST with headers of the caller's own beside the signed ones (e.g. `X-Request-Id`).
+    pub fn post_with(&self, path: &str, body: &str, extra: &[(&str, &str)]) -> (u16, String) {
+        self.send("POST", path, &[], Some(body), extra)
+    }
+
     fn send(
         &self,
         method: &str,

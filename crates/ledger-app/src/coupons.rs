@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use ledger_core::ids::validate_id;
 use ledger_core::Money;
 use ledger_domain::coupons::{
-    self, CouponCommand, CouponEvent, Coupons, CouponsState, GrantQuota, IssueCoupon, ReclaimCoupons, ReclaimItem,
-    ReclaimResult, UseCoupon,
+    self, AnswerCouponIssue, CouponCommand, CouponEvent, Coupons, CouponsState, GrantQuota, IssueCoupon, IssueResult,
+    ReclaimCoupons, ReclaimItem, ReclaimResult, UseCoupon,
 };
 use ledger_domain::DomainError;
 
@@ -37,8 +37,10 @@ impl Ledger {
 
     /// Issues one coupon of `amount` to each of `customer_ids` out of the quota grant
     /// `quota_id` (its currency), each a command of its own, so one refused customer never
-    /// blocks the others. Answers each customer's coupon id or why not. Under a request id
-    /// each coupon has a key of its own, so a retry answers the coupons the first call issued.
+    /// blocks the others. Answers each customer's coupon id or why not, and the position of
+    /// the last write. Under a request id each coupon has a key of its own and the answer is
+    /// kept after them (`CouponIssueAnswered`, under the id itself): a retry answers the
+    /// first answer word for word, never re-deciding a customer that failed.
     pub async fn issue_coupons(
         &self,
         ctx: &CommandContext,
@@ -47,7 +49,12 @@ impl Ledger {
         customer_ids: Vec<String>,
         amount: rust_decimal::Decimal,
         expires_at: DateTime<Utc>,
-    ) -> Result<Vec<(String, Result<(String, Option<u64>), AppError>)>, AppError> {
+    ) -> Result<(Vec<IssueResult>, Option<u64>), AppError> {
+        let stream = coupons::stream_id(partner_id);
+        // A retry under the request id answers what the first call answered, word for word.
+        if let Some(Outcome::Replayed { appended }) = self.exec.replay::<CouponEvent>(ctx).await? {
+            return Ok((self.issue_answer(ctx, &stream, &appended).await?, Some(appended.last_position)));
+        }
         let state = self.coupons(partner_id).await?;
         let currency = state
             .grants
@@ -55,7 +62,8 @@ impl Ledger {
             .map(|g| g.currency)
             .ok_or_else(|| DomainError::NotFound { what: "coupon quota", id: quota_id.to_string() })?;
         let amount = Money::new(amount, currency);
-        let mut answers = Vec::with_capacity(customer_ids.len());
+        let mut results = Vec::with_capacity(customer_ids.len());
+        let mut position = None;
         for (i, customer_id) in customer_ids.into_iter().enumerate() {
             let ctx = CommandContext {
                 idempotency: ctx.idempotency.as_ref().map(|k| ledger_store::IdempotencyKey {
@@ -80,9 +88,31 @@ impl Ledger {
                     return Err(AppError::Store(e.clone()));
                 }
             }
-            answers.push((customer_id, issued));
+            results.push(match issued {
+                Ok((coupon_id, at)) => {
+                    position = position.max(at);
+                    IssueResult { customer_id, coupon_id: Some(coupon_id), error_code: None, error_msg: None }
+                }
+                Err(e) => IssueResult {
+                    customer_id,
+                    coupon_id: None,
+                    error_code: Some(e.code().to_string()),
+                    error_msg: Some(e.to_string()),
+                },
+            });
         }
-        Ok(answers)
+        let Some(request_id) = ctx.idempotency.as_ref().and(ctx.meta.request_id.clone()) else {
+            return Ok((results, position));
+        };
+        // The answer is kept after the coupons, under the request id itself.
+        let command = CouponCommand::AnswerCouponIssue(AnswerCouponIssue { request_id, results: results.clone() });
+        match self.exec.execute::<Coupons>(&stream, command, ctx).await? {
+            // A twin of this request kept its answer first.
+            Outcome::Replayed { appended } => {
+                Ok((self.issue_answer(ctx, &stream, &appended).await?, Some(appended.last_position)))
+            }
+            outcome => Ok((results, outcome.position().or(position))),
+        }
     }
 
     pub async fn issue_coupon(
@@ -170,26 +200,54 @@ impl Ledger {
         Ok((results, outcome))
     }
 
-    /// The answer kept by the reclaim batch stored under `ctx`'s request id. A key whose
-    /// append holds no such answer was used for another request: `IDEMPOTENCY_CONFLICT`.
+    /// The answer a batch kept under `ctx`'s request id: the first event of its append
+    /// `pick` takes. A key whose append holds no such answer was used for another request:
+    /// `IDEMPOTENCY_CONFLICT`.
+    async fn kept_answer<T>(
+        &self,
+        ctx: &CommandContext,
+        stream: &str,
+        appended: &ledger_store::Appended,
+        pick: impl Fn(CouponEvent) -> Option<T>,
+    ) -> Result<T, AppError> {
+        let count = (appended.last_position + 1).saturating_sub(appended.first_position) as usize;
+        for e in self.exec.store().read_all(appended.first_position, count).await? {
+            if e.stream != stream {
+                continue;
+            }
+            let event: CouponEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+                .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
+            if let Some(answer) = pick(event) {
+                return Ok(answer);
+            }
+        }
+        let key = ctx.idempotency.as_ref().map(|k| k.key.clone()).unwrap_or_default();
+        Err(AppError::Store(ledger_store::StoreError::IdempotencyConflict { key }))
+    }
+
+    async fn issue_answer(
+        &self,
+        ctx: &CommandContext,
+        stream: &str,
+        appended: &ledger_store::Appended,
+    ) -> Result<Vec<IssueResult>, AppError> {
+        self.kept_answer(ctx, stream, appended, |e| match e {
+            CouponEvent::CouponIssueAnswered { results, .. } => Some(results),
+            _ => None,
+        })
+        .await
+    }
+
     async fn reclaim_answer(
         &self,
         ctx: &CommandContext,
         stream: &str,
         appended: &ledger_store::Appended,
     ) -> Result<Vec<ReclaimResult>, AppError> {
-        let count = (appended.last_position + 1).saturating_sub(appended.first_position) as usize;
-        for e in self.exec.store().read_all(appended.first_position, count).await? {
-            if e.stream != stream || e.event_type != "CouponReclaimAnswered" {
-                continue;
-            }
-            let event: CouponEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
-                .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
-            if let CouponEvent::CouponReclaimAnswered { results, .. } = event {
-                return Ok(results);
-            }
-        }
-        let key = ctx.idempotency.as_ref().map(|k| k.key.clone()).unwrap_or_default();
-        Err(AppError::Store(ledger_store::StoreError::IdempotencyConflict { key }))
+        self.kept_answer(ctx, stream, appended, |e| match e {
+            CouponEvent::CouponReclaimAnswered { results, .. } => Some(results),
+            _ => None,
+        })
+        .await
     }
 }

@@ -143,21 +143,19 @@ pub async fn create_coupons(
         caller.err(ApiError::invalid("expire_time", "is required (the ledger's quotas do not expire)"))
     })?;
     let ctx = state.context(&caller);
-    let answers = state
+    let (results, position) = state
         .ledger
         .issue_coupons(&ctx, &partner, &req.quota_id, req.customer_ids, req.face_value.money()?.amount, expires_at)
         .await?;
-    let mut answer = CreateCouponsAnswer { coupon_infos: vec![], error_details: vec![], position: None };
-    for (customer_id, issued) in answers {
-        match issued {
-            Ok((coupon_id, position)) => {
-                answer.position = answer.position.max(position);
-                answer.coupon_infos.push(CouponInfo { id: customer_id, coupon_id });
-            }
-            Err(e) => {
-                let e = ApiError::from(e);
-                answer.error_details.push(ErrorDetail { id: customer_id, error_code: e.code, error_msg: e.message });
-            }
+    let mut answer = CreateCouponsAnswer { coupon_infos: vec![], error_details: vec![], position };
+    for r in results {
+        match r.coupon_id {
+            Some(coupon_id) => answer.coupon_infos.push(CouponInfo { id: r.customer_id, coupon_id }),
+            None => answer.error_details.push(ErrorDetail {
+                id: r.customer_id,
+                error_code: r.error_code.unwrap_or_default(),
+                error_msg: r.error_msg.unwrap_or_default(),
+            }),
         }
     }
     Ok(Json(answer))

@@ -20,6 +20,7 @@ pub enum CouponCommand {
     IssueCoupon(IssueCoupon),
     UseCoupon(UseCoupon),
     ReclaimCoupons(ReclaimCoupons),
+    AnswerCouponIssue(AnswerCouponIssue),
 }
 
 /// The same `grant_id` with the same amount again is a no-op; with another amount it
@@ -58,4 +59,12 @@ pub struct UseCoupon {
 pub struct ReclaimCoupons {
     pub items: Vec<ReclaimItem>,
     pub request_id: Option<String>,
+}
+
+/// Keeps the answer an issue batch sent under `request_id` (its coupons are stored before,
+/// each its own append): a retry under the id answers exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerCouponIssue {
+    pub request_id: String,
+    pub results: Vec<super::IssueResult>,
 }

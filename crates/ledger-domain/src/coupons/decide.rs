@@ -7,7 +7,7 @@ use ledger_core::ids::validate_id;
 use ledger_core::{CoreError, Money};
 use rust_decimal::Decimal;
 
-use super::command::{CouponCommand, GrantQuota, IssueCoupon, ReclaimItem, UseCoupon};
+use super::command::{AnswerCouponIssue, CouponCommand, GrantQuota, IssueCoupon, ReclaimItem, UseCoupon};
 use super::{CouponEvent, CouponsState, ReclaimResult, MAX_RECLAIM_BATCH};
 use crate::customer::AssociationType;
 use crate::guard::{external_amount, fact_time, invalid, stream_owner_state};
@@ -23,7 +23,26 @@ pub(super) fn decide(
         CouponCommand::IssueCoupon(c) => issue(state, &c, now),
         CouponCommand::UseCoupon(c) => use_coupon(state, &c, now),
         CouponCommand::ReclaimCoupons(c) => reclaim(state, &c.items, c.request_id, now),
+        CouponCommand::AnswerCouponIssue(c) => answer_issue(state, &c, now),
     }
+}
+
+fn answer_issue(
+    state: &CouponsState,
+    c: &AnswerCouponIssue,
+    now: DateTime<Utc>,
+) -> Result<Vec<CouponEvent>, DomainError> {
+    validate_id("request_id", &c.request_id)?;
+    if c.results.is_empty() {
+        return Err(invalid("results", "an issue batch answers at least one customer"));
+    }
+    let partner_id = state.partner_id.clone().ok_or_else(|| invalid("partner_id", "has no coupon quota"))?;
+    Ok(vec![CouponEvent::CouponIssueAnswered {
+        partner_id,
+        request_id: c.request_id.clone(),
+        results: c.results.clone(),
+        answered_at: now,
+    }])
 }
 
 fn grant_quota(state: &CouponsState, c: &GrantQuota, now: DateTime<Utc>) -> Result<Vec<CouponEvent>, DomainError> {

@@ -47,9 +47,27 @@ pub enum CouponEvent {
         results: Vec<ReclaimResult>,
         answered_at: DateTime<Utc>,
     },
+    /// The answer an issue batch (CreatePartnerCoupons) sent under `request_id` was given,
+    /// customer by customer, after its coupons: a retry under that id answers exactly this,
+    /// never a decision against a later state. Moves no money.
+    CouponIssueAnswered {
+        partner_id: String,
+        request_id: String,
+        results: Vec<IssueResult>,
+        answered_at: DateTime<Utc>,
+    },
 }
 
 impl EventFamily for CouponEvent {}
+
+/// One customer's answer in an issue batch: the coupon issued, or the error code and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IssueResult {
+    pub customer_id: String,
+    pub coupon_id: Option<String>,
+    pub error_code: Option<String>,
+    pub error_msg: Option<String>,
+}
 
 /// One item's answer in a reclaim batch (docs/API.md `results`): the amount reclaimed, or
 /// the error code and message.
@@ -83,7 +101,7 @@ impl CouponEvent {
             CouponEvent::CouponIssued { coupon_id, .. }
             | CouponEvent::CouponUsed { coupon_id, .. }
             | CouponEvent::CouponReclaimed { coupon_id, .. } => Some(coupon_id),
-            CouponEvent::CouponReclaimAnswered { .. } => None,
+            CouponEvent::CouponReclaimAnswered { .. } | CouponEvent::CouponIssueAnswered { .. } => None,
         }
     }
 
@@ -93,7 +111,8 @@ impl CouponEvent {
             | CouponEvent::CouponIssued { partner_id, .. }
             | CouponEvent::CouponUsed { partner_id, .. }
             | CouponEvent::CouponReclaimed { partner_id, .. }
-            | CouponEvent::CouponReclaimAnswered { partner_id, .. } => partner_id,
+            | CouponEvent::CouponReclaimAnswered { partner_id, .. }
+            | CouponEvent::CouponIssueAnswered { partner_id, .. } => partner_id,
         }
     }
 }
@@ -150,6 +169,25 @@ pub fn examples() -> Vec<CouponEvent> {
                 },
             ],
             answered_at: at("2026-08-01T02:00:00Z"),
+        },
+        CouponEvent::CouponIssueAnswered {
+            partner_id: "P1".into(),
+            request_id: "issue-0001".into(),
+            results: vec![
+                IssueResult {
+                    customer_id: "C1".into(),
+                    coupon_id: Some("CP-1".into()),
+                    error_code: None,
+                    error_msg: None,
+                },
+                IssueResult {
+                    customer_id: "C9".into(),
+                    coupon_id: None,
+                    error_code: Some("NOT_RESALE_CUSTOMER".into()),
+                    error_msg: Some("customer C9 is not a resale customer".into()),
+                },
+            ],
+            answered_at: at("2026-07-02T02:00:00Z"),
         },
     ]
 }

@@ -31,9 +31,9 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use command::{CouponCommand, GrantQuota, IssueCoupon, ReclaimCoupons, ReclaimItem, UseCoupon};
+pub use command::{AnswerCouponIssue, CouponCommand, GrantQuota, IssueCoupon, ReclaimCoupons, ReclaimItem, UseCoupon};
 pub use decide::{reclaim_outcomes, reclaim_results};
-pub use event::{examples, CouponEvent, ReclaimResult};
+pub use event::{examples, CouponEvent, IssueResult, ReclaimResult};
 pub use postings::{postings, VENDOR_COUPON_REDEEMED, VENDOR_COUPON_SOURCE};
 pub use state::{coupon_view, quota_balances, Coupon, CouponStatus, CouponView, CouponsState, QuotaGrant, Usage};
 

@@ -29,6 +29,6 @@ pub fn postings(event: &CouponEvent) -> Vec<Posting> {
         CouponEvent::CouponReclaimed { partner_id, customer_id, amount, .. } => {
             postings::transfer(coupons_account(customer_id), quota_account(partner_id), amount.amount, amount.currency)
         }
-        CouponEvent::CouponReclaimAnswered { .. } => vec![],
+        CouponEvent::CouponReclaimAnswered { .. } | CouponEvent::CouponIssueAnswered { .. } => vec![],
     }
 }

@@ -223,7 +223,7 @@ pub(super) fn evolve(mut state: CouponsState, event: &CouponEvent) -> CouponsSta
             }
             *state.quota.entry(amount.currency).or_default() += amount.amount;
         }
-        CouponEvent::CouponReclaimAnswered { .. } => {}
+        CouponEvent::CouponReclaimAnswered { .. } | CouponEvent::CouponIssueAnswered { .. } => {}
     }
     state
 }

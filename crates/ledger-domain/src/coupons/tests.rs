@@ -491,7 +491,7 @@ fn postings_follow_the_chart_of_accounts() {
 fn examples_cover_every_variant_and_round_trip() {
     let examples = examples();
     let types: BTreeSet<String> = examples.iter().map(|e| crate::encode(e).0).collect();
-    assert_eq!(types.len(), 5, "{types:?}");
+    assert_eq!(types.len(), 6, "{types:?}");
     for e in &examples {
         let (ty, version, data) = crate::encode(e);
         assert_eq!(&crate::decode::<CouponEvent>(&ty, version, &data.to_string()).unwrap(), e);
@@ -734,4 +734,41 @@ fn a_currencys_grants_are_spent_oldest_first_and_their_balances_add_up_to_the_qu
     later.push(reclaimed("CP1", "C1", cny("150.00"), LATER));
     let left: Vec<Money> = quota_balances(&Coupons::replay(&later)).into_iter().map(|(_, m)| m).collect();
     assert_eq!(left, vec![cny("100.00"), cny("300.00"), usd("50.00")]);
+}
+
+#[test]
+fn an_issue_batch_keeps_its_answer_which_moves_no_money_and_changes_no_state() {
+    let results = vec![
+        IssueResult { customer_id: "C1".into(), coupon_id: Some("CP1".into()), error_code: None, error_msg: None },
+        IssueResult {
+            customer_id: "C9".into(),
+            coupon_id: None,
+            error_code: Some("NOT_RESALE_CUSTOMER".into()),
+            error_msg: Some("customer C9 is not a resale customer".into()),
+        },
+    ];
+    let answer = |request_id: &str, results: Vec<IssueResult>| {
+        CouponCommand::AnswerCouponIssue(AnswerCouponIssue { request_id: request_id.into(), results })
+    };
+    given::<Coupons>(one_coupon()).at(t(LATER)).when(answer("rq-1", results.clone())).then([
+        CouponEvent::CouponIssueAnswered {
+            partner_id: P.into(),
+            request_id: "rq-1".into(),
+            results: results.clone(),
+            answered_at: t(LATER),
+        },
+    ]);
+    let state = Coupons::replay(&one_coupon());
+    let events = Coupons::decide(&state, answer("rq-1", results.clone()), t(LATER)).unwrap();
+    assert!(postings(&events[0]).is_empty(), "an answer moves no money");
+    assert_eq!(Coupons::replay(&[one_coupon(), events].concat()), state, "and changes no state");
+    // Nothing to answer, a bad request id, or a stream with no quota: refused.
+    for (history, command) in [
+        (one_coupon(), answer("rq-1", vec![])),
+        (one_coupon(), answer("", results.clone())),
+        (vec![], answer("rq-1", results)),
+    ] {
+        let err = Coupons::decide(&Coupons::replay(&history), command, t(LATER)).unwrap_err();
+        assert_eq!(err.code(), "INVALID_FIELD", "{err}");
+    }
 }
