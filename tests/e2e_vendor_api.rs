@@ -262,6 +262,10 @@ fn coupons_and_quotas_through_the_sdk() {
     let r1_quotas = ok(d1.post("/v2/partners/coupon-quotas/query", r#"{"indirect_partner_id": "R1"}"#));
     assert_eq!(r1_quotas["quotas"][0]["quota_id"], r1_quota.as_str());
     refused(d1.post("/v2/partners/coupon-quotas/query", r#"{"indirect_partner_id": "R2"}"#), 403, "FORBIDDEN");
+    // A query sent as POST is a read: the same signed query again is answered again.
+    for (status, body) in d1.post_twice("/v2/partners/coupon-quotas/query", r#"{"limit": 5}"#) {
+        assert_eq!(status, 200, "{body}");
+    }
 
     // CreatePartnerCoupons: one coupon per customer, each customer on its own.
     let body = format!(

@@ -189,11 +189,17 @@ impl Credentials {
     }
 }
 
-/// The signature a signed write must be received once by, if `identified` is one (a read
-/// may be sent again: it acts on nothing).
-pub fn once_only(identified: &Identified, method: &str) -> Option<String> {
+/// The vendor's queries sent as POST (the SDK's ListQuotaCoupons, ListIndirectPartners):
+/// reads, whatever their method.
+pub const POST_QUERIES: &[&str] = &["/v2/partners/coupon-quotas/query", "/v2/partners/indirect-partners/query"];
+
+/// The signature a signed write must be received once by, if `identified` is one (a read,
+/// also a POST query, may be sent again: it acts on nothing).
+pub fn once_only(identified: &Identified, method: &str, path: &str) -> Option<String> {
+    let read = method.eq_ignore_ascii_case("GET")
+        || (method.eq_ignore_ascii_case("POST") && POST_QUERIES.contains(&path.trim_end_matches('/')));
     match identified {
-        Identified::Signed { auth, .. } if !method.eq_ignore_ascii_case("GET") => Some(auth.signature.clone()),
+        Identified::Signed { auth, .. } if !read => Some(auth.signature.clone()),
         _ => None,
     }
 }
@@ -325,8 +331,11 @@ mod tests {
         };
         assert_eq!(creds.authenticate(&parts(&h, "POST"), now).unwrap().partner_id.as_deref(), Some("P1"));
         let identified = creds.identify(&h, now).unwrap();
-        let signature = once_only(&identified, "POST").expect("a signed write is received once");
-        assert_eq!(once_only(&identified, "GET"), None, "a signed read may come again");
+        let signature = once_only(&identified, "POST", "/v1/withdrawals").expect("a signed write is received once");
+        for query in POST_QUERIES {
+            assert_eq!(once_only(&identified, "POST", query), None, "a POST query is a read: {query}");
+        }
+        assert_eq!(once_only(&identified, "GET", "/v1/withdrawals"), None, "a signed read may come again");
         let store = ledger_store::memory::MemoryStore::default();
         first_receipt(&store, &signature, now).await.unwrap();
         let replay = first_receipt(&store, &signature, now + chrono::Duration::minutes(29)).await.unwrap_err();

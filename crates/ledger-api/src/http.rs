@@ -58,7 +58,7 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next
             Err(e) => return refuse_unread(e, request_id, limits, &parts.headers, body, STRANGER_DRAIN).await,
         },
     };
-    let once_only = crate::auth::once_only(&identified, parts.method.as_str());
+    let once_only = crate::auth::once_only(&identified, parts.method.as_str(), parts.uri.path());
     if declared_length(&parts.headers).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         let e = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
