@@ -100,7 +100,7 @@ async fn events_prints_the_log_from_a_position() {
 }
 
 /// Every command's error is one clear line (issue 17, item 8), and `bench replay --dir`
-/// makes its directory.
+/// makes its directory and replays exactly the number of events asked.
 #[test]
 fn a_failing_command_says_why_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,6 +122,10 @@ fn a_failing_command_says_why_in_one_line() {
         .arg(&bench_dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert!(bench_dir.is_dir());
+    assert!(stderr.contains("1000 events replayed in "), "{stderr}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().any(|l| l.starts_with("| 1000 |")), "{table}");
 }
