@@ -7,7 +7,8 @@
 //! The row is the domain's [`RolloverLine::of`] of the recorded line (its amount and
 //! incentive as recorded: a refund claws back in a month of its own and changes no line, as
 //! in the aggregate), kept when [`RolloverLine::is_rollover`]; the report out of the rows is
-//! the domain's [`RolloverReport::of`], the function the aggregate's `rollover_report` runs.
+//! the domain's [`RolloverReport::of`] (the aggregate keeps no lines: this read model is
+//! where the report lives).
 
 use ledger_core::{Currency, Money, Month, RecordedEvent};
 use ledger_domain::incentives::{ConsumptionLine, IncentiveEvent, Incentives, RolloverLine, RolloverReport};
@@ -173,11 +174,10 @@ pub fn report(
 
 #[cfg(test)]
 mod tests {
-    use ledger_domain::incentives::Incentives;
 
     use super::*;
     use crate::incentive_months::tests::{cny, line, month, refund, STREAM};
-    use crate::testkit::{state, Kit};
+    use crate::testkit::Kit;
 
     fn ids(lines: &[RolloverLine]) -> Vec<&str> {
         lines.iter().map(|l| l.record_id.as_str()).collect()
@@ -220,10 +220,12 @@ mod tests {
         // as recorded, in the projection as in the aggregate.
         events.push(refund("F1", "R3", "2026-08", "2026-08", "100.00"));
         kit.push(STREAM, &events[4..]);
-        let s = state::<Incentives>(&events);
+        let mut lines: Vec<_> = events.iter().filter_map(ConsumptionLine::recorded).collect();
+        lines.sort_by(|a, b| a.record_id.cmp(&b.record_id));
         for m in ["2026-06", "2026-07", "2026-08", "2026-09"] {
             let got = report(&kit.conn(), "P1", month(m), Currency::CNY).unwrap();
-            assert_eq!(got, s.rollover_report(month(m), Currency::CNY), "{m}");
+            let all = lines.iter().filter(|l| l.is_rollover()).map(RolloverLine::of);
+            assert_eq!(got, RolloverReport::of(month(m), Currency::CNY, all), "{m}");
         }
         assert_eq!(
             report(&kit.conn(), "P1", month("2026-08"), Currency::CNY).unwrap().counted_here_from_earlier[0],

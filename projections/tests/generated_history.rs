@@ -162,7 +162,6 @@ async fn every_row_equals_the_domain_view_of_the_final_stream_state() {
         // The rollover report of every month a line was consumed or counted in.
         let mut report_months: Vec<(Month, Currency)> = state.months.keys().copied().collect();
         report_months.extend(lines.values().map(|l| (l.consumption_month.prev(), l.amount.currency)));
-        assert!(lines.len() > state.lines.len(), "closed months' lines were cut from the state");
         for (m, c) in report_months {
             let report = rollover_lines::report(&conn, partner, m, c).unwrap();
             let all = lines.values().filter(|l| l.is_rollover()).map(RolloverLine::of);

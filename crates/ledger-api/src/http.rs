@@ -92,7 +92,10 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next
             return answer(e, request_id, false);
         }
     }
-    parts.extensions.insert(RequestFingerprint::of(parts.method.as_str(), &path, parts.uri.query(), &bytes));
+    // Only a request with an id is idempotent: the fingerprint is of no use to the others.
+    if request_id.is_some() {
+        parts.extensions.insert(RequestFingerprint::of(parts.method.as_str(), &path, parts.uri.query(), &bytes));
+    }
     // `_budget` is held until the answer is made: the body's bytes count until then.
     crate::error::REQUEST_ID.scope(request_id.clone(), next.run(Request::from_parts(parts, Body::from(bytes)))).await
 }
@@ -247,20 +250,7 @@ impl RequestFingerprint {
 
 /// JSON with object keys sorted and no whitespace: equal for equal documents.
 pub fn canonical_json(value: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            let inner: Vec<String> = entries
-                .into_iter()
-                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), canonical_json(v)))
-                .collect();
-            format!("{{{}}}", inner.join(","))
-        }
-        Value::Array(items) => format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
-        other => other.to_string(),
-    }
+    ledger_core::envelope::canonical_json(value)
 }
 
 /// What a write route answers: its status and body, or the error.

@@ -482,5 +482,5 @@ fn decide_all<D: Decider>(
 /// The envelope payload of a domain event.
 pub fn to_new_event<E: EventFamily>(event: &E, occurred_at: DateTime<Utc>) -> NewEvent {
     let (event_type, version, payload) = encode(event);
-    NewEvent::new(&event_type, version, occurred_at, &payload).expect("a JSON value serialises")
+    NewEvent::from_json(&event_type, version, occurred_at, &payload)
 }

@@ -3,6 +3,7 @@
 //! certification gate) are looked up here; the rules are the domain's.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::ids::validate_id;
@@ -107,24 +108,33 @@ impl Ledger {
         lines: Vec<ConsumptionInput>,
     ) -> Result<Vec<Result<LineOutcome, AppError>>, AppError> {
         let mut answers: Vec<Option<Result<LineOutcome, AppError>>> = vec![None; lines.len()];
-        let mut routed = self.route_lines(&lines, &mut answers).await?;
-        loop {
-            // Lines already kept are answered from their key, before any decision.
-            let keys: Vec<String> = routed.iter().map(|r| r.key.key.clone()).collect();
+        let mut pending = self.route_lines(&lines, &mut answers).await?;
+        while !pending.is_empty() {
+            // A record id goes once per round: a repeat within the batch waits for the next
+            // round, where it meets the first as kept (or decides alone if that was refused).
+            let mut seen = std::collections::HashSet::new();
+            let (round, later): (Vec<RoutedLine>, Vec<RoutedLine>) =
+                pending.into_iter().partition(|r| seen.insert(r.key.key.clone()));
+            pending = later;
+            // The state keeps no lines: a line already kept is found by its key and comes
+            // along in the command, and the decider answers it (duplicate or
+            // DUPLICATE_RECORD_CONFLICT).
+            let keys: Vec<String> = round.iter().map(|r| r.key.key.clone()).collect();
             let kept = self.exec.store().idempotency_keys(&keys).await?;
             let mut by_partner: BTreeMap<String, Vec<RoutedLine>> = BTreeMap::new();
-            for (r, kept) in routed.into_iter().zip(kept) {
-                match kept {
-                    Some((fingerprint, _)) if fingerprint == r.key.fingerprint => {
-                        answers[r.index] = Some(Ok(LineOutcome::Duplicate { partner_id: r.partner_id.clone() }));
-                        self.draw_down_for(ctx, &r, &mut answers).await?;
+            for (mut r, kept) in round.into_iter().zip(kept) {
+                if let Some((_, appended)) = kept {
+                    let Some((_, recorded)) = self.line_at(appended.first_position).await? else {
+                        let reason = format!("the key {} names no consumption line", r.key.key);
+                        let position = appended.first_position;
+                        answers[r.index] = Some(Err(StoreError::Corrupt { position, reason }.into()));
+                        continue;
+                    };
+                    if let IncentiveCommand::RecordConsumption(line) = &mut r.command {
+                        line.recorded = Some(recorded);
                     }
-                    Some(_) => {
-                        let record_id = lines[r.index].record_id.clone();
-                        answers[r.index] = Some(Err(DomainError::DuplicateRecordConflict { record_id }.into()));
-                    }
-                    None => by_partner.entry(r.partner_id.clone()).or_default().push(r),
                 }
+                by_partner.entry(r.partner_id.clone()).or_default().push(r);
             }
             let runs = by_partner.into_iter().map(|(partner_id, lines)| async move {
                 let items: Vec<BatchItem<IncentiveCommand>> = lines
@@ -138,14 +148,13 @@ impl Ledger {
                     self.exec.execute_batch::<Incentives>(&incentives::stream_id(&partner_id), &items, ctx).await;
                 (lines, outcome)
             });
-            routed = vec![];
             for (partner_lines, outcome) in futures::future::join_all(runs).await {
                 let outcomes = match outcome {
                     Ok(outcomes) => outcomes,
                     // Another append kept one of these lines' keys meanwhile (the same record
                     // sent for another partner): look the keys up again and decide again.
                     Err(AppError::Store(StoreError::IdempotencyConflict { .. })) => {
-                        routed.extend(partner_lines);
+                        pending.extend(partner_lines);
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -160,9 +169,8 @@ impl Ledger {
                     self.draw_down_for(ctx, &r, &mut answers).await?;
                 }
             }
-            if routed.is_empty() {
-                break;
-            }
+            // Keep the batch's order for the next round (repeats after their first).
+            pending.sort_by_key(|r| r.index);
         }
         Ok(answers.into_iter().map(|a| a.expect("every line is answered")).collect())
     }
@@ -184,7 +192,7 @@ impl Ledger {
         }))
         .await;
         let customers: HashMap<&str, Result<_, AppError>> = customers.into_iter().zip(loaded).collect();
-        let mut books: HashMap<Currency, PolicyBook> = HashMap::new();
+        let mut books: HashMap<Currency, Arc<PolicyBook>> = HashMap::new();
         let mut routed = Vec::with_capacity(lines.len());
         for (index, line) in lines.iter().enumerate() {
             let checked = (|| {
@@ -207,7 +215,7 @@ impl Ledger {
             };
             let currency = line.amount.currency;
             if let std::collections::hash_map::Entry::Vacant(slot) = books.entry(currency) {
-                slot.insert(self.policies(currency).await?);
+                slot.insert(Arc::new(self.policies(currency).await?));
             }
             let partner_id = association.partner_id.clone();
             routed.push(RoutedLine {
@@ -224,6 +232,7 @@ impl Ledger {
                     consumed_at: line.consumed_at,
                     settled_at: line.settled_at,
                     policies: books[&currency].clone(),
+                    recorded: None,
                 }),
                 partner_id,
             });
@@ -270,7 +279,13 @@ impl Ledger {
         let Some((_, appended)) = self.exec.store().idempotency_key(&format!("consumption:{record_id}")).await? else {
             return Ok(None);
         };
-        let Some(e) = self.exec.store().read_all(appended.first_position, 1).await?.into_iter().next() else {
+        self.line_at(appended.first_position).await
+    }
+
+    /// The consumption line recorded at `position`, and its partner (`None` when the event
+    /// there is not one).
+    async fn line_at(&self, position: u64) -> Result<Option<(String, ConsumptionLine)>, AppError> {
+        let Some(e) = self.exec.store().read_all(position, 1).await?.into_iter().next() else {
             return Ok(None);
         };
         let (Incentives::FAMILY, partner) = ledger_domain::split_stream(&e.stream) else { return Ok(None) };
@@ -292,17 +307,12 @@ impl Ledger {
         settled_at: DateTime<Utc>,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         validate_id("refund_id", &refund_id)?;
-        let settled_line = match self.recorded_line(&record_id).await? {
+        let line = match self.recorded_line(&record_id).await? {
             Some((partner, line)) if partner == partner_id => Some(line),
             _ => None,
         };
-        let command = IncentiveCommand::RefundConsumption(RefundConsumption {
-            refund_id,
-            record_id,
-            amount,
-            settled_at,
-            settled_line,
-        });
+        let command =
+            IncentiveCommand::RefundConsumption(RefundConsumption { refund_id, record_id, amount, settled_at, line });
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
     }
 

@@ -95,13 +95,23 @@ impl NewEvent {
         occurred_at: DateTime<Utc>,
         data: &T,
     ) -> Result<NewEvent, serde_json::Error> {
-        Ok(NewEvent {
+        Ok(NewEvent::from_json(event_type, schema_version, occurred_at, &serde_json::to_value(data)?))
+    }
+
+    /// [`NewEvent::new`] of a payload already made a JSON value.
+    pub fn from_json(
+        event_type: &str,
+        schema_version: u32,
+        occurred_at: DateTime<Utc>,
+        data: &serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
             event_id: Uuid::now_v7(),
             event_type: event_type.to_string(),
             schema_version,
             occurred_at: to_micros(occurred_at),
-            data: canonical_json(&serde_json::to_value(data)?),
-        })
+            data: canonical_json(data),
+        }
     }
 }
 
@@ -288,39 +298,43 @@ impl ChainVerifier {
 
 /// Canonical JSON: object keys sorted by their UTF-8 bytes, no insignificant whitespace.
 pub fn canonical_json(v: &serde_json::Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(512);
     write_canonical(v, &mut out);
-    out
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
-fn write_canonical(v: &serde_json::Value, out: &mut String) {
+/// Keys and leaves are written by serde_json straight into `out` (no text per leaf: this
+/// runs for every event appended).
+fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
     use serde_json::Value;
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            // serde_json's map is usually sorted already; a feature could make it keep
+            // insertion order, so sort anyway (cheap on sorted input).
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (i, (k, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&serde_json::to_string(k).expect("a string serialises"));
-                out.push(':');
-                write_canonical(&map[k], out);
+                serde_json::to_writer(&mut *out, k).expect("a string serialises");
+                out.push(b':');
+                write_canonical(item, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => serde_json::to_writer(&mut *out, other).expect("a JSON value serialises"),
     }
 }
 

@@ -2,6 +2,8 @@
 //! other streams (the association at `consumed_at`, the policy book, the grace days, the
 //! certification outcome) are resolved by the application layer and carried here.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::{Currency, Money, Month, Quarter};
 
@@ -33,7 +35,10 @@ pub enum IncentiveCommand {
 
 /// A billing line. `partner_id` is the customer's partner at `consumed_at` and
 /// `association_type` the type then in force (both resolved by the application);
-/// `policies` is the policy book of the line's currency.
+/// `policies` is the policy book of the line's currency (shared: a batch's lines carry one
+/// book); `recorded` is the line the ledger already keeps under `record_id` (in any
+/// partner's stream), which the application looks up by the store's key of the record
+/// (the state keeps no lines).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordConsumption {
     pub partner_id: String,
@@ -44,7 +49,8 @@ pub struct RecordConsumption {
     pub amount: Money,
     pub consumed_at: DateTime<Utc>,
     pub settled_at: DateTime<Utc>,
-    pub policies: PolicyBook,
+    pub policies: Arc<PolicyBook>,
+    pub recorded: Option<ConsumptionLine>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,10 +59,10 @@ pub struct RefundConsumption {
     pub record_id: String,
     pub amount: Money,
     pub settled_at: DateTime<Utc>,
-    /// The refunded line as recorded, for a line the stream's state no longer holds (a line
-    /// leaves the state when its incentive month closes; README "How the ledger is cut"):
-    /// the application reads it back from the stream's log by its record id.
-    pub settled_line: Option<ConsumptionLine>,
+    /// The refunded line as this stream recorded it: the state keeps no lines (README "How
+    /// the ledger is cut"), so the application reads it back by the store's key of its
+    /// record id. `None`: no such line in this stream.
+    pub line: Option<ConsumptionLine>,
 }
 
 /// `settlement_grace_days` of the month's policy (`PolicyBook::settlement_grace_days`).

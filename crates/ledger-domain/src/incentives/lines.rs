@@ -67,7 +67,7 @@ pub(super) fn record(state: &IncentivesState, line: &RecordConsumption) -> Resul
             return Err(invalid("policies", format!("the policy book is for {}", policy.currency)));
         }
     }
-    if let Some(existing) = state.lines.get(&line.record_id) {
+    if let Some(existing) = line.recorded.as_ref().filter(|l| l.record_id == line.record_id) {
         return if same_content(existing, line) {
             Ok(vec![])
         } else {
@@ -110,16 +110,10 @@ fn same_content(existing: &super::ConsumptionLine, line: &RecordConsumption) -> 
         && existing.settled_at == line.settled_at
 }
 
-/// The line a refund names when the state no longer holds it (its incentive month closed):
-/// the one the command brings, with what the stream's refunds took from it so far. A line
-/// the stream holds is never taken from the command.
-fn settled_line(state: &IncentivesState, c: &RefundConsumption) -> Option<ConsumptionLine> {
-    let line = c.settled_line.as_ref().filter(|l| l.record_id == c.record_id)?;
-    // A line leaves the state only once its month stopped accruing; one that names an
-    // accruing month was never cut from this stream.
-    if state.month_status(line.incentive_month, line.amount.currency) == super::MonthStatus::Accruing {
-        return None;
-    }
+/// The line a refund names, as the command brings it, with what the stream's refunds took
+/// from it so far.
+fn refunded_line(state: &IncentivesState, c: &RefundConsumption) -> Option<ConsumptionLine> {
+    let line = c.line.as_ref().filter(|l| l.record_id == c.record_id)?;
     let refunded = state.refunds.values().filter(|r| r.record_id == c.record_id).map(|r| r.amount.amount).sum();
     Some(ConsumptionLine { refunded, ..line.clone() })
 }
@@ -137,15 +131,8 @@ pub(super) fn refund(state: &IncentivesState, c: &RefundConsumption) -> Result<V
             Err(DomainError::DuplicateRecordConflict { record_id: refund_id })
         };
     }
-    let settled;
-    let line = match state.lines.get(&record_id) {
-        Some(line) => line,
-        None => {
-            settled = settled_line(state, c)
-                .ok_or_else(|| DomainError::NotFound { what: "consumption record", id: record_id.clone() })?;
-            &settled
-        }
-    };
+    let line = &refunded_line(state, c)
+        .ok_or_else(|| DomainError::NotFound { what: "consumption record", id: record_id.clone() })?;
     same_currency(line.amount.currency, amount.currency)?;
     if settled_at < line.consumed_at {
         return Err(invalid("settled_at", "a refund cannot settle before the consumption"));
@@ -182,8 +169,8 @@ mod tests {
     use crate::decider::harness::given;
     use crate::incentives::command::*;
     use crate::incentives::testkit::*;
+    use crate::incentives::{ConsumptionLine, IncentiveEvent, LineReason, RolloverLine, RolloverReport};
     use crate::incentives::{IncentiveCommand, Incentives, MonthStatus};
-    use crate::incentives::{IncentiveEvent, LineReason};
     use crate::Decider;
     use ledger_core::Currency;
     use rust_decimal::Decimal;
@@ -212,7 +199,6 @@ mod tests {
         let IncentiveEvent::ConsumptionRecorded { incentive, rate, reason, .. } = &events[0] else { panic!() };
         assert_eq!((*incentive, *rate, *reason), (Decimal::ZERO, None, Some(LineReason::ProductNotEligible)));
         let state = Incentives::replay(&events);
-        assert!(state.lines.contains_key("R1"));
         assert_eq!(state.month(month("2026-07"), Currency::CNY).unwrap().entries, 1);
     }
 
@@ -234,15 +220,19 @@ mod tests {
     #[test]
     fn a_repeated_record_with_the_same_content_is_a_no_op() {
         let history = scenario().at("2026-07-20T00:00:00Z", line("R1", "100.00")).events;
-        given::<Incentives>(history).when(line("R1", "100.00")).then([]);
+        given::<Incentives>(history.clone()).when(looked_up(&history, line("R1", "100.00"))).then([]);
+        // The state keeps no lines: the repeat is known by the line the command brings.
+        assert_eq!(given::<Incentives>(history).when(line("R1", "100.00")).events().len(), 1);
     }
 
     #[test]
     fn a_repeated_record_with_other_content_is_a_conflict() {
         let history = scenario().at("2026-07-20T00:00:00Z", line("R1", "100.00")).events;
-        given::<Incentives>(history.clone()).when(line("R1", "100.01")).then_error("DUPLICATE_RECORD_CONFLICT");
-        given::<Incentives>(history)
-            .when(record("R1", "100.00", "ecs", "2026-07-10T02:00:00Z", "2026-07-12T02:00:00Z"))
+        given::<Incentives>(history.clone())
+            .when(looked_up(&history, line("R1", "100.01")))
+            .then_error("DUPLICATE_RECORD_CONFLICT");
+        given::<Incentives>(history.clone())
+            .when(looked_up(&history, record("R1", "100.00", "ecs", "2026-07-10T02:00:00Z", "2026-07-12T02:00:00Z")))
             .then_error("DUPLICATE_RECORD_CONFLICT");
     }
 
@@ -279,15 +269,15 @@ mod tests {
             .when(record("R1", "100.00", "ecs", "2026-07-31T10:00:00Z", "2026-07-31T16:00:30Z"))
             .events();
         let state = Incentives::replay(&events);
-        let line = &state.lines["R1"];
+        let line = ConsumptionLine::recorded(&events[0]).unwrap();
         assert!(line.is_rollover());
         assert_eq!((line.consumption_month, line.incentive_month), (month("2026-07"), month("2026-08")));
         assert_eq!(state.month_view(month("2026-08"), Currency::CNY).unwrap().rollover_in, cny("5.00"));
         assert_eq!(state.month_view(month("2026-07"), Currency::CNY).unwrap().rollover_out, cny("5.00"));
-        let report = state.rollover_report(month("2026-08"), Currency::CNY);
-        assert_eq!(report.counted_here_from_earlier.len(), 1);
-        assert!(report.counted_later.is_empty());
-        assert_eq!(state.rollover_report(month("2026-07"), Currency::CNY).counted_later[0].record_id, "R1");
+        let report = |m: &str| RolloverReport::of(month(m), Currency::CNY, [RolloverLine::of(&line)]);
+        assert_eq!(report("2026-08").counted_here_from_earlier.len(), 1);
+        assert!(report("2026-08").counted_later.is_empty());
+        assert_eq!(report("2026-07").counted_later[0].record_id, "R1");
     }
 
     #[test]
@@ -354,8 +344,9 @@ mod tests {
     #[test]
     fn a_refund_in_an_accruing_month_claws_back_there() {
         let s = scenario().at("2026-07-20T00:00:00Z", line("R1", "100.00"));
-        given::<Incentives>(s.events).when(refund_cmd("F1", "R1", "40.00", "2026-07-25T00:00:00Z")).then([
-            IncentiveEvent::ConsumptionRefunded {
+        given::<Incentives>(s.events.clone())
+            .when(looked_up(&s.events, refund_cmd("F1", "R1", "40.00", "2026-07-25T00:00:00Z")))
+            .then([IncentiveEvent::ConsumptionRefunded {
                 partner_id: P.into(),
                 refund_id: "F1".into(),
                 record_id: "R1".into(),
@@ -365,8 +356,7 @@ mod tests {
                 incentive_month: month("2026-07"),
                 rate: Some(rate_of("0.05")),
                 incentive: dec("-2.00"),
-            },
-        ]);
+            }]);
     }
 
     #[test]
@@ -383,13 +373,11 @@ mod tests {
     }
 
     #[test]
-    fn closing_a_month_cuts_its_lines_from_the_state_and_keeps_the_others() {
+    fn closing_a_month_keeps_its_count_and_sum() {
         let s = scenario()
             .at("2026-07-20T00:00:00Z", line("R1", "100.00"))
             .at("2026-08-01T00:00:00Z", record("R2", "10.00", "ecs", "2026-07-31T10:00:00Z", "2026-07-31T16:00:30Z"))
             .at("2026-08-01T00:00:00Z", close("2026-07"));
-        assert!(!s.state.lines.contains_key("R1"), "counted in July, which closed");
-        assert!(s.state.lines.contains_key("R2"), "consumed in July, counted in August, still accruing");
         let july = s.state.month(month("2026-07"), Currency::CNY).unwrap();
         assert_eq!((july.accrued(), july.entries), (cny("5.00"), 1), "the month keeps its count");
     }
@@ -403,7 +391,6 @@ mod tests {
             .finalized("2026-07", "2026-08-01T00:00:00Z")
             .at("2026-10-05T00:00:00Z", request("QP1", "2026Q3"))
             .at("2027-03-02T00:00:00Z", refund_cmd("F1", "R1", "60.00", "2027-03-01T00:00:00Z"));
-        assert!(!s.state.lines.contains_key("R1"));
         let IncentiveEvent::ConsumptionRefunded { rate, incentive, original_incentive_month, incentive_month, .. } =
             s.events.last().unwrap()
         else {
@@ -416,16 +403,16 @@ mod tests {
         let refund = |amount: &str| looked_up(&s.events, refund_cmd("F2", "R1", amount, "2027-03-03T00:00:00Z"));
         given::<Incentives>(s.events.clone()).at(later).when(refund("40.01")).then_error("INSUFFICIENT_BALANCE");
         assert_eq!(given::<Incentives>(s.events.clone()).at(later).when(refund("40.00")).events().len(), 1);
-        // Without the line, or with a line the state would still hold, there is nothing to refund.
+        // Without the line, or with another record's line, there is nothing to refund.
         given::<Incentives>(s.events.clone())
             .at(later)
             .when(refund_cmd("F2", "R1", "1.00", "2027-03-03T00:00:00Z"))
             .then_error("NOT_FOUND");
-        let mut forged = refund("1.00");
-        if let IncentiveCommand::RefundConsumption(RefundConsumption { settled_line: Some(l), .. }) = &mut forged {
-            l.incentive_month = month("2027-03");
+        let mut other = refund("1.00");
+        if let IncentiveCommand::RefundConsumption(RefundConsumption { line: Some(l), .. }) = &mut other {
+            l.record_id = "R9".into();
         }
-        given::<Incentives>(s.events).at(later).when(forged).then_error("NOT_FOUND");
+        given::<Incentives>(s.events).at(later).when(other).then_error("NOT_FOUND");
     }
 
     #[test]
@@ -434,10 +421,11 @@ mod tests {
             .at("2026-07-20T00:00:00Z", line("R1", "100.00"))
             .at("2026-07-21T00:00:00Z", refund_cmd("F1", "R1", "60.00", "2026-07-21T00:00:00Z"));
         given::<Incentives>(s.events.clone())
-            .when(refund_cmd("F2", "R1", "40.01", "2026-07-22T00:00:00Z"))
+            .when(looked_up(&s.events, refund_cmd("F2", "R1", "40.01", "2026-07-22T00:00:00Z")))
             .then_error("INSUFFICIENT_BALANCE");
-        let events =
-            given::<Incentives>(s.events).when(refund_cmd("F2", "R1", "40.00", "2026-07-22T00:00:00Z")).events();
+        let events = given::<Incentives>(s.events.clone())
+            .when(looked_up(&s.events, refund_cmd("F2", "R1", "40.00", "2026-07-22T00:00:00Z")))
+            .events();
         assert_eq!(events.len(), 1);
     }
 
@@ -446,9 +434,11 @@ mod tests {
         let s = scenario()
             .at("2026-07-20T00:00:00Z", line("R1", "100.00"))
             .at("2026-07-21T00:00:00Z", refund_cmd("F1", "R1", "10.00", "2026-07-21T00:00:00Z"));
-        given::<Incentives>(s.events.clone()).when(refund_cmd("F1", "R1", "10.00", "2026-07-21T00:00:00Z")).then([]);
-        given::<Incentives>(s.events)
-            .when(refund_cmd("F1", "R1", "11.00", "2026-07-21T00:00:00Z"))
+        given::<Incentives>(s.events.clone())
+            .when(looked_up(&s.events, refund_cmd("F1", "R1", "10.00", "2026-07-21T00:00:00Z")))
+            .then([]);
+        given::<Incentives>(s.events.clone())
+            .when(looked_up(&s.events, refund_cmd("F1", "R1", "11.00", "2026-07-21T00:00:00Z")))
             .then_error("DUPLICATE_RECORD_CONFLICT");
     }
 
@@ -460,15 +450,15 @@ mod tests {
             .when(refund_cmd("F1", "R2", "1.00", "2026-07-21T00:00:00Z"))
             .then_error("NOT_FOUND");
         given::<Incentives>(s.events.clone())
-            .when(refund_cmd("F1", "R1", "0", "2026-07-21T00:00:00Z"))
+            .when(looked_up(&s.events, refund_cmd("F1", "R1", "0", "2026-07-21T00:00:00Z")))
             .then_error("INVALID_AMOUNT");
         given::<Incentives>(s.events.clone())
-            .when(refund_cmd("F1", "R1", "1.00", "2026-07-01T00:00:00Z"))
+            .when(looked_up(&s.events, refund_cmd("F1", "R1", "1.00", "2026-07-01T00:00:00Z")))
             .then_error("INVALID_FIELD");
         let mut usd = refund_cmd("F1", "R1", "1.00", "2026-07-21T00:00:00Z");
         if let IncentiveCommand::RefundConsumption(RefundConsumption { amount, .. }) = &mut usd {
             amount.currency = Currency::USD;
         }
-        given::<Incentives>(s.events).when(usd).then_error("CURRENCY_MISMATCH");
+        given::<Incentives>(s.events.clone()).when(looked_up(&s.events, usd)).then_error("CURRENCY_MISMATCH");
     }
 }

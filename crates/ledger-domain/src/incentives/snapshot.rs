@@ -1,7 +1,7 @@
 //! A partner's incentive state as text, kept beside the log so that a write after a restart
 //! reads the snapshot and the events after it, not the partner's whole history. The state
-//! it writes is the cut one (lines of months not closed, see `state.rs`), so a snapshot is
-//! as small as what is still open.
+//! keeps no lines (see `state.rs`), so a snapshot is as small as the months, payments,
+//! opportunities and refunds.
 //!
 //! The text carries [`FORMAT`]: a change to the state's shape or to what `evolve` makes of
 //! an event must raise it, and snapshots of another format are ignored (the stream is then
@@ -9,17 +9,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{ConsumptionLine, IncentiveMonth, IncentivesState, Opportunity, QuarterlyPayment, Refund};
+use super::state::{IncentiveMonth, IncentivesState, Opportunity, QuarterlyPayment, Refund};
 
 /// The snapshot format; see the module doc.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// The state with its maps as lists (a month's key is a pair, which JSON cannot key by).
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     format: u32,
     partner_id: Option<String>,
-    lines: Vec<ConsumptionLine>,
     refunds: Vec<Refund>,
     months: Vec<IncentiveMonth>,
     opportunities: Vec<Opportunity>,
@@ -30,7 +29,6 @@ pub(super) fn write(state: &IncentivesState) -> Option<String> {
     let snapshot = Snapshot {
         format: FORMAT,
         partner_id: state.partner_id.clone(),
-        lines: state.lines.values().cloned().collect(),
         refunds: state.refunds.values().cloned().collect(),
         months: state.months.values().cloned().collect(),
         opportunities: state.opportunities.values().cloned().collect(),
@@ -43,7 +41,6 @@ pub(super) fn read(text: &str) -> Option<IncentivesState> {
     let s: Snapshot = serde_json::from_str(text).ok().filter(|s: &Snapshot| s.format == FORMAT)?;
     Some(IncentivesState {
         partner_id: s.partner_id,
-        lines: s.lines.into_iter().map(|l| (l.record_id.clone(), l)).collect(),
         refunds: s.refunds.into_iter().map(|r| (r.refund_id.clone(), r)).collect(),
         months: s.months.into_iter().map(|m| ((m.month, m.currency), m)).collect(),
         opportunities: s.opportunities.into_iter().map(|o| (o.opportunity_id.clone(), o)).collect(),
@@ -65,7 +62,7 @@ mod tests {
             .at("2026-10-12T00:00:00Z", line_in("R3", "30.00", "2026-10"))
             .at("2026-10-03T00:00:00Z", refund_cmd("F1", "R1", "10.00", "2026-10-03T00:00:00Z"))
             .at("2026-10-14T00:00:00Z", refund_cmd("F2", "R3", "1.00", "2026-10-14T00:00:00Z"));
-        assert!(!s.state.lines.is_empty() && !s.state.refunds.is_empty() && !s.state.payments.is_empty());
+        assert!(!s.state.months.is_empty() && !s.state.refunds.is_empty() && !s.state.payments.is_empty());
         let text = Incentives::snapshot(&s.state).unwrap();
         assert_eq!(Incentives::restore(&text), Some(s.state.clone()));
         // Another format, or not a snapshot at all, restores nothing.

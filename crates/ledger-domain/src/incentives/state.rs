@@ -485,8 +485,9 @@ pub fn payment_of(event: &IncentiveEvent) -> Option<&str> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IncentivesState {
     pub partner_id: Option<String>,
-    /// The lines counted in months that have not closed (see `apply`).
-    pub lines: BTreeMap<String, ConsumptionLine>,
+    /// Every refund of the stream (rare beside lines): a refund id stays unique, and a
+    /// line's unrefunded remainder is its amount less these. Lines themselves are not kept
+    /// (README "How the ledger is cut"): a command that needs one brings it.
     pub refunds: BTreeMap<String, Refund>,
     pub months: BTreeMap<(Month, Currency), IncentiveMonth>,
     pub opportunities: BTreeMap<String, Opportunity>,
@@ -617,13 +618,6 @@ impl IncentivesState {
         self.months.keys().filter(|(m, _)| m.year() == year).filter_map(|(m, c)| self.month_view(*m, *c)).collect()
     }
 
-    /// Lines counted in `month` from earlier consumption months, and lines consumed in
-    /// `month` but counted later, among the lines the state holds (months not closed; the
-    /// whole report is the `rollover_lines` read model's).
-    pub fn rollover_report(&self, month: Month, currency: Currency) -> RolloverReport {
-        RolloverReport::of(month, currency, self.lines.values().filter(|l| l.is_rollover()).map(RolloverLine::of))
-    }
-
     pub fn payment_view(&self, payment_id: &str) -> Option<PaymentView> {
         Some(self.payments.get(payment_id)?.view(self.partner_id.as_deref().unwrap_or_default()))
     }
@@ -682,24 +676,11 @@ impl IncentivesState {
                 p.apply(event);
             }
         }
-        if let Some(line) = ConsumptionLine::recorded(event) {
-            self.lines.insert(line.record_id.clone(), line);
-            return;
-        }
         match event {
-            // A line leaves the state once its incentive month closed: nothing more is
-            // counted in that month, and a later refund of the line brings it along
-            // (`RefundConsumption::settled_line`). What a write loads is thus the open
-            // months' lines, not the partner's history (README "How the ledger is cut").
-            E::IncentiveMonthClosed { month, currency, .. } => {
-                self.lines.retain(|_, l| l.incentive_month != *month || l.amount.currency != *currency);
-            }
+            // A line counts in its months (above) and is not kept: what a write loads is
+            // the months, payments, opportunities and refunds, not the partner's lines
+            // (README "How the ledger is cut").
             E::ConsumptionRefunded { refund_id, record_id, amount, settled_at, incentive_month, incentive, .. } => {
-                // A refund of a line cut from the state (its month closed) counts only in
-                // `refunds`, which is where its unrefunded remainder is read from.
-                if let Some(line) = self.lines.get_mut(record_id) {
-                    line.refunded += amount.amount;
-                }
                 self.refunds.insert(
                     refund_id.clone(),
                     Refund {

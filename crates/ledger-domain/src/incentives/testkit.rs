@@ -67,7 +67,8 @@ pub fn record_in(
         amount: cny(amount),
         consumed_at: t(consumed),
         settled_at: t(settled),
-        policies: book.clone(),
+        policies: std::sync::Arc::new(book.clone()),
+        recorded: None,
     })
 }
 
@@ -91,17 +92,25 @@ pub fn refund_cmd(id: &str, record_id: &str, amount: &str, settled: &str) -> Inc
         record_id: record_id.into(),
         amount: cny(amount),
         settled_at: t(settled),
-        settled_line: None,
+        line: None,
     })
 }
 
-/// What the application adds to a refund before deciding it: the line as recorded, read
-/// from the stream's history, for a line the state no longer holds.
+/// What the application adds to a command before deciding it: the line kept under the
+/// command's record id, read from the history (the state keeps no lines).
 pub fn looked_up(history: &[IncentiveEvent], command: IncentiveCommand) -> IncentiveCommand {
-    let IncentiveCommand::RefundConsumption(mut refund) = command else { return command };
-    refund.settled_line =
-        history.iter().filter_map(ConsumptionLine::recorded).find(|l| l.record_id == refund.record_id);
-    IncentiveCommand::RefundConsumption(refund)
+    let find = |id: &str| history.iter().filter_map(ConsumptionLine::recorded).find(|l| l.record_id == id);
+    match command {
+        IncentiveCommand::RecordConsumption(mut line) => {
+            line.recorded = find(&line.record_id);
+            IncentiveCommand::RecordConsumption(line)
+        }
+        IncentiveCommand::RefundConsumption(mut refund) => {
+            refund.line = find(&refund.record_id);
+            IncentiveCommand::RefundConsumption(refund)
+        }
+        other => other,
+    }
 }
 
 pub fn close(m: &str) -> IncentiveCommand {
