@@ -439,7 +439,8 @@ fn a_node_killed_mid_load_loses_no_acknowledged_write_and_the_others_go_on() {
     // killed (SIGKILL) once 10 have been answered. Its clients see connection errors; the
     // others go on.
     let answered = std::sync::atomic::AtomicUsize::new(0);
-    let answers: Vec<(usize, Result<(u16, Value), String>)> = std::thread::scope(|scope| {
+    type Answer = (usize, Result<(u16, Value), String>);
+    let answers: Vec<Answer> = std::thread::scope(|scope| {
         let killer = scope.spawn(|| {
             while answered.load(std::sync::atomic::Ordering::SeqCst) < 10 {
                 std::thread::sleep(std::time::Duration::from_millis(2));

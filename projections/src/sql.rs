@@ -198,9 +198,9 @@ impl Cell for Option<i64> {
         Ok(r.get(i)?)
     }
     fn pg(r: &tokio_postgres::Row, i: usize) -> Result<Self, ProjectionError> {
-        match r.columns()[i].type_() {
-            &Type::INT4 => Ok(r.try_get::<_, Option<i32>>(i)?.map(i64::from)),
-            &Type::INT2 => Ok(r.try_get::<_, Option<i16>>(i)?.map(i64::from)),
+        match *r.columns()[i].type_() {
+            Type::INT4 => Ok(r.try_get::<_, Option<i32>>(i)?.map(i64::from)),
+            Type::INT2 => Ok(r.try_get::<_, Option<i16>>(i)?.map(i64::from)),
             _ => Ok(r.try_get(i)?),
         }
     }
@@ -242,8 +242,8 @@ impl Cell for AnyText {
         }))
     }
     fn pg(r: &tokio_postgres::Row, i: usize) -> Result<Self, ProjectionError> {
-        Ok(AnyText(match r.columns()[i].type_() {
-            &Type::INT8 | &Type::INT4 | &Type::INT2 => <Option<i64> as Cell>::pg(r, i)?.map(|v| v.to_string()),
+        Ok(AnyText(match *r.columns()[i].type_() {
+            Type::INT8 | Type::INT4 | Type::INT2 => <Option<i64> as Cell>::pg(r, i)?.map(|v| v.to_string()),
             _ => r.try_get(i)?,
         }))
     }
