@@ -3,7 +3,8 @@
 //! reads that answer back and another batch under the same id is refused before any of
 //! its lines is stored.
 
-use ledger_domain::billing::{self, BatchLine, BillingEvent};
+use ledger_domain::billing::{self, BatchLine, Billing, BillingCommand, BillingEvent, BillingState, KeepReceipt};
+use ledger_domain::Decider;
 use ledger_store::{AppendRequest, ExpectedVersion, StoreError};
 
 use crate::executor::to_new_event;
@@ -45,7 +46,11 @@ impl Ledger {
         receipt: BatchReceipt,
     ) -> Result<BatchReceipt, AppError> {
         let (Some(_), Some(request_id)) = (&ctx.idempotency, &ctx.meta.request_id) else { return Ok(receipt) };
-        let event = billing::receipt(request_id, receipt.lines.clone(), receipt.position, ctx.now)?;
+        let keep =
+            KeepReceipt { request_id: request_id.clone(), lines: receipt.lines.clone(), position: receipt.position };
+        let event = Billing::decide(&BillingState, BillingCommand::KeepReceipt(keep), ctx.now)?
+            .pop()
+            .expect("a kept receipt is one event");
         let req = AppendRequest {
             stream: billing::STREAM.to_string(),
             expected: ExpectedVersion::Any,

@@ -40,6 +40,26 @@ pub struct Lease<'a> {
     pub position: u64,
 }
 
+/// What a store keeps beside the log so that a request acts once (docs/API.md): an
+/// idempotency or event key with the first append's result, or a signed request in the
+/// replay memory until its time. `ledger migrate` carries them with the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnceOnly {
+    Key { key: String, fingerprint: [u8; 32], first: Appended },
+    Used { key: String, until_micros: i64 },
+}
+
+impl OnceOnly {
+    /// The order [`EventStore::read_once_only`] pages by: keys first, then the replay memory,
+    /// each by its text.
+    pub fn cursor(&self) -> (u8, &str) {
+        match self {
+            OnceOnly::Key { key, .. } => (0, key),
+            OnceOnly::Used { key, .. } => (1, key),
+        }
+    }
+}
+
 /// What a store that keeps no leases answers to [`EventStore::lease`].
 pub const NO_LEASES: &str = "this store keeps no leases";
 /// Most events one append may carry.
@@ -161,6 +181,21 @@ pub trait EventStore: Send + Sync + 'static {
     /// events are durable.
     async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError>;
 
+    /// Appends to several streams at once, all or nothing: one transaction, the events at
+    /// consecutive positions in the order given, each request decided as
+    /// [`EventStore::append`] decides it (its expected version, event keys and event ids),
+    /// seeing the requests before it. When any is refused nothing is stored and its
+    /// refusal is the answer. Only the first request may carry an idempotency key: it is
+    /// the key of the whole append, and its kept result spans every request's events (from
+    /// the first position to the last; the first stream's version). A replay answers that
+    /// kept result once per request. Answers one result per request, in order.
+    /// Memory, SQLite, PostgreSQL and KurrentDB append this way; a wrapper that does not
+    /// forward it refuses.
+    async fn append_all(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        let _ = reqs;
+        Err(StoreError::Backend("this store cannot append to several streams at once".into()))
+    }
+
     /// Events of one stream with version ≥ `from_version`, in order, at most `limit`.
     async fn read_stream(
         &self,
@@ -233,7 +268,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// Writes `events` as they are (positions, event ids, times, metadata, hashes) after the
     /// log's last event, all or none: for copying a log between backends (`ledger
     /// migrate`). They must continue the log exactly: the next positions, each chained to
-    /// the one before, each hashing to its own hash. Idempotency keys are not carried. The
+    /// the one before, each hashing to its own hash. Idempotency keys travel apart
+    /// ([`EventStore::import_once_only`]), after the events they name. The
     /// target should not be served while it is imported into (a writer in the same process
     /// would not know the new tip until its next conflict). SQLite and PostgreSQL import;
     /// other backends refuse.
@@ -241,7 +277,33 @@ pub trait EventStore: Send + Sync + 'static {
         let _ = events;
         Err(StoreError::Backend("this store cannot import a log (SQLite and PostgreSQL can)".into()))
     }
+
+    /// Up to `limit` of what the store keeps for once-only requests ([`OnceOnly`]), in
+    /// [`OnceOnly::cursor`] order after `after` (from the start when None); replay-memory
+    /// entries whose time has passed at `now_micros` are left out. For `ledger migrate`.
+    /// SQLite and PostgreSQL answer; other backends refuse.
+    async fn read_once_only(
+        &self,
+        after: Option<(u8, String)>,
+        limit: usize,
+        now_micros: i64,
+    ) -> Result<Vec<OnceOnly>, StoreError> {
+        let _ = (after, limit, now_micros);
+        Err(StoreError::Backend(NO_ONCE_ONLY_EXPORT.into()))
+    }
+
+    /// Keeps `items` as [`EventStore::read_once_only`] read them from another store, in one
+    /// transaction; one already kept is left as it is (a resumed migration copies some
+    /// again). The events a key names must be in the log already. SQLite and PostgreSQL
+    /// import; other backends refuse.
+    async fn import_once_only(&self, items: Vec<OnceOnly>) -> Result<(), StoreError> {
+        let _ = items;
+        Err(StoreError::Backend("this store cannot import idempotency keys (SQLite and PostgreSQL can)".into()))
+    }
 }
+
+/// What a store that cannot list its idempotency keys answers to [`EventStore::read_once_only`].
+pub const NO_ONCE_ONLY_EXPORT: &str = "this store cannot list its idempotency keys (SQLite and PostgreSQL can)";
 
 /// Checks that `events` continue a log whose last event is at `tip` (see
 /// [`EventStore::import`]).
@@ -262,6 +324,34 @@ pub(crate) fn check_import(tip: &plan::LogTip, events: &[RecordedEvent]) -> Resu
 /// order, without gaps.
 pub fn subscribe_all(store: Arc<dyn EventStore>, from_position: u64) -> Subscription {
     Subscription::new(store, from_position)
+}
+
+/// Checks what every backend checks before appending several requests at once (see
+/// [`EventStore::append_all`]): each request, and what they share.
+pub(crate) fn validate_all(reqs: &[AppendRequest]) -> Result<(), StoreError> {
+    let bad = |m: &str| Err(StoreError::InvalidAppend(m.to_string()));
+    let Some((first, rest)) = reqs.split_first() else {
+        return bad("an append carries at least one event");
+    };
+    reqs.iter().try_for_each(validate)?;
+    if rest.iter().any(|r| r.idempotency.is_some()) {
+        return bad("only the first request of a multi-stream append carries its idempotency key");
+    }
+    if reqs.iter().map(|r| r.events.len()).sum::<usize>() > MAX_EVENTS_PER_APPEND {
+        return bad(&format!("an append carries at most {MAX_EVENTS_PER_APPEND} events"));
+    }
+    let mut keys: Vec<&str> = first.idempotency.iter().map(|k| k.key.as_str()).collect();
+    keys.extend(reqs.iter().flat_map(|r| r.event_keys.iter().map(|k| k.key.as_str())));
+    keys.sort_unstable();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        return bad("the keys of an append must be distinct");
+    }
+    let mut ids: Vec<_> = reqs.iter().flat_map(|r| r.events.iter().map(|e| e.event_id)).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return bad("event ids must be unique within an append");
+    }
+    Ok(())
 }
 
 /// Checks what every backend checks before appending.

@@ -25,13 +25,17 @@ use ledger_core::{Actor, ChainHash, RecordedEvent, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, watch, Semaphore};
 
-use crate::plan::{plan, LogTip, Plan};
-use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
+use crate::plan::{plan_group, LogTip};
+use crate::{validate, validate_all, AppendRequest, Appended, EventStore, Lease, OnceOnly, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group commit takes.
 pub const MAX_GROUP: usize = 1_024;
 /// Read connections kept open.
 const READERS: usize = 4;
+/// How long a connection waits for a lock another holds (ms): readers and the replay guard.
+pub const BUSY_MS: u64 = 5_000;
+/// How long the log's writer waits for the write lock (ms); see `open_with_wal_limit`.
+pub const WRITER_BUSY_MS: u64 = 60_000;
 pub const DB_FILE: &str = "ledger.db";
 /// The writer's lock file, beside the database.
 pub const LOCK_FILE: &str = "ledger.lock";
@@ -86,7 +90,8 @@ const LEASE_SQL: &str = "INSERT INTO leases (name, holder, until_micros, positio
 const COLUMNS: &str = "position, stream, version, event_id, event_type, schema_version, occurred_at, \
     recorded_at, actor_principal, actor_role, correlation_id, causation_id, request_id, data, prev_hash, hash";
 
-type Job = (AppendRequest, oneshot::Sender<Result<Appended, StoreError>>);
+/// A unit of requests appended all or nothing (one request for `append`), and its answer.
+type Job = (Vec<AppendRequest>, oneshot::Sender<Result<Vec<Appended>, StoreError>>);
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -117,8 +122,13 @@ impl SqliteStore {
         // the checkpointer thread copies the WAL into the database beside it.
         // journal_size_limit: when the WAL starts over from its beginning (after a checkpoint
         // that copied all of it), the writer cuts the file back to this size.
+        // busy_timeout: the writer waits for the write lock as long as another connection
+        // may hold it (a TRUNCATE checkpoint copying a large WAL under load held it past the
+        // readers' 5 s, and the group failed with "database is locked"): a wait, never a
+        // lost batch.
         conn.execute_batch(&format!(
-            "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {wal_limit};"
+            "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {wal_limit}; \
+             PRAGMA busy_timeout = {WRITER_BUSY_MS};"
         ))?;
         conn.execute_batch(SCHEMA)?;
         let tip = read_tip(&conn)?;
@@ -210,6 +220,18 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Hands a unit to the writer and waits for its answer.
+    async fn send(&self, unit: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let jobs = self.jobs.lock().expect("lock");
+            jobs.as_ref().ok_or(StoreError::Closed)?.send((unit, tx)).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.close();
@@ -221,12 +243,12 @@ impl EventStore for SqliteStore {
     async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
         // Validation runs here, on the caller's task, so the single writer only writes.
         validate(&req)?;
-        let (tx, rx) = oneshot::channel();
-        {
-            let jobs = self.jobs.lock().expect("lock");
-            jobs.as_ref().ok_or(StoreError::Closed)?.send((req, tx)).map_err(|_| StoreError::Closed)?;
-        }
-        rx.await.map_err(|_| StoreError::Closed)?
+        Ok(self.send(vec![req]).await?.remove(0))
+    }
+
+    async fn append_all(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        validate_all(&reqs)?;
+        self.send(reqs).await
     }
 
     async fn read_stream(
@@ -314,6 +336,93 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn read_once_only(
+        &self,
+        after: Option<(u8, String)>,
+        limit: usize,
+        now_micros: i64,
+    ) -> Result<Vec<OnceOnly>, StoreError> {
+        self.with_reader(move |c| {
+            let (table, from) = after.unwrap_or((0, String::new()));
+            let mut out = vec![];
+            if table == 0 {
+                let mut st = c.prepare_cached(
+                    "SELECT key, fingerprint, first_position, last_position, stream_version FROM idempotency_keys \
+                     WHERE key > ?1 ORDER BY key LIMIT ?2",
+                )?;
+                let mut rows = st.query(params![from, limit as i64])?;
+                while let Some(r) = rows.next()? {
+                    let (key, fp): (String, Vec<u8>) = (r.get(0)?, r.get(1)?);
+                    let first = r.get::<_, i64>(2)? as u64;
+                    let fingerprint = <[u8; 32]>::try_from(fp.as_slice()).map_err(|_| StoreError::Corrupt {
+                        position: first,
+                        reason: format!("idempotency key {key} has a malformed fingerprint"),
+                    })?;
+                    let appended = Appended {
+                        first_position: first,
+                        last_position: r.get::<_, i64>(3)? as u64,
+                        stream_version: r.get::<_, i64>(4)? as u64,
+                        replayed: false,
+                    };
+                    out.push(OnceOnly::Key { key, fingerprint, first: appended });
+                }
+            }
+            if out.len() < limit {
+                let from = if table == 1 { from } else { String::new() };
+                let mut st = c.prepare_cached(
+                    "SELECT key, until_micros FROM used_once WHERE key > ?1 AND until_micros > ?2 ORDER BY key LIMIT ?3",
+                )?;
+                let rows = st.query_map(params![from, now_micros, (limit - out.len()) as i64], |r| {
+                    Ok(OnceOnly::Used { key: r.get(0)?, until_micros: r.get(1)? })
+                })?;
+                for r in rows {
+                    out.push(r?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn import_once_only(&self, items: Vec<OnceOnly>) -> Result<(), StoreError> {
+        self.with_reader(move |c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            let head: i64 = tx.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| r.get(0))?;
+            for item in &items {
+                match item {
+                    OnceOnly::Key { key, fingerprint, first } => {
+                        if first.last_position > head as u64 {
+                            return Err(StoreError::InvalidAppend(format!(
+                                "idempotency key {key} names position {}, past the log's end {head}",
+                                first.last_position
+                            )));
+                        }
+                        tx.prepare_cached(
+                            "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, \
+                             stream_version) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO NOTHING",
+                        )?
+                        .execute(params![
+                            key,
+                            fingerprint.as_slice(),
+                            first.first_position as i64,
+                            first.last_position as i64,
+                            first.stream_version as i64
+                        ])?;
+                    }
+                    OnceOnly::Used { key, until_micros } => {
+                        tx.prepare_cached(
+                            "INSERT INTO used_once (key, until_micros) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                        )?
+                        .execute(params![key, until_micros])?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn lease(&self, lease: Lease<'_>) -> Result<Option<u64>, StoreError> {
         let Lease { name, holder, now_micros, until_micros, position } = lease;
         let (name, holder) = (name.to_string(), holder.to_string());
@@ -357,10 +466,10 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     // WAL: readers never block the writer. FULL: a commit is on disk before it returns.
     // The busy timeout first: setting the journal mode may wait for a checkpoint.
-    conn.execute_batch(
-        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-         PRAGMA foreign_keys = ON;",
-    )?;
+    conn.execute_batch(&format!(
+        "PRAGMA busy_timeout = {BUSY_MS}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA foreign_keys = ON;"
+    ))?;
     Ok(conn)
 }
 
@@ -618,52 +727,46 @@ impl Writer {
             }
             return;
         }
-        let mut answers: Vec<Result<Appended, StoreError>> = Vec::with_capacity(group.len());
-        let mut outcome = self.write_group(&group, &mut answers, false);
+        let mut outcome = self.write_group(&group, false);
         if matches!(&outcome, Err(StoreError::Backend(m)) if m.contains("events.event_id")) {
             // A caller reused an event id. Rare: redo the group checking each id, so only
             // that append is refused.
-            answers.clear();
-            outcome = self.write_group(&group, &mut answers, true);
+            outcome = self.write_group(&group, true);
         }
-        if let Err(e) = outcome {
-            // Nothing of the group is stored: tell every caller whose append was going in,
-            // and forget cached versions, which may describe the rolled-back writes.
-            tracing::error!(error = %e, "group commit failed; rolled back");
-            self.versions.clear();
-            match read_tip(&self.conn) {
-                Ok(tip) => self.tip = tip,
-                Err(e) => tracing::error!(error = %e, "cannot re-read the log tip"),
-            }
-            for a in answers.iter_mut() {
-                if matches!(a, Ok(r) if !r.replayed) {
-                    *a = Err(e.clone());
+        let answers = match outcome {
+            Ok(answers) => answers,
+            Err(e) => {
+                // Nothing of the group is stored: tell every caller, and forget cached
+                // versions, which may describe the rolled-back writes.
+                tracing::error!(error = %e, "group commit failed; rolled back");
+                self.versions.clear();
+                match read_tip(&self.conn) {
+                    Ok(tip) => self.tip = tip,
+                    Err(e) => tracing::error!(error = %e, "cannot re-read the log tip"),
                 }
+                vec![Err(e); group.len()]
             }
-            answers.resize(group.len(), Err(e));
-        } else if let Some(last) = answers.iter().filter_map(|a| a.as_ref().ok()).map(|a| a.last_position).max() {
-            crate::plan::raise(&self.head, last);
-        }
+        };
         for ((_, reply), answer) in group.into_iter().zip(answers) {
             let _ = reply.send(answer);
         }
     }
 
+    /// Decides the group (`plan_group`) and writes what it appends in one transaction; one
+    /// answer per job. `check_ids` looks every event id up first; otherwise a repeated id
+    /// fails the whole transaction on the table's UNIQUE constraint.
     fn write_group(
         &mut self,
         group: &[Job],
-        answers: &mut Vec<Result<Appended, StoreError>>,
         check_ids: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Result<Vec<Appended>, StoreError>>, StoreError> {
         // IMMEDIATE: the write lock first, waiting for it (busy_timeout) while the checkpointer
         // or the replay guard holds it. A deferred transaction reads first, and SQLite refuses
         // a reader's upgrade to writer at once ("database is locked"), without waiting.
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // Versions, keys and tip as they stand inside this group, before it commits.
-        let mut versions: HashMap<&str, u64> = HashMap::new();
-        let mut keys: HashMap<String, ([u8; 32], Appended)> = HashMap::new();
-        let mut tip = LogTip { next_position: self.tip.next_position, prev_hash: self.tip.prev_hash };
-        let now = Utc::now();
+        let tip = LogTip { next_position: self.tip.next_position, prev_hash: self.tip.prev_hash };
+        let stored = Stored { conn: &tx, versions: &self.versions, check_ids };
+        let plan = plan_group(group.iter().map(|(unit, _)| unit.as_slice()), &stored, tip, Utc::now());
         {
             let mut insert = tx.prepare_cached(&format!(
                 "INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
@@ -672,76 +775,56 @@ impl Writer {
                 "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, stream_version) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut find_event = tx.prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?;
-            for (req, _) in group {
-                let version = match versions.get(req.stream.as_str()) {
-                    Some(v) => *v,
-                    None => match self.versions.get(&req.stream) {
-                        Some(v) => *v,
-                        None => stream_version_sync(&tx, &req.stream)?,
-                    },
-                };
-                let prior = match &req.idempotency {
-                    None => None,
-                    Some(k) => match keys.get(k.key.as_str()) {
-                        Some(p) => Some(*p),
-                        None => find_key(&tx, &k.key)?,
-                    },
-                };
-                let mut kept = None;
-                for k in &req.event_keys {
-                    if keys.contains_key(k.key.as_str()) || find_key(&tx, &k.key)?.is_some() {
-                        kept = Some(k.key.as_str());
-                        break;
-                    }
-                }
-                let (events, result, new_keys) = match plan(req, version, prior, kept, &tip, now) {
-                    Ok(Plan::Append { events, result, keys }) => (events, result, keys),
-                    Ok(Plan::Replay(first)) => {
-                        answers.push(Ok(first));
-                        continue;
-                    }
-                    Err(e) => {
-                        answers.push(Err(e));
-                        continue;
-                    }
-                };
-                let mut duplicate = None;
-                for e in events.iter().filter(|_| check_ids) {
-                    if find_event.exists([e.event_id.hyphenated().to_string()])? {
-                        duplicate = Some(e.event_id);
-                    }
-                }
-                if let Some(id) = duplicate {
-                    answers.push(Err(StoreError::DuplicateEventId(id)));
-                    continue;
-                }
-                for e in &events {
-                    insert_event(&mut insert, e)?;
-                }
-                for (key, fingerprint, first) in new_keys {
-                    insert_key.execute(params![
-                        key,
-                        &fingerprint[..],
-                        first.first_position as i64,
-                        first.last_position as i64,
-                        first.stream_version as i64
-                    ])?;
-                    keys.insert(key, (fingerprint, first));
-                }
-                tip = LogTip {
-                    next_position: result.last_position + 1,
-                    prev_hash: events.last().expect("non-empty").hash,
-                };
-                versions.insert(req.stream.as_str(), result.stream_version);
-                answers.push(Ok(result));
+            for e in &plan.events {
+                insert_event(&mut insert, e)?;
+            }
+            for (key, fingerprint, first) in &plan.keys {
+                insert_key.execute(params![
+                    key,
+                    &fingerprint[..],
+                    first.first_position as i64,
+                    first.last_position as i64,
+                    first.stream_version as i64
+                ])?;
             }
         }
         tx.commit()?;
-        self.tip = tip;
-        for (stream, v) in versions {
-            self.versions.insert(stream.to_string(), v);
+        if let Some(last) = plan.events.last() {
+            self.tip = LogTip { next_position: last.position + 1, prev_hash: last.hash };
+            crate::plan::raise(&self.head, last.position);
         }
-        Ok(())
+        for e in &plan.events {
+            self.versions.insert(e.stream.clone(), e.version);
+        }
+        Ok(plan.answers)
+    }
+}
+
+/// The log as the writer's transaction sees it, for `plan_group`.
+struct Stored<'a> {
+    conn: &'a Connection,
+    /// Stream versions the writer has seen; a miss asks the database.
+    versions: &'a HashMap<String, u64>,
+    check_ids: bool,
+}
+
+impl crate::plan::StoredLog for Stored<'_> {
+    fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        match self.versions.get(stream) {
+            Some(v) => Ok(*v),
+            None => stream_version_sync(self.conn, stream),
+        }
+    }
+
+    fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
+        find_key(self.conn, key)
+    }
+
+    fn has_event(&self, id: &uuid::Uuid) -> Result<bool, StoreError> {
+        if !self.check_ids {
+            return Ok(false);
+        }
+        let mut find = self.conn.prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?;
+        Ok(find.exists([id.hyphenated().to_string()])?)
     }
 }

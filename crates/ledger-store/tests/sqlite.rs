@@ -143,6 +143,31 @@ async fn an_append_waits_for_another_connections_write_lock_instead_of_failing()
     holder.join().unwrap();
 }
 
+/// A write lock held longer than a reader's busy timeout (as a TRUNCATE checkpoint copying
+/// a large WAL under load did, issue 11's "database is locked" with 1,000 partners) makes
+/// the writer wait longer; the append lands once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_outwaits_a_write_lock_held_past_the_busy_timeout() {
+    use ledger_store::sqlite::{BUSY_MS, WRITER_BUSY_MS};
+    let dir = tempfile::tempdir().unwrap();
+    let store: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    conformance::append_n(&store, "warm", 1).await;
+    let other = ledger_store::sqlite::open_connection(&dir.path().join("ledger.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let hold = BUSY_MS + 1_000;
+    assert!(hold < WRITER_BUSY_MS);
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(hold));
+        other.execute_batch("ROLLBACK").unwrap();
+    });
+    let appended = store
+        .append(conformance::request("fresh", ExpectedVersion::NoStream, vec![conformance::event(1)]))
+        .await
+        .expect("the writer waited for the lock");
+    assert_eq!(appended.first_position, 2);
+    holder.join().unwrap();
+}
+
 /// Snapshots are kept beside the log (not in it): the newest per stream, across a reopen.
 #[tokio::test]
 async fn snapshots_are_kept_beside_the_log_newest_first() {
