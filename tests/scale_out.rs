@@ -324,3 +324,188 @@ fn one_node_publishes_to_kafka_and_another_takes_over_when_it_dies() {
     });
     assert_eq!(messages_in_topics(&brokers), head, "every event once, none lost, none sent again");
 }
+
+/// The first key of the advisory lock that elects the node applying shared read models
+/// (projections/src/runner.rs, `LEAD_LOCK_CLASS`).
+const PROJECTIONS_LOCK_CLASS: u32 = 0x1ed9;
+
+/// The shared read models' schema of the store in `dir` (the default: `<store schema>_readmodels`).
+fn readmodels_schema(dir: &std::path::Path) -> String {
+    format!("{}_readmodels", support::postgres::schema_of(dir))
+}
+
+fn psql(sql: &str) -> String {
+    let out = Command::new("psql").args([&support::postgres::server_url(), "-At", "-c", sql]).output().unwrap();
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The process id of the node that applies the shared read models of `dir`'s store now.
+fn projecting_node(dir: &std::path::Path) -> Option<u32> {
+    let name = psql(&format!(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = {PROJECTIONS_LOCK_CLASS} \
+         AND l.objid = hashtext('{}')::oid",
+        readmodels_schema(dir)
+    ));
+    name.strip_prefix("ledger-projections-")?.parse().ok()
+}
+
+/// Whether process `pid` is gone (exited or a zombie waiting for its parent).
+fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// Every table of the shared read models of `dir`'s store equals the same log rebuilt from
+/// position 1 into a fresh schema by `ledger projections rebuild`.
+fn assert_shared_read_models_equal_a_rebuild(dir: &std::path::Path) {
+    let store = support::postgres::store_of_new(dir);
+    let check = format!("{}_check", support::postgres::schema_of(dir));
+    let out = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["projections", "rebuild", "--store", &store, "--readmodels"])
+        .arg(format!("{}?schema={check}", support::postgres::server_url()))
+        .env_remove("LEDGER_STORE")
+        .env_remove("LEDGER_READMODELS")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rebuild: {}", String::from_utf8_lossy(&out.stderr));
+    let live = readmodels_schema(dir);
+    let tables = [
+        "journal",
+        "lookup",
+        "adjustment_records",
+        "incentive_months",
+        "rollover_lines",
+        "incentive_details",
+        "quarterly_payments",
+        "coupons",
+        "withdrawals",
+        "partners",
+        "checkpoints",
+    ];
+    let mut rows = 0;
+    for t in tables {
+        let dump = |schema: &str| {
+            psql(&format!("SELECT string_agg(t::text, E'\\n' ORDER BY t::text) FROM \"{schema}\".{t} t"))
+        };
+        let (live_rows, rebuilt) = (dump(&live), dump(&check));
+        assert_eq!(live_rows, rebuilt, "table {t}: the shared rows differ from a rebuild");
+        rows += live_rows.lines().count();
+    }
+    assert!(rows > 20, "the history fills the read models: {rows} rows");
+    psql(&format!("DROP SCHEMA \"{check}\" CASCADE"));
+}
+
+#[test]
+fn the_node_applying_shared_read_models_dies_mid_batch_and_another_takes_over_losing_and_doubling_nothing() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    support::postgres::use_postgres(dirs[0].path());
+    support::postgres::share(dirs[0].path(), dirs[1].path());
+    // The first node applies the read models, and aborts after writing the rows of its
+    // first batch, before their commit.
+    let first = Server::start_with_env(dirs[0].path(), &[("LEDGER_CRASH_AT", "mid-projection-batch")]);
+    wait_for("the first node to lead", || projecting_node(dirs[0].path()) == Some(first.pid()));
+    let second = Server::start(dirs[1].path());
+    assert_eq!(projecting_node(dirs[0].path()), Some(first.pid()), "one node applies at a time");
+
+    // Writes through the second node: the first applies them, and dies mid-batch.
+    publish_policy(&second, "2026-07", &[("ecs", "0.05")]);
+    wait_for("the first node to die mid-batch", || dead(first.pid()));
+    wait_for("the second node to take over", || projecting_node(dirs[0].path()) == Some(second.pid()));
+
+    // The second applies everything from the stored checkpoint, and reads wait for it.
+    let a = paid_partner(&second, "MIDBATCH");
+    let at = second.last_write_position();
+    let left = read(&second, &format!("/v1/withdrawals/withdrawable?currency=CNY&min_position={at}"), &a.token);
+    assert_eq!(cents(&left), 3000, "{left}");
+    assert_balanced(&second, ADMIN_TOKEN, at);
+    assert_eq!(second.events_total(), at);
+    assert_shared_read_models_equal_a_rebuild(dirs[0].path());
+}
+
+#[test]
+fn a_node_killed_mid_load_loses_no_acknowledged_write_and_the_others_go_on() {
+    let (dirs, s) = nodes(3);
+    // Node 0 applies the read models, so its death also hands them over.
+    wait_for("node 0 to lead", || projecting_node(dirs[0].path()) == Some(s[0].pid()));
+    publish_policy(&s[1], "2026-07", &[("ecs", "0.05")]);
+    let a = paid_partner(&s[1], "KILLED");
+    let bank = json!({"holder_name": "KILLED Legal Name Co., Ltd.", "number": "6222000011112222", "bank": "ICBC"});
+
+    // 45 withdrawals of 1.00 against 30.00 from 9 clients through the three nodes; node 0 is
+    // killed (SIGKILL) once 10 have been answered. Its clients see connection errors; the
+    // others go on.
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    type Answer = (usize, Result<(u16, Value), String>);
+    let answers: Vec<Answer> = std::thread::scope(|scope| {
+        let killer = scope.spawn(|| {
+            while answered.load(std::sync::atomic::Ordering::SeqCst) < 10 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Command::new("kill").args(["-KILL", &s[0].pid().to_string()]).status().unwrap();
+        });
+        let clients: Vec<_> = (0..9)
+            .map(|c| {
+                let (node, token, bank, answered) = (&s[c % 3], &a.token, &bank, &answered);
+                scope.spawn(move || {
+                    (0..5)
+                        .map(|_| {
+                            let body = json!({"amount": "1.00", "currency": "CNY", "bank_account": bank});
+                            let answer = match ureq::post(&node.url("/v1/withdrawals"))
+                                .set("X-Auth-Token", token)
+                                .send_json(body)
+                            {
+                                Ok(r) | Err(ureq::Error::Status(_, r)) => {
+                                    let status = r.status();
+                                    r.into_json::<Value>().map(|v| (status, v)).map_err(|e| e.to_string())
+                                }
+                                Err(e) => Err(e.to_string()),
+                            };
+                            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            (c % 3, answer)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let all = clients.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        killer.join().unwrap();
+        all
+    });
+    assert!(dead(s[0].pid()));
+    let mut held = vec![];
+    for (node, answer) in &answers {
+        match answer {
+            Ok((201, body)) => held.push(body["withdrawal_id"].as_str().unwrap().to_string()),
+            Ok((409, body))
+                if matches!(body["error_code"].as_str(), Some("INSUFFICIENT_BALANCE" | "CONCURRENCY_CONFLICT")) => {}
+            // The killed node's clients: no answer, or a connection cut mid-answer.
+            Err(_) if *node == 0 => {}
+            other => panic!("unexpected answer from node {node}: {other:?}"),
+        }
+    }
+    assert!(held.len() <= 30, "never more than the balance: {} held", held.len());
+    let survivors_answered = answers.iter().filter(|(n, a)| *n != 0 && a.is_ok()).count();
+    assert_eq!(survivors_answered, 30, "the other nodes answered every request");
+
+    // Every acknowledged withdrawal is in the log and read on the survivors, whichever node
+    // took it; the balance is what they held, never below zero.
+    let at = s[1].events_total();
+    for id in &held {
+        for node in &s[1..] {
+            let w = read(node, &format!("/v1/withdrawals/{id}?min_position={at}"), &a.token);
+            assert_eq!(w["withdrawal_id"], json!(id), "{w}");
+        }
+    }
+    // A withdrawal node 0 stored but could not answer before it died may be there too.
+    let cut_short = answers.iter().filter(|(_, a)| a.is_err()).count() as i64;
+    let left = cents(&read(&s[2], &format!("/v1/withdrawals/withdrawable?currency=CNY&min_position={at}"), &a.token));
+    let stored = (3000 - left) / 100;
+    assert!(left >= 0 && stored >= held.len() as i64 && stored <= held.len() as i64 + cut_short, "{left} {held:?}");
+    assert_eq!(s[2].events_total(), at);
+    assert_balanced(&s[2], ADMIN_TOKEN, at);
+    assert_shared_read_models_equal_a_rebuild(dirs[0].path());
+}

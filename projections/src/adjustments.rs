@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use ledger_core::RecordedEvent;
 use ledger_domain::funds::{visible_to, AdjustmentKind, AdjustmentRecord, CounterpartyType, Funds, FundsEvent};
 use ledger_domain::{stream_family, Decider};
-use rusqlite::{params, Connection, Transaction};
 
 use crate::codec::to_text;
 use crate::runner::Projection;
+use crate::sql::{params, Db};
 use crate::ProjectionError;
 
 pub struct Adjustments;
@@ -42,7 +42,7 @@ impl Projection for Adjustments {
         &["adjustment_records"]
     }
 
-    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         if stream_family(&e.stream) != Funds::FAMILY
             || !matches!(e.event_type.as_str(), "FundsAllocated" | "FundsReclaimed" | "FundsUnbindReclaimed")
         {
@@ -51,11 +51,10 @@ impl Projection for Adjustments {
         let event: FundsEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
             .map_err(|err| ProjectionError::Decode { position: e.position, reason: err.to_string() })?;
         let Some(r) = event.adjustment_record() else { return Ok(()) };
-        tx.prepare_cached(
+        tx.execute(
             "INSERT INTO adjustment_records (position, record_id, distributor_id, operator_partner_id, \
              counterparty_type, counterparty_id, kind, occurred_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![
+            params![
             e.position as i64,
             r.record_id,
             r.distributor_id,
@@ -65,7 +64,8 @@ impl Projection for Adjustments {
             kind_str(r.kind),
             r.occurred_at.timestamp_micros(),
             serde_json::to_string(&r).expect("serialises"),
-        ])?;
+            ],
+        )?;
         Ok(())
     }
 }
@@ -97,21 +97,19 @@ pub struct AdjustmentFilter {
 /// newest first, one page of them, and how many there are in all. `viewer` `None` is an
 /// admin or auditor: everything.
 pub fn list(
-    conn: &Connection,
+    conn: &dyn Db,
     viewer: Option<(&str, Option<&str>)>,
     filter: &AdjustmentFilter,
     offset: usize,
     limit: usize,
 ) -> Result<(Vec<AdjustmentRecord>, usize), ProjectionError> {
     let tree = viewer.map(|(v, parent)| parent.unwrap_or(v).to_string());
-    let mut stmt = conn.prepare_cached(
-        "SELECT record FROM adjustment_records WHERE (?1 IS NULL OR distributor_id = ?1) \
-         AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR counterparty_id = ?3) \
-         AND occurred_at >= ?4 AND occurred_at <= ?5 AND (?6 IS NULL OR record_id = ?6) \
-         AND (?7 IS NULL OR counterparty_type = ?7) AND (?8 IS NULL OR operator_partner_id = ?8) \
+    let rows = conn.query_map(
+        "SELECT record FROM adjustment_records WHERE (CAST(?1 AS TEXT) IS NULL OR distributor_id = ?1) \
+         AND (CAST(?2 AS TEXT) IS NULL OR kind = ?2) AND (CAST(?3 AS TEXT) IS NULL OR counterparty_id = ?3) \
+         AND occurred_at >= ?4 AND occurred_at <= ?5 AND (CAST(?6 AS TEXT) IS NULL OR record_id = ?6) \
+         AND (CAST(?7 AS TEXT) IS NULL OR counterparty_type = ?7) AND (CAST(?8 AS TEXT) IS NULL OR operator_partner_id = ?8) \
          ORDER BY position DESC",
-    )?;
-    let rows = stmt.query_map(
         params![
             tree,
             filter.kind.map(kind_str),
@@ -122,12 +120,12 @@ pub fn list(
             filter.counterparty_type.map(|t| to_text(&t)),
             filter.operator_partner_id,
         ],
-        |r| r.get::<_, String>(0),
+        |r| r.get::<String>(0),
     )?;
     let mut visible = vec![];
     for row in rows {
         let record: AdjustmentRecord =
-            serde_json::from_str(&row?).map_err(|e| ProjectionError::Decode { position: 0, reason: e.to_string() })?;
+            serde_json::from_str(&row).map_err(|e| ProjectionError::Decode { position: 0, reason: e.to_string() })?;
         if viewer.is_none_or(|(v, parent)| visible_to(&record, v, parent)) {
             visible.push(record);
         }

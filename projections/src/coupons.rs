@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use ledger_core::{Money, RecordedEvent};
 use ledger_domain::coupons::{self, Coupon, CouponEvent, CouponView};
 use ledger_domain::{stream_family, Decider};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::codec::{self, decimal, parsed, time, time_of};
 use crate::runner::Projection;
+use crate::sql::{params, upsert, Db, Row as SqlRow};
 use crate::ProjectionError;
 
 pub const EVENT_TYPES: &[&str] = &["CouponIssued", "CouponUsed", "CouponReclaimed"];
@@ -49,7 +49,7 @@ impl Projection for Coupons {
         &["coupons"]
     }
 
-    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         if stream_family(&e.stream) != coupons::Coupons::FAMILY || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
@@ -64,30 +64,30 @@ impl Projection for Coupons {
                 c
             }
         };
-        tx.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO coupons ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-        ))?
-        .execute(params![
-            coupon.coupon_id,
-            event.partner_id(),
-            coupon.customer_id,
-            coupon.amount.amount.to_string(),
-            coupon.amount.currency.as_str(),
-            coupon.remaining.to_string(),
-            time(&coupon.expires_at),
-            time(&coupon.issued_at),
-            coupon.reclaimed_at.as_ref().map(time),
-            e.position as i64,
-        ])?;
+        tx.execute(
+            &upsert("coupons", COLUMNS, "coupon_id"),
+            params![
+                coupon.coupon_id,
+                event.partner_id(),
+                coupon.customer_id,
+                coupon.amount.amount.to_string(),
+                coupon.amount.currency.as_str(),
+                coupon.remaining.to_string(),
+                time(&coupon.expires_at),
+                time(&coupon.issued_at),
+                coupon.reclaimed_at.as_ref().map(time),
+                e.position as i64,
+            ],
+        )?;
         Ok(())
     }
 }
 
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<(String, Coupon, u64), ProjectionError>> {
-    let cells: Vec<String> = (0..8).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?;
+fn read_row(r: &SqlRow<'_>) -> Result<(String, Coupon, u64), ProjectionError> {
+    let cells: Vec<String> = (0..8).map(|i| r.get(i)).collect::<Result<_, _>>()?;
     let reclaimed_at: Option<String> = r.get(8)?;
     let position: i64 = r.get(9)?;
-    Ok((|| {
+    {
         let currency = parsed("currency", &cells[4])?;
         Ok((
             cells[1].clone(),
@@ -102,54 +102,47 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<(String, Coupon, u
             },
             position as u64,
         ))
-    })())
+    }
 }
 
 /// A coupon's row: its partner, the coupon, and the position of its last change.
-pub fn load(conn: &Connection, coupon_id: &str) -> Result<Option<(String, Coupon, u64)>, ProjectionError> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM coupons WHERE coupon_id = ?1"))?
-        .query_row([coupon_id], read_row)
-        .optional()?
-        .transpose()
+pub fn load(conn: &dyn Db, coupon_id: &str) -> Result<Option<(String, Coupon, u64)>, ProjectionError> {
+    conn.query_row(&format!("SELECT {COLUMNS} FROM coupons WHERE coupon_id = ?1"), params![coupon_id], read_row)
 }
 
 /// docs/API.md's coupon as it stands at `at`.
-pub fn view(conn: &Connection, coupon_id: &str, at: DateTime<Utc>) -> Result<Option<CouponView>, ProjectionError> {
+pub fn view(conn: &dyn Db, coupon_id: &str, at: DateTime<Utc>) -> Result<Option<CouponView>, ProjectionError> {
     Ok(load(conn, coupon_id)?.map(|(_, c, _)| c.view(at)))
 }
 
 /// One page of `partner`'s coupons in coupon id order (the aggregate's) as they stand at
 /// `at`, and how many it has in all.
 pub fn page(
-    conn: &Connection,
+    conn: &dyn Db,
     partner: &str,
     at: DateTime<Utc>,
     offset: usize,
     limit: usize,
 ) -> Result<(Vec<CouponView>, usize), ProjectionError> {
     let total: i64 = conn
-        .prepare_cached("SELECT count(*) FROM coupons WHERE partner_id = ?1")?
-        .query_row([partner], |r| r.get(0))?;
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM coupons WHERE partner_id = ?1 ORDER BY coupon_id LIMIT ?2 OFFSET ?3"
-    ))?;
-    let items = stmt
-        .query_map(params![partner, limit as i64, offset as i64], read_row)?
-        .map(|r| r?.map(|(_, c, _)| c.view(at)))
-        .collect::<Result<Vec<_>, ProjectionError>>()?;
+        .query_row("SELECT count(*) FROM coupons WHERE partner_id = ?1", params![partner], |r| r.get(0))?
+        .unwrap_or(0);
+    let items = conn.query_map(
+        &format!("SELECT {COLUMNS} FROM coupons WHERE partner_id = ?1 ORDER BY coupon_id LIMIT ?2 OFFSET ?3"),
+        params![partner, limit as i64, offset as i64],
+        |r| read_row(r).map(|(_, c, _)| c.view(at)),
+    )?;
     Ok((items, total as usize))
 }
 
 /// Every coupon of `partner` (the domain's entity, so a caller can filter on what the
 /// vendor-compatible API filters on), in coupon id order.
-pub fn all_of(conn: &Connection, partner: &str) -> Result<Vec<Coupon>, ProjectionError> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM coupons WHERE partner_id = ?1 ORDER BY coupon_id"))?;
-    let coupons = stmt
-        .query_map(params![partner], read_row)?
-        .map(|r| r?.map(|(_, c, _)| c))
-        .collect::<Result<Vec<_>, ProjectionError>>()?;
-    Ok(coupons)
+pub fn all_of(conn: &dyn Db, partner: &str) -> Result<Vec<Coupon>, ProjectionError> {
+    conn.query_map(
+        &format!("SELECT {COLUMNS} FROM coupons WHERE partner_id = ?1 ORDER BY coupon_id"),
+        params![partner],
+        |r| read_row(r).map(|(_, c, _)| c),
+    )
 }
 
 #[cfg(test)]

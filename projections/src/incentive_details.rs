@@ -8,10 +8,10 @@ use ledger_core::{Currency, Money, Month, RecordedEvent};
 use ledger_domain::incentives::details::{DetailEntry, IncentiveDetail};
 use ledger_domain::incentives::IncentiveEvent;
 use ledger_domain::stream_family;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::codec::{self, decimal, enum_of, parsed, to_text};
 use crate::runner::Projection;
+use crate::sql::{params, upsert, Db, Row as SqlRow};
 use crate::ProjectionError;
 
 pub use ledger_domain::incentives::details::counted_sum;
@@ -57,7 +57,7 @@ impl Projection for IncentiveDetails {
         &["incentive_details"]
     }
 
-    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         if stream_family(&e.stream) != "incentives"
             || !matches!(e.event_type.as_str(), "ConsumptionRecorded" | "ConsumptionRefunded")
         {
@@ -83,28 +83,27 @@ fn entry_id(d: &IncentiveDetail) -> &str {
     d.refund_id.as_deref().unwrap_or(&d.record_id)
 }
 
-fn store(tx: &Transaction<'_>, partner: &str, d: &IncentiveDetail, position: u64) -> Result<(), ProjectionError> {
-    tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO incentive_details (partner_id, {COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-    ))?
-    .execute(params![
-        partner,
-        to_text(&d.entry),
-        d.record_id,
-        entry_id(d),
-        d.customer_id,
-        d.product,
-        d.consumption_month.map(|m| m.to_string()),
-        d.incentive_month.to_string(),
-        d.amount.amount.to_string(),
-        d.amount.currency.as_str(),
-        d.rate.map(|r| r.value().to_string()),
-        d.incentive.amount.to_string(),
-        d.refunded.amount.to_string(),
-        d.line_reason.map(|r| to_text(&r)),
-        position as i64,
-    ])?;
+fn store(tx: &dyn Db, partner: &str, d: &IncentiveDetail, position: u64) -> Result<(), ProjectionError> {
+    tx.execute(
+        &upsert("incentive_details", &format!("partner_id, {COLUMNS}"), "partner_id, entry, entry_id"),
+        params![
+            partner,
+            to_text(&d.entry),
+            d.record_id,
+            entry_id(d),
+            d.customer_id,
+            d.product,
+            d.consumption_month.map(|m| m.to_string()),
+            d.incentive_month.to_string(),
+            d.amount.amount.to_string(),
+            d.amount.currency.as_str(),
+            d.rate.map(|r| r.value().to_string()),
+            d.incentive.amount.to_string(),
+            d.refunded.amount.to_string(),
+            d.line_reason.map(|r| to_text(&r)),
+            position as i64,
+        ],
+    )?;
     Ok(())
 }
 
@@ -125,7 +124,7 @@ type Row = (
     i64,
 );
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+fn row(r: &SqlRow<'_>) -> Result<Row, ProjectionError> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -184,34 +183,35 @@ fn detail(row: Row) -> Result<(IncentiveDetail, u64), ProjectionError> {
 }
 
 fn load(
-    conn: &Connection,
+    conn: &dyn Db,
     partner: &str,
     entry: DetailEntry,
     id: &str,
 ) -> Result<Option<(IncentiveDetail, u64)>, ProjectionError> {
-    let found = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM incentive_details WHERE partner_id = ?1 AND entry = ?2 AND entry_id = ?3"
-        ))?
-        .query_row(params![partner, to_text(&entry), id], row)
-        .optional()?;
+    let found = conn.query_row(
+        &format!("SELECT {COLUMNS} FROM incentive_details WHERE partner_id = ?1 AND entry = ?2 AND entry_id = ?3"),
+        params![partner, to_text(&entry), id],
+        row,
+    )?;
     found.map(detail).transpose()
 }
 
 /// Every entry listed in `partner`'s detail of `month` in `currency` (counted there, or
 /// consumed there and counted later), in log order.
 pub fn of_month(
-    conn: &Connection,
+    conn: &dyn Db,
     partner: &str,
     month: Month,
     currency: Currency,
 ) -> Result<Vec<IncentiveDetail>, ProjectionError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM incentive_details WHERE partner_id = ?1 AND currency = ?3 \
-         AND (incentive_month = ?2 OR consumption_month = ?2) ORDER BY position, entry, entry_id"
-    ))?;
-    let rows = stmt.query_map(params![partner, month.to_string(), currency.as_str()], row)?;
-    rows.map(|r| detail(r?).map(|(d, _)| d)).collect()
+    conn.query_map(
+        &format!(
+            "SELECT {COLUMNS} FROM incentive_details WHERE partner_id = ?1 AND currency = ?3 \
+             AND (incentive_month = ?2 OR consumption_month = ?2) ORDER BY position, entry, entry_id"
+        ),
+        params![partner, month.to_string(), currency.as_str()],
+        |r| detail(row(r)?).map(|(d, _)| d),
+    )
 }
 
 #[cfg(test)]

@@ -24,10 +24,10 @@ use ledger_domain::incentives::{
     months_touched, Counted, IncentiveEvent, IncentiveMonth, Incentives, MonthView, MonthsTouched,
 };
 use ledger_domain::{split_stream, Decider, EventFamily};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::codec::{self, decimal, enum_of, from_json, json, parsed, to_text};
 use crate::runner::Projection;
+use crate::sql::{params, upsert, Db, Row as SqlRow};
 use crate::ProjectionError;
 
 /// The event types that change a month ([`months_touched`] names none for the others).
@@ -94,7 +94,7 @@ impl IncentiveMonths {
     /// changed at `position` when it changed.
     fn change(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &dyn Db,
         partner: &str,
         key: Key,
         position: u64,
@@ -108,16 +108,17 @@ impl IncentiveMonths {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
                 let (month, currency) = *v.key();
-                let stored = tx
-                    .prepare_cached(&format!(
+                let stored = tx.query_row(
+                    &format!(
                         "SELECT {COLUMNS} FROM incentive_months WHERE partner_id = ?1 AND month = ?2 AND currency = ?3"
-                    ))?
-                    .query_row(params![partner, month.to_string(), currency.as_str()], read_row)
-                    .optional()?;
+                    ),
+                    params![partner, month.to_string(), currency.as_str()],
+                    read_row,
+                )?;
                 self.cached += 1;
                 v.insert(match stored {
                     Some(r) => {
-                        let (_, month, position) = r?;
+                        let (_, month, position) = r;
                         Row { month, position, dirty: false }
                     }
                     None => Row { month: IncentiveMonth::new(month, currency), position: 0, dirty: false },
@@ -150,7 +151,7 @@ impl Projection for IncentiveMonths {
         &["incentive_months"]
     }
 
-    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         let (Incentives::FAMILY, partner) = split_stream(&e.stream) else { return Ok(()) };
         if !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
@@ -183,28 +184,29 @@ impl Projection for IncentiveMonths {
         Ok(())
     }
 
-    fn flush(&mut self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+    fn flush(&mut self, tx: &dyn Db) -> Result<(), ProjectionError> {
         if !self.dirty.is_empty() {
-            let mut upsert = tx.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO incentive_months ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-            ))?;
+            let sql = upsert("incentive_months", COLUMNS, "partner_id, month, currency");
             for (partner, key) in self.dirty.drain(..) {
                 let Some(row) = self.rows.get_mut(&partner).and_then(|rows| rows.get_mut(&key)) else { continue };
                 row.dirty = false;
                 let m = &row.month;
-                upsert.execute(params![
-                    partner,
-                    m.month.to_string(),
-                    m.currency.as_str(),
-                    to_text(&m.status),
-                    m.incentive_sum.to_string(),
-                    m.entries,
-                    m.rollover_in.to_string(),
-                    m.rollover_out.to_string(),
-                    m.final_amount.as_ref().map(json),
-                    m.payment_id,
-                    row.position as i64,
-                ])?;
+                tx.execute(
+                    &sql,
+                    params![
+                        partner,
+                        m.month.to_string(),
+                        m.currency.as_str(),
+                        to_text(&m.status),
+                        m.incentive_sum.to_string(),
+                        m.entries,
+                        m.rollover_in.to_string(),
+                        m.rollover_out.to_string(),
+                        m.final_amount.as_ref().map(json),
+                        m.payment_id,
+                        row.position as i64,
+                    ],
+                )?;
             }
         }
         if self.cached > MAX_CACHED_ROWS {
@@ -224,32 +226,32 @@ impl Projection for IncentiveMonths {
 impl IncentiveMonths {
     /// The rows held by `payment_id`: what this batch changed so far is written first, then
     /// the table is asked.
-    fn held_by(&mut self, tx: &Transaction<'_>, partner: &str, payment_id: &str) -> Result<Vec<Key>, ProjectionError> {
+    fn held_by(&mut self, tx: &dyn Db, partner: &str, payment_id: &str) -> Result<Vec<Key>, ProjectionError> {
         self.flush(tx)?;
 
-        let mut stmt = tx
-            .prepare_cached("SELECT month, currency FROM incentive_months WHERE partner_id = ?1 AND payment_id = ?2")?;
-        let keys = stmt
-            .query_map(params![partner, payment_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-            .map(|r| {
-                let (m, c) = r?;
-                Ok((parsed::<Month>("month", &m)?, parsed::<Currency>("currency", &c)?))
-            })
-            .collect::<Result<Vec<_>, ProjectionError>>()?;
-        Ok(keys)
+        tx.query_map(
+            "SELECT month, currency FROM incentive_months WHERE partner_id = ?1 AND payment_id = ?2",
+            params![partner, payment_id],
+            |r| {
+                Ok((
+                    parsed::<Month>("month", &r.get::<String>(0)?)?,
+                    parsed::<Currency>("currency", &r.get::<String>(1)?)?,
+                ))
+            },
+        )
     }
 }
 
 type Stored = Result<(String, IncentiveMonth, u64), ProjectionError>;
 
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+fn read_row(r: &SqlRow<'_>) -> Stored {
     let partner: String = r.get(0)?;
     let (month, currency, status, sum, entries, rin, rout): (String, String, String, String, u32, String, String) =
         (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?);
     let final_amount: Option<String> = r.get(8)?;
     let payment_id: Option<String> = r.get(9)?;
     let position: i64 = r.get(10)?;
-    Ok((|| {
+    (|| {
         Ok((
             partner,
             IncentiveMonth {
@@ -265,23 +267,23 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
             },
             position as u64,
         ))
-    })())
+    })()
 }
 
 /// Every month row of `partner`, in month then currency order (the aggregate's), with the
 /// position of the row's last change.
-pub fn of_partner(conn: &Connection, partner: &str) -> Result<Vec<(IncentiveMonth, u64)>, ProjectionError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM incentive_months WHERE partner_id = ?1"))?;
-    let mut rows = stmt
-        .query_map([partner], read_row)?
-        .map(|r| r?.map(|(_, m, p)| (m, p)))
-        .collect::<Result<Vec<_>, ProjectionError>>()?;
+pub fn of_partner(conn: &dyn Db, partner: &str) -> Result<Vec<(IncentiveMonth, u64)>, ProjectionError> {
+    let mut rows = conn.query_map(
+        &format!("SELECT {COLUMNS} FROM incentive_months WHERE partner_id = ?1"),
+        params![partner],
+        |r| read_row(r).map(|(_, m, p)| (m, p)),
+    )?;
     rows.sort_by_key(|(m, _)| (m.month, m.currency));
     Ok(rows)
 }
 
 /// docs/API.md's incentive months of `partner` (of `year` when given), with their positions.
-pub fn views(conn: &Connection, partner: &str, year: Option<i32>) -> Result<Vec<(MonthView, u64)>, ProjectionError> {
+pub fn views(conn: &dyn Db, partner: &str, year: Option<i32>) -> Result<Vec<(MonthView, u64)>, ProjectionError> {
     Ok(of_partner(conn, partner)?
         .into_iter()
         .filter(|(m, _)| year.is_none_or(|y| m.month.year() == y))
@@ -290,10 +292,8 @@ pub fn views(conn: &Connection, partner: &str, year: Option<i32>) -> Result<Vec<
 }
 
 /// Every partner with a month row (tests compare them with the streams).
-pub fn partners(conn: &Connection) -> Result<Vec<String>, ProjectionError> {
-    let mut stmt = conn.prepare("SELECT DISTINCT partner_id FROM incentive_months ORDER BY partner_id")?;
-    let rows = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-    Ok(rows)
+pub fn partners(conn: &dyn Db) -> Result<Vec<String>, ProjectionError> {
+    conn.query_map("SELECT DISTINCT partner_id FROM incentive_months ORDER BY partner_id", params![], |r| r.get(0))
 }
 
 #[cfg(test)]

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use ledger_core::{Currency, Money, Month, RecordedEvent};
 use ledger_domain::postings::Side;
-use rusqlite::{params, Connection, Transaction};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::runner::Projection;
+use crate::sql::{params, Db};
 use crate::ProjectionError;
 
 pub struct Journal;
@@ -46,7 +46,7 @@ impl Projection for Journal {
         &["journal"]
     }
 
-    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         let postings = ledger_domain::journal::postings_of(&e.stream, &e.event_type, e.schema_version, &e.data)
             .map_err(|err| ProjectionError::Decode { position: e.position, reason: err.to_string() })?;
         if postings.is_empty() {
@@ -55,22 +55,22 @@ impl Projection for Journal {
         if !ledger_domain::postings::is_balanced(&postings) {
             return Err(ProjectionError::Decode { position: e.position, reason: "its postings do not balance".into() });
         }
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO journal (position, seq, occurred_at, owner, account, currency, side, amount, kind) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
         for (seq, p) in postings.iter().enumerate() {
-            insert.execute(params![
-                e.position as i64,
-                seq as i64,
-                e.occurred_at.timestamp_micros(),
-                owner_of(&p.account),
-                p.account,
-                p.currency.as_str(),
-                matches!(p.side, Side::Debit) as i64,
-                p.amount.to_string(),
-                e.event_type,
-            ])?;
+            tx.execute(
+                "INSERT INTO journal (position, seq, occurred_at, owner, account, currency, side, amount, kind) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    e.position as i64,
+                    seq as i64,
+                    e.occurred_at.timestamp_micros(),
+                    owner_of(&p.account),
+                    p.account,
+                    p.currency.as_str(),
+                    matches!(p.side, Side::Debit) as i64,
+                    p.amount.to_string(),
+                    e.event_type,
+                ],
+            )?;
         }
         Ok(())
     }
@@ -100,21 +100,20 @@ pub struct TrialBalance {
 }
 
 /// Debits and credits per currency of every posting up to `as_of` (business time).
-pub fn trial_balance(conn: &Connection, as_of: Option<DateTime<Utc>>) -> Result<TrialBalance, ProjectionError> {
+pub fn trial_balance(conn: &dyn Db, as_of: Option<DateTime<Utc>>) -> Result<TrialBalance, ProjectionError> {
     let until = as_of.map_or(i64::MAX, |t| t.timestamp_micros());
-    let mut stmt = conn.prepare_cached("SELECT currency, side, amount FROM journal WHERE occurred_at <= ?1")?;
     let mut totals: BTreeMap<Currency, (Decimal, Decimal)> = BTreeMap::new();
-    let mut rows = stmt.query([until])?;
-    while let Some(r) = rows.next()? {
-        let currency = parse_currency(&r.get::<_, String>(0)?)?;
-        let amount = parse_decimal(&r.get::<_, String>(2)?)?;
+    conn.each_row("SELECT currency, side, amount FROM journal WHERE occurred_at <= ?1", params![until], &mut |r| {
+        let currency = parse_currency(&r.get::<String>(0)?)?;
+        let amount = parse_decimal(&r.get::<String>(2)?)?;
         let t = totals.entry(currency).or_default();
-        if r.get::<_, i64>(1)? == 1 {
+        if r.get::<i64>(1)? == 1 {
             t.0 += amount;
         } else {
             t.1 += amount;
         }
-    }
+        Ok(())
+    })?;
     let currencies: Vec<CurrencyTotals> =
         totals.into_iter().map(|(currency, (debits, credits))| CurrencyTotals { currency, debits, credits }).collect();
     Ok(TrialBalance { balanced: currencies.iter().all(|c| c.debits == c.credits), currencies })
@@ -127,17 +126,19 @@ pub struct Balance {
 }
 
 /// Every balance of `owner` (e.g. `partner:P1`) as it stood at `as_of`: debits − credits.
-pub fn balances(conn: &Connection, owner: &str, as_of: DateTime<Utc>) -> Result<Vec<Balance>, ProjectionError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT account, currency, side, amount FROM journal WHERE owner = ?1 AND occurred_at <= ?2")?;
+pub fn balances(conn: &dyn Db, owner: &str, as_of: DateTime<Utc>) -> Result<Vec<Balance>, ProjectionError> {
     let mut sums: BTreeMap<(String, Currency), Decimal> = BTreeMap::new();
-    let mut rows = stmt.query(params![owner, as_of.timestamp_micros()])?;
-    while let Some(r) = rows.next()? {
-        let key = (r.get::<_, String>(0)?, parse_currency(&r.get::<_, String>(1)?)?);
-        let amount = parse_decimal(&r.get::<_, String>(3)?)?;
-        let signed = if r.get::<_, i64>(2)? == 1 { amount } else { -amount };
-        *sums.entry(key).or_default() += signed;
-    }
+    conn.each_row(
+        "SELECT account, currency, side, amount FROM journal WHERE owner = ?1 AND occurred_at <= ?2",
+        params![owner, as_of.timestamp_micros()],
+        &mut |r| {
+            let key = (r.get::<String>(0)?, parse_currency(&r.get::<String>(1)?)?);
+            let amount = parse_decimal(&r.get::<String>(3)?)?;
+            let signed = if r.get::<i64>(2)? == 1 { amount } else { -amount };
+            *sums.entry(key).or_default() += signed;
+            Ok(())
+        },
+    )?;
     Ok(sums
         .into_iter()
         .map(|((account, currency), amount)| Balance { account, balance: Money::new(amount, currency) })
@@ -175,35 +176,36 @@ pub struct Statement {
 /// opening balance, the movements of the month grouped by kind and direction, and the
 /// closing balance (closing = opening + ins − outs, checked).
 pub fn statement(
-    conn: &Connection,
+    conn: &dyn Db,
     partner_id: &str,
     month: Month,
     currency: Currency,
 ) -> Result<Statement, ProjectionError> {
     let owner = format!("partner:{partner_id}");
     let (start, end) = (month.start().timestamp_micros(), month.end().timestamp_micros());
-    let mut stmt = conn.prepare_cached(
-        "SELECT account, occurred_at, side, amount, kind FROM journal \
-         WHERE owner = ?1 AND currency = ?2 AND occurred_at < ?3 ORDER BY position, seq",
-    )?;
     struct Acc {
         opening: Decimal,
         moves: BTreeMap<(String, &'static str), Decimal>,
     }
     let mut accounts: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut rows = stmt.query(params![owner, currency.as_str(), end])?;
-    while let Some(r) = rows.next()? {
-        let account: String = r.get(0)?;
-        let at: i64 = r.get(1)?;
-        let debit = r.get::<_, i64>(2)? == 1;
-        let amount = parse_decimal(&r.get::<_, String>(3)?)?;
-        let acc = accounts.entry(account).or_insert_with(|| Acc { opening: Decimal::ZERO, moves: BTreeMap::new() });
-        if at < start {
-            acc.opening += if debit { amount } else { -amount };
-        } else {
-            *acc.moves.entry((r.get(4)?, if debit { "in" } else { "out" })).or_default() += amount;
-        }
-    }
+    conn.each_row(
+        "SELECT account, occurred_at, side, amount, kind FROM journal \
+         WHERE owner = ?1 AND currency = ?2 AND occurred_at < ?3 ORDER BY position, seq",
+        params![owner, currency.as_str(), end],
+        &mut |r| {
+            let account: String = r.get(0)?;
+            let at: i64 = r.get(1)?;
+            let debit = r.get::<i64>(2)? == 1;
+            let amount = parse_decimal(&r.get::<String>(3)?)?;
+            let acc = accounts.entry(account).or_insert_with(|| Acc { opening: Decimal::ZERO, moves: BTreeMap::new() });
+            if at < start {
+                acc.opening += if debit { amount } else { -amount };
+            } else {
+                *acc.moves.entry((r.get(4)?, if debit { "in" } else { "out" })).or_default() += amount;
+            }
+            Ok(())
+        },
+    )?;
     let accounts = accounts
         .into_iter()
         .map(|(account, acc)| {

@@ -28,12 +28,14 @@ pub mod quarterly_payments;
 pub mod reader;
 pub mod rollover_lines;
 pub mod runner;
+pub mod sql;
 #[cfg(test)]
 mod testkit;
 pub mod withdrawals;
 
 pub use reader::ReadPool;
-pub use runner::{Projection, Runner};
+pub use runner::{Projection, ReadModels, Runner};
+pub use sql::Db;
 
 /// Every read model the ledger keeps, in the order they apply each batch.
 pub fn all() -> Vec<Box<dyn Projection>> {
@@ -55,6 +57,14 @@ pub fn all() -> Vec<Box<dyn Projection>> {
 pub enum ProjectionError {
     #[error("projection storage: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("projection storage (PostgreSQL): {0}")]
+    Postgres(String),
+    #[error("read models: {0}")]
+    Config(String),
+    /// Another process moved a shared read model's checkpoint: this one no longer applies
+    /// them (it follows until it holds the lead again).
+    #[error("another node applied the read models past this one's checkpoint of {projection}")]
+    Superseded { projection: &'static str },
     #[error("event store: {0}")]
     Store(#[from] ledger_store::StoreError),
     #[error("io: {0}")]
@@ -67,6 +77,16 @@ pub enum ProjectionError {
     Unknown(String),
     #[error("projections have applied position {applied}, not yet {position}")]
     Lagging { position: u64, applied: u64 },
+}
+
+impl From<tokio_postgres::Error> for ProjectionError {
+    fn from(e: tokio_postgres::Error) -> ProjectionError {
+        // The server's own message says what was wrong ("db error" alone does not).
+        ProjectionError::Postgres(match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        })
+    }
 }
 
 impl ProjectionError {

@@ -11,9 +11,9 @@ use ledger_domain::incentives::Incentives;
 use ledger_domain::lab_points::LabPoints;
 use ledger_domain::rebate::Rebate;
 use ledger_domain::Decider;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::runner::Projection;
+use crate::sql::{params, Db};
 use crate::ProjectionError;
 
 /// The id fields worth an entry, by the family of the stream that holds them.
@@ -80,7 +80,7 @@ impl Projection for Lookup {
         &["lookup"]
     }
 
-    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         let family = ledger_domain::stream_family(&e.stream);
         let fields: Vec<&str> = ID_FIELDS.iter().filter(|(f, _)| *f == family).map(|(_, k)| *k).collect();
         if fields.is_empty() {
@@ -96,12 +96,12 @@ impl Projection for Lookup {
         let ids: Ids<'_> = serde_json::from_str(&e.data)
             .map_err(|err| ProjectionError::Decode { position: e.position, reason: err.to_string() })?;
         let Some(partner) = ids.partner_id.as_deref() else { return Ok(()) };
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO lookup (kind, id, partner_id, stream) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-        )?;
         for field in fields {
             if let Some(id) = ids.get(field) {
-                insert.execute(params![field, id, partner, e.stream])?;
+                tx.execute(
+                    "INSERT INTO lookup (kind, id, partner_id, stream) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    params![field, id, partner, e.stream],
+                )?;
             }
         }
         Ok(())
@@ -115,10 +115,8 @@ fn has_key(data: &str, field: &str) -> bool {
 }
 
 /// The partner that owns `id` of `kind` (one of [`ID_FIELDS`]' names).
-pub fn partner_of(conn: &Connection, kind: &str, id: &str) -> Result<Option<String>, ProjectionError> {
-    Ok(conn
-        .query_row("SELECT partner_id FROM lookup WHERE kind = ?1 AND id = ?2", params![kind, id], |r| r.get(0))
-        .optional()?)
+pub fn partner_of(conn: &dyn Db, kind: &str, id: &str) -> Result<Option<String>, ProjectionError> {
+    conn.query_row("SELECT partner_id FROM lookup WHERE kind = ?1 AND id = ?2", params![kind, id], |r| r.get(0))
 }
 
 #[cfg(test)]

@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 use ledger_core::RecordedEvent;
 use ledger_domain::partner::{PartnerEvent, PartnerKind, PartnerLevel};
 use ledger_domain::stream_family;
-use rusqlite::{params, Connection, Transaction};
 use serde::Serialize;
 
 use crate::codec::{self, enum_of, to_text};
 use crate::runner::Projection;
+use crate::sql::{params, upsert, Db};
 use crate::ProjectionError;
 
 pub struct Partners;
@@ -55,7 +55,7 @@ impl Projection for Partners {
         &["partners"]
     }
 
-    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         if stream_family(&e.stream) != "partner"
             || !matches!(e.event_type.as_str(), "PartnerRegistered" | "PartnerLevelChanged")
         {
@@ -65,23 +65,28 @@ impl Projection for Partners {
             .map_err(|err| codec::undecodable(e, err))?;
         match event {
             PartnerEvent::PartnerRegistered { partner_id, name, kind, parent_id, level, registered_at } => {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO partners (partner_id, name, kind, parent_id, level, registered_at, position) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?
-                .execute(params![
-                    partner_id,
-                    name,
-                    to_text(&kind),
-                    parent_id,
-                    to_text(&level),
-                    registered_at.timestamp_micros(),
-                    e.position as i64
-                ])?;
+                tx.execute(
+                    &upsert(
+                        "partners",
+                        "partner_id, name, kind, parent_id, level, registered_at, position",
+                        "partner_id",
+                    ),
+                    params![
+                        partner_id,
+                        name,
+                        to_text(&kind),
+                        parent_id,
+                        to_text(&level),
+                        registered_at.timestamp_micros(),
+                        e.position as i64
+                    ],
+                )?;
             }
             PartnerEvent::PartnerLevelChanged { partner_id, to, .. } => {
-                tx.prepare_cached("UPDATE partners SET level = ?2, position = ?3 WHERE partner_id = ?1")?
-                    .execute(params![partner_id, to_text(&to), e.position as i64])?;
+                tx.execute(
+                    "UPDATE partners SET level = ?2, position = ?3 WHERE partner_id = ?1",
+                    params![partner_id, to_text(&to), e.position as i64],
+                )?;
             }
             _ => {}
         }
@@ -102,24 +107,23 @@ pub struct ResellerFilter {
 /// The resellers of `distributor_id`, oldest link first, one page of them, and how many
 /// match in all.
 pub fn resellers(
-    conn: &Connection,
+    conn: &dyn Db,
     distributor_id: &str,
     filter: &ResellerFilter,
     offset: usize,
     limit: usize,
 ) -> Result<(Vec<PartnerRow>, usize), ProjectionError> {
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query_map(
         "SELECT partner_id, name, kind, parent_id, level, registered_at FROM partners \
-         WHERE parent_id = ?1 AND kind = 'reseller' AND (?2 IS NULL OR partner_id = ?2) AND (?3 IS NULL OR partner_id = ?3) \
+         WHERE parent_id = ?1 AND kind = 'reseller' AND (CAST(?2 AS TEXT) IS NULL OR partner_id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR partner_id = ?3) \
          ORDER BY registered_at, partner_id",
+        params![distributor_id, filter.reseller_id, filter.account_name],
+        |r| Ok((r.get::<String>(0)?, r.get(1)?, r.get::<String>(2)?, r.get(3)?, r.get::<String>(4)?, r.get(5)?)),
     )?;
-    let rows = stmt.query_map(params![distributor_id, filter.reseller_id, filter.account_name], |r| {
-        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get::<_, String>(4)?, r.get(5)?))
-    })?;
     let mut matching = vec![];
     for row in rows {
         let (partner_id, name, kind, parent_id, level, micros): (String, String, String, Option<String>, String, i64) =
-            row?;
+            row;
         let registered_at = DateTime::from_timestamp_micros(micros)
             .ok_or_else(|| codec::corrupt("registered_at", &micros.to_string()))?;
         if filter.linked_from.is_some_and(|t| registered_at < t) || filter.linked_to.is_some_and(|t| registered_at > t)

@@ -9,10 +9,10 @@ use ledger_domain::incentives::{
     payment_of, IncentiveEvent, Incentives, PaymentMethod, PaymentStatus, PaymentView, QuarterlyPayment,
 };
 use ledger_domain::{stream_family, Decider};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::codec::{self, enum_of, from_json, json, parsed, to_text};
 use crate::runner::Projection;
+use crate::sql::{params, upsert, Db};
 use crate::ProjectionError;
 
 pub const EVENT_TYPES: &[&str] = &[
@@ -63,7 +63,7 @@ impl Projection for QuarterlyPayments {
         &["quarterly_payments"]
     }
 
-    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         if stream_family(&e.stream) != Incentives::FAMILY || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
@@ -82,42 +82,42 @@ impl Projection for QuarterlyPayments {
     }
 }
 
-fn store(tx: &Transaction<'_>, partner: &str, p: &QuarterlyPayment, position: u64) -> Result<(), ProjectionError> {
-    tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO quarterly_payments ({COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-    ))?
-    .execute(params![
-        p.payment_id,
-        partner,
-        p.quarter.to_string(),
-        p.currency.as_str(),
-        to_text(&p.status),
-        json(&p.included_months),
-        json(&p.excluded_months),
-        json(&p.included_opportunities),
-        json(&p.carried_months),
-        json(&p.carried_deduction),
-        json(&p.payable),
-        p.method.as_ref().map(to_text),
-        p.invoice_list.as_ref().map(json),
-        position as i64,
-    ])?;
+fn store(tx: &dyn Db, partner: &str, p: &QuarterlyPayment, position: u64) -> Result<(), ProjectionError> {
+    tx.execute(
+        &upsert("quarterly_payments", COLUMNS, "payment_id"),
+        params![
+            p.payment_id,
+            partner,
+            p.quarter.to_string(),
+            p.currency.as_str(),
+            to_text(&p.status),
+            json(&p.included_months),
+            json(&p.excluded_months),
+            json(&p.included_opportunities),
+            json(&p.carried_months),
+            json(&p.carried_deduction),
+            json(&p.payable),
+            p.method.as_ref().map(to_text),
+            p.invoice_list.as_ref().map(json),
+            position as i64,
+        ],
+    )?;
     Ok(())
 }
 
 /// A payment's row: its partner, the payment, and the position of its last change.
-pub fn load(conn: &Connection, payment_id: &str) -> Result<Option<(String, QuarterlyPayment, u64)>, ProjectionError> {
-    let row = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM quarterly_payments WHERE payment_id = ?1"))?
-        .query_row([payment_id], |r| {
+pub fn load(conn: &dyn Db, payment_id: &str) -> Result<Option<(String, QuarterlyPayment, u64)>, ProjectionError> {
+    let row = conn.query_row(
+        &format!("SELECT {COLUMNS} FROM quarterly_payments WHERE payment_id = ?1"),
+        params![payment_id],
+        |r| {
             let mut cells: Vec<Option<String>> = Vec::with_capacity(13);
             for i in 0..13 {
                 cells.push(r.get(i)?);
             }
-            Ok((cells, r.get::<_, i64>(13)?))
-        })
-        .optional()?;
+            Ok((cells, r.get::<i64>(13)?))
+        },
+    )?;
     let Some((c, position)) = row else { return Ok(None) };
     let text = |i: usize| c[i].as_deref().unwrap_or_default();
     let payment = QuarterlyPayment {
@@ -138,25 +138,23 @@ pub fn load(conn: &Connection, payment_id: &str) -> Result<Option<(String, Quart
 }
 
 /// docs/API.md's quarterly payment with the position of its last change.
-pub fn view(conn: &Connection, payment_id: &str) -> Result<Option<(PaymentView, u64)>, ProjectionError> {
+pub fn view(conn: &dyn Db, payment_id: &str) -> Result<Option<(PaymentView, u64)>, ProjectionError> {
     Ok(load(conn, payment_id)?.map(|(partner, p, position)| (p.view(&partner), position)))
 }
 
 /// One page of `partner`'s payments (its applications, 申请记录), newest quarter first,
 /// with the position of each one's last change, and how many it has in all.
 pub fn page_of(
-    conn: &Connection,
+    conn: &dyn Db,
     partner: &str,
     offset: usize,
     limit: usize,
 ) -> Result<(Vec<(PaymentView, u64)>, usize), ProjectionError> {
-    let ids = {
-        let mut stmt = conn.prepare_cached(
-            "SELECT payment_id FROM quarterly_payments WHERE partner_id = ?1 ORDER BY quarter DESC, payment_id DESC",
-        )?;
-        let ids = stmt.query_map([partner], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-        ids
-    };
+    let ids: Vec<String> = conn.query_map(
+        "SELECT payment_id FROM quarterly_payments WHERE partner_id = ?1 ORDER BY quarter DESC, payment_id DESC",
+        params![partner],
+        |r| r.get(0),
+    )?;
     let total = ids.len();
     let mut page = Vec::with_capacity(limit.min(total));
     for id in ids.into_iter().skip(offset).take(limit) {
@@ -182,24 +180,21 @@ pub struct CarriedDeduction {
 /// (business time, microseconds): a paid payment's row was last changed by its
 /// `QuarterlyPaymentPaid`, whose time the journal holds.
 pub fn carried_deductions_paid(
-    conn: &Connection,
+    conn: &dyn Db,
     partner: &str,
     currency: ledger_core::Currency,
     from: i64,
     to: i64,
 ) -> Result<Vec<CarriedDeduction>, ProjectionError> {
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query_map(
         "SELECT p.payment_id, p.quarter, p.carried_months, p.carried_deduction FROM quarterly_payments p \
          WHERE p.partner_id = ?1 AND p.currency = ?2 AND p.status = ?3 AND p.carried_months != '[]' \
          AND EXISTS (SELECT 1 FROM journal j WHERE j.position = p.position AND j.occurred_at >= ?4 \
                      AND j.occurred_at < ?5) \
          ORDER BY p.quarter, p.payment_id",
+        params![partner, currency.as_str(), to_text(&PaymentStatus::Paid), from, to],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?, r.get::<String>(3)?)),
     )?;
-    let rows = stmt
-        .query_map(params![partner, currency.as_str(), to_text(&PaymentStatus::Paid), from, to], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
         .map(|(payment_id, quarter, months, amount)| {
             Ok(CarriedDeduction {
@@ -214,23 +209,24 @@ pub fn carried_deductions_paid(
 
 /// `(partner, payment id)` of every payment paid by `cloud_account_credit`: what `ledger
 /// serve` checks at start for a credit a crash left missing.
-pub fn paid_by_credit(conn: &Connection) -> Result<Vec<(String, String)>, ProjectionError> {
-    let mut stmt = conn.prepare(
-        "SELECT partner_id, payment_id FROM quarterly_payments WHERE status = ?1 AND method = ?2 \
-         ORDER BY partner_id, payment_id",
-    )?;
+pub fn paid_by_credit(conn: &dyn Db) -> Result<Vec<(String, String)>, ProjectionError> {
     let paid = to_text(&PaymentStatus::Paid);
     let method = to_text(&PaymentMethod::CloudAccountCredit);
-    let rows = stmt.query_map([paid, method], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    conn.query_map(
+        "SELECT partner_id, payment_id FROM quarterly_payments WHERE status = ?1 AND method = ?2 \
+         ORDER BY partner_id, payment_id",
+        params![paid, method],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 /// Every payment id of `partner` (tests compare them with the streams).
-pub fn ids_of(conn: &Connection, partner: &str) -> Result<Vec<String>, ProjectionError> {
-    let mut stmt =
-        conn.prepare("SELECT payment_id FROM quarterly_payments WHERE partner_id = ?1 ORDER BY payment_id")?;
-    let ids = stmt.query_map([partner], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-    Ok(ids)
+pub fn ids_of(conn: &dyn Db, partner: &str) -> Result<Vec<String>, ProjectionError> {
+    conn.query_map(
+        "SELECT payment_id FROM quarterly_payments WHERE partner_id = ?1 ORDER BY payment_id",
+        params![partner],
+        |r| r.get(0),
+    )
 }
 
 #[cfg(test)]

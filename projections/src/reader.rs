@@ -1,12 +1,12 @@
-//! Queries run on a small pool of read-only connections, off the async threads.
+//! Queries run on a small pool of read connections, off the async threads.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
 use tokio::sync::Semaphore;
 
-use crate::runner::open_reader;
+use crate::runner::{Conn, ReadModels};
+use crate::sql::Db;
 use crate::ProjectionError;
 
 /// Read connections kept open, and queries run at once.
@@ -14,28 +14,29 @@ pub const MAX_IDLE_READERS: usize = 8;
 
 #[derive(Clone)]
 pub struct ReadPool {
-    dir: PathBuf,
-    idle: Arc<Mutex<Vec<Connection>>>,
+    models: ReadModels,
+    idle: Arc<Mutex<Vec<Conn>>>,
     /// A query waits for one of the pool's connections rather than opening one of its own
     /// (opening and closing a connection per query cost more than the query under load).
     permits: Arc<Semaphore>,
 }
 
 impl ReadPool {
-    /// The projections' database must exist (the runner creates it).
+    /// The projections' database in `dir` must exist (the runner creates it).
     pub fn new(dir: &Path) -> ReadPool {
-        ReadPool {
-            dir: dir.to_path_buf(),
-            idle: Arc::new(Mutex::new(Vec::new())),
-            permits: Arc::new(Semaphore::new(MAX_IDLE_READERS)),
-        }
+        ReadPool::open(ReadModels::Dir(dir.to_path_buf()))
+    }
+
+    /// Reads from `models` (their tables must exist: the runner creates them).
+    pub fn open(models: ReadModels) -> ReadPool {
+        ReadPool { models, idle: Arc::new(Mutex::new(Vec::new())), permits: Arc::new(Semaphore::new(MAX_IDLE_READERS)) }
     }
 
     /// Runs `query` on a read connection in the blocking pool.
     pub async fn read<T, F>(&self, query: F) -> Result<T, ProjectionError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, ProjectionError> + Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<T, ProjectionError> + Send + 'static,
     {
         let pool = self.clone();
         let permit = self.permits.clone().acquire_owned().await.map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -43,11 +44,13 @@ impl ReadPool {
             let _permit = permit;
             let conn = match pool.idle.lock().expect("pool lock").pop() {
                 Some(c) => c,
-                None => open_reader(&pool.dir)?,
+                None => pool.models.reader()?,
             };
-            let result = query(&conn);
+            let result = query(conn.db());
+            // A PostgreSQL connection that failed a query may be gone: the next one is new.
+            let keep = result.is_ok() || matches!(conn, Conn::Lite(_));
             let mut idle = pool.idle.lock().expect("pool lock");
-            if idle.len() < MAX_IDLE_READERS {
+            if keep && idle.len() < MAX_IDLE_READERS {
                 idle.push(conn);
             }
             result

@@ -12,10 +12,10 @@
 use ledger_core::{Currency, Money, Month, RecordedEvent};
 use ledger_domain::incentives::{ConsumptionLine, IncentiveEvent, Incentives, RolloverLine, RolloverReport};
 use ledger_domain::{split_stream, stream_family, Decider, EventFamily};
-use rusqlite::{params, Connection, Transaction};
 
 use crate::codec::{self, decimal, parsed};
 use crate::runner::Projection;
+use crate::sql::{params, upsert, Db};
 use crate::ProjectionError;
 
 /// Rows of the batch being applied, written in key order by [`Projection::flush`].
@@ -70,7 +70,7 @@ impl Projection for RolloverLines {
         &["rollover_lines"]
     }
 
-    fn apply(&mut self, _tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, _tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         if e.event_type != "ConsumptionRecorded" || stream_family(&e.stream) != Incentives::FAMILY {
             return Ok(());
         }
@@ -95,7 +95,7 @@ impl Projection for RolloverLines {
         Ok(())
     }
 
-    fn flush(&mut self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+    fn flush(&mut self, tx: &dyn Db) -> Result<(), ProjectionError> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -103,23 +103,28 @@ impl Projection for RolloverLines {
         self.pending.sort_by(|a, b| {
             (&a.0, a.1.incentive_month, &a.1.record_id).cmp(&(&b.0, b.1.incentive_month, &b.1.record_id))
         });
-        let mut insert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO rollover_lines (partner_id, record_id, customer_id, product, consumption_month, \
-             incentive_month, amount, currency, incentive, position) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
+        let sql = upsert(
+            "rollover_lines",
+            "partner_id, record_id, customer_id, product, consumption_month, incentive_month, amount, currency, \
+             incentive, position",
+            "partner_id, incentive_month, record_id",
+        );
         for (partner, line, position) in self.pending.drain(..) {
-            insert.execute(params![
-                partner,
-                line.record_id,
-                line.customer_id,
-                line.product,
-                line.consumption_month.to_string(),
-                line.incentive_month.to_string(),
-                line.amount.amount.to_string(),
-                line.amount.currency.as_str(),
-                line.incentive.amount.to_string(),
-                position as i64,
-            ])?;
+            tx.execute(
+                &sql,
+                params![
+                    partner,
+                    line.record_id,
+                    line.customer_id,
+                    line.product,
+                    line.consumption_month.to_string(),
+                    line.incentive_month.to_string(),
+                    line.amount.amount.to_string(),
+                    line.amount.currency.as_str(),
+                    line.incentive.amount.to_string(),
+                    position as i64,
+                ],
+            )?;
         }
         Ok(())
     }
@@ -131,31 +136,27 @@ impl Projection for RolloverLines {
 
 /// The rollover report of `partner` for `month` in `currency` (docs/API.md's shape).
 pub fn report(
-    conn: &Connection,
+    conn: &dyn Db,
     partner: &str,
     month: Month,
     currency: Currency,
 ) -> Result<RolloverReport, ProjectionError> {
-    let mut stmt = conn.prepare_cached(
+    let lines = conn.query_map(
         "SELECT record_id, customer_id, product, consumption_month, incentive_month, amount, currency, incentive \
          FROM rollover_lines WHERE partner_id = ?1 AND (incentive_month = ?2 OR consumption_month = ?2) \
          ORDER BY record_id",
-    )?;
-    let lines = stmt
-        .query_map(params![partner, month.to_string()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-            ))
-        })?
-        .map(|r| {
-            let (record_id, customer_id, product, consumed, counted, amount, cur, incentive) = r?;
+        params![partner, month.to_string()],
+        |r| {
+            let (record_id, customer_id, product, consumed, counted, amount, cur, incentive): (
+                String,
+                String,
+                String,
+                String,
+                String,
+                String,
+                String,
+                String,
+            ) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?);
             let cur: Currency = parsed("currency", &cur)?;
             Ok(RolloverLine {
                 record_id,
@@ -166,8 +167,8 @@ pub fn report(
                 amount: Money::new(decimal("amount", &amount)?, cur),
                 incentive: Money::new(decimal("incentive", &incentive)?, cur),
             })
-        })
-        .collect::<Result<Vec<_>, ProjectionError>>()?;
+        },
+    )?;
     Ok(RolloverReport::of(month, currency, lines))
 }
 

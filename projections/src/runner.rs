@@ -1,8 +1,17 @@
 //! The projection runner: follows the global log from each projection's checkpoint and
-//! applies events in batches. Each batch is one SQLite transaction holding the projection's
-//! rows *and* its checkpoint, so a crash at any point neither skips an event nor applies
-//! one twice. Rebuilding drops a projection's tables and replays from position 1; the rows
-//! are the same as those built live, because both run the same `apply` in the same order.
+//! applies events in batches. Each batch is one transaction holding the projection's rows
+//! *and* its checkpoint, so a crash at any point neither skips an event nor applies one
+//! twice. Rebuilding drops a projection's tables and replays from position 1; the rows are
+//! the same as those built live, because both run the same `apply` in the same order.
+//!
+//! The read models live in a directory of this node's own (SQLite, `projections.db`) or in
+//! a PostgreSQL schema that every node shares ([`ReadModels`]). Shared read models are
+//! applied by one node at a time: the one holding a session advisory lock of the schema
+//! (given up with its connection, so a node that dies hands over at once); the others
+//! follow the checkpoints it commits, so a read waiting for a `min_position` is answered on
+//! any node. Each batch also locks the checkpoint rows and checks they are still where this
+//! node left them, so even two nodes that both believed they led could not apply an event
+//! twice.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -10,9 +19,10 @@ use std::time::Duration;
 
 use ledger_core::RecordedEvent;
 use ledger_store::{subscribe_all, EventStore};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::Connection;
 use tokio::sync::watch;
 
+use crate::sql::{params, Db, PgDb, PgTarget};
 use crate::ProjectionError;
 
 pub const DB_FILE: &str = "projections.db";
@@ -24,21 +34,27 @@ pub const CATCH_UP_BATCH: usize = 20_000;
 /// WAL pages before SQLite copies them back into the database, while catching up (default
 /// 1,000): a rebuild writes far more than live processing, and each copy ends in an fsync.
 const CATCH_UP_WAL_PAGES: u32 = 20_000;
+/// How often a node that does not apply shared read models reads their checkpoints (what a
+/// read waiting for a `min_position` waits on) and tries to take the lead.
+pub const FOLLOW_EVERY: Duration = Duration::from_millis(25);
+/// The first key of the advisory lock that elects the applying node; the second is the
+/// hash of the schema's name.
+pub const LEAD_LOCK_CLASS: i32 = 0x1ed9;
 
 /// One read model. `apply` must be deterministic: the same events in the same order give
 /// the same rows.
 pub trait Projection: Send {
     /// Stable name: the checkpoint key and the `--only` argument.
     fn name(&self) -> &'static str;
-    /// `CREATE TABLE IF NOT EXISTS ...` for its tables.
+    /// `CREATE TABLE IF NOT EXISTS ...` for its tables, in the SQL of [`crate::sql`].
     fn schema(&self) -> &'static str;
     /// Its tables, dropped on rebuild.
     fn tables(&self) -> &'static [&'static str];
     /// Applies one event inside the batch's transaction.
-    fn apply(&mut self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ProjectionError>;
+    fn apply(&mut self, tx: &dyn Db, event: &RecordedEvent) -> Result<(), ProjectionError>;
     /// Called once a batch's events are applied, in the batch's transaction before the
     /// checkpoint: a projection that keeps changed rows in memory writes them here.
-    fn flush(&mut self, _tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+    fn flush(&mut self, _tx: &dyn Db) -> Result<(), ProjectionError> {
         Ok(())
     }
 
@@ -47,11 +63,134 @@ pub trait Projection: Send {
     fn reset_cache(&mut self) {}
 }
 
+/// Where the read models live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadModels {
+    /// `<dir>/projections.db`, this node's own.
+    Dir(PathBuf),
+    /// A PostgreSQL schema every node shares.
+    Postgres(PgTarget),
+}
+
+impl ReadModels {
+    /// `--readmodels`: a directory, or `postgres://…[?schema=name]` (default schema
+    /// [`crate::sql::DEFAULT_SCHEMA`]).
+    pub fn parse(spec: &str) -> Result<ReadModels, ProjectionError> {
+        let spec = spec.trim();
+        match spec.split_once("://") {
+            None if !spec.is_empty() => Ok(ReadModels::Dir(PathBuf::from(spec))),
+            Some(("postgres" | "postgresql", _)) => {
+                Ok(ReadModels::Postgres(PgTarget::parse(spec, crate::sql::DEFAULT_SCHEMA)?))
+            }
+            Some(("sqlite", dir)) if !dir.is_empty() => Ok(ReadModels::Dir(PathBuf::from(dir))),
+            _ => Err(ProjectionError::Config(format!(
+                "--readmodels {spec:?}: use a directory or postgres://user@host/db[?schema=name]"
+            ))),
+        }
+    }
+
+    /// Where the read models go when `--readmodels` is not given: on a PostgreSQL store, the
+    /// same database, in the schema `<store schema>_readmodels` (`ledger_readmodels` for a
+    /// store without one); otherwise SQLite in `data`.
+    pub fn default_for(store: Option<&str>, data: &Path) -> Result<ReadModels, ProjectionError> {
+        let Some(spec) = store.map(str::trim) else { return Ok(ReadModels::Dir(data.to_path_buf())) };
+        let is_postgres = spec.starts_with("postgres://") || spec.starts_with("postgresql://");
+        if !is_postgres {
+            return Ok(ReadModels::Dir(data.to_path_buf()));
+        }
+        let store = PgTarget::parse(spec, "ledger")?;
+        let schema = if store.schema == "ledger" && !spec.contains("schema=") {
+            crate::sql::DEFAULT_SCHEMA.to_string()
+        } else {
+            format!("{}_readmodels", store.schema)
+        };
+        Ok(ReadModels::Postgres(PgTarget::parse(&format!("{}{}schema={schema}", store.url, sep(&store.url)), "")?))
+    }
+
+    /// Whether several nodes may share them (one applies, the others follow).
+    pub fn shared(&self) -> bool {
+        matches!(self, ReadModels::Postgres(_))
+    }
+
+    /// For logs: the directory, or the server and schema without credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            ReadModels::Dir(d) => d.join(DB_FILE).display().to_string(),
+            ReadModels::Postgres(t) => {
+                let host = t.url.split_once('@').map_or(t.url.as_str(), |(_, h)| h);
+                format!("postgres {host}, schema {}", t.schema)
+            }
+        }
+    }
+
+    /// The connection that applies batches.
+    fn writer(&self) -> Result<Conn, ProjectionError> {
+        match self {
+            ReadModels::Dir(dir) => {
+                std::fs::create_dir_all(dir)?;
+                let conn = open_connection(&dir.join(DB_FILE))?;
+                conn.set_prepared_statement_cache_capacity(64);
+                Ok(Conn::Lite(conn))
+            }
+            ReadModels::Postgres(t) => {
+                Ok(Conn::Pg(PgDb::connect(t, &format!("ledger-projections-{}", std::process::id()))?))
+            }
+        }
+    }
+
+    /// A connection for queries.
+    pub fn reader(&self) -> Result<Conn, ProjectionError> {
+        match self {
+            ReadModels::Dir(dir) => Ok(Conn::Lite(open_reader(dir)?)),
+            ReadModels::Postgres(t) => {
+                let db = PgDb::connect(t, &format!("ledger-reads-{}", std::process::id()))?;
+                db.batch("SET default_transaction_read_only = on")?;
+                Ok(Conn::Pg(db))
+            }
+        }
+    }
+}
+
+fn sep(url: &str) -> &'static str {
+    if url.contains('?') {
+        "&"
+    } else {
+        "?"
+    }
+}
+
+/// A connection to the read models of either kind.
+pub enum Conn {
+    Lite(Connection),
+    Pg(PgDb),
+}
+
+impl Conn {
+    pub fn db(&self) -> &dyn Db {
+        match self {
+            Conn::Lite(c) => c,
+            Conn::Pg(c) => c,
+        }
+    }
+}
+
+/// Runs `f`, which may block on a PostgreSQL connection, off the async worker threads when
+/// called from one (a blocking-pool thread or plain thread runs it as it is).
+pub fn off_async<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 pub struct Runner {
-    conn: Connection,
+    conn: Conn,
+    models: ReadModels,
     projections: Vec<(Box<dyn Projection>, u64)>,
     applied_tx: watch::Sender<u64>,
-    path: PathBuf,
+    /// Whether this runner applies batches: always on SQLite; on shared read models, while
+    /// it holds the schema's lead lock.
+    leading: bool,
 }
 
 const CHECKPOINTS: &str =
@@ -61,54 +200,121 @@ const CHECKPOINTS: &str =
 const SCHEMAS: &str =
     "CREATE TABLE IF NOT EXISTS projection_schemas (projection TEXT PRIMARY KEY, schema TEXT NOT NULL)";
 
+const SAVE_CHECKPOINT: &str = "INSERT INTO checkpoints (projection, position) VALUES (?1, ?2) \
+                               ON CONFLICT (projection) DO UPDATE SET position = excluded.position";
+
+/// Serializes the table definitions of nodes starting at once on shared read models.
+const DDL_LOCK: i64 = 0x1ed9_0002;
+
 /// Creates `p`'s tables and answers its checkpoint. A projection whose table definition
 /// changed since its rows were written (or whose definition was never recorded, by a
 /// version before this check) is dropped and replays from position 1: a new column must be
 /// filled from the log, never left empty.
-fn replay_if_schema_changed(conn: &Connection, p: &dyn Projection) -> Result<u64, ProjectionError> {
-    let stored: Option<String> = conn
-        .query_row("SELECT schema FROM projection_schemas WHERE projection = ?1", [p.name()], |r| r.get(0))
-        .optional()?;
-    let at: Option<i64> = conn
-        .query_row("SELECT position FROM checkpoints WHERE projection = ?1", [p.name()], |r| r.get(0))
-        .optional()?;
+fn replay_if_schema_changed(db: &dyn Db, p: &dyn Projection) -> Result<u64, ProjectionError> {
+    let stored: Option<String> =
+        db.query_row("SELECT schema FROM projection_schemas WHERE projection = ?1", params![p.name()], |r| r.get(0))?;
+    let at: Option<i64> =
+        db.query_row("SELECT position FROM checkpoints WHERE projection = ?1", params![p.name()], |r| r.get(0))?;
     let mut at = at.unwrap_or(0) as u64;
     if stored.as_deref() != Some(p.schema()) && (stored.is_some() || at > 0) {
         tracing::warn!(projection = p.name(), "table definition changed: replaying it from the start of the log");
         for t in p.tables() {
-            conn.execute_batch(&format!("DROP TABLE IF EXISTS {t}"))?;
+            db.batch(&format!("DROP TABLE IF EXISTS {t}"))?;
         }
-        conn.execute("DELETE FROM checkpoints WHERE projection = ?1", [p.name()])?;
+        db.execute("DELETE FROM checkpoints WHERE projection = ?1", params![p.name()])?;
         at = 0;
     }
-    conn.execute_batch(p.schema())?;
-    conn.execute(
+    db.batch(p.schema())?;
+    db.execute(
         "INSERT INTO projection_schemas (projection, schema) VALUES (?1, ?2) \
          ON CONFLICT (projection) DO UPDATE SET schema = excluded.schema",
-        [p.name(), p.schema()],
+        params![p.name(), p.schema()],
+    )?;
+    // Every projection has its row, so a batch can lock them all (see `fence`).
+    db.execute(
+        "INSERT INTO checkpoints (projection, position) VALUES (?1, 0) ON CONFLICT (projection) DO NOTHING",
+        params![p.name()],
     )?;
     Ok(at)
 }
 
+/// The stored checkpoint of each projection (`FOR UPDATE`: locked until the transaction ends).
+fn stored_checkpoints(db: &dyn Db, lock: bool) -> Result<Vec<(String, u64)>, ProjectionError> {
+    let sql = if lock {
+        "SELECT projection, position FROM checkpoints FOR UPDATE"
+    } else {
+        "SELECT projection, position FROM checkpoints"
+    };
+    db.query_map(sql, params![], |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)? as u64)))
+}
+
+fn checkpoint_of(stored: &[(String, u64)], name: &str) -> u64 {
+    stored.iter().find(|(n, _)| n == name).map_or(0, |(_, at)| *at)
+}
+
+/// `LEDGER_CRASH_AT=mid-projection-batch`: the process aborts after applying a batch's rows,
+/// before its commit, as a node killed mid-batch would (a test hook).
+fn crash_mid_batch() -> bool {
+    static CRASH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CRASH.get_or_init(|| std::env::var("LEDGER_CRASH_AT").is_ok_and(|v| v == "mid-projection-batch"))
+}
+
 impl Runner {
+    /// The read models in `dir` (SQLite).
     pub fn open(dir: &Path, projections: Vec<Box<dyn Projection>>) -> Result<Runner, ProjectionError> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(DB_FILE);
-        let conn = open_connection(&path)?;
-        conn.execute_batch(CHECKPOINTS)?;
-        conn.execute_batch(SCHEMAS)?;
-        let mut loaded = vec![];
-        for p in projections {
-            let at = replay_if_schema_changed(&conn, p.as_ref())?;
-            loaded.push((p, at));
-        }
-        let low = loaded.iter().map(|(_, at)| *at).min().unwrap_or(0);
-        let (applied_tx, _) = watch::channel(low);
-        Ok(Runner { conn, projections: loaded, applied_tx, path })
+        Runner::open_models(&ReadModels::Dir(dir.to_path_buf()), projections)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn open_models(models: &ReadModels, projections: Vec<Box<dyn Projection>>) -> Result<Runner, ProjectionError> {
+        off_async(|| {
+            let conn = models.writer()?;
+            let db = conn.db();
+            db.batch("BEGIN")?;
+            let defined = (|| {
+                if models.shared() {
+                    db.batch(&format!("SELECT pg_advisory_xact_lock({DDL_LOCK})"))?;
+                }
+                db.batch(CHECKPOINTS)?;
+                db.batch(SCHEMAS)?;
+                let mut loaded = vec![];
+                for p in projections {
+                    let at = replay_if_schema_changed(db, p.as_ref())?;
+                    loaded.push((p, at));
+                }
+                Ok::<_, ProjectionError>(loaded)
+            })();
+            let loaded = match defined {
+                Ok(l) => {
+                    db.batch("COMMIT")?;
+                    l
+                }
+                Err(e) => {
+                    let _ = db.batch("ROLLBACK");
+                    return Err(e);
+                }
+            };
+            let low = loaded.iter().map(|(_, at)| *at).min().unwrap_or(0);
+            let (applied_tx, _) = watch::channel(low);
+            let leading = !models.shared();
+            Ok(Runner { conn, models: models.clone(), projections: loaded, applied_tx, leading })
+        })
+    }
+
+    /// The SQLite file of read models kept in a directory.
+    pub fn path(&self) -> PathBuf {
+        match &self.models {
+            ReadModels::Dir(d) => d.join(DB_FILE),
+            ReadModels::Postgres(t) => PathBuf::from(&t.schema),
+        }
+    }
+
+    pub fn models(&self) -> &ReadModels {
+        &self.models
+    }
+
+    /// The connection batches are applied on (tests read the rows through it).
+    pub fn db(&self) -> &dyn Db {
+        self.conn.db()
     }
 
     /// The position every projection has applied: reads wait on it.
@@ -125,6 +331,83 @@ impl Runner {
         self.projections.iter().map(|(p, at)| (p.name(), *at)).collect()
     }
 
+    pub fn is_leading(&self) -> bool {
+        self.leading
+    }
+
+    /// Takes the lead of shared read models if no other node holds it (then continues from
+    /// the checkpoints as stored); answers whether this runner applies batches now.
+    pub fn try_lead(&mut self) -> Result<bool, ProjectionError> {
+        if self.leading {
+            return Ok(true);
+        }
+        off_async(|| {
+            let got: Option<i64> = self.conn.db().query_row(
+                &format!(
+                    "SELECT CASE WHEN pg_try_advisory_lock({LEAD_LOCK_CLASS}, hashtext(current_schema())) \
+                     THEN 1 ELSE 0 END"
+                ),
+                params![],
+                |r| r.get(0),
+            )?;
+            if got == Some(1) {
+                self.leading = true;
+                self.reload()?;
+                tracing::info!(models = %self.models.describe(), "this node applies the shared read models");
+            }
+            Ok(self.leading)
+        })
+    }
+
+    /// Reads the stored checkpoints into this runner, as after another node's batches.
+    fn reload(&mut self) -> Result<(), ProjectionError> {
+        let stored = stored_checkpoints(self.conn.db(), false)?;
+        for (p, at) in self.projections.iter_mut() {
+            *at = checkpoint_of(&stored, p.name());
+            p.reset_cache();
+        }
+        self.applied_tx.send_replace(self.low_water());
+        Ok(())
+    }
+
+    /// On shared read models applied by another node: tells the readers waiting on this
+    /// node how far that node has applied.
+    pub fn follow(&mut self) -> Result<(), ProjectionError> {
+        let stored = off_async(|| stored_checkpoints(self.conn.db(), false))?;
+        let low = self.projections.iter().map(|(p, _)| checkpoint_of(&stored, p.name())).min().unwrap_or(0);
+        self.applied_tx.send_if_modified(|at| {
+            let moved = low > *at;
+            *at = (*at).max(low);
+            moved
+        });
+        Ok(())
+    }
+
+    /// Gives up the lead (the connection is made again, which releases the lock), after an
+    /// error on shared read models.
+    pub fn step_down(&mut self) -> Result<(), ProjectionError> {
+        if !self.models.shared() {
+            return Ok(());
+        }
+        self.leading = false;
+        for (p, _) in self.projections.iter_mut() {
+            p.reset_cache();
+        }
+        self.conn = off_async(|| self.models.writer())?;
+        Ok(())
+    }
+
+    fn must_lead(&mut self) -> Result<(), ProjectionError> {
+        if self.try_lead()? {
+            Ok(())
+        } else {
+            Err(ProjectionError::Config(format!(
+                "another process applies the read models in {} (a running server?): stop it first",
+                self.models.describe()
+            )))
+        }
+    }
+
     /// Drops the named projections' tables and checkpoints (all when `only` is empty) so
     /// that they replay from position 1.
     pub fn reset(&mut self, only: &[String]) -> Result<(), ProjectionError> {
@@ -133,32 +416,65 @@ impl Runner {
                 return Err(ProjectionError::Unknown(name.clone()));
             }
         }
-        let tx = self.conn.transaction()?;
-        for (p, at) in self.projections.iter_mut() {
-            if only.is_empty() || only.iter().any(|n| n == p.name()) {
-                for t in p.tables() {
-                    tx.execute_batch(&format!("DROP TABLE IF EXISTS {t}"))?;
+        self.must_lead()?;
+        off_async(|| {
+            let db = self.conn.db();
+            db.batch("BEGIN")?;
+            let done = (|| {
+                for (p, at) in self.projections.iter_mut() {
+                    if only.is_empty() || only.iter().any(|n| n == p.name()) {
+                        for t in p.tables() {
+                            db.batch(&format!("DROP TABLE IF EXISTS {t}"))?;
+                        }
+                        db.batch(p.schema())?;
+                        db.execute(SAVE_CHECKPOINT, params![p.name(), 0i64])?;
+                        p.reset_cache();
+                        *at = 0;
+                    }
                 }
-                tx.execute_batch(p.schema())?;
-                tx.execute("DELETE FROM checkpoints WHERE projection = ?1", [p.name()])?;
-                p.reset_cache();
-                *at = 0;
+                Ok::<_, ProjectionError>(())
+            })();
+            match done {
+                Ok(()) => db.batch("COMMIT")?,
+                Err(e) => {
+                    let _ = db.batch("ROLLBACK");
+                    return Err(e);
+                }
             }
-        }
-        tx.commit()?;
-        self.applied_tx.send_replace(self.low_water());
-        Ok(())
+            self.applied_tx.send_replace(self.low_water());
+            Ok(())
+        })
     }
 
     /// Applies one batch of consecutive events in one transaction.
     pub fn apply_batch(&mut self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        off_async(|| self.apply_batch_here(events))
+    }
+
+    fn apply_batch_here(&mut self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
         let Some(last) = events.last().map(|e| e.position) else { return Ok(()) };
+        if !self.leading {
+            return Err(ProjectionError::Superseded { projection: "all" });
+        }
+        let shared = self.models.shared();
+        let db = self.conn.db();
         let result = (|| {
-            let tx = self.conn.transaction()?;
+            db.batch("BEGIN")?;
+            if shared {
+                // Fencing: the checkpoints are where this node left them, and stay so
+                // until the commit.
+                let stored = stored_checkpoints(db, true)?;
+                for (p, at) in self.projections.iter() {
+                    if checkpoint_of(&stored, p.name()) != *at {
+                        return Err(ProjectionError::Superseded { projection: p.name() });
+                    }
+                }
+            }
+            let mut applied_any = false;
             for (p, at) in self.projections.iter_mut() {
                 let mut moved = false;
                 for e in events.iter().filter(|e| e.position > *at) {
-                    p.apply(&tx, e).map_err(|err| ProjectionError::Apply {
+                    p.apply(db, e).map_err(|err| ProjectionError::Apply {
                         projection: p.name(),
                         position: e.position,
                         reason: err.to_string(),
@@ -166,19 +482,19 @@ impl Runner {
                     moved = true;
                 }
                 if moved {
-                    p.flush(&tx).map_err(|err| ProjectionError::Apply {
+                    p.flush(db).map_err(|err| ProjectionError::Apply {
                         projection: p.name(),
                         position: last,
                         reason: err.to_string(),
                     })?;
-                    tx.execute(
-                        "INSERT INTO checkpoints (projection, position) VALUES (?1, ?2) \
-                         ON CONFLICT (projection) DO UPDATE SET position = excluded.position",
-                        params![p.name(), last as i64],
-                    )?;
+                    db.execute(SAVE_CHECKPOINT, params![p.name(), last as i64])?;
+                    applied_any = true;
                 }
             }
-            tx.commit()?;
+            if applied_any && crash_mid_batch() {
+                std::process::abort();
+            }
+            db.batch("COMMIT")?;
             Ok(())
         })();
         match result {
@@ -190,6 +506,7 @@ impl Runner {
                 Ok(())
             }
             Err(e) => {
+                let _ = db.batch("ROLLBACK");
                 for (p, _) in self.projections.iter_mut() {
                     p.reset_cache();
                 }
@@ -200,12 +517,16 @@ impl Runner {
 
     /// Applies everything up to the store's head now, calling `progress` after each batch.
     /// The next batch is read (on another thread) while this one is applied: reading and
-    /// decoding the log and writing the rows each take one core.
+    /// decoding the log and writing the rows each take one core. On shared read models
+    /// another node leads, this applies nothing (answers 0).
     pub async fn catch_up(
         &mut self,
         store: &Arc<dyn EventStore>,
         mut progress: impl FnMut(u64),
     ) -> Result<u64, ProjectionError> {
+        if !self.try_lead()? {
+            return Ok(0);
+        }
         let head = *store.head().borrow();
         if self.low_water() >= head {
             return Ok(0);
@@ -214,7 +535,10 @@ impl Runner {
             let store = store.clone();
             tokio::spawn(async move { store.read_all(from, CATCH_UP_BATCH).await })
         };
-        self.conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {CATCH_UP_WAL_PAGES};"))?;
+        let lite = matches!(self.conn, Conn::Lite(_));
+        if lite {
+            self.conn.db().batch(&format!("PRAGMA wal_autocheckpoint = {CATCH_UP_WAL_PAGES};"))?;
+        }
         let caught_up = async {
             let mut applied = 0;
             let mut next = Some(read(self.low_water() + 1));
@@ -231,39 +555,82 @@ impl Runner {
             Ok::<_, ProjectionError>(applied)
         }
         .await;
-        self.conn.execute_batch("PRAGMA wal_autocheckpoint = 1000; PRAGMA wal_checkpoint(PASSIVE);")?;
+        if lite {
+            self.conn.db().batch("PRAGMA wal_autocheckpoint = 1000; PRAGMA wal_checkpoint(PASSIVE);")?;
+        }
         caught_up
     }
 }
 
-/// Runs the projections live in the background: catch up, then follow the log.
+/// Runs the projections live in the background: catch up, then follow the log. On shared
+/// read models the runner applies only while it leads; otherwise it follows the leader's
+/// checkpoints, tries for the lead every [`FOLLOW_EVERY`], and takes over from the stored
+/// checkpoints when the leader is gone.
 pub fn spawn_live(runner: Runner, store: Arc<dyn EventStore>) -> (watch::Receiver<u64>, tokio::task::JoinHandle<()>) {
     let applied = runner.applied();
+    let shared = runner.models.shared();
     let runner = Arc::new(Mutex::new(runner));
+    let blocking = |runner: &Arc<Mutex<Runner>>, f: fn(&mut Runner) -> Result<bool, ProjectionError>| {
+        let runner = runner.clone();
+        async move {
+            tokio::task::spawn_blocking(move || f(&mut runner.lock().expect("runner lock")))
+                .await
+                .unwrap_or_else(|e| Err(ProjectionError::Io(std::io::Error::other(e.to_string()))))
+        }
+    };
     let handle = tokio::spawn(async move {
-        let from = runner.lock().expect("runner lock").low_water() + 1;
-        let mut sub = subscribe_all(store, from);
         loop {
-            let batch = match sub.next_batch().await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "projection subscription ended");
-                    return;
+            // Lead, or follow the node that does.
+            loop {
+                let led = blocking(&runner, |r| {
+                    if r.try_lead()? {
+                        return Ok(true);
+                    }
+                    r.follow()?;
+                    Ok(false)
+                })
+                .await;
+                match led {
+                    Ok(true) => break,
+                    Ok(false) => tokio::time::sleep(FOLLOW_EVERY).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "shared read models unreachable; connecting again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        let _ = blocking(&runner, |r| r.step_down().map(|_| false)).await;
+                    }
                 }
-            };
-            let runner = runner.clone();
-            let done =
-                tokio::task::spawn_blocking(move || runner.lock().expect("runner lock").apply_batch(&batch)).await;
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    // A projection that cannot apply an event stops rather than skip it.
-                    tracing::error!(error = %e, "projection stopped");
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "projection task failed");
-                    return;
+            }
+            let from = runner.lock().expect("runner lock").low_water() + 1;
+            let mut sub = subscribe_all(store.clone(), from);
+            loop {
+                let batch = match sub.next_batch().await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "projection subscription ended");
+                        return;
+                    }
+                };
+                let r = runner.clone();
+                let done = tokio::task::spawn_blocking(move || r.lock().expect("runner lock").apply_batch(&batch))
+                    .await
+                    .unwrap_or_else(|e| Err(ProjectionError::Io(std::io::Error::other(e.to_string()))));
+                match done {
+                    Ok(()) => {}
+                    Err(e) if shared => {
+                        // Lost the connection, or another node applied: give up the lead
+                        // and start again from the stored checkpoints.
+                        tracing::warn!(error = %e, "stepping down from applying the shared read models");
+                        tokio::time::sleep(FOLLOW_EVERY).await;
+                        if let Err(e) = blocking(&runner, |r| r.step_down().map(|_| false)).await {
+                            tracing::warn!(error = %e, "reconnecting to the shared read models");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        // A projection that cannot apply an event stops rather than skip it.
+                        tracing::error!(error = %e, "projection stopped");
+                        return;
+                    }
                 }
             }
         }

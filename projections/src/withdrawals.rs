@@ -8,10 +8,10 @@
 use ledger_core::{Money, RecordedEvent};
 use ledger_domain::rebate::{Rebate, RebateEvent, Withdrawal};
 use ledger_domain::{stream_family, Decider};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::codec::{self, decimal, enum_of, from_json, json, parsed, to_text};
 use crate::runner::Projection;
+use crate::sql::{params, upsert, Db};
 use crate::ProjectionError;
 
 pub const EVENT_TYPES: &[&str] =
@@ -49,7 +49,7 @@ impl Projection for Withdrawals {
         &["withdrawals"]
     }
 
-    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         if stream_family(&e.stream) != Rebate::FAMILY || !EVENT_TYPES.contains(&e.event_type.as_str()) {
             return Ok(());
         }
@@ -64,32 +64,34 @@ impl Projection for Withdrawals {
                 w
             }
         };
-        tx.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO withdrawals ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        ))?
-        .execute(params![
-            w.withdrawal_id,
-            w.partner_id,
-            w.amount.amount.to_string(),
-            w.amount.currency.as_str(),
-            to_text(&w.status),
-            w.expected_arrival_date.map(|d| d.to_string()),
-            json(&w.bank_account),
-            e.position as i64,
-        ])?;
+        tx.execute(
+            &upsert("withdrawals", COLUMNS, "withdrawal_id"),
+            params![
+                w.withdrawal_id,
+                w.partner_id,
+                w.amount.amount.to_string(),
+                w.amount.currency.as_str(),
+                to_text(&w.status),
+                w.expected_arrival_date.map(|d| d.to_string()),
+                json(&w.bank_account),
+                e.position as i64,
+            ],
+        )?;
         Ok(())
     }
 }
 
 /// A withdrawal's row with the position of its last change.
-pub fn load(conn: &Connection, withdrawal_id: &str) -> Result<Option<(Withdrawal, u64)>, ProjectionError> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM withdrawals WHERE withdrawal_id = ?1"))?
-        .query_row([withdrawal_id], |r| {
-            let cells: Vec<String> = (0..5).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?;
+pub fn load(conn: &dyn Db, withdrawal_id: &str) -> Result<Option<(Withdrawal, u64)>, ProjectionError> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM withdrawals WHERE withdrawal_id = ?1"),
+        params![withdrawal_id],
+        |r| {
+            let cells: Vec<String> = (0..5).map(|i| r.get(i)).collect::<Result<_, _>>()?;
             let date: Option<String> = r.get(5)?;
             let bank: String = r.get(6)?;
             let position: i64 = r.get(7)?;
-            Ok((|| {
+            {
                 Ok((
                     Withdrawal {
                         withdrawal_id: cells[0].clone(),
@@ -104,10 +106,9 @@ pub fn load(conn: &Connection, withdrawal_id: &str) -> Result<Option<(Withdrawal
                     },
                     position as u64,
                 ))
-            })())
-        })
-        .optional()?
-        .transpose()
+            }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -19,10 +19,14 @@ use ledger_domain::incentives::{
 use ledger_domain::rebate::RebateEvent;
 use ledger_domain::Decider;
 use ledger_projections::runner::{open_reader, spawn_live, wait_for};
+use ledger_projections::sql::{params, AnyText, Db};
+use ledger_projections::ReadModels;
 use ledger_projections::{coupons, incentive_months, journal, quarterly_payments, rollover_lines, withdrawals, Runner};
 use ledger_store::memory::MemoryStore;
 use ledger_store::EventStore;
 use rusqlite::Connection;
+
+mod pg;
 
 /// Every row of every read model, in a stable order, as text.
 fn dump(conn: &Connection) -> Vec<String> {
@@ -49,6 +53,79 @@ fn dump(conn: &Connection) -> Vec<String> {
         rows.extend(table_rows);
     }
     rows
+}
+
+/// Every row of every read model and the checkpoints, as text, read through the SQL layer:
+/// the same text on SQLite and on PostgreSQL when the rows are the same.
+fn dump_any(db: &dyn Db) -> Vec<String> {
+    let mut tables: Vec<&str> = ledger_projections::all().iter().flat_map(|p| p.tables().to_vec()).collect();
+    tables.push("checkpoints");
+    let mut rows = vec![];
+    for t in tables {
+        let mut table_rows = db
+            .query_map(&format!("SELECT * FROM {t}"), params![], |r| {
+                let cells: Vec<String> = (0..r.len())
+                    .map(|i| r.get::<AnyText>(i).map(|c| format!("{:?}", c.0)))
+                    .collect::<Result<_, _>>()?;
+                Ok(format!("{t}|{}", cells.join("|")))
+            })
+            .unwrap();
+        table_rows.sort();
+        rows.extend(table_rows);
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_postgres_read_models_applied_by_two_runners_in_turn_equal_a_rebuild_and_the_sqlite_rows() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let until = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+    let mut plan = DemoPlan::new(12, 7, until);
+    plan.lines_per_customer = 3;
+    let ledger = Ledger::new(Arc::new(Executor::new(store.clone())));
+    let summary = seed(&ledger, &plan, |_, _| {}).await.unwrap();
+    let head = *store.head().borrow();
+
+    // Node a applies live until it has applied something, then goes; node b, following,
+    // takes over from the checkpoint a committed.
+    let schema = pg::fresh("history");
+    let a = Runner::open_models(&schema.models, ledger_projections::all()).unwrap();
+    let (mut a_applied, a_task) = spawn_live(a, store.clone());
+    a_applied.wait_for(|at| *at > 0).await.unwrap();
+    let b = Runner::open_models(&schema.models, ledger_projections::all()).unwrap();
+    let (mut b_applied, b_task) = spawn_live(b, store.clone());
+    a_task.abort();
+    wait_for(&mut b_applied, head, Duration::from_secs(120)).await.unwrap();
+    b_task.abort();
+    let reader = schema.models.reader().unwrap();
+    let live = dump_any(reader.db());
+
+    // The same log rebuilt into SQLite, and into the PostgreSQL schema in place.
+    let dir = tempfile::tempdir().unwrap();
+    let mut lite = Runner::open(dir.path(), ledger_projections::all()).unwrap();
+    lite.catch_up(&store, |_| {}).await.unwrap();
+    let lite_rows = dump_any(&open_reader(dir.path()).unwrap());
+    assert!(lite_rows.len() > 1000, "rows of every read model: {}", lite_rows.len());
+    assert_eq!(live.len(), lite_rows.len());
+    assert!(live == lite_rows, "PostgreSQL rows built live by two runners differ from the SQLite rebuild");
+
+    let mut again = Runner::open_models(&schema.models, ledger_projections::all()).unwrap();
+    for _ in 0..200 {
+        if again.try_lead().unwrap() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    again.reset(&[]).unwrap();
+    again.catch_up(&store, |_| {}).await.unwrap();
+    assert!(dump_any(reader.db()) == live, "rebuilt rows differ from live rows on PostgreSQL");
+
+    // The queries read the same off both.
+    let tb = journal::trial_balance(reader.db(), None).unwrap();
+    assert!(tb.balanced && tb == journal::trial_balance(&open_reader(dir.path()).unwrap(), None).unwrap());
+    drop(again);
+    drop(reader);
+    every_row_equals_the_domain_view(&store, &ledger, &summary.partners, &schema.models).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,13 +192,26 @@ async fn every_row_equals_the_domain_view_of_the_final_stream_state() {
     let dir = tempfile::tempdir().unwrap();
     let mut runner = Runner::open(dir.path(), ledger_projections::all()).unwrap();
     runner.catch_up(&store, |_| {}).await.unwrap();
-    let conn = open_reader(dir.path()).unwrap();
+    every_row_equals_the_domain_view(&store, &ledger, &summary.partners, &ReadModels::Dir(dir.path().to_path_buf()))
+        .await;
+}
+
+/// Every row read through the queries equals the domain's view of the final state of the
+/// partners' streams.
+async fn every_row_equals_the_domain_view(
+    store: &Arc<dyn EventStore>,
+    ledger: &Ledger,
+    partners: &[String],
+    models: &ReadModels,
+) {
+    let reader = models.reader().unwrap();
+    let conn = reader.db();
     let now = Utc::now();
 
     let (mut months, mut rollover_lines, mut payments, mut coupon_rows, mut withdrawal_rows) = (0, 0, 0, 0, 0);
-    for partner in &summary.partners {
+    for partner in partners {
         // Incentive months: the views, and the position of the last event that changed each.
-        let history = stream(&store, &ledger_domain::incentives::stream_id(partner)).await;
+        let history = stream(store, &ledger_domain::incentives::stream_id(partner)).await;
         let mut state = IncentivesState::default();
         let mut month_changed = BTreeMap::new();
         let mut payment_changed = BTreeMap::new();
@@ -196,7 +286,7 @@ async fn every_row_equals_the_domain_view_of_the_final_stream_state() {
         // Withdrawals, with the position of their last event.
         let rebate = ledger.rebate(partner).await.unwrap();
         let mut withdrawal_changed = BTreeMap::new();
-        for e in stream(&store, &ledger_domain::rebate::stream_id(partner)).await {
+        for e in stream(store, &ledger_domain::rebate::stream_id(partner)).await {
             let event: RebateEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data).unwrap();
             if let Some(id) = event.withdrawal_id() {
                 withdrawal_changed.insert(id.to_string(), e.position);
@@ -212,7 +302,7 @@ async fn every_row_equals_the_domain_view_of_the_final_stream_state() {
         "the history covers every read model: {months} months, {rollover_lines} rollover lines, {payments} \
          payments, {coupon_rows} coupons, {withdrawal_rows} withdrawals"
     );
-    assert_eq!(incentive_months::partners(&conn).unwrap().len(), months_partners(&summary.partners, &ledger).await);
+    assert_eq!(incentive_months::partners(&conn).unwrap().len(), months_partners(partners, ledger).await);
 }
 
 /// How many partners have an incentive month in their stream.

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use ledger_core::RecordedEvent;
 use ledger_projections::runner::{spawn_live, wait_for};
-use ledger_projections::{Projection, ProjectionError, Runner};
+use ledger_projections::sql::{params, Db};
+use ledger_projections::{Projection, ProjectionError, ReadModels, Runner};
 use ledger_store::conformance::{append_n, Store};
 use ledger_store::memory::MemoryStore;
-use rusqlite::{params, Transaction};
+
+mod pg;
 
 /// Fails at this position while set (0: never).
 static FAIL_AT: AtomicU64 = AtomicU64::new(0);
@@ -28,11 +30,12 @@ impl Projection for StreamTotals {
     fn tables(&self) -> &'static [&'static str] {
         &["stream_totals"]
     }
-    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         let n = serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["n"].as_i64().unwrap();
         tx.execute(
             "INSERT INTO stream_totals (stream, events, total, last_position) VALUES (?1, 1, ?2, ?3) \
-             ON CONFLICT (stream) DO UPDATE SET events = events + 1, total = total + ?2, last_position = ?3",
+             ON CONFLICT (stream) DO UPDATE SET events = stream_totals.events + 1, total = stream_totals.total + ?2, \
+             last_position = ?3",
             params![e.stream, n, e.position as i64],
         )?;
         if FAIL_AT.load(Ordering::SeqCst) == e.position {
@@ -43,10 +46,12 @@ impl Projection for StreamTotals {
 }
 
 fn rows(runner: &Runner) -> Vec<(String, i64, i64, i64)> {
-    let conn = rusqlite::Connection::open(runner.path()).unwrap();
-    let mut st =
-        conn.prepare("SELECT stream, events, total, last_position FROM stream_totals ORDER BY stream").unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
+    runner
+        .db()
+        .query_map("SELECT stream, events, total, last_position FROM stream_totals ORDER BY stream", params![], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,12 +84,26 @@ async fn rebuilt_rows_equal_live_rows_and_reads_wait_for_their_position() {
     assert_eq!(again.reset(&["nope".to_string()]).unwrap_err().code(), "NOT_FOUND");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_batch_leaves_no_rows_and_no_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    a_failed_batch_leaves_nothing(&ReadModels::Dir(dir.path().to_path_buf())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_leaves_no_rows_and_no_checkpoint_on_postgres() {
+    let schema = pg::fresh("failed_batch");
+    a_failed_batch_leaves_nothing(&schema.models).await;
+}
+
+/// FAIL_AT is global: the two backends' runs take turns.
+static FAILING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn a_failed_batch_leaves_nothing(models: &ReadModels) {
+    let _turn = FAILING.lock().await;
     let store: Store = Arc::new(MemoryStore::new());
     append_n(&store, "acct", 10).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut runner = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
+    let mut runner = Runner::open_models(models, vec![Box::new(StreamTotals)]).unwrap();
     runner.catch_up(&store, |_| {}).await.unwrap();
     assert_eq!(runner.low_water(), 10);
 
@@ -98,7 +117,7 @@ async fn a_failed_batch_leaves_no_rows_and_no_checkpoint() {
 
     // After a restart the batch is applied once, from the stored checkpoint.
     FAIL_AT.store(0, Ordering::SeqCst);
-    let mut runner = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
+    let mut runner = Runner::open_models(models, vec![Box::new(StreamTotals)]).unwrap();
     assert_eq!(runner.checkpoints(), vec![("stream_totals", 10)]);
     runner.catch_up(&store, |_| {}).await.unwrap();
     assert_eq!(rows(&runner), vec![("acct".to_string(), 20, 90, 20)]);
@@ -117,7 +136,7 @@ impl Projection for StreamTotalsV2 {
     fn tables(&self) -> &'static [&'static str] {
         &["stream_totals"]
     }
-    fn apply(&mut self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
         let n = serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["n"].as_i64().unwrap();
         tx.execute(
             "INSERT INTO stream_totals (stream, events, total, last_position, doubled) VALUES (?1, 1, ?2, ?3, ?4) \
@@ -151,4 +170,76 @@ async fn a_projection_whose_table_definition_changed_replays_from_the_start() {
         .query_row("SELECT events, total, doubled FROM stream_totals", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap();
     assert_eq!(row, (10, 45, 90));
+}
+
+/// Waits (up to 10 s) until `runner` takes the lead: the server lets go of a closed
+/// session's locks a moment after the connection ends.
+async fn lead(runner: &mut Runner) {
+    for _ in 0..200 {
+        if runner.try_lead().unwrap() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no lead after 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shared_read_models_one_runner_applies_the_other_follows_and_takes_over_from_the_stored_checkpoint() {
+    let schema = pg::fresh("lead");
+    let store: Store = Arc::new(MemoryStore::new());
+    append_n(&store, "acct", 10).await;
+    let mut a = Runner::open_models(&schema.models, vec![Box::new(StreamTotals)]).unwrap();
+    let mut b = Runner::open_models(&schema.models, vec![Box::new(StreamTotals)]).unwrap();
+    assert!(a.try_lead().unwrap());
+    assert!(!b.try_lead().unwrap(), "one node leads at a time");
+    assert_eq!(a.catch_up(&store, |_| {}).await.unwrap(), 10);
+    // The follower applies nothing, and learns how far the leader went.
+    assert_eq!(b.catch_up(&store, |_| {}).await.unwrap(), 0);
+    let events = store.read_all(1, 100).await.unwrap();
+    assert_eq!(
+        b.apply_batch(&events).unwrap_err().to_string(),
+        ProjectionError::Superseded { projection: "all" }.to_string()
+    );
+    let mut seen = b.applied();
+    b.follow().unwrap();
+    assert_eq!(*seen.borrow_and_update(), 10);
+
+    // The leader goes (its connection with it); the follower takes over where it stopped.
+    append_n(&store, "acct", 10).await;
+    drop(a);
+    lead(&mut b).await;
+    assert_eq!(b.low_water(), 10, "from the stored checkpoint");
+    assert_eq!(b.catch_up(&store, |_| {}).await.unwrap(), 10);
+    assert_eq!(rows(&b), vec![("acct".to_string(), 20, 90, 20)], "each event applied once");
+
+    // Fencing: a checkpoint another process moved makes the batch refuse, with nothing
+    // written, and the runner steps back to the stored checkpoint.
+    append_n(&store, "acct", 5).await;
+    b.db().execute("UPDATE checkpoints SET position = 22 WHERE projection = ?1", params!["stream_totals"]).unwrap();
+    let more = store.read_all(21, 100).await.unwrap();
+    let err = b.apply_batch(&more).unwrap_err();
+    assert!(matches!(err, ProjectionError::Superseded { .. }), "{err}");
+    assert_eq!(rows(&b), vec![("acct".to_string(), 20, 90, 20)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_runners_on_shared_read_models_hand_over_when_the_leader_stops() {
+    let schema = pg::fresh("live");
+    let store: Store = Arc::new(MemoryStore::new());
+    let a = Runner::open_models(&schema.models, vec![Box::new(StreamTotals)]).unwrap();
+    let (mut a_applied, a_task) = spawn_live(a, store.clone());
+    append_n(&store, "acct-1", 300).await;
+    wait_for(&mut a_applied, 300, Duration::from_secs(10)).await.unwrap();
+    let b = Runner::open_models(&schema.models, vec![Box::new(StreamTotals)]).unwrap();
+    let (mut b_applied, _b_task) = spawn_live(b, store.clone());
+    // b follows a: a read on b waiting for a position a applied is answered.
+    wait_for(&mut b_applied, 300, Duration::from_secs(10)).await.unwrap();
+
+    a_task.abort();
+    append_n(&store, "acct-2", 300).await;
+    wait_for(&mut b_applied, 600, Duration::from_secs(20)).await.unwrap();
+    let check = Runner::open_models(&schema.models, vec![Box::new(StreamTotals)]).unwrap();
+    let totals: i64 = rows(&check).iter().map(|r| r.1).sum();
+    assert_eq!(totals, 600, "every event applied once across the hand-over");
 }

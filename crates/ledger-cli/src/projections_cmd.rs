@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use ledger_projections::Runner;
+use ledger_projections::{ReadModels, Runner};
 use ledger_store::sqlite::SqliteStore;
 use ledger_store::EventStore;
 
@@ -19,10 +19,40 @@ pub enum Command {
     Status(StatusArgs),
 }
 
+/// Which log and which read models: the embedded store in `--data` by default.
+#[derive(clap::Args)]
+pub struct Target {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// The log: a directory (SQLite, default `--data`), `postgres://…` or `esdb://…`.
+    #[arg(long, env = "LEDGER_STORE")]
+    pub store: Option<String>,
+    /// The read models: a directory or `postgres://…[?schema=name]`; by default as `ledger
+    /// serve` places them for the same `--store`.
+    #[arg(long, env = "LEDGER_READMODELS")]
+    pub readmodels: Option<String>,
+}
+
+impl Target {
+    pub async fn store(&self) -> Result<Arc<dyn EventStore>> {
+        Ok(match &self.store {
+            None => Arc::new(SqliteStore::open(&self.data.dir)?),
+            Some(spec) => ledger_store::open_store(spec).await?,
+        })
+    }
+
+    pub fn models(&self) -> Result<ReadModels> {
+        Ok(match self.readmodels.as_deref() {
+            Some(spec) => ReadModels::parse(spec)?,
+            None => ReadModels::default_for(self.store.as_deref(), &self.data.dir)?,
+        })
+    }
+}
+
 #[derive(clap::Args)]
 pub struct RebuildArgs {
     #[command(flatten)]
-    pub data: DataDir,
+    pub target: Target,
     /// Rebuild only this projection (repeatable): journal, lookup, adjustments,
     /// incentive_months, rollover_lines, quarterly_payments, coupons, withdrawals.
     #[arg(long)]
@@ -32,7 +62,7 @@ pub struct RebuildArgs {
 #[derive(clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub data: DataDir,
+    pub target: Target,
 }
 
 pub fn run(cmd: Command) -> Result<()> {
@@ -40,8 +70,8 @@ pub fn run(cmd: Command) -> Result<()> {
     rt.block_on(async {
         match cmd {
             Command::Rebuild(args) => {
-                let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(&args.data.dir)?);
-                let (events, seconds) = rebuild(&args.data.dir, &store, &args.only).await?;
+                let store = args.target.store().await?;
+                let (events, seconds) = rebuild_models(&args.target.models()?, &store, &args.only).await?;
                 let peak = peak_memory_mib().map(|m| format!(", peak memory {m:.0} MiB")).unwrap_or_default();
                 println!(
                     "rebuilt {} from {events} events in {seconds:.2} s: {:.0} events/s{peak}",
@@ -50,8 +80,8 @@ pub fn run(cmd: Command) -> Result<()> {
                 );
             }
             Command::Status(args) => {
-                let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(&args.data.dir)?);
-                let runner = Runner::open(&args.data.dir, ledger_projections::all())?;
+                let store = args.target.store().await?;
+                let runner = Runner::open_models(&args.target.models()?, ledger_projections::all())?;
                 let head = *store.head().borrow();
                 for (name, at) in runner.checkpoints() {
                     println!("{name:<12} {at:>10} / {head} ({} behind)", head.saturating_sub(at));
@@ -70,8 +100,10 @@ pub fn peak_memory_mib() -> Option<f64> {
 }
 
 /// Resets and replays; answers (events replayed, seconds).
-pub async fn rebuild(dir: &std::path::Path, store: &Arc<dyn EventStore>, only: &[String]) -> Result<(u64, f64)> {
-    let mut runner = Runner::open(dir, ledger_projections::all())?;
+/// Resets and replays the read models in `models` (on shared ones, only while no server
+/// applies them: it refuses otherwise).
+pub async fn rebuild_models(models: &ReadModels, store: &Arc<dyn EventStore>, only: &[String]) -> Result<(u64, f64)> {
+    let mut runner = Runner::open_models(models, ledger_projections::all())?;
     runner.reset(only)?;
     let head = *store.head().borrow();
     let bar = crate::bench::progress_bar(head, "replaying");

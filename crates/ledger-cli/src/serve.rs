@@ -3,8 +3,10 @@
 //!
 //! On a shared store several nodes may serve at once (README, Running at scale): every
 //! decision is appended at the stream version it was made from, so a node that decided on a
-//! stale state gets a conflict and decides again; each node's read models (SQLite under
-//! `--data`) follow the shared log, so `min_position` waits on whichever node reads.
+//! stale state gets a conflict and decides again. The read models are shared too on a
+//! PostgreSQL store (one node applies the log to them at a time, the others follow its
+//! checkpoints), or each node's own (`--readmodels DIR`); either way `min_position` waits
+//! on whichever node reads.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use ledger_api::auth::{new_master_key, Credentials};
 use ledger_api::AppState;
 use ledger_app::{Executor, Ledger};
 use ledger_projections::runner::spawn_live;
-use ledger_projections::Runner;
+use ledger_projections::{ReadModels, Runner};
 use ledger_store::sqlite::SqliteStore;
 use ledger_store::EventStore;
 
@@ -32,6 +34,12 @@ pub struct Args {
     /// node needs the same `LEDGER_MASTER_KEY`.
     #[arg(long, env = "LEDGER_STORE")]
     store: Option<String>,
+    /// Where the read models live: a directory (SQLite, this node's own) or
+    /// `postgres://user@host:port/db[?schema=name]` (one schema every node shares: one node
+    /// applies the log to it at a time, the others read it). Default: on a PostgreSQL store,
+    /// its database in the schema `<store schema>_readmodels`; otherwise the `--data` directory.
+    #[arg(long, env = "LEDGER_READMODELS")]
+    readmodels: Option<String>,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -193,7 +201,12 @@ pub fn run(mut args: Args) -> Result<()> {
             let plan = ledger_demo::DemoPlan::new(20, 6, chrono::Utc::now());
             crate::demo::seed_with_progress(&dyn_store, &plan, &calendar).await?;
         }
-        let mut runner = Runner::open(&args.data.dir, ledger_projections::all())?;
+        let models = match args.readmodels.as_deref() {
+            Some(spec) => ReadModels::parse(spec)?,
+            None => ReadModels::default_for(args.store.as_deref(), &args.data.dir)?,
+        };
+        eprintln!("read models: {}", models.describe());
+        let mut runner = Runner::open_models(&models, ledger_projections::all())?;
         // The server answers at once, whatever the history: the projections catch up in the
         // background, and a read naming a `min_position` they have not reached waits for it.
         let applied = runner.applied();
@@ -229,7 +242,7 @@ pub fn run(mut args: Args) -> Result<()> {
             ledger,
             credentials,
             applied,
-            reads: ledger_projections::ReadPool::new(&args.data.dir),
+            reads: ledger_projections::ReadPool::open(models.clone()),
             metrics: Default::default(),
             limits: ledger_api::limits::Limits::new(args.limits.config()),
             credentials_synced: Default::default(),
