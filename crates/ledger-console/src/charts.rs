@@ -24,7 +24,7 @@ pub struct Series {
 fn range(series: &[Series]) -> (f64, f64) {
     let all = series.iter().flat_map(|s| s.values.iter()).filter_map(|v| v.to_f64());
     let (lo, hi) = all.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if hi - lo < f64::EPSILON {
+    if (hi - lo).abs() < f64::EPSILON {
         (lo, lo + 1.0)
     } else {
         (lo, hi)

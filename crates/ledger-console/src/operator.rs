@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<Console>> {
 }
 
 /// The operator's pages are the admin's; anyone else sees the refusal.
+#[allow(clippy::result_large_err)] // the page answering the refusal, built once per request
 fn admin_only(ctx: &Ctx, title: &str) -> Result<User, Response> {
     let Some(user) = ctx.user.clone() else { return Err(sign_in_first(ctx)) };
     if user.role() != Role::Admin {
@@ -317,10 +318,10 @@ async fn payment_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(Stri
     if !csrf_ok(&user, &fields) {
         return crate::csrf_refused(&ctx);
     }
-    let action = match fields.get("action") {
-        Some(a @ ("approve" | "reject" | "invoice-list" | "invoice-received" | "pay")) => a,
-        _ => "approve",
-    };
+    let action = fields
+        .get("action")
+        .filter(|a| matches!(*a, "approve" | "reject" | "invoice-list" | "invoice-received" | "pay"))
+        .unwrap_or("approve");
     let mut body = json!({});
     if action == "pay" {
         body["method"] = json!(fields.value("method"));
@@ -411,10 +412,8 @@ async fn withdrawal_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(S
     if !csrf_ok(&user, &fields) {
         return crate::csrf_refused(&ctx);
     }
-    let action = match fields.get("action") {
-        Some(a @ ("approve" | "reject" | "paid" | "failed")) => a,
-        _ => "approve",
-    };
+    let action =
+        fields.get("action").filter(|a| matches!(*a, "approve" | "reject" | "paid" | "failed")).unwrap_or("approve");
     let mut body = json!({});
     if let Some(r) = fields.text("reason") {
         body["reason"] = json!(r);
