@@ -92,6 +92,66 @@ fn ending_an_association_returns_the_unspent_allocation_to_its_allocators() {
     assert_eq!((status, body["error_code"].as_str()), (409, Some("NOT_YOUR_CUSTOMER")), "{body}");
 }
 
+/// The end and its reclaim are one append (DOMAIN.md §3): side by side in the log under one
+/// request, replayed whole by its request id, and a refused end returns nothing.
+#[test]
+fn the_end_and_its_unbind_reclaim_are_one_append_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    register_partner(&s, "D1", "Distributor One", "distributor", None);
+    register_partner(&s, "R1", "Reseller One", "reseller", Some("D1"));
+    let (d1, r1) = (s.credential("partner", Some("D1")), s.credential("partner", Some("R1")));
+    associate(&s, "C1", "R1", "resale");
+    associate(&s, "C2", "R1", "resale");
+    created(&s, "POST", "/v1/partners/D1/funds", ADMIN_TOKEN, Some(json!({"amount": "500.00", "currency": "CNY"})));
+    allocate(&s, &d1, "reseller", "R1", "300.00");
+    allocate(&s, &r1, "customer", "C1", "100.00");
+    allocate(&s, &r1, "customer", "C2", "50.00");
+    let sdk = Sdk::for_partner(&s, "D1");
+    let reseller_pool = || {
+        let (status, text) = sdk.get_text("/v2/accounts/partner-accounts/balances", &[("indirect_partner_id", "R1")]);
+        assert_eq!(status, 200, "{text}");
+        numbers(&text, "amount")[0].clone()
+    };
+    assert_eq!(reseller_pool(), "150.00");
+
+    // A refused end stores nothing: C2's type was switched just now (once in 3 months).
+    let switched = s.call(
+        "POST",
+        "/v1/customers/C2/association-type",
+        Some(ADMIN_TOKEN),
+        Some(json!({"association_type": "referral"})),
+    );
+    assert_eq!(switched.0, 201, "{}", switched.1);
+    let before = s.events_total();
+    let (status, body) = s.call("POST", "/v1/customers/C2/end-association", Some(&r1), Some(json!({})));
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert_eq!(s.events_total(), before, "nothing of the end nor of its reclaim: {body}");
+    assert_eq!(reseller_pool(), "150.00");
+
+    // C1's end under a request id: the end and the reclaim, next to each other in the log.
+    let headers = [("X-Request-Id", "end-c1")];
+    let (status, first) = s.send("POST", "/v1/customers/C1/end-association", Some(&r1), &headers, Some(&json!({})));
+    assert_eq!(status, 201, "{first}");
+    let end_at = last_event_position(&s, "AssociationEnded");
+    let log = read(&s, &format!("/v1/events?from_position={end_at}&limit=10"), ADMIN_TOKEN);
+    let items = log["items"].as_array().unwrap();
+    let kinds: Vec<_> = items.iter().map(|e| (e["type"].as_str().unwrap(), e["stream"].as_str().unwrap())).collect();
+    assert_eq!(kinds, [("AssociationEnded", "customer-C1"), ("FundsUnbindReclaimed", "funds-D1")], "{log}");
+    assert!(items.iter().all(|e| e["request_id"] == "end-c1" && e["correlation_id"] == items[0]["correlation_id"]));
+    assert_eq!(pos(&first), end_at + 1, "the answer's position is the reclaim's");
+    assert_eq!(reseller_pool(), "250.00");
+    // The same request again: the first answer, nothing stored.
+    let total = s.events_total();
+    let (status, again) = s.send("POST", "/v1/customers/C1/end-association", Some(&r1), &headers, Some(&json!({})));
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["unbind_reclaims"], first["unbind_reclaims"]);
+    assert_eq!(again["position"], first["position"]);
+    assert_eq!(s.events_total(), total);
+    assert_eq!(reseller_pool(), "250.00");
+    assert_balanced(&s, ADMIN_TOKEN, s.last_write_position());
+}
+
 #[test]
 fn a_reclaim_batch_replayed_by_its_request_id_answers_exactly_its_first_answer() {
     let dir = tempfile::tempdir().unwrap();

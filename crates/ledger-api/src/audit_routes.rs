@@ -26,6 +26,14 @@ pub struct EventsQuery {
     limit: Option<u64>,
 }
 
+impl EventsQuery {
+    /// The page an auditor or admin asks for: from which position (or stream version), how many.
+    fn page(&self, caller: &Caller) -> Result<(u64, usize), ApiError> {
+        caller.require(&[Role::Auditor, Role::Admin])?;
+        Ok((self.from_position.unwrap_or(1).max(1), check_limit(caller, self.limit)? as usize))
+    }
+}
+
 pub fn check_limit(caller: &Caller, limit: Option<u64>) -> Result<u64, ApiError> {
     match limit.unwrap_or(DEFAULT_LIMIT) {
         l @ 1..=MAX_LIMIT => Ok(l),
@@ -38,9 +46,8 @@ pub async fn events(
     caller: Caller,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(&[Role::Auditor, Role::Admin])?;
-    let limit = check_limit(&caller, q.limit)?;
-    let items = state.store.read_all(q.from_position.unwrap_or(1).max(1), limit as usize).await?;
+    let (from, limit) = q.page(&caller)?;
+    let items = state.store.read_all(from, limit).await?;
     let total = *state.store.head().borrow();
     Ok(Json(json!({"items": items, "total": total})))
 }
@@ -51,13 +58,12 @@ pub async fn stream_events(
     Path(stream): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(&[Role::Auditor, Role::Admin])?;
-    let limit = check_limit(&caller, q.limit)?;
+    let (from, limit) = q.page(&caller)?;
     let version = state.store.stream_version(&stream).await?;
     if version == 0 {
         return Err(caller.err(ApiError::not_found("stream")));
     }
-    let items = state.store.read_stream(&stream, q.from_position.unwrap_or(1).max(1), limit as usize).await?;
+    let items = state.store.read_stream(&stream, from, limit).await?;
     Ok(Json(json!({"items": items, "total": version})))
 }
 
@@ -168,15 +174,10 @@ pub async fn anchors(
     caller: Caller,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(&[Role::Auditor, Role::Admin])?;
-    let limit = check_limit(&caller, q.limit)?;
+    let (from, limit) = q.page(&caller)?;
     let stream = anchors::stream_id();
     let total = state.store.stream_version(&stream).await.map_err(|e| caller.err(e.into()))?;
-    let events = state
-        .store
-        .read_stream(&stream, q.from_position.unwrap_or(1).max(1), limit as usize)
-        .await
-        .map_err(|e| caller.err(e.into()))?;
+    let events = state.store.read_stream(&stream, from, limit).await.map_err(|e| caller.err(e.into()))?;
     let mut items = Vec::with_capacity(events.len());
     for e in events {
         let mut item: Value = serde_json::from_str(&e.data).map_err(|err| {

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_core::{Currency, Money, Role};
-use ledger_domain::coupons::coupon_view;
+use ledger_domain::coupons::{coupon_view, IssueCoupon, UseCoupon};
 use ledger_projections::coupons;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -39,7 +39,7 @@ pub async fn grant_coupon_quota(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IssueCoupon {
+pub struct IssueCouponBody {
     coupon_id: String,
     customer_id: String,
     amount: String,
@@ -48,16 +48,25 @@ pub struct IssueCoupon {
     partner_id: Option<String>,
 }
 
-pub async fn issue_coupon(State(state): State<Arc<AppState>>, caller: Caller, body: JsonBody<IssueCoupon>) -> Written {
+pub async fn issue_coupon(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: JsonBody<IssueCouponBody>,
+) -> Written {
     caller.require(&[Role::Partner, Role::Admin])?;
     let req = body.value;
     let partner = caller.partner_scope(req.partner_id.as_deref())?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
     let ctx = state.context(&caller);
-    let outcome = state
-        .ledger
-        .issue_coupon(&ctx, &partner, req.coupon_id.clone(), req.customer_id, amount, req.expires_at)
-        .await?;
+    let command = IssueCoupon {
+        partner_id: partner.clone(),
+        coupon_id: req.coupon_id.clone(),
+        customer_id: req.customer_id,
+        amount,
+        expires_at: req.expires_at,
+        association: None,
+    };
+    let outcome = state.ledger.issue_coupon(&ctx, command).await?;
     let coupons = state.ledger.coupons(&partner).await?;
     let view = coupon_view(&coupons, &req.coupon_id, ctx.now).ok_or_else(|| ApiError::not_found("coupon"))?;
     Ok(written(&outcome, serde_json::to_value(view).expect("serialises")))
@@ -86,7 +95,8 @@ pub async fn use_coupon(
     let req = body.value;
     let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(currency.as_str()))?;
     let ctx = state.context(&caller);
-    let outcome = state.ledger.use_coupon(&ctx, &partner, id.clone(), req.usage_id, amount, req.used_at).await?;
+    let command = UseCoupon { coupon_id: id.clone(), usage_id: req.usage_id, amount, used_at: req.used_at };
+    let outcome = state.ledger.use_coupon(&ctx, &partner, command).await?;
     let view = coupon_view(&*state.ledger.coupons(&partner).await?, &id, ctx.now)
         .ok_or_else(|| ApiError::not_found("coupon"))?;
     Ok(written(&outcome, serde_json::to_value(view).expect("serialises")))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use ledger_app::funds::AdjustmentDirection;
+use ledger_app::funds::{Adjust, AdjustmentDirection};
 use ledger_core::{Money, Role};
 use ledger_domain::funds::{AdjustmentKind, Counterparty, CounterpartyType};
 use ledger_projections::adjustments::{self, AdjustmentFilter};
@@ -74,8 +74,14 @@ async fn adjust(
     let operator = caller.partner_scope(req.partner_id.as_deref())?;
     let amount = Money::parse_positive(&req.amount, &req.currency)?;
     let ctx = state.context(caller);
-    let (record_id, outcome) =
-        state.ledger.adjust(&ctx, direction, &operator, counterparty.clone(), amount, req.remark.clone()).await?;
+    let command = Adjust {
+        direction,
+        operator: operator.clone(),
+        counterparty: counterparty.clone(),
+        amount,
+        remark: req.remark.clone(),
+    };
+    let (record_id, outcome) = state.ledger.adjust(&ctx, command).await?;
     let occurred_at = happened_at(state, &outcome, ctx.now).await?;
     Ok(written(
         &outcome,

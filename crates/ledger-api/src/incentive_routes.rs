@@ -17,10 +17,16 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_app::billing::BatchReceipt;
-use ledger_app::incentives::{ConsumptionInput, LineOutcome, OpportunityStep, PaymentStep};
+use ledger_app::incentives::{
+    ApplyOpportunity, ConsumptionInput, InvoiceList, LineOutcome, OpportunityStep, PaymentStep,
+};
 use ledger_core::{Currency, Money, Month, Quarter, Role};
 use ledger_domain::billing::{BatchLine, LineStatus};
-use ledger_domain::incentives::{PaymentMethod, ReviewDecision};
+use ledger_domain::incentives::{
+    AcceptOpportunity, ApprovePayment, ConfirmInvoiceReceived, FinalizeMonth, FinalizeOpportunity,
+    MarkOpportunityDelivered, PayQuarterlyPayment, PaymentMethod, RefundConsumption, RejectPayment, ReviewDecision,
+    ReviewMonth, ReviewOpportunity, ShareOpportunity,
+};
 use ledger_projections::{incentive_details, incentive_months, quarterly_payments, rollover_lines};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -158,10 +164,14 @@ pub async fn refund_consumption(
     let req = body.value;
     let amount = Money::parse_positive(&req.amount, req.currency.as_deref().unwrap_or(line_currency.as_str()))?;
     let ctx = state.context(&caller);
-    let outcome = state
-        .ledger
-        .refund_consumption(&ctx, &partner, req.refund_id.clone(), record_id.clone(), amount, req.settled_at)
-        .await?;
+    let command = RefundConsumption {
+        refund_id: req.refund_id.clone(),
+        record_id: record_id.clone(),
+        amount,
+        settled_at: req.settled_at,
+        settled_line: None,
+    };
+    let outcome = state.ledger.refund_consumption(&ctx, &partner, command).await?;
     Ok(written(
         &outcome,
         json!({"refund_id": req.refund_id, "record_id": record_id, "partner_id": partner, "amount": amount}),
@@ -257,7 +267,8 @@ pub async fn review_month(
     let currency = currency_or_cny(q.currency.as_deref())?;
     let ctx = state.context(&caller);
     let ReviewBody { decision, comment } = body.value;
-    let outcome = state.ledger.review_month(&ctx, &partner, month, currency, decision, comment).await?;
+    let command = ReviewMonth { month, currency, decision, comment };
+    let outcome = state.ledger.review_month(&ctx, &partner, command).await?;
     month_answer(&state, &outcome, &partner, month, currency).await
 }
 
@@ -283,7 +294,8 @@ pub async fn finalize_month(
     // A month may be finalized at 0 (docs/DOMAIN.md §5).
     let amount = req.amount.map(|a| Money::parse_final(&a, currency.as_str())).transpose()?;
     let ctx = state.context(&caller);
-    let outcome = state.ledger.finalize_month(&ctx, &partner, month, currency, amount, req.reason).await?;
+    let command = FinalizeMonth { month, currency, amount, reason: req.reason };
+    let outcome = state.ledger.finalize_month(&ctx, &partner, command).await?;
     month_answer(&state, &outcome, &partner, month, currency).await
 }
 
@@ -455,7 +467,7 @@ pub async fn rollover(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ShareOpportunity {
+pub struct ShareOpportunityBody {
     opportunity_id: String,
     partner_id: String,
     offering: String,
@@ -483,15 +495,19 @@ fn opportunity_view(state: &ledger_domain::incentives::IncentivesState, partner:
 pub async fn share_opportunity(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    body: JsonBody<ShareOpportunity>,
+    body: JsonBody<ShareOpportunityBody>,
 ) -> Written {
     caller.require(&[Role::Admin])?;
     let ctx = state.context(&caller);
-    let ShareOpportunity { opportunity_id, partner_id, offering, core_tag, delivery_end_date } = body.value;
-    let outcome = state
-        .ledger
-        .share_opportunity(&ctx, &partner_id, opportunity_id.clone(), offering, core_tag, delivery_end_date)
-        .await?;
+    let ShareOpportunityBody { opportunity_id, partner_id, offering, core_tag, delivery_end_date } = body.value;
+    let command = ShareOpportunity {
+        partner_id: partner_id.clone(),
+        opportunity_id: opportunity_id.clone(),
+        offering,
+        core_tag,
+        delivery_end_date,
+    };
+    let outcome = state.ledger.share_opportunity(&ctx, command).await?;
     let incentives = state.ledger.incentives(&partner_id).await?;
     Ok(written(&outcome, opportunity_view(&incentives, &partner_id, &opportunity_id)))
 }
@@ -520,27 +536,27 @@ pub async fn opportunity_step(
     let req = body.map_or_else(OpportunityBody::default, |b| b.value);
     let opportunity_id = id.clone();
     let step = match action.as_str() {
-        "deliver" => OpportunityStep::Deliver {
+        "deliver" => OpportunityStep::Deliver(MarkOpportunityDelivered {
             opportunity_id,
             delivery_end_date: req
                 .delivery_end_date
                 .ok_or_else(|| ApiError::invalid("delivery_end_date", "is required"))?,
-        },
-        "accept" => OpportunityStep::Accept { opportunity_id },
-        "apply" => OpportunityStep::Apply { opportunity_id },
-        "review" => OpportunityStep::Review {
+        }),
+        "accept" => OpportunityStep::Accept(AcceptOpportunity { opportunity_id }),
+        "apply" => OpportunityStep::Apply(ApplyOpportunity { opportunity_id }),
+        "review" => OpportunityStep::Review(ReviewOpportunity {
             opportunity_id,
             decision: req.decision.ok_or_else(|| ApiError::invalid("decision", "is required: pass or reject"))?,
             comment: req.comment,
-        },
-        "finalize" => OpportunityStep::Finalize {
+        }),
+        "finalize" => OpportunityStep::Finalize(FinalizeOpportunity {
             opportunity_id,
             amount: Money::parse_positive(
                 req.amount.as_deref().ok_or_else(|| ApiError::invalid("amount", "is required"))?,
                 req.currency.as_deref().unwrap_or("CNY"),
             )?,
             reason: req.reason,
-        },
+        }),
         _ => return Err(ApiError::not_found("route")),
     };
     let ctx = state.context(&caller);
@@ -657,19 +673,21 @@ pub async fn payment_step(
     caller.require(&[Role::Admin])?;
     let partner = owner_of(&state, &caller, IdKind::Payment, &id).await?;
     let req = body.map_or_else(PaymentStepBody::default, |b| b.value);
+    let payment_id = id.clone();
     let step = match action.as_str() {
-        "approve" => PaymentStep::Approve,
-        "reject" => PaymentStep::Reject { reason: req.reason },
-        "invoice-list" => PaymentStep::IssueInvoiceList,
-        "invoice-received" => PaymentStep::InvoiceReceived,
-        "pay" => PaymentStep::Pay {
+        "approve" => PaymentStep::Approve(ApprovePayment { payment_id }),
+        "reject" => PaymentStep::Reject(RejectPayment { payment_id, reason: req.reason }),
+        "invoice-list" => PaymentStep::IssueInvoiceList(InvoiceList { payment_id }),
+        "invoice-received" => PaymentStep::InvoiceReceived(ConfirmInvoiceReceived { payment_id }),
+        "pay" => PaymentStep::Pay(PayQuarterlyPayment {
+            payment_id,
             method: req
                 .method
                 .ok_or_else(|| ApiError::invalid("method", "is required: bank_transfer or cloud_account_credit"))?,
-        },
+        }),
         _ => return Err(ApiError::not_found("route")),
     };
     let ctx = state.context(&caller);
-    let outcome = state.ledger.payment_step(&ctx, &partner, &id, step).await?;
+    let outcome = state.ledger.payment_step(&ctx, &partner, step).await?;
     payment_answer(&state, &outcome, &partner, &id).await
 }

@@ -7,8 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use ledger_app::registry::{EndCustomerAssociation, SwitchCustomerAssociation};
 use ledger_core::{Currency, Month, Rate, Role};
-use ledger_domain::customer::{AssociationType, CustomerState};
+use ledger_domain::customer::{AssociateCustomer, AssociationType, CustomerState};
 use ledger_domain::partner::{
     BankAccount, CertifyBusinessInfo, CertifyRealName, ChangeLevel, PartnerCommand, PartnerKind, PartnerLevel,
     PartnerState, RegisterPartner,
@@ -117,7 +118,7 @@ pub async fn get_partner(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AssociateCustomer {
+pub struct AssociateCustomerBody {
     customer_id: String,
     partner_id: String,
     association_type: AssociationType,
@@ -128,15 +129,13 @@ pub struct AssociateCustomer {
 pub async fn associate_customer(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    body: JsonBody<AssociateCustomer>,
+    body: JsonBody<AssociateCustomerBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin])?;
     let ctx = state.context(&caller);
-    let AssociateCustomer { customer_id, partner_id, association_type, effective_at } = body.value;
-    let outcome = state
-        .ledger
-        .associate_customer_from(&ctx, customer_id.clone(), partner_id, association_type, effective_at)
-        .await?;
+    let AssociateCustomerBody { customer_id, partner_id, association_type, effective_at } = body.value;
+    let command = AssociateCustomer { customer_id: customer_id.clone(), partner_id, association_type, effective_at };
+    let outcome = state.ledger.associate_customer(&ctx, command).await?;
     let customer = state.ledger.customer(&customer_id).await?;
     Ok(written(&outcome, customer_view(&customer, ctx.now)))
 }
@@ -160,18 +159,21 @@ pub async fn switch_association_type(
     let ctx = state.context(&caller);
     let acting = acting_partner(&caller);
     let SwitchType { association_type, effective_at } = body.value;
-    let outcome = state
-        .ledger
-        .switch_association_type(&ctx, &customer_id, acting.as_deref(), association_type, effective_at)
-        .await
-        .map_err(|e| hide_foreign(&caller, e.into()))?;
+    let command = SwitchCustomerAssociation {
+        customer_id: customer_id.clone(),
+        acting_partner: acting,
+        association_type,
+        effective_at,
+    };
+    let outcome =
+        state.ledger.switch_association_type(&ctx, command).await.map_err(|e| hide_foreign(&caller, e.into()))?;
     let customer = state.ledger.customer(&customer_id).await?;
     Ok(written(&outcome, customer_view(&customer, ctx.now)))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EndAssociation {
+pub struct EndAssociationBody {
     effective_at: Option<DateTime<Utc>>,
 }
 
@@ -181,16 +183,17 @@ pub async fn end_association(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(customer_id): Path<String>,
-    body: JsonBody<EndAssociation>,
+    body: JsonBody<EndAssociationBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Admin, Role::Partner])?;
     let ctx = state.context(&caller);
     let acting = acting_partner(&caller);
-    let ended = state
-        .ledger
-        .end_association(&ctx, &customer_id, acting.as_deref(), body.value.effective_at)
-        .await
-        .map_err(|e| hide_foreign(&caller, e.into()))?;
+    let command = EndCustomerAssociation {
+        customer_id: customer_id.clone(),
+        acting_partner: acting,
+        effective_at: body.value.effective_at,
+    };
+    let ended = state.ledger.end_association(&ctx, command).await.map_err(|e| hide_foreign(&caller, e.into()))?;
     let customer = state.ledger.customer(&customer_id).await?;
     let mut answer = customer_view(&customer, ctx.now);
     // DOMAIN.md §3 "Unbind reclaim": what went back to the allocators with the end.

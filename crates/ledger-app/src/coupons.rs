@@ -11,6 +11,17 @@ use ledger_domain::DomainError;
 
 use crate::{AppError, CommandContext, Ledger, Outcome};
 
+/// Coupons of one amount to several customers out of one quota grant (the vendor's
+/// CreatePartnerCoupons); the amount takes the grant's currency.
+#[derive(Debug, Clone)]
+pub struct IssueCoupons {
+    pub partner_id: String,
+    pub quota_id: String,
+    pub customer_ids: Vec<String>,
+    pub amount: rust_decimal::Decimal,
+    pub expires_at: DateTime<Utc>,
+}
+
 impl Ledger {
     pub async fn coupons(&self, partner_id: &str) -> Result<std::sync::Arc<CouponsState>, AppError> {
         Ok(self.exec.load_shared::<Coupons>(&coupons::stream_id(partner_id)).await?.0)
@@ -44,12 +55,10 @@ impl Ledger {
     pub async fn issue_coupons(
         &self,
         ctx: &CommandContext,
-        partner_id: &str,
-        quota_id: &str,
-        customer_ids: Vec<String>,
-        amount: rust_decimal::Decimal,
-        expires_at: DateTime<Utc>,
+        command: IssueCoupons,
     ) -> Result<(Vec<IssueResult>, Option<u64>), AppError> {
+        let IssueCoupons { partner_id, quota_id, customer_ids, amount, expires_at } = command;
+        let (partner_id, quota_id) = (partner_id.as_str(), quota_id.as_str());
         let stream = coupons::stream_id(partner_id);
         // A retry under the request id answers what the first call answered, word for word.
         if let Some(Outcome::Replayed { appended }) = self.exec.replay::<CouponEvent>(ctx).await? {
@@ -73,10 +82,15 @@ impl Ledger {
                 ..ctx.clone()
             };
             let coupon_id = format!("CP-{}", uuid::Uuid::now_v7().simple());
-            let issued = match self
-                .issue_coupon(&ctx, partner_id, coupon_id.clone(), customer_id.clone(), amount, expires_at)
-                .await
-            {
+            let command = IssueCoupon {
+                partner_id: partner_id.to_string(),
+                coupon_id: coupon_id.clone(),
+                customer_id: customer_id.clone(),
+                amount,
+                expires_at,
+                association: None,
+            };
+            let issued = match self.issue_coupon(&ctx, command).await {
                 Ok(outcome) => match self.created_id(&outcome, "coupon_id").await {
                     Ok(id) => Ok((id.unwrap_or(coupon_id), outcome.position())),
                     Err(e) => Err(e),
@@ -115,41 +129,28 @@ impl Ledger {
         }
     }
 
+    /// Issues one coupon; the customer's association at issue is looked up here, whatever
+    /// the caller set.
     pub async fn issue_coupon(
         &self,
         ctx: &CommandContext,
-        partner_id: &str,
-        coupon_id: String,
-        customer_id: String,
-        amount: Money,
-        expires_at: DateTime<Utc>,
+        mut command: IssueCoupon,
     ) -> Result<Outcome<CouponEvent>, AppError> {
-        validate_id("coupon_id", &coupon_id)?;
-        validate_id("customer_id", &customer_id)?;
-        let association = self.association_at(&customer_id, ctx.now).await?;
-        let command = CouponCommand::IssueCoupon(IssueCoupon {
-            partner_id: partner_id.to_string(),
-            coupon_id,
-            customer_id,
-            amount,
-            expires_at,
-            association,
-        });
-        self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), command, ctx).await
+        validate_id("coupon_id", &command.coupon_id)?;
+        validate_id("customer_id", &command.customer_id)?;
+        command.association = self.association_at(&command.customer_id, ctx.now).await?;
+        let stream = coupons::stream_id(&command.partner_id);
+        self.exec.execute::<Coupons>(&stream, CouponCommand::IssueCoupon(command), ctx).await
     }
 
     pub async fn use_coupon(
         &self,
         ctx: &CommandContext,
         partner_id: &str,
-        coupon_id: String,
-        usage_id: String,
-        amount: Money,
-        used_at: DateTime<Utc>,
+        command: UseCoupon,
     ) -> Result<Outcome<CouponEvent>, AppError> {
-        validate_id("usage_id", &usage_id)?;
-        let command = CouponCommand::UseCoupon(UseCoupon { coupon_id, usage_id, amount, used_at });
-        self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), command, ctx).await
+        validate_id("usage_id", &command.usage_id)?;
+        self.exec.execute::<Coupons>(&coupons::stream_id(partner_id), CouponCommand::UseCoupon(command), ctx).await
     }
 
     /// Reclaims a batch: each item's answer, and the append of those that succeeded. The

@@ -82,6 +82,12 @@ pub enum ItemOutcome {
     Refused(DomainError),
 }
 
+/// An aggregate the executor runs: its state is cached and shared between tasks, its events
+/// are encoded into the log, and its command is decided again after a lost race.
+pub trait Aggregate: Decider<State: Send + Sync + 'static, Command: Clone, Event: EventFamily> {}
+
+impl<D> Aggregate for D where D: Decider<State: Send + Sync + 'static, Command: Clone, Event: EventFamily> {}
+
 /// A stream's state at a version, of whichever aggregate owns the stream.
 type CachedState = (u64, Arc<dyn Any + Send + Sync>);
 
@@ -114,24 +120,14 @@ impl Executor {
     }
 
     /// The current state of an aggregate's stream, and its version.
-    pub async fn load<D>(&self, stream: &str) -> Result<(D::State, u64), AppError>
-    where
-        D: Decider,
-        D::State: Send + Sync + 'static,
-        D::Event: EventFamily,
-    {
+    pub async fn load<D: Aggregate>(&self, stream: &str) -> Result<(D::State, u64), AppError> {
         let (state, version) = self.load_shared::<D>(stream).await?;
         Ok((Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone()), version))
     }
 
     /// The current state shared with the cache: a read of an unchanged stream costs one
     /// query for newer events and no copy of the state.
-    pub async fn load_shared<D>(&self, stream: &str) -> Result<(Arc<D::State>, u64), AppError>
-    where
-        D: Decider,
-        D::State: Send + Sync + 'static,
-        D::Event: EventFamily,
-    {
+    pub async fn load_shared<D: Aggregate>(&self, stream: &str) -> Result<(Arc<D::State>, u64), AppError> {
         let cached = self.cache.lock().expect("cache lock").get(stream).cloned();
         let (shared, start) = match cached.and_then(|(v, s)| s.downcast::<D::State>().ok().map(|s| (s, v))) {
             Some((s, v)) => (s, v),
@@ -155,12 +151,7 @@ impl Executor {
     /// Like [`Executor::load`], but takes the cached state out of the cache instead of
     /// cloning it; the caller (holding the stream's turn) puts it back with `remember`. A read
     /// of the same stream meanwhile rebuilds from the store: slower, never wrong.
-    async fn take<D>(&self, stream: &str) -> Result<(D::State, u64), AppError>
-    where
-        D: Decider,
-        D::State: Send + Sync + 'static,
-        D::Event: EventFamily,
-    {
+    async fn take<D: Aggregate>(&self, stream: &str) -> Result<(D::State, u64), AppError> {
         let cached = self.cache.lock().expect("cache lock").remove(stream);
         let (state, version) = match cached.map(|(v, s)| (v, s.downcast::<D::State>())) {
             Some((v, Ok(s))) => (Arc::try_unwrap(s).unwrap_or_else(|shared| (*shared).clone()), v),
@@ -172,10 +163,7 @@ impl Executor {
 
     /// Where a load starts when no state is cached: the stream's snapshot when the store
     /// keeps one and it restores, else the empty state at version 0.
-    async fn restore<D>(&self, stream: &str) -> Result<(D::State, u64), AppError>
-    where
-        D: Decider,
-    {
+    async fn restore<D: Aggregate>(&self, stream: &str) -> Result<(D::State, u64), AppError> {
         if let Some((version, text)) = self.store.load_snapshot(stream).await? {
             match D::restore(&text) {
                 Some(state) => return Ok((state, version)),
@@ -188,11 +176,7 @@ impl Executor {
     /// Keeps a snapshot of `state` (at `after`) when the append from `before` passed a
     /// multiple of [`SNAPSHOT_EVERY`]. Off the caller's path: the text is made and saved on
     /// a blocking thread, and a failure only costs a longer load later.
-    fn snapshot_if_due<D>(&self, stream: &str, before: u64, after: u64, state: Arc<D::State>)
-    where
-        D: Decider,
-        D::State: Send + Sync + 'static,
-    {
+    fn snapshot_if_due<D: Aggregate>(&self, stream: &str, before: u64, after: u64, state: Arc<D::State>) {
         if after / SNAPSHOT_EVERY == before / SNAPSHOT_EVERY {
             return;
         }
@@ -208,17 +192,13 @@ impl Executor {
     }
 
     /// Evolves `state` (at `version`) through `batch` and every later event of the stream.
-    async fn catch_up<D>(
+    async fn catch_up<D: Aggregate>(
         &self,
         stream: &str,
         mut state: D::State,
         mut version: u64,
         mut batch: Vec<ledger_core::RecordedEvent>,
-    ) -> Result<(D::State, u64), AppError>
-    where
-        D: Decider,
-        D::Event: EventFamily,
-    {
+    ) -> Result<(D::State, u64), AppError> {
         while let Some(last) = batch.last().map(|e| e.version) {
             for e in &batch {
                 let event: D::Event = decode(&e.event_type, e.schema_version, &e.data)
@@ -232,66 +212,44 @@ impl Executor {
     }
 
     /// Decides `command` against the stream's current state and appends the result.
-    pub async fn execute<D>(
+    pub async fn execute<D: Aggregate>(
         &self,
         stream: &str,
         command: D::Command,
         ctx: &CommandContext,
-    ) -> Result<Outcome<D::Event>, AppError>
-    where
-        D: Decider,
-        D::State: Send + Sync + 'static,
-        D::Command: Clone,
-        D::Event: EventFamily,
-    {
+    ) -> Result<Outcome<D::Event>, AppError> {
         self.execute_with::<D>(stream, |_| Ok(command.clone()), ctx).await
     }
 
     /// Like [`Executor::execute`], building the command from the state on each attempt
     /// (for commands whose content depends on what the stream holds).
-    pub async fn execute_with<D>(
+    pub async fn execute_with<D: Aggregate>(
         &self,
         stream: &str,
         mut make: impl FnMut(&D::State) -> Result<D::Command, AppError>,
         ctx: &CommandContext,
-    ) -> Result<Outcome<D::Event>, AppError>
-    where
-        D: Decider,
-        D::State: Send + Sync + 'static,
-        D::Event: EventFamily,
-    {
+    ) -> Result<Outcome<D::Event>, AppError> {
         self.execute_steps::<D>(stream, |state| Ok(vec![make(state)?]), ctx).await
     }
 
     /// One step made of several commands on one stream, all-or-nothing (docs/DOMAIN.md §5):
     /// each is decided on the state the ones before it leave, and their events are stored
     /// in one append under the step's request id; a refusal of any stores nothing.
-    pub async fn execute_all<D>(
+    pub async fn execute_all<D: Aggregate>(
         &self,
         stream: &str,
         commands: Vec<D::Command>,
         ctx: &CommandContext,
-    ) -> Result<Outcome<D::Event>, AppError>
-    where
-        D: Decider,
-        D::State: Send + Sync + 'static,
-        D::Command: Clone,
-        D::Event: EventFamily,
-    {
+    ) -> Result<Outcome<D::Event>, AppError> {
         self.execute_steps::<D>(stream, |_| Ok(commands.clone()), ctx).await
     }
 
-    async fn execute_steps<D>(
+    async fn execute_steps<D: Aggregate>(
         &self,
         stream: &str,
         mut make: impl FnMut(&D::State) -> Result<Vec<D::Command>, AppError>,
         ctx: &CommandContext,
-    ) -> Result<Outcome<D::Event>, AppError>
-    where
-        D: Decider,
-        D::State: Send + Sync + 'static,
-        D::Event: EventFamily,
-    {
+    ) -> Result<Outcome<D::Event>, AppError> {
         let _turn = self.turns.enter(stream).await;
         if let Some(replayed) = self.replay(ctx).await? {
             return Ok(replayed);
@@ -330,9 +288,7 @@ impl Executor {
             match self.store.append(req).await {
                 Ok(appended) if appended.replayed => return Ok(Outcome::Replayed { appended }),
                 Ok(appended) => {
-                    let next = Arc::new(events.iter().fold(state, |s, e| D::evolve(s, e)));
-                    self.remember_shared(stream, appended.stream_version, next.clone());
-                    self.snapshot_if_due::<D>(stream, version, appended.stream_version, next);
+                    self.stored::<D>(stream, version, state, &events, appended);
                     return Ok(Outcome::Stored { events, appended });
                 }
                 Err(StoreError::ConcurrencyConflict { .. }) if attempt < MAX_ATTEMPTS => {
@@ -346,6 +302,112 @@ impl Executor {
         unreachable!("the last attempt returns")
     }
 
+    /// Two commands on two streams of aggregates `A` and `B`, each decided on its stream's
+    /// current state, stored in one append to both (`EventStore::append_all`): both or
+    /// neither, never one without the other (docs/DOMAIN.md §3 "Unbind reclaim"). `second`
+    /// may decide nothing; then `first` is stored alone. The request's idempotency key is
+    /// the whole append's. Answers `first`'s outcome, whose `appended` spans the whole append
+    /// (a read waiting for its position sees both), and `second`'s events (none in a replay:
+    /// the caller reads them back from the span).
+    pub async fn execute_two<A: Aggregate, B: Aggregate>(
+        &self,
+        (stream_a, command_a): (&str, A::Command),
+        (stream_b, command_b): (&str, B::Command),
+        ctx: &CommandContext,
+    ) -> Result<(Outcome<A::Event>, Vec<B::Event>), AppError> {
+        if stream_a == stream_b {
+            return Err(
+                StoreError::InvalidAppend(format!("{stream_a}: two commands of one stream are one step")).into()
+            );
+        }
+        // Turns are entered in name order, so two of these never wait for each other.
+        let (low, high) = if stream_a < stream_b { (stream_a, stream_b) } else { (stream_b, stream_a) };
+        let _low = self.turns.enter(low).await;
+        let _high = self.turns.enter(high).await;
+        if let Some(replayed) = self.replay(ctx).await? {
+            return Ok((replayed, vec![]));
+        }
+        for attempt in 1..=MAX_ATTEMPTS {
+            let (state_a, version_a) = self.take::<A>(stream_a).await?;
+            let (state_b, version_b) = self.take::<B>(stream_b).await?;
+            let decided = A::decide(&state_a, command_a.clone(), ctx.now)
+                .and_then(|a| Ok((a, B::decide(&state_b, command_b.clone(), ctx.now)?)));
+            let (events_a, events_b) = match decided {
+                Ok((a, b)) if !a.is_empty() || !b.is_empty() => (a, b),
+                other => {
+                    self.remember(stream_a, version_a, state_a);
+                    self.remember(stream_b, version_b, state_b);
+                    return match other {
+                        Err(e) => Err(e.into()),
+                        Ok(_) => Ok((Outcome::Unchanged { stream_version: version_a }, vec![])),
+                    };
+                }
+            };
+            let mut requests = vec![];
+            for (stream, version, events) in [
+                (stream_a, version_a, events_a.iter().map(|e| to_new_event(e, ctx.now)).collect::<Vec<_>>()),
+                (stream_b, version_b, events_b.iter().map(|e| to_new_event(e, ctx.now)).collect()),
+            ] {
+                if !events.is_empty() {
+                    requests.push(AppendRequest {
+                        stream: stream.to_string(),
+                        expected: if version == 0 {
+                            ExpectedVersion::NoStream
+                        } else {
+                            ExpectedVersion::Exact(version)
+                        },
+                        events,
+                        meta: ctx.meta.clone(),
+                        // The first request carries the whole append's key.
+                        idempotency: if requests.is_empty() { ctx.idempotency.clone() } else { None },
+                        event_keys: vec![],
+                    });
+                }
+            }
+            match self.store.append_all(requests).await {
+                Ok(results) if results[0].replayed => return Ok((Outcome::Replayed { appended: results[0] }, vec![])),
+                Ok(results) => {
+                    let mut results = results.into_iter();
+                    let mut span = None;
+                    if !events_a.is_empty() {
+                        let appended = results.next().expect("one result per request");
+                        self.stored::<A>(stream_a, version_a, state_a, &events_a, appended);
+                        span = Some(appended);
+                    }
+                    if !events_b.is_empty() {
+                        let appended = results.next().expect("one result per request");
+                        self.stored::<B>(stream_b, version_b, state_b, &events_b, appended);
+                        let first = span.unwrap_or(appended);
+                        span = Some(Appended { last_position: appended.last_position, ..first });
+                    }
+                    let appended = span.expect("something was appended");
+                    return Ok((Outcome::Stored { events: events_a, appended }, events_b));
+                }
+                Err(StoreError::ConcurrencyConflict { .. }) if attempt < MAX_ATTEMPTS => {
+                    self.conflicts_retried.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(stream_a, stream_b, attempt, "concurrent append; deciding both again");
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Keeps the state `events` leave once they are stored at `appended`.
+    fn stored<D: Aggregate>(
+        &self,
+        stream: &str,
+        version: u64,
+        state: D::State,
+        events: &[D::Event],
+        appended: Appended,
+    ) {
+        let next = Arc::new(events.iter().fold(state, |s, e| D::evolve(s, e)));
+        self.remember_shared(stream, appended.stream_version, next.clone());
+        self.snapshot_if_due::<D>(stream, version, appended.stream_version, next);
+    }
+
     /// Decides `items` in order against one state of the stream, each seeing the ones before
     /// it, and stores all their events in one append (one transaction). A command a rule
     /// refuses is answered alone. When another writer appended first, the whole batch is
@@ -353,18 +415,12 @@ impl Executor {
     /// an item's key was kept by another append meanwhile, the store's
     /// `IDEMPOTENCY_CONFLICT` for that key is returned: the caller looks the key up and
     /// sends the batch again without that item.
-    pub async fn execute_batch<D>(
+    pub async fn execute_batch<D: Aggregate>(
         &self,
         stream: &str,
         items: &[BatchItem<D::Command>],
         ctx: &CommandContext,
-    ) -> Result<Vec<ItemOutcome>, AppError>
-    where
-        D: Decider,
-        D::State: Send + Sync + 'static,
-        D::Command: Clone,
-        D::Event: EventFamily,
-    {
+    ) -> Result<Vec<ItemOutcome>, AppError> {
         let _turn = self.turns.enter(stream).await;
         for attempt in 1..=MAX_BATCH_ATTEMPTS {
             let (mut state, version) = self.take::<D>(stream).await?;

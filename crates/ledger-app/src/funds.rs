@@ -19,6 +19,18 @@ pub enum AdjustmentDirection {
     Reclaim,
 }
 
+/// An allocation or reclaim as its operator asks it; the fund tree, the record id, the
+/// actor and whom the counterparty belongs to are added here.
+#[derive(Debug, Clone)]
+pub struct Adjust {
+    pub direction: AdjustmentDirection,
+    /// The distributor or reseller that allocates or reclaims.
+    pub operator: String,
+    pub counterparty: Counterparty,
+    pub amount: Money,
+    pub remark: Option<String>,
+}
+
 impl Ledger {
     pub async fn funds(&self, distributor_id: &str) -> Result<std::sync::Arc<FundsState>, AppError> {
         Ok(self.exec.load_shared::<Funds>(&funds::stream_id(distributor_id)).await?.0)
@@ -58,12 +70,10 @@ impl Ledger {
     pub async fn adjust(
         &self,
         ctx: &CommandContext,
-        direction: AdjustmentDirection,
-        operator: &str,
-        counterparty: Counterparty,
-        amount: Money,
-        remark: Option<String>,
+        command: Adjust,
     ) -> Result<(String, Outcome<FundsEvent>), AppError> {
+        let Adjust { direction, operator, counterparty, amount, remark } = command;
+        let operator = operator.as_str();
         validate_id("counterparty.id", &counterparty.id)?;
         let Some(distributor_id) = self.fund_tree_of(operator).await? else {
             return Err(invalid("partner_id", "a solution provider has no fund pool to allocate from").into());

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use ledger_core::ids::validate_id;
 use ledger_core::{Currency, Money, Month, Quarter};
 use ledger_domain::customer::{self, AssociationType, Customer};
@@ -12,8 +12,8 @@ use ledger_domain::incentives::{
     self, AcceptOpportunity, ApplyForMonth, ApplyForOpportunity, ApprovePayment, CloseMonth, ConfirmInvoiceReceived,
     ConsumptionLine, FinalizeMonth, FinalizeOpportunity, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState,
     IssueInvoiceList, LineAssociation, MarkOpportunityDelivered, PayQuarterlyPayment, PaymentMethod, PaymentStatus,
-    RecordConsumption, RefundConsumption, RejectPayment, RequestQuarterlyPayment, ReviewDecision, ReviewMonth,
-    ReviewOpportunity, ShareOpportunity,
+    RecordConsumption, RefundConsumption, RejectPayment, RequestQuarterlyPayment, ReviewMonth, ReviewOpportunity,
+    ShareOpportunity,
 };
 use ledger_domain::partner::certification_gate;
 use ledger_domain::policy::PolicyBook;
@@ -280,29 +280,20 @@ impl Ledger {
     }
 
     /// Refunds part of a stored line (`record_id` must be known: the API resolves its
-    /// partner). The line as recorded comes along, for a line its partner's state no longer
-    /// holds.
+    /// partner). The line as recorded (`settled_line`) is looked up here, whatever the
+    /// caller set, for a line its partner's state no longer holds.
     pub async fn refund_consumption(
         &self,
         ctx: &CommandContext,
         partner_id: &str,
-        refund_id: String,
-        record_id: String,
-        amount: Money,
-        settled_at: DateTime<Utc>,
+        mut command: RefundConsumption,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
-        validate_id("refund_id", &refund_id)?;
-        let settled_line = match self.recorded_line(&record_id).await? {
+        validate_id("refund_id", &command.refund_id)?;
+        command.settled_line = match self.recorded_line(&command.record_id).await? {
             Some((partner, line)) if partner == partner_id => Some(line),
             _ => None,
         };
-        let command = IncentiveCommand::RefundConsumption(RefundConsumption {
-            refund_id,
-            record_id,
-            amount,
-            settled_at,
-            settled_line,
-        });
+        let command = IncentiveCommand::RefundConsumption(command);
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
     }
 
@@ -350,13 +341,10 @@ impl Ledger {
         &self,
         ctx: &CommandContext,
         partner_id: &str,
-        month: Month,
-        currency: Currency,
-        decision: ReviewDecision,
-        comment: Option<String>,
+        command: ReviewMonth,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         self.partner(partner_id).await?;
-        let command = IncentiveCommand::ReviewMonth(ReviewMonth { month, currency, decision, comment });
+        let command = IncentiveCommand::ReviewMonth(command);
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
     }
 
@@ -364,38 +352,26 @@ impl Ledger {
         &self,
         ctx: &CommandContext,
         partner_id: &str,
-        month: Month,
-        currency: Currency,
-        amount: Option<Money>,
-        reason: Option<String>,
+        command: FinalizeMonth,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         self.partner(partner_id).await?;
-        let command = IncentiveCommand::FinalizeMonth(FinalizeMonth { month, currency, amount, reason });
+        let command = IncentiveCommand::FinalizeMonth(command);
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
     }
 
+    /// Shares an opportunity with `command.partner_id`.
     pub async fn share_opportunity(
         &self,
         ctx: &CommandContext,
-        partner_id: &str,
-        opportunity_id: String,
-        offering: String,
-        core_tag: bool,
-        delivery_end_date: Option<NaiveDate>,
+        command: ShareOpportunity,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
-        validate_id("partner_id", partner_id)?;
-        self.partner(partner_id).await?;
-        let command = IncentiveCommand::ShareOpportunity(ShareOpportunity {
-            partner_id: partner_id.to_string(),
-            opportunity_id,
-            offering,
-            core_tag,
-            delivery_end_date,
-        });
-        self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
+        validate_id("partner_id", &command.partner_id)?;
+        self.partner(&command.partner_id).await?;
+        let stream = incentives::stream_id(&command.partner_id);
+        self.exec.execute::<Incentives>(&stream, IncentiveCommand::ShareOpportunity(command), ctx).await
     }
 
-    /// Opportunity steps after sharing; `gate` asks for the certification gate's outcome.
+    /// An opportunity's step after sharing; `Apply` adds the certification gate's outcome.
     pub async fn opportunity_step(
         &self,
         ctx: &CommandContext,
@@ -403,25 +379,16 @@ impl Ledger {
         step: OpportunityStep,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
         let command = match step {
-            OpportunityStep::Deliver { opportunity_id, delivery_end_date } => {
-                IncentiveCommand::MarkOpportunityDelivered(MarkOpportunityDelivered {
+            OpportunityStep::Deliver(c) => IncentiveCommand::MarkOpportunityDelivered(c),
+            OpportunityStep::Accept(c) => IncentiveCommand::AcceptOpportunity(c),
+            OpportunityStep::Apply(ApplyOpportunity { opportunity_id }) => {
+                IncentiveCommand::ApplyForOpportunity(ApplyForOpportunity {
                     opportunity_id,
-                    delivery_end_date,
+                    certification: certification_gate(&self.partner(partner_id).await?),
                 })
             }
-            OpportunityStep::Accept { opportunity_id } => {
-                IncentiveCommand::AcceptOpportunity(AcceptOpportunity { opportunity_id })
-            }
-            OpportunityStep::Apply { opportunity_id } => IncentiveCommand::ApplyForOpportunity(ApplyForOpportunity {
-                opportunity_id,
-                certification: certification_gate(&self.partner(partner_id).await?),
-            }),
-            OpportunityStep::Review { opportunity_id, decision, comment } => {
-                IncentiveCommand::ReviewOpportunity(ReviewOpportunity { opportunity_id, decision, comment })
-            }
-            OpportunityStep::Finalize { opportunity_id, amount, reason } => {
-                IncentiveCommand::FinalizeOpportunity(FinalizeOpportunity { opportunity_id, amount, reason })
-            }
+            OpportunityStep::Review(c) => IncentiveCommand::ReviewOpportunity(c),
+            OpportunityStep::Finalize(c) => IncentiveCommand::FinalizeOpportunity(c),
         };
         self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
     }
@@ -474,26 +441,22 @@ impl Ledger {
         &self,
         ctx: &CommandContext,
         partner_id: &str,
-        payment_id: &str,
         step: PaymentStep,
     ) -> Result<Outcome<IncentiveEvent>, AppError> {
-        let payment_id = payment_id.to_string();
         let command = match step {
-            PaymentStep::Approve => IncentiveCommand::ApprovePayment(ApprovePayment { payment_id }),
-            PaymentStep::Reject { reason } => IncentiveCommand::RejectPayment(RejectPayment { payment_id, reason }),
-            PaymentStep::IssueInvoiceList => IncentiveCommand::IssueInvoiceList(IssueInvoiceList {
-                payment_id,
-                mailing_address: std::env::var("LEDGER_INVOICE_ADDRESS")
-                    .unwrap_or_else(|_| DEFAULT_INVOICE_ADDRESS.to_string()),
-                mailbox: std::env::var("LEDGER_INVOICE_MAILBOX")
-                    .unwrap_or_else(|_| DEFAULT_INVOICE_MAILBOX.to_string()),
-            }),
-            PaymentStep::InvoiceReceived => {
-                IncentiveCommand::ConfirmInvoiceReceived(ConfirmInvoiceReceived { payment_id })
+            PaymentStep::Approve(c) => IncentiveCommand::ApprovePayment(c),
+            PaymentStep::Reject(c) => IncentiveCommand::RejectPayment(c),
+            PaymentStep::IssueInvoiceList(InvoiceList { payment_id }) => {
+                IncentiveCommand::IssueInvoiceList(IssueInvoiceList {
+                    payment_id,
+                    mailing_address: std::env::var("LEDGER_INVOICE_ADDRESS")
+                        .unwrap_or_else(|_| DEFAULT_INVOICE_ADDRESS.to_string()),
+                    mailbox: std::env::var("LEDGER_INVOICE_MAILBOX")
+                        .unwrap_or_else(|_| DEFAULT_INVOICE_MAILBOX.to_string()),
+                })
             }
-            PaymentStep::Pay { method } => {
-                IncentiveCommand::PayQuarterlyPayment(PayQuarterlyPayment { payment_id, method })
-            }
+            PaymentStep::InvoiceReceived(c) => IncentiveCommand::ConfirmInvoiceReceived(c),
+            PaymentStep::Pay(c) => IncentiveCommand::PayQuarterlyPayment(c),
         };
         let stream = incentives::stream_id(partner_id);
         if self.exec.replay::<IncentiveEvent>(ctx).await?.is_none() {
@@ -511,13 +474,14 @@ impl Ledger {
         // (whose credit is completed here if that call stopped short of it).
         let (events, appended) = match &mut outcome {
             Outcome::Stored { events, appended } => (events.clone(), appended),
-            Outcome::Replayed { appended } => (self.appended_events(&stream, appended).await?, appended),
+            Outcome::Replayed { appended } => (self.appended_events::<Incentives>(appended).await?, appended),
             Outcome::Unchanged { .. } => return Ok(outcome),
         };
         for e in &events {
             if let Some((source_id, amount)) = incentives::rebate_credit_for(e) {
                 crash_point("between-pay-appends");
-                let credited = self.credit_rebate(ctx, partner_id, source_id.clone(), amount).await?;
+                let credit = CreditRebate { partner_id: partner_id.to_string(), source_id: source_id.clone(), amount };
+                let credited = self.credit_rebate(ctx, credit).await?;
                 let position = match credited.position() {
                     Some(p) => Some(p),
                     None => self.credit_position(partner_id, &source_id).await?,
@@ -582,41 +546,38 @@ impl Ledger {
         }
         Ok(())
     }
-
-    /// The incentive events an earlier append of `stream` stored.
-    async fn appended_events(
-        &self,
-        stream: &str,
-        appended: &ledger_store::Appended,
-    ) -> Result<Vec<IncentiveEvent>, AppError> {
-        let count = (appended.last_position + 1).saturating_sub(appended.first_position) as usize;
-        let mut events = vec![];
-        for e in self.exec.store().read_all(appended.first_position, count).await? {
-            if e.stream == stream {
-                events.push(
-                    ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
-                        .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?,
-                );
-            }
-        }
-        Ok(events)
-    }
 }
 
+/// A step of a shared opportunity, as a caller asks it (mini-redis style: one struct per
+/// step, built by the API). Each is the domain's command, except where this layer adds a
+/// fact from another stream.
 #[derive(Debug, Clone)]
 pub enum OpportunityStep {
-    Deliver { opportunity_id: String, delivery_end_date: NaiveDate },
-    Accept { opportunity_id: String },
-    Apply { opportunity_id: String },
-    Review { opportunity_id: String, decision: ReviewDecision, comment: Option<String> },
-    Finalize { opportunity_id: String, amount: Money, reason: Option<String> },
+    Deliver(MarkOpportunityDelivered),
+    Accept(AcceptOpportunity),
+    Apply(ApplyOpportunity),
+    Review(ReviewOpportunity),
+    Finalize(FinalizeOpportunity),
 }
 
+/// Apply for a delivered opportunity's incentive (the certification gate is looked up here).
+#[derive(Debug, Clone)]
+pub struct ApplyOpportunity {
+    pub opportunity_id: String,
+}
+
+/// A step of a quarterly payment, as a caller asks it (see [`OpportunityStep`]).
 #[derive(Debug, Clone)]
 pub enum PaymentStep {
-    Approve,
-    Reject { reason: Option<String> },
-    IssueInvoiceList,
-    InvoiceReceived,
-    Pay { method: PaymentMethod },
+    Approve(ApprovePayment),
+    Reject(RejectPayment),
+    IssueInvoiceList(InvoiceList),
+    InvoiceReceived(ConfirmInvoiceReceived),
+    Pay(PayQuarterlyPayment),
+}
+
+/// Issue a payment's invoice list (the vendor's mailing address and mailbox are added here).
+#[derive(Debug, Clone)]
+pub struct InvoiceList {
+    pub payment_id: String,
 }

@@ -7,7 +7,7 @@
 //!
 //! It must not know about HTTP or Kafka; it knows the store only through `EventStore`.
 
-use ledger_domain::DomainError;
+use ledger_domain::{Decider, DomainError};
 use ledger_store::StoreError;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -56,6 +56,30 @@ impl Ledger {
         Ok(events.first().and_then(|e| {
             serde_json::from_str::<serde_json::Value>(&e.data).ok()?.get(field)?.as_str().map(str::to_string)
         }))
+    }
+}
+
+impl Ledger {
+    /// The events of aggregate `D` that one earlier append stored (an append holds nothing
+    /// else between its first and last position).
+    pub(crate) async fn appended_events<D: Decider>(
+        &self,
+        appended: &ledger_store::Appended,
+    ) -> Result<Vec<D::Event>, AppError>
+    where
+        D::Event: ledger_domain::EventFamily,
+    {
+        let count = (appended.last_position + 1).saturating_sub(appended.first_position) as usize;
+        let mut events = vec![];
+        for e in self.exec.store().read_all(appended.first_position, count).await? {
+            if ledger_domain::stream_family(&e.stream) == D::FAMILY {
+                events.push(
+                    ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
+                        .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?,
+                );
+            }
+        }
+        Ok(events)
     }
 }
 

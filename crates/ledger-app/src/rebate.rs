@@ -16,15 +16,12 @@ impl Ledger {
     pub async fn credit_rebate(
         &self,
         ctx: &CommandContext,
-        partner_id: &str,
-        source_id: String,
-        amount: Money,
+        command: CreditRebate,
     ) -> Result<Outcome<RebateEvent>, AppError> {
-        let command =
-            RebateCommand::CreditRebate(CreditRebate { partner_id: partner_id.to_string(), source_id, amount });
+        let stream = rebate::stream_id(&command.partner_id);
         // Its own step of the process: the request id of the payment call must not replay it.
         let ctx = CommandContext { idempotency: None, ..ctx.clone() };
-        self.exec.execute::<Rebate>(&rebate::stream_id(partner_id), command, &ctx).await
+        self.exec.execute::<Rebate>(&stream, RebateCommand::CreditRebate(command), &ctx).await
     }
 
     /// The global position of the credit of `source_id`, once stored.

@@ -12,9 +12,28 @@ use ledger_domain::DomainError;
 
 use crate::{AppError, CommandContext, Ledger, Outcome};
 
+/// A change of a customer's association type, as its partner asks it (`acting_partner`), or
+/// the operator on the partner's behalf (`None`); the partner now is looked up here.
+#[derive(Debug, Clone)]
+pub struct SwitchCustomerAssociation {
+    pub customer_id: String,
+    pub acting_partner: Option<String>,
+    pub association_type: AssociationType,
+    pub effective_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The end of a customer's association, asked as [`SwitchCustomerAssociation`] is.
+#[derive(Debug, Clone)]
+pub struct EndCustomerAssociation {
+    pub customer_id: String,
+    pub acting_partner: Option<String>,
+    pub effective_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// What ending an association did: the end, and the unbind reclaim records it caused.
 #[derive(Debug, Clone)]
 pub struct EndedAssociation {
+    /// Its `appended` spans the end and the reclaim (one append).
     pub ended: Outcome<CustomerEvent>,
     pub reclaimed: Vec<ledger_domain::funds::AdjustmentRecord>,
     /// The position a read must wait for to see both.
@@ -83,38 +102,19 @@ impl Ledger {
         Ok(state.association_at(t).cloned())
     }
 
+    /// Associates a customer with a partner, in force from `effective_at` (default now).
+    /// Only a customer's first association may be back-dated, so that billing can bring the
+    /// consumption of months before the customer was entered here (the domain checks it).
     pub async fn associate_customer(
         &self,
         ctx: &CommandContext,
-        customer_id: String,
-        partner_id: String,
-        association_type: AssociationType,
+        command: AssociateCustomer,
     ) -> Result<Outcome<CustomerEvent>, AppError> {
-        self.associate_customer_from(ctx, customer_id, partner_id, association_type, None).await
-    }
-
-    /// Like [`Ledger::associate_customer`], in force from `effective_at` (default now). Only
-    /// a customer's first association may be back-dated, so that billing can bring the
-    /// consumption of months before the customer was entered here (the domain checks it).
-    pub async fn associate_customer_from(
-        &self,
-        ctx: &CommandContext,
-        customer_id: String,
-        partner_id: String,
-        association_type: AssociationType,
-        effective_at: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<Outcome<CustomerEvent>, AppError> {
-        ledger_core::ids::validate_id("customer_id", &customer_id)?;
-        ledger_core::ids::validate_id("partner_id", &partner_id)?;
-        self.partner(&partner_id).await?;
-        let stream = customer::stream_id(&customer_id);
-        let command = CustomerCommand::AssociateCustomer(AssociateCustomer {
-            customer_id,
-            partner_id,
-            association_type,
-            effective_at,
-        });
-        self.exec.execute::<Customer>(&stream, command, ctx).await
+        ledger_core::ids::validate_id("customer_id", &command.customer_id)?;
+        ledger_core::ids::validate_id("partner_id", &command.partner_id)?;
+        self.partner(&command.partner_id).await?;
+        let stream = customer::stream_id(&command.customer_id);
+        self.exec.execute::<Customer>(&stream, CustomerCommand::AssociateCustomer(command), ctx).await
     }
 
     /// A switch of the association type by the customer's partner (or by the operator on
@@ -122,94 +122,66 @@ impl Ledger {
     pub async fn switch_association_type(
         &self,
         ctx: &CommandContext,
-        customer_id: &str,
-        acting_partner: Option<&str>,
-        association_type: AssociationType,
-        effective_at: Option<chrono::DateTime<chrono::Utc>>,
+        command: SwitchCustomerAssociation,
     ) -> Result<Outcome<CustomerEvent>, AppError> {
-        let partner_id = self.current_partner(customer_id, acting_partner).await?;
+        let SwitchCustomerAssociation { customer_id, acting_partner, association_type, effective_at } = command;
+        let partner_id = self.current_partner(&customer_id, acting_partner.as_deref()).await?;
         let command = CustomerCommand::SwitchAssociationType(SwitchAssociationType {
             partner_id,
             association_type,
             effective_at,
         });
-        self.exec.execute::<Customer>(&customer::stream_id(customer_id), command, ctx).await
+        self.exec.execute::<Customer>(&customer::stream_id(&customer_id), command, ctx).await
     }
 
     /// Ends the customer's association (docs/DOMAIN.md: a partner may switch or end it, at most
     /// once in 3 months), by its partner or by the operator on its behalf, and returns what
     /// the customer holds unspent from allocations to its allocators (§3 "Unbind reclaim").
     ///
-    /// The end is appended to the customer's stream and the unbind reclaim to the fund
-    /// tree's: two streams, so two appends (the store appends to one stream at a time).
-    /// The reclaim is named by the end's position, so it runs once; a retry of the request
-    /// (its replay) completes it when the first call stopped in between.
+    /// The end (the customer's stream) and the unbind reclaim (the fund tree's stream) are
+    /// one append to both streams: both are stored or neither, under the request's id, so
+    /// a retry answers both as the first call stored them.
     pub async fn end_association(
         &self,
         ctx: &CommandContext,
-        customer_id: &str,
-        acting_partner: Option<&str>,
-        effective_at: Option<chrono::DateTime<chrono::Utc>>,
+        command: EndCustomerAssociation,
     ) -> Result<EndedAssociation, AppError> {
-        let partner_id = match self.exec.replay::<CustomerEvent>(ctx).await? {
-            // A replay acts for the partner the first call ended; its association is gone.
-            Some(_) => self.ended_partner(customer_id).await?,
-            None => self.current_partner(customer_id, acting_partner).await?,
-        };
-        let command = CustomerCommand::EndAssociation(EndAssociation { partner_id: partner_id.clone(), effective_at });
-        let ended = self.exec.execute::<Customer>(&customer::stream_id(customer_id), command, ctx).await?;
-        let (reclaimed, reclaim_position) = match ended.position() {
-            Some(end_position) => self.unbind_reclaim(ctx, customer_id, &partner_id, end_position).await?,
-            None => (vec![], None),
-        };
-        let position = ended.position().max(reclaim_position);
-        Ok(EndedAssociation { ended, reclaimed, position })
-    }
-
-    /// The partner whose association with the customer ended last.
-    async fn ended_partner(&self, customer_id: &str) -> Result<String, AppError> {
-        let state = self.customer(customer_id).await?;
-        let timeline = &state.timeline;
-        timeline
-            .iter()
-            .rposition(|c| c.association.is_none())
-            .and_then(|end| end.checked_sub(1))
-            .and_then(|before| timeline[before].association.as_ref())
-            .map(|a| a.partner_id.clone())
-            .ok_or_else(|| DomainError::NoAssociation { customer_id: customer_id.to_string() }.into())
-    }
-
-    /// §3 "Unbind reclaim" in the fund tree of `partner_id`, named by the end's position.
-    /// It runs when the end is recorded, whatever its effective time (in the same request
-    /// as the end). Skipped when the customer is associated again (a retry long after the
-    /// end must not take back what was allocated since; the allocators may still reclaim
-    /// by hand).
-    async fn unbind_reclaim(
-        &self,
-        ctx: &CommandContext,
-        customer_id: &str,
-        partner_id: &str,
-        end_position: u64,
-    ) -> Result<(Vec<ledger_domain::funds::AdjustmentRecord>, Option<u64>), AppError> {
-        let Some(distributor_id) = self.fund_tree_of(partner_id).await? else { return Ok((vec![], None)) };
-        if self.customer(customer_id).await?.latest().is_some() {
-            return Ok((vec![], None));
+        let EndCustomerAssociation { customer_id, acting_partner, effective_at } = command;
+        let stream = customer::stream_id(&customer_id);
+        if let Some(replayed) = self.exec.replay::<CustomerEvent>(ctx).await? {
+            return self.ended(replayed, vec![]).await;
         }
-        let command = FundsCommand::UnbindReclaim(UnbindReclaim {
+        let partner_id = self.current_partner(&customer_id, acting_partner.as_deref()).await?;
+        let end = CustomerCommand::EndAssociation(EndAssociation { partner_id: partner_id.clone(), effective_at });
+        let Some(distributor_id) = self.fund_tree_of(&partner_id).await? else {
+            // A solution provider's customer holds no allocations: the end alone.
+            return self.ended(self.exec.execute::<Customer>(&stream, end, ctx).await?, vec![]).await;
+        };
+        let reclaim = FundsCommand::UnbindReclaim(UnbindReclaim {
             distributor_id: distributor_id.clone(),
-            customer_id: customer_id.to_string(),
-            unbind_id: format!("UNB-{end_position}"),
+            customer_id,
+            unbind_id: format!("UNB-{}", uuid::Uuid::now_v7().simple()),
             actor: ctx.meta.actor.principal.clone(),
         });
-        // The request's key belongs to the end; this step is idempotent by its unbind id.
-        let ctx = CommandContext { idempotency: None, ..ctx.clone() };
-        let outcome = self.exec.execute::<Funds>(&funds::stream_id(&distributor_id), command, &ctx).await?;
-        let position = outcome.position();
-        let records = match outcome {
-            Outcome::Stored { events, .. } => events.iter().filter_map(FundsEvent::adjustment_record).collect(),
-            _ => vec![],
+        let tree = funds::stream_id(&distributor_id);
+        let (ended, reclaimed) =
+            self.exec.execute_two::<Customer, Funds>((&stream, end), (&tree, reclaim), ctx).await?;
+        self.ended(ended, reclaimed).await
+    }
+
+    /// The answer of an end: for a replay, the reclaim records are read back from the
+    /// append the first call stored.
+    async fn ended(
+        &self,
+        ended: Outcome<CustomerEvent>,
+        reclaimed: Vec<FundsEvent>,
+    ) -> Result<EndedAssociation, AppError> {
+        let reclaimed = match &ended {
+            Outcome::Replayed { appended } => self.appended_events::<Funds>(appended).await?,
+            _ => reclaimed,
         };
-        Ok((records, position))
+        let reclaimed = reclaimed.iter().filter_map(FundsEvent::adjustment_record).collect();
+        Ok(EndedAssociation { position: ended.position(), ended, reclaimed })
     }
 
     /// The customer's partner now; `NOT_YOUR_CUSTOMER` when `acting_partner` is another.

@@ -10,7 +10,7 @@ use ledger_app::incentives::{ConsumptionInput, LineOutcome};
 use ledger_app::{CommandContext, Executor, Ledger};
 use ledger_core::RecordedEvent;
 use ledger_core::{Actor, CommandMeta, Money, Role};
-use ledger_domain::customer::AssociationType;
+use ledger_domain::customer::{AssociateCustomer, AssociationType};
 use ledger_domain::partner::{PartnerKind, RegisterPartner};
 use ledger_store::memory::MemoryStore;
 use ledger_store::sqlite::SqliteStore;
@@ -56,7 +56,15 @@ async fn ledger_with(store: Arc<dyn EventStore>, partners: usize) -> Ledger {
         ledger.register_partner(&c, register).await.unwrap();
         for k in 0..2 {
             ledger
-                .associate_customer(&c, format!("C{p}-{k}"), format!("P{p}"), AssociationType::Referral)
+                .associate_customer(
+                    &c,
+                    AssociateCustomer {
+                        customer_id: format!("C{p}-{k}"),
+                        partner_id: format!("P{p}"),
+                        association_type: AssociationType::Referral,
+                        effective_at: None,
+                    },
+                )
                 .await
                 .unwrap();
         }
@@ -270,7 +278,7 @@ fn racing_batches_for_one_partner_store_every_line_once_and_never_answer_a_confl
 #[tokio::test]
 async fn a_refund_of_a_line_whose_month_was_settled_long_ago() {
     use ledger_core::{Currency, Month, Rate};
-    use ledger_domain::incentives::IncentiveEvent;
+    use ledger_domain::incentives::{IncentiveEvent, RefundConsumption};
     use ledger_domain::policy::{PolicyCommand, ProductRate, PublishPolicy};
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let ledger = ledger_with(store.clone(), 1).await;
@@ -295,7 +303,14 @@ async fn a_refund_of_a_line_whose_month_was_settled_long_ago() {
     let later = ctx(at("2027-03-02T00:00:00Z"));
     let cny = |s: &str| Money::parse_positive(s, "CNY").unwrap();
     let refund = |id: &str, amount: &str| {
-        ledger.refund_consumption(&later, "P0", id.into(), "R7".into(), cny(amount), at("2027-03-01T00:00:00Z"))
+        let refund = RefundConsumption {
+            refund_id: id.into(),
+            record_id: "R7".into(),
+            amount: cny(amount),
+            settled_at: at("2027-03-01T00:00:00Z"),
+            settled_line: None,
+        };
+        ledger.refund_consumption(&later, "P0", refund)
     };
     let first = refund("F1", "70.00").await.unwrap();
     let ledger_app::Outcome::Stored { events, .. } = first else { panic!("{first:?}") };

@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use ledger_app::funds::AdjustmentDirection;
+use ledger_app::funds::{Adjust, AdjustmentDirection};
 use ledger_app::incentives::{ConsumptionInput, LineOutcome};
 use ledger_app::{AppError, CommandContext, Executor, Ledger, Outcome};
 use ledger_core::{Actor, CommandMeta, Currency, Money, Role};
-use ledger_domain::customer::AssociationType;
+use ledger_domain::customer::{AssociateCustomer, AssociationType};
 use ledger_domain::funds::Counterparty;
 use ledger_domain::partner::{PartnerKind, RegisterPartner};
 use ledger_store::memory::MemoryStore;
@@ -38,6 +38,19 @@ fn cny(s: &str) -> Money {
     Money::parse_positive(s, "CNY").unwrap()
 }
 
+fn adjust(direction: AdjustmentDirection, operator: &str, counterparty: Counterparty, amount: Money) -> Adjust {
+    Adjust { direction, operator: operator.into(), counterparty, amount, remark: None }
+}
+
+fn associate(
+    customer: &str,
+    partner: &str,
+    association_type: AssociationType,
+    effective_at: Option<DateTime<Utc>>,
+) -> AssociateCustomer {
+    AssociateCustomer { customer_id: customer.into(), partner_id: partner.into(), association_type, effective_at }
+}
+
 async fn ledger_with_partners() -> (Ledger, Arc<dyn EventStore>) {
     partners_on(Arc::new(MemoryStore::new())).await
 }
@@ -47,8 +60,8 @@ async fn partners_on(store: Arc<dyn EventStore>) -> (Ledger, Arc<dyn EventStore>
     let c = ctx(Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap());
     ledger.register_partner(&c, register("D1", "Dist", PartnerKind::Distributor)).await.unwrap();
     ledger.register_partner(&c, register("S1", "Solutions", PartnerKind::SolutionProvider)).await.unwrap();
-    ledger.associate_customer(&c, "C1".into(), "D1".into(), AssociationType::Resale).await.unwrap();
-    ledger.associate_customer(&c, "C2".into(), "S1".into(), AssociationType::Referral).await.unwrap();
+    ledger.associate_customer(&c, associate("C1", "D1", AssociationType::Resale, None)).await.unwrap();
+    ledger.associate_customer(&c, associate("C2", "S1", AssociationType::Referral, None)).await.unwrap();
     (ledger, store)
 }
 
@@ -90,7 +103,7 @@ async fn resale_consumption_draws_down_what_the_customer_was_allocated() {
     let c = ctx(at("2026-07-01T00:00:00Z"));
     ledger.credit_funds(&c, "D1", cny("1000.00")).await.unwrap();
     ledger
-        .adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("300.00"), None)
+        .adjust(&c, adjust(AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("300.00")))
         .await
         .unwrap();
     let c = ctx(at("2026-07-12T00:00:00Z"));
@@ -184,7 +197,7 @@ fn allocate_30(ledger: &Arc<Ledger>) -> impl std::future::Future<Output = Result
     async move {
         let c = ctx(at("2026-07-02T00:00:00Z"));
         ledger
-            .adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("30.00"), None)
+            .adjust(&c, adjust(AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("30.00")))
             .await
             .map(drop)
     }
@@ -248,7 +261,7 @@ async fn a_lost_race_between_processes_is_decided_again() {
         tokio::spawn(async move {
             let c = ctx(at("2026-07-02T00:00:00Z"));
             ledger
-                .adjust(&c, AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("600.00"), None)
+                .adjust(&c, adjust(AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("600.00")))
                 .await
                 .map(drop)
         })
@@ -272,13 +285,7 @@ async fn a_line_goes_to_the_customers_partner_at_its_consumption_time() {
     let (ledger, _) = ledger_with_partners().await;
     let c = ctx(at("2026-06-01T00:00:00Z"));
     ledger
-        .associate_customer_from(
-            &c,
-            "C9".into(),
-            "S1".into(),
-            AssociationType::Referral,
-            Some(at("2026-01-01T00:00:00Z")),
-        )
+        .associate_customer(&c, associate("C9", "S1", AssociationType::Referral, Some(at("2026-01-01T00:00:00Z"))))
         .await
         .unwrap();
     let end = CustomerCommand::EndAssociation(EndAssociation {
@@ -287,13 +294,7 @@ async fn a_line_goes_to_the_customers_partner_at_its_consumption_time() {
     });
     ledger.exec.execute::<Customer>(&customer::stream_id("C9"), end, &c).await.unwrap();
     ledger
-        .associate_customer_from(
-            &c,
-            "C9".into(),
-            "D1".into(),
-            AssociationType::Resale,
-            Some(at("2026-06-30T16:00:01Z")),
-        )
+        .associate_customer(&c, associate("C9", "D1", AssociationType::Resale, Some(at("2026-06-30T16:00:01Z"))))
         .await
         .unwrap();
     let c = ctx(at("2026-07-12T00:00:00Z"));
@@ -408,4 +409,50 @@ async fn a_billing_batch_keeps_one_answer_per_request_id_even_when_twins_race() 
     let plain = ctx(at("2026-07-12T00:00:00Z"));
     ledger.keep_billing_receipt(&plain, answer(LineStatus::Stored)).await.unwrap();
     assert_eq!(*store.head().borrow(), head);
+}
+
+/// §3 "Unbind reclaim": the end and the reclaim are one append. The request's key spans
+/// both streams' events, the log holds nothing else between them, and a store that
+/// cannot append to two streams at once stores neither.
+#[tokio::test]
+async fn the_end_and_its_unbind_reclaim_are_one_append() {
+    use ledger_app::registry::EndCustomerAssociation;
+    use ledger_store::IdempotencyKey;
+    let (ledger, store) = ledger_with_partners().await;
+    let c = ctx(at("2026-07-01T00:00:00Z"));
+    ledger.credit_funds(&c, "D1", cny("1000.00")).await.unwrap();
+    ledger
+        .adjust(&c, adjust(AdjustmentDirection::Allocate, "D1", Counterparty::customer("C1"), cny("300.00")))
+        .await
+        .unwrap();
+    let end =
+        || EndCustomerAssociation { customer_id: "C1".into(), acting_partner: Some("D1".into()), effective_at: None };
+    let keyed = CommandContext {
+        idempotency: Some(IdempotencyKey { key: "end-1".into(), fingerprint: [1; 32] }),
+        ..ctx(at("2026-10-02T00:00:00Z"))
+    };
+
+    // A store without `append_all` (a wrapper that does not forward it): nothing is stored.
+    let bare = Arc::new(Watched::new(store.clone(), "none"));
+    let on_bare = Ledger::new(Arc::new(Executor::new(bare)));
+    let head = *store.head().borrow();
+    assert!(on_bare.end_association(&keyed, end()).await.is_err());
+    assert_eq!(*store.head().borrow(), head, "neither the end nor the reclaim");
+    assert!(ledger.customer("C1").await.unwrap().latest().is_some());
+
+    let ended = ledger.end_association(&keyed, end()).await.unwrap();
+    assert_eq!(ended.reclaimed.len(), 1);
+    assert_eq!(ended.reclaimed[0].amount, cny("300.00"));
+    let (_, kept) = store.idempotency_key("end-1").await.unwrap().expect("the request's key is kept");
+    let span = store.read_all(kept.first_position, 10).await.unwrap();
+    let streams: Vec<_> = span.iter().map(|e| (e.stream.as_str(), e.event_type.as_str())).collect();
+    assert_eq!(streams, [("customer-C1", "AssociationEnded"), ("funds-D1", "FundsUnbindReclaimed")]);
+    assert_eq!(kept.last_position, span[1].position, "the key spans both streams' events");
+    assert_eq!(ended.position, Some(kept.last_position));
+    // A retry answers both from the log.
+    let again = ledger.end_association(&keyed, end()).await.unwrap();
+    assert!(matches!(again.ended, Outcome::Replayed { .. }));
+    assert_eq!(again.reclaimed, ended.reclaimed);
+    assert_eq!(*store.head().borrow(), kept.last_position);
+    assert_eq!(ledger.funds("D1").await.unwrap().pool(Currency::CNY), cny("1000.00"));
 }

@@ -16,9 +16,13 @@
 use chrono::{DateTime, Duration, Utc};
 use futures::future::join_all;
 use ledger_core::{Actor, CommandMeta, Currency, Money, Month, Quarter, Rate, Role};
-use ledger_domain::customer::AssociationType;
+use ledger_domain::coupons::{IssueCoupon, UseCoupon};
+use ledger_domain::customer::{AssociateCustomer, AssociationType};
 use ledger_domain::funds::Counterparty;
-use ledger_domain::incentives::{MonthStatus, PaymentMethod, ReviewDecision};
+use ledger_domain::incentives::{
+    ApprovePayment, ConfirmInvoiceReceived, FinalizeMonth, MonthStatus, PayQuarterlyPayment, PaymentMethod,
+    RefundConsumption, ReviewDecision, ReviewMonth,
+};
 use ledger_domain::lab_points::{GrantLabPoints, LabPointsCommand, RejectLabPoints};
 use ledger_domain::partner::{
     BankAccount, CertifyBusinessInfo, CertifyRealName, PartnerCommand, PartnerKind, PartnerLevel, RegisterPartner,
@@ -27,8 +31,8 @@ use ledger_domain::policy::{PolicyCommand, ProductRate, PublishPolicy};
 use ledger_domain::rebate::{ApproveWithdrawal, MarkWithdrawalFailed, MarkWithdrawalPaid, RebateCommand};
 use rust_decimal::Decimal;
 
-use ledger_app::funds::AdjustmentDirection;
-use ledger_app::incentives::{ConsumptionInput, PaymentStep};
+use ledger_app::funds::{Adjust, AdjustmentDirection};
+use ledger_app::incentives::{ConsumptionInput, InvoiceList, PaymentStep};
 use ledger_app::{AppError, CommandContext, Ledger};
 
 /// Most partners one plan may generate.
@@ -227,7 +231,20 @@ pub async fn seed(
             tally(&mut summary, ledger.change_partner(&operator(now), &p.id, info).await)?;
         }
         for (c, ty) in &p.customers {
-            tally(&mut summary, ledger.associate_customer(&operator(now), c.clone(), p.id.clone(), *ty).await)?;
+            tally(
+                &mut summary,
+                ledger
+                    .associate_customer(
+                        &operator(now),
+                        AssociateCustomer {
+                            customer_id: c.clone(),
+                            partner_id: p.id.clone(),
+                            association_type: *ty,
+                            effective_at: None,
+                        },
+                    )
+                    .await,
+            )?;
         }
         if p.kind == PartnerKind::Distributor {
             tally(&mut summary, ledger.credit_funds(&operator(now), &p.id, cny(Decimal::new(50_000_000, 2))).await)?;
@@ -291,11 +308,13 @@ async fn seed_month(
             let r = ledger
                 .adjust(
                     &as_partner(now, &p.id),
-                    AdjustmentDirection::Allocate,
-                    &p.id,
-                    t.clone(),
-                    amount,
-                    Some("monthly allocation".into()),
+                    Adjust {
+                        direction: AdjustmentDirection::Allocate,
+                        operator: p.id.clone(),
+                        counterparty: t.clone(),
+                        amount,
+                        remark: Some("monthly allocation".into()),
+                    },
                 )
                 .await;
             tally(summary, r)?;
@@ -304,11 +323,13 @@ async fn seed_month(
                 let r = ledger
                     .adjust(
                         &as_partner(day(10, 3), &p.id),
-                        AdjustmentDirection::Reclaim,
-                        &p.id,
-                        t,
-                        back,
-                        Some("unused, reclaimed".into()),
+                        Adjust {
+                            direction: AdjustmentDirection::Reclaim,
+                            operator: p.id.clone(),
+                            counterparty: t,
+                            amount: back,
+                            remark: Some("unused, reclaimed".into()),
+                        },
                     )
                     .await;
                 tally(summary, r)?;
@@ -361,10 +382,13 @@ async fn seed_month(
                     .refund_consumption(
                         &operator(now + Duration::days(2)),
                         &partner_id,
-                        format!("RF-{record_id}"),
-                        record_id,
-                        cny(amount),
-                        now + Duration::days(2),
+                        RefundConsumption {
+                            refund_id: format!("RF-{record_id}"),
+                            record_id,
+                            amount: cny(amount),
+                            settled_at: now + Duration::days(2),
+                            settled_line: None,
+                        },
                     )
                     .await;
                 tally(&mut s, r)?;
@@ -391,11 +415,14 @@ async fn seed_month(
             let r = ledger
                 .issue_coupon(
                     &as_partner(now, &p.id),
-                    &p.id,
-                    id.clone(),
-                    c.clone(),
-                    cny(dice.amount(50, 300)),
-                    now + Duration::days(60),
+                    IssueCoupon {
+                        partner_id: p.id.clone(),
+                        coupon_id: id.clone(),
+                        customer_id: c.clone(),
+                        amount: cny(dice.amount(50, 300)),
+                        expires_at: now + Duration::days(60),
+                        association: None,
+                    },
                 )
                 .await;
             if tally(summary, r)?.is_some() {
@@ -404,10 +431,12 @@ async fn seed_month(
                         .use_coupon(
                             &operator(day(12, 1)),
                             &p.id,
-                            id.clone(),
-                            format!("U-{id}"),
-                            cny(dice.amount(10, 50)),
-                            day(12, 1),
+                            UseCoupon {
+                                coupon_id: id.clone(),
+                                usage_id: format!("U-{id}"),
+                                amount: cny(dice.amount(10, 50)),
+                                used_at: day(12, 1),
+                            },
                         )
                         .await;
                     tally(summary, r)?;
@@ -484,10 +513,7 @@ async fn close_and_finalize(
                 .review_month(
                     &operator(now + Duration::days(1)),
                     &p.id,
-                    month,
-                    Currency::CNY,
-                    ReviewDecision::Reject,
-                    None,
+                    ReviewMonth { month, currency: Currency::CNY, decision: ReviewDecision::Reject, comment: None },
                 )
                 .await;
             tally(summary, r)?;
@@ -502,10 +528,12 @@ async fn close_and_finalize(
                 .review_month(
                     &operator(now + Duration::days(3)),
                     &p.id,
-                    month,
-                    Currency::CNY,
-                    ReviewDecision::Pass,
-                    Some("checked".into()),
+                    ReviewMonth {
+                        month,
+                        currency: Currency::CNY,
+                        decision: ReviewDecision::Pass,
+                        comment: Some("checked".into()),
+                    },
                 )
                 .await,
         )?;
@@ -519,7 +547,11 @@ async fn close_and_finalize(
         tally(
             summary,
             ledger
-                .finalize_month(&operator(now + Duration::days(4)), &p.id, month, Currency::CNY, amount, reason)
+                .finalize_month(
+                    &operator(now + Duration::days(4)),
+                    &p.id,
+                    FinalizeMonth { month, currency: Currency::CNY, amount, reason },
+                )
                 .await,
         )?;
     }
@@ -541,11 +573,20 @@ async fn pay_quarter(
             continue;
         };
         let op = |h| operator(now + Duration::hours(h));
-        tally(summary, ledger.payment_step(&op(24), &p.id, &payment_id, PaymentStep::Approve).await)?;
-        tally(summary, ledger.payment_step(&op(26), &p.id, &payment_id, PaymentStep::IssueInvoiceList).await)?;
-        tally(summary, ledger.payment_step(&op(24 * 5), &p.id, &payment_id, PaymentStep::InvoiceReceived).await)?;
+        let id = || payment_id.clone();
+        let approve = PaymentStep::Approve(ApprovePayment { payment_id: id() });
+        tally(summary, ledger.payment_step(&op(24), &p.id, approve).await)?;
+        let invoice_list = PaymentStep::IssueInvoiceList(InvoiceList { payment_id: id() });
+        tally(summary, ledger.payment_step(&op(26), &p.id, invoice_list).await)?;
+        let received = PaymentStep::InvoiceReceived(ConfirmInvoiceReceived { payment_id: id() });
+        tally(summary, ledger.payment_step(&op(24 * 5), &p.id, received).await)?;
         let method = if dice.chance(50) { PaymentMethod::CloudAccountCredit } else { PaymentMethod::BankTransfer };
-        tally(summary, ledger.payment_step(&op(24 * 7), &p.id, &payment_id, PaymentStep::Pay { method }).await)?;
+        tally(
+            summary,
+            ledger
+                .payment_step(&op(24 * 7), &p.id, PaymentStep::Pay(PayQuarterlyPayment { payment_id: id(), method }))
+                .await,
+        )?;
         if method == PaymentMethod::CloudAccountCredit {
             let at = now + Duration::days(8);
             let available = ledger.withdrawable(&p.id, Currency::CNY).await?;

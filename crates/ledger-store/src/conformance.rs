@@ -342,6 +342,113 @@ pub async fn event_keys_name_single_events_of_one_append(store: Store) {
     assert_eq!(verify_chain(&store).await, 5);
 }
 
+/// An append to several streams lands whole: consecutive positions, each stream's
+/// versions, one chain.
+pub async fn an_append_to_several_streams_lands_whole(store: Store) {
+    store.append(request("orders", ExpectedVersion::NoStream, vec![event(0)])).await.unwrap();
+    let got = store
+        .append_all(vec![
+            request("orders", ExpectedVersion::Exact(1), vec![event(1)]),
+            request("funds", ExpectedVersion::NoStream, vec![event(2), event(3)]),
+        ])
+        .await
+        .unwrap();
+    let spans: Vec<_> = got.iter().map(|a| (a.first_position, a.last_position, a.stream_version, a.replayed)).collect();
+    assert_eq!(spans, [(2, 2, 2, false), (3, 4, 2, false)]);
+    let all = store.read_all(1, 100).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| (e.stream.as_str(), e.version)).collect::<Vec<_>>(),
+        [("orders", 1), ("orders", 2), ("funds", 1), ("funds", 2)]
+    );
+    assert_eq!(store.stream_version("funds").await.unwrap(), 2);
+    assert_eq!(*store.head().borrow(), 4);
+    assert_eq!(verify_chain(&store).await, 4);
+}
+
+/// One refused request refuses the whole append: its error is the answer, nothing of the
+/// requests before it is stored, and racing appends to several streams never half-land.
+pub async fn an_append_to_several_streams_is_all_or_nothing(store: Store) {
+    store.append(request("orders", ExpectedVersion::NoStream, vec![event(0)])).await.unwrap();
+    let err = store
+        .append_all(vec![
+            request("funds", ExpectedVersion::NoStream, vec![event(1)]),
+            request("orders", ExpectedVersion::Exact(7), vec![event(2)]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, StoreError::ConcurrencyConflict { stream, actual: 1, .. } if stream == "orders"), "{err:?}");
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 1, "nothing of the first request is stored");
+    assert_eq!(store.stream_version("funds").await.unwrap(), 0);
+    // An event key already kept refuses the whole append too.
+    let mut keyed = request("orders", ExpectedVersion::Any, vec![event(3)]);
+    keyed.event_keys = vec![EventKey { key: "line:1".into(), fingerprint: [1; 32], event: 0 }];
+    store.append(keyed.clone()).await.unwrap();
+    keyed.events = vec![event(4)];
+    let err = store.append_all(vec![request("funds", ExpectedVersion::Any, vec![event(5)]), keyed]).await.unwrap_err();
+    assert_eq!(err.code(), "IDEMPOTENCY_CONFLICT");
+    assert_eq!(store.stream_version("funds").await.unwrap(), 0);
+
+    // 16 racers each append to a stream of their own and to one contested stream at
+    // version 0, the contested part last: one wins, and no loser leaves its own part.
+    let tasks: Vec<_> = (0..16u64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append_all(vec![
+                        request(&format!("own-{i}"), ExpectedVersion::NoStream, vec![event(i)]),
+                        request("contested", ExpectedVersion::NoStream, vec![event(100 + i)]),
+                    ])
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = vec![];
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(got) => winners.push((i, got)),
+            Err(e) => assert_eq!(e.code(), "CONCURRENCY_CONFLICT"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one racer wins");
+    for i in 0..16 {
+        let own = store.stream_version(&format!("own-{i}")).await.unwrap();
+        assert_eq!(own, u64::from(i == winners[0].0), "racer {i}'s own stream");
+    }
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 4);
+    assert_eq!(verify_chain(&store).await, 4);
+}
+
+/// The idempotency key of an append to several streams is the whole append's: a replay
+/// answers its span (every stream's events) and stores nothing; another request under it is
+/// refused; only the first request may carry a key.
+pub async fn an_append_to_several_streams_replays_whole(store: Store) {
+    let unit = |fp: u8| {
+        let mut first = request("orders", ExpectedVersion::NoStream, vec![event(1)]);
+        first.idempotency = Some(IdempotencyKey { key: "req-9".into(), fingerprint: [fp; 32] });
+        vec![first, request("funds", ExpectedVersion::NoStream, vec![event(2), event(3)])]
+    };
+    let first = store.append_all(unit(1)).await.unwrap();
+    assert!(first.iter().all(|a| !a.replayed));
+    let again = store.append_all(unit(1)).await.unwrap();
+    assert_eq!(again.len(), 2);
+    for a in &again {
+        assert!(a.replayed);
+        assert_eq!((a.first_position, a.last_position, a.stream_version), (1, 3, 1), "the whole append's span");
+    }
+    let (_, kept) = store.idempotency_key("req-9").await.unwrap().expect("kept");
+    assert_eq!((kept.first_position, kept.last_position), (1, 3));
+    assert_eq!(store.append_all(unit(2)).await.unwrap_err().code(), "IDEMPOTENCY_CONFLICT");
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 3, "nothing stored by the repeats");
+
+    let mut second = request("funds", ExpectedVersion::Any, vec![event(4)]);
+    second.idempotency = Some(IdempotencyKey { key: "req-10".into(), fingerprint: [1; 32] });
+    let refused = store.append_all(vec![request("orders", ExpectedVersion::Any, vec![event(5)]), second]).await;
+    assert_eq!(refused.unwrap_err().code(), "INVALID_FIELD");
+    assert_eq!(store.append_all(vec![]).await.unwrap_err().code(), "INVALID_FIELD");
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 3);
+}
+
 /// The replay memory: a key is used once until its time passes, also between racers.
 pub async fn a_key_is_used_once_until_its_time_passes(store: Store) {
     assert!(store.first_use("sig:a", 1_000, 2_000).await.unwrap());
@@ -409,6 +516,9 @@ macro_rules! conformance_suite {
             many_appenders_leave_a_gap_free_log_and_a_valid_chain,
             a_subscription_catches_up_then_follows_without_gaps_or_doubles,
             a_key_is_used_once_until_its_time_passes,
+            an_append_to_several_streams_lands_whole,
+            an_append_to_several_streams_is_all_or_nothing,
+            an_append_to_several_streams_replays_whole,
         );
     };
     (@cases $attr:meta, $make:expr; $($case:ident),* $(,)?) => {

@@ -80,7 +80,7 @@ use uuid::Uuid;
 
 use crate::plan::LogTip;
 use crate::plan::{plan_group, raise, GroupPlan, KeyRecord, StoredLog};
-use crate::{validate, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH, MAX_STREAM_LEN};
+use crate::{validate, validate_all, AppendRequest, Appended, EventStore, StoreError, MAX_READ_BATCH, MAX_STREAM_LEN};
 
 /// The KurrentDB stream that holds the ledger's global log.
 pub const DEFAULT_LOG_STREAM: &str = "ledger-log";
@@ -421,14 +421,14 @@ impl Index {
 }
 
 impl StoredLog for Index {
-    fn stream_version(&self, stream: &str) -> u64 {
-        self.streams.get(stream).map_or(0, |p| p.len() as u64)
+    fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        Ok(self.streams.get(stream).map_or(0, |p| p.len() as u64))
     }
-    fn idempotency_key(&self, key: &str) -> Option<([u8; 32], Appended)> {
-        self.keys.get(key).copied()
+    fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
+        Ok(self.keys.get(key).copied())
     }
-    fn has_event(&self, id: &Uuid) -> bool {
-        self.event_ids.contains(id)
+    fn has_event(&self, id: &Uuid) -> Result<bool, StoreError> {
+        Ok(self.event_ids.contains(id))
     }
 }
 
@@ -480,7 +480,7 @@ impl Shared {
     }
 
     /// Decides and appends one group; one answer per request. The caller holds `turn`.
-    async fn append_group(&self, group: &[&AppendRequest]) -> Vec<Result<Appended, StoreError>> {
+    async fn append_group(&self, group: &[&[AppendRequest]]) -> Vec<Result<Vec<Appended>, StoreError>> {
         for _ in 0..MAX_REDECISIONS {
             let (plan, expected_len) = {
                 let index = self.index();
@@ -545,14 +545,19 @@ fn apply(index: &mut Index, plan: &GroupPlan) -> Result<(), StoreError> {
 
 /// The answers of a group that was not written: appends that would have been written get
 /// `error`; replays and refusals keep their answer.
-fn failed(answers: Vec<Result<Appended, StoreError>>, error: StoreError) -> Vec<Result<Appended, StoreError>> {
-    answers.into_iter().map(|a| if matches!(a, Ok(r) if !r.replayed) { Err(error.clone()) } else { a }).collect()
+fn failed(
+    answers: Vec<Result<Vec<Appended>, StoreError>>,
+    error: StoreError,
+) -> Vec<Result<Vec<Appended>, StoreError>> {
+    let written = |a: &Result<Vec<Appended>, StoreError>| matches!(a, Ok(r) if r.iter().any(|r| !r.replayed));
+    answers.into_iter().map(|a| if written(&a) { Err(error.clone()) } else { a }).collect()
 }
 
-type Job = (AppendRequest, oneshot::Sender<Result<Appended, StoreError>>);
+/// A unit of requests appended all or nothing (one request for `append`), and its answer.
+type Job = (Vec<AppendRequest>, oneshot::Sender<Result<Vec<Appended>, StoreError>>);
 
-fn estimated_bytes(req: &AppendRequest) -> usize {
-    req.events.iter().map(|e| e.data.len() + e.event_type.len() + ENVELOPE_BYTES).sum()
+fn estimated_bytes(unit: &[AppendRequest]) -> usize {
+    unit.iter().flat_map(|r| &r.events).map(|e| e.data.len() + e.event_type.len() + ENVELOPE_BYTES).sum()
 }
 
 /// Takes every waiting append into one group, within the group limits.
@@ -580,7 +585,7 @@ async fn write(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
         }
         let answers = {
             let _turn = shared.turn.lock().await;
-            let requests: Vec<&AppendRequest> = group.iter().map(|(r, _)| r).collect();
+            let requests: Vec<&[AppendRequest]> = group.iter().map(|(unit, _)| unit.as_slice()).collect();
             shared.append_group(&requests).await
         };
         for ((_, reply), answer) in group.into_iter().zip(answers) {
@@ -662,6 +667,15 @@ impl KurrentStore {
     }
 }
 
+impl KurrentStore {
+    /// Hands a unit to the writer and waits for its answer.
+    async fn send(&self, unit: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs.send((unit, tx)).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 impl Drop for KurrentStore {
     fn drop(&mut self) {
         // The writer stops by itself once the queue it drains is closed and empty.
@@ -673,9 +687,13 @@ impl Drop for KurrentStore {
 impl EventStore for KurrentStore {
     async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
         validate(&req)?;
-        let (tx, rx) = oneshot::channel();
-        self.jobs.send((req, tx)).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        Ok(self.send(vec![req]).await?.remove(0))
+    }
+
+    /// One append to the ordering log: atomic there as any append is.
+    async fn append_all(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        validate_all(&reqs)?;
+        self.send(reqs).await
     }
 
     async fn read_stream(
@@ -735,7 +753,7 @@ impl EventStore for KurrentStore {
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
-        Ok(self.shared.index().stream_version(stream))
+        StoredLog::stream_version(&*self.shared.index(), stream)
     }
 
     fn head(&self) -> watch::Receiver<u64> {

@@ -161,6 +161,21 @@ pub trait EventStore: Send + Sync + 'static {
     /// events are durable.
     async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError>;
 
+    /// Appends to several streams at once, all or nothing: one transaction, the events at
+    /// consecutive positions in the order given, each request decided as
+    /// [`EventStore::append`] decides it (its expected version, event keys and event ids),
+    /// seeing the requests before it. When any is refused nothing is stored and its
+    /// refusal is the answer. Only the first request may carry an idempotency key: it is
+    /// the key of the whole append, and its kept result spans every request's events (from
+    /// the first position to the last; the first stream's version). A replay answers that
+    /// kept result once per request. Answers one result per request, in order.
+    /// Memory, SQLite, PostgreSQL and KurrentDB append this way; a wrapper that does not
+    /// forward it refuses.
+    async fn append_all(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        let _ = reqs;
+        Err(StoreError::Backend("this store cannot append to several streams at once".into()))
+    }
+
     /// Events of one stream with version ≥ `from_version`, in order, at most `limit`.
     async fn read_stream(
         &self,
@@ -262,6 +277,34 @@ pub(crate) fn check_import(tip: &plan::LogTip, events: &[RecordedEvent]) -> Resu
 /// order, without gaps.
 pub fn subscribe_all(store: Arc<dyn EventStore>, from_position: u64) -> Subscription {
     Subscription::new(store, from_position)
+}
+
+/// Checks what every backend checks before appending several requests at once (see
+/// [`EventStore::append_all`]): each request, and what they share.
+pub(crate) fn validate_all(reqs: &[AppendRequest]) -> Result<(), StoreError> {
+    let bad = |m: &str| Err(StoreError::InvalidAppend(m.to_string()));
+    let Some((first, rest)) = reqs.split_first() else {
+        return bad("an append carries at least one event");
+    };
+    reqs.iter().try_for_each(validate)?;
+    if rest.iter().any(|r| r.idempotency.is_some()) {
+        return bad("only the first request of a multi-stream append carries its idempotency key");
+    }
+    if reqs.iter().map(|r| r.events.len()).sum::<usize>() > MAX_EVENTS_PER_APPEND {
+        return bad(&format!("an append carries at most {MAX_EVENTS_PER_APPEND} events"));
+    }
+    let mut keys: Vec<&str> = first.idempotency.iter().map(|k| k.key.as_str()).collect();
+    keys.extend(reqs.iter().flat_map(|r| r.event_keys.iter().map(|k| k.key.as_str())));
+    keys.sort_unstable();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        return bad("the keys of an append must be distinct");
+    }
+    let mut ids: Vec<_> = reqs.iter().flat_map(|r| r.events.iter().map(|e| e.event_id)).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return bad("event ids must be unique within an append");
+    }
+    Ok(())
 }
 
 /// Checks what every backend checks before appending.

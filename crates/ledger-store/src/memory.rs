@@ -8,8 +8,8 @@ use chrono::Utc;
 use ledger_core::{ChainHash, RecordedEvent};
 use tokio::sync::watch;
 
-use crate::plan::{kept_event_key, plan, LogTip, Plan};
-use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError};
+use crate::plan::{plan_group, LogTip, StoredLog};
+use crate::{validate, validate_all, AppendRequest, Appended, EventStore, Lease, StoreError};
 
 #[derive(Default)]
 struct Log {
@@ -43,37 +43,55 @@ impl MemoryStore {
     }
 }
 
-#[async_trait]
-impl EventStore for MemoryStore {
-    async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
-        validate(&req)?;
+impl MemoryStore {
+    /// Decides and stores one unit (see [`EventStore::append_all`]) under the lock.
+    fn append_unit(&self, unit: &[AppendRequest]) -> Result<Vec<Appended>, StoreError> {
         let mut log = self.log.lock().expect("store lock");
-        let version = log.streams.get(&req.stream).map_or(0, |v| v.len() as u64);
-        let prior = req.idempotency.as_ref().and_then(|k| log.keys.get(&k.key).copied());
         let tip = LogTip {
             next_position: log.events.len() as u64 + 1,
             prev_hash: log.events.last().map_or(ChainHash::ZERO, |e| e.hash),
         };
-        let kept = kept_event_key(&req, |k| log.keys.contains_key(k));
-        match plan(&req, version, prior, kept, &tip, Utc::now())? {
-            Plan::Replay(first) => Ok(first),
-            Plan::Append { events, result, keys } => {
-                if let Some(dup) = events.iter().find(|e| log.event_ids.contains(&e.event_id)) {
-                    return Err(StoreError::DuplicateEventId(dup.event_id));
-                }
-                for e in events {
-                    let index = log.events.len();
-                    log.event_ids.insert(e.event_id);
-                    log.streams.entry(e.stream.clone()).or_default().push(index);
-                    log.events.push(e);
-                }
-                for (key, fingerprint, first) in keys {
-                    log.keys.insert(key, (fingerprint, first));
-                }
-                self.head_tx.send_replace(result.last_position);
-                Ok(result)
-            }
+        let mut plan = plan_group([unit], &*log, tip, Utc::now());
+        let results = plan.answers.pop().expect("one answer per unit")?;
+        for e in plan.events {
+            let index = log.events.len();
+            log.event_ids.insert(e.event_id);
+            log.streams.entry(e.stream.clone()).or_default().push(index);
+            log.events.push(e);
         }
+        for (key, fingerprint, first) in plan.keys {
+            log.keys.insert(key, (fingerprint, first));
+        }
+        let last = log.events.len() as u64;
+        crate::plan::raise(&self.head_tx, last);
+        Ok(results)
+    }
+}
+
+impl StoredLog for Log {
+    fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        Ok(self.streams.get(stream).map_or(0, |v| v.len() as u64))
+    }
+
+    fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
+        Ok(self.keys.get(key).copied())
+    }
+
+    fn has_event(&self, id: &uuid::Uuid) -> Result<bool, StoreError> {
+        Ok(self.event_ids.contains(id))
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
+        validate(&req)?;
+        Ok(self.append_unit(std::slice::from_ref(&req))?.remove(0))
+    }
+
+    async fn append_all(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        validate_all(&reqs)?;
+        self.append_unit(&reqs)
     }
 
     async fn read_stream(

@@ -16,7 +16,7 @@ pub(crate) struct LogTip {
     pub prev_hash: ChainHash,
 }
 
-pub(crate) enum Plan {
+enum Plan {
     /// The key was seen with the same fingerprint: answer with the first result.
     Replay(Appended),
     /// Append these sealed events and keep these keys (the request's, then its events').
@@ -26,15 +26,10 @@ pub(crate) enum Plan {
 /// A key as kept: key, fingerprint and the first result it answers with.
 pub(crate) type KeyRecord = (String, [u8; 32], Appended);
 
-/// The first of `req`'s event keys that `is_kept` (already stored, or earlier in a group).
-pub(crate) fn kept_event_key(req: &AppendRequest, is_kept: impl Fn(&str) -> bool) -> Option<&str> {
-    req.event_keys.iter().map(|k| k.key.as_str()).find(|k| is_kept(k))
-}
-
 /// `stream_version`: the stream's current version; `prior`: what the idempotency key
 /// stored, if it was used before; `kept`: one of the request's event keys that is already
 /// kept, if any. The request was validated by the caller (off the writer's path).
-pub(crate) fn plan(
+fn plan(
     req: &AppendRequest,
     stream_version: u64,
     prior: Option<([u8; 32], Appended)>,
@@ -101,67 +96,140 @@ pub(crate) fn plan(
 }
 
 /// What deciding a group of appends needs to know about the log as stored (before the
-/// group). Shared by the backends that decide a whole group at once (PostgreSQL, KurrentDB).
+/// group). Every backend decides its groups with [`plan_group`].
 pub(crate) trait StoredLog {
-    fn stream_version(&self, stream: &str) -> u64;
-    fn idempotency_key(&self, key: &str) -> Option<([u8; 32], Appended)>;
-    fn has_event(&self, id: &uuid::Uuid) -> bool;
+    fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
+    fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError>;
+    /// Whether an event with this id is stored. A backend whose storage refuses a repeated
+    /// id by itself may answer false and redo the group checking (SQLite).
+    fn has_event(&self, id: &uuid::Uuid) -> Result<bool, StoreError>;
 }
 
-/// The outcome of deciding a group: one answer per request, in order, and what to write.
+/// The outcome of deciding a group: one answer per unit (an `append` is a unit of one
+/// request, an `append_all` a unit of several), in order, and what to write.
 pub(crate) struct GroupPlan {
-    pub answers: Vec<Result<Appended, StoreError>>,
+    pub answers: Vec<Result<Vec<Appended>, StoreError>>,
     /// Sealed events to write, in position order, continuing the chain from the tip.
     pub events: Vec<RecordedEvent>,
     /// Every key written (of requests and of events).
     pub keys: Vec<KeyRecord>,
 }
 
-/// Decides each request in order as if the ones before it in the group were already
-/// stored: versions, keys and event ids of earlier requests count for later ones.
+/// Stream versions, keys and event ids decided so far, on top of the stored log.
+#[derive(Default)]
+struct Decided {
+    versions: HashMap<String, u64>,
+    keys: HashMap<String, ([u8; 32], Appended)>,
+    ids: HashSet<uuid::Uuid>,
+}
+
+/// What one unit adds: kept apart until every request of it is decided, so a refused
+/// request leaves no trace of the ones before it.
+struct UnitPlan {
+    decided: Decided,
+    tip: LogTip,
+    events: Vec<RecordedEvent>,
+    keys: Vec<KeyRecord>,
+    results: Vec<Appended>,
+}
+
+/// Decides each unit in order as if the ones before it in the group were already stored:
+/// versions, keys and event ids of earlier units count for later ones. A unit is decided
+/// whole: all its requests are appended, or none (the first refusal is its answer).
 pub(crate) fn plan_group<'a>(
-    group: impl IntoIterator<Item = &'a AppendRequest>,
+    group: impl IntoIterator<Item = &'a [AppendRequest]>,
     stored: &dyn StoredLog,
     mut tip: LogTip,
     now: DateTime<Utc>,
 ) -> GroupPlan {
-    let mut versions: HashMap<&str, u64> = HashMap::new();
-    let mut keys: HashMap<String, ([u8; 32], Appended)> = HashMap::new();
-    let mut ids: HashSet<uuid::Uuid> = HashSet::new();
+    let mut decided = Decided::default();
     let mut out = GroupPlan { answers: vec![], events: vec![], keys: vec![] };
-    for req in group {
-        let version = versions.get(req.stream.as_str()).copied().unwrap_or_else(|| stored.stream_version(&req.stream));
-        let prior = req
-            .idempotency
-            .as_ref()
-            .and_then(|k| keys.get(k.key.as_str()).copied().or_else(|| stored.idempotency_key(&k.key)));
-        let kept = kept_event_key(req, |k| keys.contains_key(k) || stored.idempotency_key(k).is_some());
-        let (events, result, new_keys) = match plan(req, version, prior, kept, &tip, now) {
-            Ok(Plan::Append { events, result, keys }) => (events, result, keys),
-            Ok(Plan::Replay(first)) => {
-                out.answers.push(Ok(first));
-                continue;
+    for unit in group {
+        match plan_unit(unit, &decided, stored, &tip, now) {
+            Err(e) => out.answers.push(Err(e)),
+            Ok(Err(replayed)) => out.answers.push(Ok(vec![replayed; unit.len()])),
+            Ok(Ok(planned)) => {
+                decided.versions.extend(planned.decided.versions);
+                decided.keys.extend(planned.decided.keys);
+                decided.ids.extend(planned.decided.ids);
+                tip = planned.tip;
+                out.events.extend(planned.events);
+                out.keys.extend(planned.keys);
+                out.answers.push(Ok(planned.results));
             }
-            Err(e) => {
-                out.answers.push(Err(e));
-                continue;
-            }
-        };
-        if let Some(dup) = events.iter().find(|e| ids.contains(&e.event_id) || stored.has_event(&e.event_id)) {
-            out.answers.push(Err(StoreError::DuplicateEventId(dup.event_id)));
-            continue;
         }
-        ids.extend(events.iter().map(|e| e.event_id));
-        for (key, fingerprint, first) in &new_keys {
-            keys.insert(key.clone(), (*fingerprint, *first));
-        }
-        out.keys.extend(new_keys);
-        tip = LogTip { next_position: result.last_position + 1, prev_hash: events.last().expect("non-empty").hash };
-        versions.insert(req.stream.as_str(), result.stream_version);
-        out.events.extend(events);
-        out.answers.push(Ok(result));
     }
     out
+}
+
+/// One unit against the log as stored plus what the group `decided` before it: what it
+/// appends, or (`Ok(Err(_))`) the kept result its key replays.
+fn plan_unit(
+    unit: &[AppendRequest],
+    decided: &Decided,
+    stored: &dyn StoredLog,
+    tip: &LogTip,
+    now: DateTime<Utc>,
+) -> Result<Result<UnitPlan, Appended>, StoreError> {
+    let mut own = UnitPlan {
+        decided: Decided::default(),
+        tip: LogTip { next_position: tip.next_position, prev_hash: tip.prev_hash },
+        events: vec![],
+        keys: vec![],
+        results: vec![],
+    };
+    let key_of = |own: &Decided, key: &str| -> Result<Option<([u8; 32], Appended)>, StoreError> {
+        match own.keys.get(key).or_else(|| decided.keys.get(key)) {
+            Some(k) => Ok(Some(*k)),
+            None => stored.idempotency_key(key),
+        }
+    };
+    for req in unit {
+        let version = match own.decided.versions.get(&req.stream).or_else(|| decided.versions.get(&req.stream)) {
+            Some(v) => *v,
+            None => stored.stream_version(&req.stream)?,
+        };
+        let prior = match &req.idempotency {
+            Some(k) => key_of(&own.decided, &k.key)?,
+            None => None,
+        };
+        let mut kept = None;
+        for k in &req.event_keys {
+            if key_of(&own.decided, &k.key)?.is_some() {
+                kept = Some(k.key.as_str());
+                break;
+            }
+        }
+        let (events, result, keys) = match plan(req, version, prior, kept, &own.tip, now)? {
+            // Only a unit's first request carries a key (validated): nothing was decided yet.
+            Plan::Replay(first) => return Ok(Err(first)),
+            Plan::Append { events, result, keys } => (events, result, keys),
+        };
+        for e in &events {
+            let id = &e.event_id;
+            if own.decided.ids.contains(id) || decided.ids.contains(id) || stored.has_event(id)? {
+                return Err(StoreError::DuplicateEventId(*id));
+            }
+        }
+        own.decided.ids.extend(events.iter().map(|e| e.event_id));
+        for (key, fingerprint, first) in &keys {
+            own.decided.keys.insert(key.clone(), (*fingerprint, *first));
+        }
+        own.decided.versions.insert(req.stream.clone(), result.stream_version);
+        own.tip = LogTip { next_position: result.last_position + 1, prev_hash: events.last().expect("non-empty").hash };
+        own.events.extend(events);
+        own.keys.extend(keys);
+        own.results.push(result);
+    }
+    // The unit's key answers for the whole unit: its replay must find every stream's events.
+    if let (Some(key), Some(last)) = (&unit[0].idempotency, own.results.last().copied()) {
+        let span = Appended { last_position: last.last_position, ..own.results[0] };
+        for k in own.keys.iter_mut().filter(|k| k.0 == key.key) {
+            k.2 = span;
+        }
+        own.decided.keys.insert(key.key.clone(), (key.fingerprint, span));
+    }
+    Ok(Ok(own))
 }
 
 /// Moves a head watch forward (never back).

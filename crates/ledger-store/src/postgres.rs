@@ -47,7 +47,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
 
 use crate::plan::{plan_group, raise, GroupPlan, LogTip, StoredLog};
-use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
+use crate::{validate, validate_all, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group transaction takes.
 pub const MAX_GROUP: usize = 1_024;
@@ -129,7 +129,8 @@ const INSERT_EVENTS: &str = "INSERT INTO events (position, stream, version, even
 const INSERT_KEYS: &str = "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, \
     stream_version) SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[], $4::int8[], $5::int8[])";
 
-type Job = (AppendRequest, oneshot::Sender<Result<Appended, StoreError>>);
+/// A unit of requests appended all or nothing (one request for `append`), and its answer.
+type Job = (Vec<AppendRequest>, oneshot::Sender<Result<Vec<Appended>, StoreError>>);
 
 /// Where the store lives: the connection URL (without our `schema` parameter) and the schema.
 #[derive(Debug, Clone)]
@@ -242,6 +243,15 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Hands a unit to the writer and waits for its answer.
+    async fn send(&self, unit: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs.send((unit, tx)).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         // The writer stops by itself once the queue it drains is closed and empty.
@@ -253,9 +263,12 @@ impl Drop for PostgresStore {
 impl EventStore for PostgresStore {
     async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
         validate(&req)?;
-        let (tx, rx) = oneshot::channel();
-        self.jobs.send((req, tx)).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        Ok(self.send(vec![req]).await?.remove(0))
+    }
+
+    async fn append_all(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        validate_all(&reqs)?;
+        self.send(reqs).await
     }
 
     async fn read_stream(
@@ -505,12 +518,12 @@ struct Writer {
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(first) = rx.recv().await {
-            let mut events = first.0.events.len();
+            let mut events = unit_events(&first.0);
             let mut group = vec![first];
             while group.len() < MAX_GROUP && events < MAX_GROUP_EVENTS {
                 match rx.try_recv() {
                     Ok(job) => {
-                        events += job.0.events.len();
+                        events += unit_events(&job.0);
                         group.push(job);
                     }
                     Err(_) => break,
@@ -523,7 +536,8 @@ impl Writer {
     }
 
     async fn commit_group(&mut self, group: Vec<Job>) {
-        let answers = match self.write_group(group.iter().map(|(r, _)| r)).await {
+        let units: Vec<&[AppendRequest]> = group.iter().map(|(unit, _)| unit.as_slice()).collect();
+        let answers = match self.write_group(&units).await {
             Ok(plan) => {
                 if let Some(last) = plan.events.last() {
                     raise(&self.head, last.position);
@@ -543,26 +557,21 @@ impl Writer {
         }
     }
 
-    async fn write_group<'a>(
-        &mut self,
-        group: impl Iterator<Item = &'a AppendRequest> + Clone,
-    ) -> Result<GroupPlan, StoreError> {
+    async fn write_group(&mut self, group: &[&[AppendRequest]]) -> Result<GroupPlan, StoreError> {
         if self.conn.is_none() {
             self.conn = Some(WriterConn::open(&self.target, false).await?);
         }
         let conn = self.conn.as_mut().expect("connected above");
         let (st, lock_key) = (&conn.st, conn.lock_key);
-        let mut streams: Vec<&str> = group.clone().map(|r| r.stream.as_str()).collect();
+        let (mut streams, mut keys, mut ids) = (vec![], vec![], vec![]);
+        for r in group.iter().flat_map(|unit| unit.iter()) {
+            streams.push(r.stream.as_str());
+            keys.extend(r.idempotency.iter().map(|k| k.key.as_str()));
+            keys.extend(r.event_keys.iter().map(|k| k.key.as_str()));
+            ids.extend(r.events.iter().map(|e| e.event_id.hyphenated().to_string()));
+        }
         streams.sort_unstable();
         streams.dedup();
-        let keys: Vec<&str> = group
-            .clone()
-            .flat_map(|r| {
-                r.idempotency.iter().map(|k| k.key.as_str()).chain(r.event_keys.iter().map(|k| k.key.as_str()))
-            })
-            .collect();
-        let ids: Vec<String> =
-            group.clone().flat_map(|r| r.events.iter().map(|e| e.event_id.hyphenated().to_string())).collect();
 
         let tx = conn.client.transaction().await.map_err(pg)?;
         // Pipelined, in this order: the lock first, so the reads after it (each with its own
@@ -588,7 +597,7 @@ impl Writer {
             stored.ids.insert(id.parse().map_err(|_| StoreError::Backend(format!("bad event id {id}")))?);
         }
 
-        let plan = plan_group(group, &stored, tip, Utc::now());
+        let plan = plan_group(group.iter().copied(), &stored, tip, Utc::now());
         if let Some(last) = plan.events.last() {
             let cols = EventColumns::from(&plan.events);
             let k = KeyColumns::from(&plan.keys);
@@ -712,15 +721,20 @@ struct StoredFacts {
 }
 
 impl StoredLog for StoredFacts {
-    fn stream_version(&self, stream: &str) -> u64 {
-        self.versions.get(stream).copied().unwrap_or(0)
+    fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        Ok(self.versions.get(stream).copied().unwrap_or(0))
     }
-    fn idempotency_key(&self, key: &str) -> Option<([u8; 32], Appended)> {
-        self.keys.get(key).copied()
+    fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
+        Ok(self.keys.get(key).copied())
     }
-    fn has_event(&self, id: &uuid::Uuid) -> bool {
-        self.ids.contains(id)
+    fn has_event(&self, id: &uuid::Uuid) -> Result<bool, StoreError> {
+        Ok(self.ids.contains(id))
     }
+}
+
+/// The events of a unit, for the group's size limit.
+fn unit_events(unit: &[AppendRequest]) -> usize {
+    unit.iter().map(|r| r.events.len()).sum()
 }
 
 /// Keeps the head up with appends made by other processes: LISTEN for the writers'

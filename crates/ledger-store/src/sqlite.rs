@@ -25,8 +25,8 @@ use ledger_core::{Actor, ChainHash, RecordedEvent, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, watch, Semaphore};
 
-use crate::plan::{plan, LogTip, Plan};
-use crate::{validate, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
+use crate::plan::{plan_group, LogTip};
+use crate::{validate, validate_all, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group commit takes.
 pub const MAX_GROUP: usize = 1_024;
@@ -86,7 +86,8 @@ const LEASE_SQL: &str = "INSERT INTO leases (name, holder, until_micros, positio
 const COLUMNS: &str = "position, stream, version, event_id, event_type, schema_version, occurred_at, \
     recorded_at, actor_principal, actor_role, correlation_id, causation_id, request_id, data, prev_hash, hash";
 
-type Job = (AppendRequest, oneshot::Sender<Result<Appended, StoreError>>);
+/// A unit of requests appended all or nothing (one request for `append`), and its answer.
+type Job = (Vec<AppendRequest>, oneshot::Sender<Result<Vec<Appended>, StoreError>>);
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -210,6 +211,18 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Hands a unit to the writer and waits for its answer.
+    async fn send(&self, unit: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let jobs = self.jobs.lock().expect("lock");
+            jobs.as_ref().ok_or(StoreError::Closed)?.send((unit, tx)).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.close();
@@ -221,12 +234,12 @@ impl EventStore for SqliteStore {
     async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
         // Validation runs here, on the caller's task, so the single writer only writes.
         validate(&req)?;
-        let (tx, rx) = oneshot::channel();
-        {
-            let jobs = self.jobs.lock().expect("lock");
-            jobs.as_ref().ok_or(StoreError::Closed)?.send((req, tx)).map_err(|_| StoreError::Closed)?;
-        }
-        rx.await.map_err(|_| StoreError::Closed)?
+        Ok(self.send(vec![req]).await?.remove(0))
+    }
+
+    async fn append_all(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        validate_all(&reqs)?;
+        self.send(reqs).await
     }
 
     async fn read_stream(
@@ -618,52 +631,46 @@ impl Writer {
             }
             return;
         }
-        let mut answers: Vec<Result<Appended, StoreError>> = Vec::with_capacity(group.len());
-        let mut outcome = self.write_group(&group, &mut answers, false);
+        let mut outcome = self.write_group(&group, false);
         if matches!(&outcome, Err(StoreError::Backend(m)) if m.contains("events.event_id")) {
             // A caller reused an event id. Rare: redo the group checking each id, so only
             // that append is refused.
-            answers.clear();
-            outcome = self.write_group(&group, &mut answers, true);
+            outcome = self.write_group(&group, true);
         }
-        if let Err(e) = outcome {
-            // Nothing of the group is stored: tell every caller whose append was going in,
-            // and forget cached versions, which may describe the rolled-back writes.
-            tracing::error!(error = %e, "group commit failed; rolled back");
-            self.versions.clear();
-            match read_tip(&self.conn) {
-                Ok(tip) => self.tip = tip,
-                Err(e) => tracing::error!(error = %e, "cannot re-read the log tip"),
-            }
-            for a in answers.iter_mut() {
-                if matches!(a, Ok(r) if !r.replayed) {
-                    *a = Err(e.clone());
+        let answers = match outcome {
+            Ok(answers) => answers,
+            Err(e) => {
+                // Nothing of the group is stored: tell every caller, and forget cached
+                // versions, which may describe the rolled-back writes.
+                tracing::error!(error = %e, "group commit failed; rolled back");
+                self.versions.clear();
+                match read_tip(&self.conn) {
+                    Ok(tip) => self.tip = tip,
+                    Err(e) => tracing::error!(error = %e, "cannot re-read the log tip"),
                 }
+                vec![Err(e); group.len()]
             }
-            answers.resize(group.len(), Err(e));
-        } else if let Some(last) = answers.iter().filter_map(|a| a.as_ref().ok()).map(|a| a.last_position).max() {
-            crate::plan::raise(&self.head, last);
-        }
+        };
         for ((_, reply), answer) in group.into_iter().zip(answers) {
             let _ = reply.send(answer);
         }
     }
 
+    /// Decides the group (`plan_group`) and writes what it appends in one transaction; one
+    /// answer per job. `check_ids` looks every event id up first; otherwise a repeated id
+    /// fails the whole transaction on the table's UNIQUE constraint.
     fn write_group(
         &mut self,
         group: &[Job],
-        answers: &mut Vec<Result<Appended, StoreError>>,
         check_ids: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Result<Vec<Appended>, StoreError>>, StoreError> {
         // IMMEDIATE: the write lock first, waiting for it (busy_timeout) while the checkpointer
         // or the replay guard holds it. A deferred transaction reads first, and SQLite refuses
         // a reader's upgrade to writer at once ("database is locked"), without waiting.
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // Versions, keys and tip as they stand inside this group, before it commits.
-        let mut versions: HashMap<&str, u64> = HashMap::new();
-        let mut keys: HashMap<String, ([u8; 32], Appended)> = HashMap::new();
-        let mut tip = LogTip { next_position: self.tip.next_position, prev_hash: self.tip.prev_hash };
-        let now = Utc::now();
+        let tip = LogTip { next_position: self.tip.next_position, prev_hash: self.tip.prev_hash };
+        let stored = Stored { conn: &tx, versions: &self.versions, check_ids };
+        let plan = plan_group(group.iter().map(|(unit, _)| unit.as_slice()), &stored, tip, Utc::now());
         {
             let mut insert = tx.prepare_cached(&format!(
                 "INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
@@ -672,76 +679,56 @@ impl Writer {
                 "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, stream_version) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut find_event = tx.prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?;
-            for (req, _) in group {
-                let version = match versions.get(req.stream.as_str()) {
-                    Some(v) => *v,
-                    None => match self.versions.get(&req.stream) {
-                        Some(v) => *v,
-                        None => stream_version_sync(&tx, &req.stream)?,
-                    },
-                };
-                let prior = match &req.idempotency {
-                    None => None,
-                    Some(k) => match keys.get(k.key.as_str()) {
-                        Some(p) => Some(*p),
-                        None => find_key(&tx, &k.key)?,
-                    },
-                };
-                let mut kept = None;
-                for k in &req.event_keys {
-                    if keys.contains_key(k.key.as_str()) || find_key(&tx, &k.key)?.is_some() {
-                        kept = Some(k.key.as_str());
-                        break;
-                    }
-                }
-                let (events, result, new_keys) = match plan(req, version, prior, kept, &tip, now) {
-                    Ok(Plan::Append { events, result, keys }) => (events, result, keys),
-                    Ok(Plan::Replay(first)) => {
-                        answers.push(Ok(first));
-                        continue;
-                    }
-                    Err(e) => {
-                        answers.push(Err(e));
-                        continue;
-                    }
-                };
-                let mut duplicate = None;
-                for e in events.iter().filter(|_| check_ids) {
-                    if find_event.exists([e.event_id.hyphenated().to_string()])? {
-                        duplicate = Some(e.event_id);
-                    }
-                }
-                if let Some(id) = duplicate {
-                    answers.push(Err(StoreError::DuplicateEventId(id)));
-                    continue;
-                }
-                for e in &events {
-                    insert_event(&mut insert, e)?;
-                }
-                for (key, fingerprint, first) in new_keys {
-                    insert_key.execute(params![
-                        key,
-                        &fingerprint[..],
-                        first.first_position as i64,
-                        first.last_position as i64,
-                        first.stream_version as i64
-                    ])?;
-                    keys.insert(key, (fingerprint, first));
-                }
-                tip = LogTip {
-                    next_position: result.last_position + 1,
-                    prev_hash: events.last().expect("non-empty").hash,
-                };
-                versions.insert(req.stream.as_str(), result.stream_version);
-                answers.push(Ok(result));
+            for e in &plan.events {
+                insert_event(&mut insert, e)?;
+            }
+            for (key, fingerprint, first) in &plan.keys {
+                insert_key.execute(params![
+                    key,
+                    &fingerprint[..],
+                    first.first_position as i64,
+                    first.last_position as i64,
+                    first.stream_version as i64
+                ])?;
             }
         }
         tx.commit()?;
-        self.tip = tip;
-        for (stream, v) in versions {
-            self.versions.insert(stream.to_string(), v);
+        if let Some(last) = plan.events.last() {
+            self.tip = LogTip { next_position: last.position + 1, prev_hash: last.hash };
+            crate::plan::raise(&self.head, last.position);
         }
-        Ok(())
+        for e in &plan.events {
+            self.versions.insert(e.stream.clone(), e.version);
+        }
+        Ok(plan.answers)
+    }
+}
+
+/// The log as the writer's transaction sees it, for `plan_group`.
+struct Stored<'a> {
+    conn: &'a Connection,
+    /// Stream versions the writer has seen; a miss asks the database.
+    versions: &'a HashMap<String, u64>,
+    check_ids: bool,
+}
+
+impl crate::plan::StoredLog for Stored<'_> {
+    fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        match self.versions.get(stream) {
+            Some(v) => Ok(*v),
+            None => stream_version_sync(self.conn, stream),
+        }
+    }
+
+    fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
+        find_key(self.conn, key)
+    }
+
+    fn has_event(&self, id: &uuid::Uuid) -> Result<bool, StoreError> {
+        if !self.check_ids {
+            return Ok(false);
+        }
+        let mut find = self.conn.prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?;
+        Ok(find.exists([id.hyphenated().to_string()])?)
     }
 }

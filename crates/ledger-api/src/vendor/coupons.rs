@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use ledger_app::coupons::IssueCoupons;
 use ledger_domain::coupons::{quota_balances, Coupon, CouponStatus};
 use ledger_projections::coupons;
 use serde::{Deserialize, Serialize};
@@ -143,10 +144,14 @@ pub async fn create_coupons(
         caller.err(ApiError::invalid("expire_time", "is required (the ledger's quotas do not expire)"))
     })?;
     let ctx = state.context(&caller);
-    let (results, position) = state
-        .ledger
-        .issue_coupons(&ctx, &partner, &req.quota_id, req.customer_ids, req.face_value.money()?.amount, expires_at)
-        .await?;
+    let command = IssueCoupons {
+        partner_id: partner,
+        quota_id: req.quota_id,
+        customer_ids: req.customer_ids,
+        amount: req.face_value.money()?.amount,
+        expires_at,
+    };
+    let (results, position) = state.ledger.issue_coupons(&ctx, command).await?;
     let mut answer = CreateCouponsAnswer { coupon_infos: vec![], error_details: vec![], position };
     for r in results {
         match r.coupon_id {

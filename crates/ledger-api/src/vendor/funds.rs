@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use ledger_app::funds::AdjustmentDirection;
+use ledger_app::funds::{Adjust, AdjustmentDirection};
 use ledger_core::Currency;
 use ledger_domain::funds::{AdjustmentKind, AdjustmentRecord, Counterparty, CounterpartyType};
 use ledger_projections::adjustments::{self, AdjustmentFilter};
@@ -84,7 +84,7 @@ async fn adjust(
     let ctx = state.context(caller);
     let (record_id, outcome) = state
         .ledger
-        .adjust(&ctx, direction, &operator, counterparty, amount.money()?, None)
+        .adjust(&ctx, Adjust { direction, operator, counterparty, amount: amount.money()?, remark: None })
         .await
         .map_err(|e| caller.err(e.into()))?;
     Ok((record_id, outcome.position()))
