@@ -509,3 +509,25 @@ fn a_node_killed_mid_load_loses_no_acknowledged_write_and_the_others_go_on() {
     assert_balanced(&s[2], ADMIN_TOKEN, at);
     assert_shared_read_models_equal_a_rebuild(dirs[0].path());
 }
+
+#[test]
+fn a_credential_revoked_through_one_node_is_refused_on_the_others_at_once() {
+    let (_dirs, s) = nodes(3);
+    for round in 0..15 {
+        let (status, issued) =
+            s[0].call("POST", "/v1/credentials", Some(ADMIN_TOKEN), Some(json!({"role": "auditor"})));
+        assert_eq!(status, 201, "{issued}");
+        let (id, token) = (issued["credential_id"].as_str().unwrap(), issued["token"].as_str().unwrap());
+        for node in &s[1..] {
+            let (status, body) = node.call("GET", "/v1/events?limit=1", Some(token), None);
+            assert_eq!(status, 200, "round {round}: issued on node 0, known at once here: {body}");
+        }
+        let (status, revoked) = s[0].call("POST", &format!("/v1/credentials/{id}/revoke"), Some(ADMIN_TOKEN), None);
+        assert_eq!(status, 201, "{revoked}");
+        // No pause: the revocation is acknowledged, so every node refuses from now on.
+        for node in &s[1..] {
+            let (status, body) = node.call("GET", "/v1/events?limit=1", Some(token), None);
+            assert_eq!((status, body["error_code"].as_str()), (401, Some("UNAUTHENTICATED")), "round {round}: {body}");
+        }
+    }
+}

@@ -44,6 +44,11 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next
     if matches!(path.as_str(), "/healthz" | "/metrics" | "/openapi.json") {
         return crate::error::REQUEST_ID.scope(request_id, next.run(Request::from_parts(parts, body))).await;
     }
+    // A credential revoked through another node sharing the store is refused from the
+    // moment its revocation was acknowledged.
+    if let Err(e) = crate::nodes::check_credentials_fresh(&state).await {
+        return refuse_unread(e, request_id, limits, &parts.headers, body, STRANGER_DRAIN).await;
+    }
     let headers = parts.headers.clone();
     let lookup = move |name: &str| header_str(&headers, name);
     let identified = match state.credentials.identify(&lookup, Utc::now()) {

@@ -7,13 +7,18 @@
 //! after it. A non-empty target that is not a prefix of the source is refused before
 //! anything is written. At the end the whole target is read back: its chain must verify,
 //! its count and its last hash must be the source's.
+//!
+//! What makes a request act once travels with the log: the idempotency keys (`X-Request-Id`)
+//! and event keys (a billing line's `record_id`) with the first append's result, and the
+//! signed-request replay memory (entries whose time has not passed). A request retried
+//! after the move answers its first answer; a captured signed request still acts once.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger_core::envelope::ChainVerifier;
-use ledger_store::{open_store, EventStore, MAX_READ_BATCH};
+use ledger_store::{open_store, EventStore, OnceOnly, StoreError, MAX_READ_BATCH, NO_ONCE_ONLY_EXPORT};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -55,16 +60,83 @@ pub fn run(args: Args) -> Result<()> {
         bar.finish();
         let copied = source_head - start;
         let secs = began.elapsed().as_secs_f64();
+        let once_only = copy_once_only(&from, &to, args.batch as usize).await?;
         eprintln!("verifying the target ...");
         verify(&from, &to, source_head).await?;
+        let kept = match once_only {
+            Some((keys, used)) => {
+                let there = count_keys(&to, args.batch as usize).await?;
+                anyhow::ensure!(there >= keys, "the target holds {there} idempotency keys, the source {keys}");
+                format!("; {keys} idempotency keys and {used} signed-request entries carried")
+            }
+            None => String::new(),
+        };
         println!(
             "migrated {copied} events ({} were there already); the target's {source_head} events chain and end \
-             with the source's last hash{}",
+             with the source's last hash{}{kept}",
             start,
             if copied > 0 && secs > 0.0 { format!(" ({:.0} events/s)", copied as f64 / secs) } else { String::new() }
         );
         Ok(())
     })
+}
+
+/// Copies the source's idempotency and event keys and its live replay memory (already
+/// kept ones are left as they are, so a resumed migration copies them again harmlessly);
+/// answers (keys, replay entries), or None for a source that cannot list them (KurrentDB).
+async fn copy_once_only(
+    from: &Arc<dyn EventStore>,
+    to: &Arc<dyn EventStore>,
+    batch: usize,
+) -> Result<Option<(u64, u64)>> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos} idempotency keys and signed-request entries, {per_sec}")
+            .expect("a valid template"),
+    );
+    let (mut after, mut keys, mut used) = (None, 0, 0);
+    loop {
+        let items = match from.read_once_only(after.clone(), batch, now).await {
+            Err(StoreError::Backend(m)) if m == NO_ONCE_ONLY_EXPORT => {
+                eprintln!(
+                    "warning: the source cannot list its idempotency keys: requests retried under an X-Request-Id \
+                     from before the move are decided afresh"
+                );
+                return Ok(None);
+            }
+            read => read.context("reading the source's idempotency keys")?,
+        };
+        let Some(last) = items.last() else { break };
+        after = Some((last.cursor().0, last.cursor().1.to_string()));
+        let n = items.len();
+        for item in &items {
+            match item {
+                OnceOnly::Key { .. } => keys += 1,
+                OnceOnly::Used { .. } => used += 1,
+            }
+        }
+        to.import_once_only(items).await.context("writing the target's idempotency keys")?;
+        bar.inc(n as u64);
+        if n < batch {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(Some((keys, used)))
+}
+
+/// The idempotency and event keys `store` keeps.
+async fn count_keys(store: &Arc<dyn EventStore>, batch: usize) -> Result<u64> {
+    let (mut after, mut keys) = (None, 0);
+    loop {
+        let items = store.read_once_only(after.clone(), batch, i64::MAX).await?;
+        keys += items.iter().filter(|i| matches!(i, OnceOnly::Key { .. })).count() as u64;
+        match items.last() {
+            Some(OnceOnly::Key { key, .. }) if items.len() == batch => after = Some((0, key.clone())),
+            _ => return Ok(keys),
+        }
+    }
 }
 
 /// Where copying starts: after the target's last event, once the target is seen to be a

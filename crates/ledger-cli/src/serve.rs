@@ -248,6 +248,9 @@ pub fn run(mut args: Args) -> Result<()> {
             credentials_synced: Default::default(),
             anchor_key: anchorer.as_ref().map(|(_, public)| public.parse()).transpose()?,
         });
+        if matches!(log, Log::Shared(_)) {
+            state.credentials_synced.check_every_request();
+        }
         ledger_api::nodes::learn_new_credentials(&state)
             .await
             .map_err(|e| anyhow::anyhow!("loading credentials: {}", e.message))?;

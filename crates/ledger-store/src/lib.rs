@@ -40,6 +40,26 @@ pub struct Lease<'a> {
     pub position: u64,
 }
 
+/// What a store keeps beside the log so that a request acts once (docs/API.md): an
+/// idempotency or event key with the first append's result, or a signed request in the
+/// replay memory until its time. `ledger migrate` carries them with the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnceOnly {
+    Key { key: String, fingerprint: [u8; 32], first: Appended },
+    Used { key: String, until_micros: i64 },
+}
+
+impl OnceOnly {
+    /// The order [`EventStore::read_once_only`] pages by: keys first, then the replay memory,
+    /// each by its text.
+    pub fn cursor(&self) -> (u8, &str) {
+        match self {
+            OnceOnly::Key { key, .. } => (0, key),
+            OnceOnly::Used { key, .. } => (1, key),
+        }
+    }
+}
+
 /// What a store that keeps no leases answers to [`EventStore::lease`].
 pub const NO_LEASES: &str = "this store keeps no leases";
 /// Most events one append may carry.
@@ -248,7 +268,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// Writes `events` as they are (positions, event ids, times, metadata, hashes) after the
     /// log's last event, all or none: for copying a log between backends (`ledger
     /// migrate`). They must continue the log exactly: the next positions, each chained to
-    /// the one before, each hashing to its own hash. Idempotency keys are not carried. The
+    /// the one before, each hashing to its own hash. Idempotency keys travel apart
+    /// ([`EventStore::import_once_only`]), after the events they name. The
     /// target should not be served while it is imported into (a writer in the same process
     /// would not know the new tip until its next conflict). SQLite and PostgreSQL import;
     /// other backends refuse.
@@ -256,7 +277,33 @@ pub trait EventStore: Send + Sync + 'static {
         let _ = events;
         Err(StoreError::Backend("this store cannot import a log (SQLite and PostgreSQL can)".into()))
     }
+
+    /// Up to `limit` of what the store keeps for once-only requests ([`OnceOnly`]), in
+    /// [`OnceOnly::cursor`] order after `after` (from the start when None); replay-memory
+    /// entries whose time has passed at `now_micros` are left out. For `ledger migrate`.
+    /// SQLite and PostgreSQL answer; other backends refuse.
+    async fn read_once_only(
+        &self,
+        after: Option<(u8, String)>,
+        limit: usize,
+        now_micros: i64,
+    ) -> Result<Vec<OnceOnly>, StoreError> {
+        let _ = (after, limit, now_micros);
+        Err(StoreError::Backend(NO_ONCE_ONLY_EXPORT.into()))
+    }
+
+    /// Keeps `items` as [`EventStore::read_once_only`] read them from another store, in one
+    /// transaction; one already kept is left as it is (a resumed migration copies some
+    /// again). The events a key names must be in the log already. SQLite and PostgreSQL
+    /// import; other backends refuse.
+    async fn import_once_only(&self, items: Vec<OnceOnly>) -> Result<(), StoreError> {
+        let _ = items;
+        Err(StoreError::Backend("this store cannot import idempotency keys (SQLite and PostgreSQL can)".into()))
+    }
 }
+
+/// What a store that cannot list its idempotency keys answers to [`EventStore::read_once_only`].
+pub const NO_ONCE_ONLY_EXPORT: &str = "this store cannot list its idempotency keys (SQLite and PostgreSQL can)";
 
 /// Checks that `events` continue a log whose last event is at `tip` (see
 /// [`EventStore::import`]).

@@ -47,7 +47,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
 
 use crate::plan::{plan_group, raise, GroupPlan, LogTip, StoredLog};
-use crate::{validate, validate_all, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
+use crate::{validate, validate_all, AppendRequest, Appended, EventStore, Lease, OnceOnly, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group transaction takes.
 pub const MAX_GROUP: usize = 1_024;
@@ -329,6 +329,95 @@ impl EventStore for PostgresStore {
         let event_params = cols.params();
         tx.execute(&st.insert_events, &event_params).await.map_err(pg)?;
         tx.execute(&st.notify, &[&self.readers.target.channel(), &last]).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn read_once_only(
+        &self,
+        after: Option<(u8, String)>,
+        limit: usize,
+        now_micros: i64,
+    ) -> Result<Vec<OnceOnly>, StoreError> {
+        let r = self.readers.get().await?;
+        let (table, from) = after.unwrap_or((0, String::new()));
+        let mut out = vec![];
+        if table == 0 {
+            let rows = r
+                .client
+                .query(
+                    "SELECT key, fingerprint, first_position, last_position, stream_version FROM idempotency_keys \
+                     WHERE key > $1 ORDER BY key LIMIT $2",
+                    &[&from, &(limit as i64)],
+                )
+                .await
+                .map_err(pg)?;
+            for row in rows {
+                let (fingerprint, first) = key_row(&row, 1)?;
+                out.push(OnceOnly::Key { key: row.try_get(0).map_err(pg)?, fingerprint, first });
+            }
+        }
+        if out.len() < limit {
+            let from = if table == 1 { from } else { String::new() };
+            let rows = r
+                .client
+                .query(
+                    "SELECT key, until_micros FROM used_once WHERE key > $1 AND until_micros > $2 ORDER BY key LIMIT $3",
+                    &[&from, &now_micros, &((limit - out.len()) as i64)],
+                )
+                .await
+                .map_err(pg)?;
+            for row in rows {
+                out.push(OnceOnly::Used {
+                    key: row.try_get(0).map_err(pg)?,
+                    until_micros: row.try_get(1).map_err(pg)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn import_once_only(&self, items: Vec<OnceOnly>) -> Result<(), StoreError> {
+        let (mut keys, mut fingerprints, mut firsts, mut lasts, mut versions) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut used, mut untils) = (vec![], vec![]);
+        for item in items {
+            match item {
+                OnceOnly::Key { key, fingerprint, first } => {
+                    keys.push(key);
+                    fingerprints.push(fingerprint.to_vec());
+                    firsts.push(first.first_position as i64);
+                    lasts.push(first.last_position as i64);
+                    versions.push(first.stream_version as i64);
+                }
+                OnceOnly::Used { key, until_micros } => {
+                    used.push(key);
+                    untils.push(until_micros);
+                }
+            }
+        }
+        let mut conn = WriterConn::open(&self.readers.target, false).await?;
+        let tx = conn.client.transaction().await.map_err(pg)?;
+        let head: i64 = tx.query_one("SELECT COALESCE(MAX(position), 0) FROM events", &[]).await.map_err(pg)?.get(0);
+        if let Some(past) = lasts.iter().copied().filter(|l| *l > head).max() {
+            return Err(StoreError::InvalidAppend(format!(
+                "an idempotency key names position {past}, past the log's end {head}"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, stream_version) \
+             SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[]) \
+             ON CONFLICT (key) DO NOTHING",
+            &[&keys, &fingerprints, &firsts, &lasts, &versions],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            "INSERT INTO used_once (key, until_micros) SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
+             ON CONFLICT (key) DO NOTHING",
+            &[&used, &untils],
+        )
+        .await
+        .map_err(pg)?;
         tx.commit().await.map_err(pg)
     }
 

@@ -26,7 +26,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::plan::{plan_group, LogTip};
-use crate::{validate, validate_all, AppendRequest, Appended, EventStore, Lease, StoreError, MAX_READ_BATCH};
+use crate::{validate, validate_all, AppendRequest, Appended, EventStore, Lease, OnceOnly, StoreError, MAX_READ_BATCH};
 
 /// Most append requests one group commit takes.
 pub const MAX_GROUP: usize = 1_024;
@@ -321,6 +321,93 @@ impl EventStore for SqliteStore {
                 insert_event(&mut insert, e)?;
             }
             drop(insert);
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_once_only(
+        &self,
+        after: Option<(u8, String)>,
+        limit: usize,
+        now_micros: i64,
+    ) -> Result<Vec<OnceOnly>, StoreError> {
+        self.with_reader(move |c| {
+            let (table, from) = after.unwrap_or((0, String::new()));
+            let mut out = vec![];
+            if table == 0 {
+                let mut st = c.prepare_cached(
+                    "SELECT key, fingerprint, first_position, last_position, stream_version FROM idempotency_keys \
+                     WHERE key > ?1 ORDER BY key LIMIT ?2",
+                )?;
+                let mut rows = st.query(params![from, limit as i64])?;
+                while let Some(r) = rows.next()? {
+                    let (key, fp): (String, Vec<u8>) = (r.get(0)?, r.get(1)?);
+                    let first = r.get::<_, i64>(2)? as u64;
+                    let fingerprint = <[u8; 32]>::try_from(fp.as_slice()).map_err(|_| StoreError::Corrupt {
+                        position: first,
+                        reason: format!("idempotency key {key} has a malformed fingerprint"),
+                    })?;
+                    let appended = Appended {
+                        first_position: first,
+                        last_position: r.get::<_, i64>(3)? as u64,
+                        stream_version: r.get::<_, i64>(4)? as u64,
+                        replayed: false,
+                    };
+                    out.push(OnceOnly::Key { key, fingerprint, first: appended });
+                }
+            }
+            if out.len() < limit {
+                let from = if table == 1 { from } else { String::new() };
+                let mut st = c.prepare_cached(
+                    "SELECT key, until_micros FROM used_once WHERE key > ?1 AND until_micros > ?2 ORDER BY key LIMIT ?3",
+                )?;
+                let rows = st.query_map(params![from, now_micros, (limit - out.len()) as i64], |r| {
+                    Ok(OnceOnly::Used { key: r.get(0)?, until_micros: r.get(1)? })
+                })?;
+                for r in rows {
+                    out.push(r?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn import_once_only(&self, items: Vec<OnceOnly>) -> Result<(), StoreError> {
+        self.with_reader(move |c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            let head: i64 = tx.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| r.get(0))?;
+            for item in &items {
+                match item {
+                    OnceOnly::Key { key, fingerprint, first } => {
+                        if first.last_position > head as u64 {
+                            return Err(StoreError::InvalidAppend(format!(
+                                "idempotency key {key} names position {}, past the log's end {head}",
+                                first.last_position
+                            )));
+                        }
+                        tx.prepare_cached(
+                            "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, \
+                             stream_version) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO NOTHING",
+                        )?
+                        .execute(params![
+                            key,
+                            fingerprint.as_slice(),
+                            first.first_position as i64,
+                            first.last_position as i64,
+                            first.stream_version as i64
+                        ])?;
+                    }
+                    OnceOnly::Used { key, until_micros } => {
+                        tx.prepare_cached(
+                            "INSERT INTO used_once (key, until_micros) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                        )?
+                        .execute(params![key, until_micros])?;
+                    }
+                }
+            }
             tx.commit()?;
             Ok(())
         })
