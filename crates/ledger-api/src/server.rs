@@ -464,10 +464,20 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
 /// Serves until ctrl-c or SIGTERM under the state's limits, then lets in-flight requests
 /// finish.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    serve_with(state, Router::new(), listener).await
+}
+
+/// Like [`serve`], with more routes beside the API's (the console's pages): they share the
+/// server's limits and shutdown; the API's routes keep their own authentication.
+pub async fn serve_with(
+    state: Arc<AppState>,
+    beside: Router,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "ledger serving");
     let limits = state.limits.config.clone();
-    crate::limits::serve_limited(router(state), listener, &limits, shutdown_signal()).await
+    crate::limits::serve_limited(beside.merge(router(state)), listener, &limits, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
