@@ -1,4 +1,4 @@
-//! Through the real binary: unbind reclaim (DOMAIN.md §3) with the balances and the trial
+//! Through the real binary: unbind reclaim (docs/DOMAIN.md §3) with the balances and the trial
 //! balance, a reclaim batch replayed by its request id answering its first answer exactly,
 //! and the partner's "why": the incentive detail of a month adding up to what the month
 //! accrued, the policy in force, the list of payment applications, paging of months, blank
@@ -92,7 +92,7 @@ fn ending_an_association_returns_the_unspent_allocation_to_its_allocators() {
     assert_eq!((status, body["error_code"].as_str()), (409, Some("NOT_YOUR_CUSTOMER")), "{body}");
 }
 
-/// The end and its reclaim are one append (DOMAIN.md §3): side by side in the log under one
+/// The end and its reclaim are one append (docs/DOMAIN.md §3): side by side in the log under one
 /// request, replayed whole by its request id, and a refused end returns nothing.
 #[test]
 fn the_end_and_its_unbind_reclaim_are_one_append_or_nothing() {

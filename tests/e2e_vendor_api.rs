@@ -1,4 +1,4 @@
-//! The vendor-compatible partner API (API.md) through the real binary, in exactly the wire
+//! The vendor-compatible partner API (docs/API.md) through the real binary, in exactly the wire
 //! form of the vendor's Python SDK (`support::sdk`): its signed headers, its JSON (amounts as
 //! numbers), its query encoding. Every route of the table: success, each refusal, isolation
 //! between partners and between a distributor and another's reseller, paging and filters.

@@ -70,7 +70,7 @@ fn ep(
     Endpoint { method, path, roles, summary, handler }
 }
 
-/// Every endpoint of API.md this server serves.
+/// Every endpoint of docs/API.md this server serves.
 pub fn endpoints() -> Vec<Endpoint> {
     use crate::{
         audit_routes as audit, coupons_routes as coupons, credentials_routes as creds, funds_routes as funds,
@@ -421,7 +421,7 @@ pub fn openapi_document() -> Value {
                 "401": {"description": "UNAUTHENTICATED"},
                 "403": {"description": "FORBIDDEN: not yours"},
                 "404": {"description": "NOT_FOUND"},
-                "409": {"description": "A business rule (DOMAIN.md codes), CONCURRENCY_CONFLICT or IDEMPOTENCY_CONFLICT"},
+                "409": {"description": "A business rule (docs/DOMAIN.md codes), CONCURRENCY_CONFLICT or IDEMPOTENCY_CONFLICT"},
             },
         });
         if e.roles != "public" {
@@ -431,7 +431,7 @@ pub fn openapi_document() -> Value {
     }
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "ledger", "version": env!("CARGO_PKG_VERSION"), "description": "Partner incentive and settlement ledger (API.md)"},
+        "info": {"title": "ledger", "version": env!("CARGO_PKG_VERSION"), "description": "Partner incentive and settlement ledger (docs/API.md)"},
         "paths": paths,
         "components": {
             "securitySchemes": {
