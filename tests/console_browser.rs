@@ -327,6 +327,23 @@ fn every_page_on_the_demo_has_no_console_error() {
     let partner_token = b.text("#issued-token");
     assert!(partner_token.starts_with("lt_"), "{partner_token}");
     b.screenshot("46-token-issued");
+    // And an auditor's: finance and audit pages, no operator page, no write button.
+    b.goto(&s.url("/ops/credentials"));
+    b.select("#role", "auditor");
+    b.click_to_page("#credential-form button[type=submit]");
+    let auditor_token = b.text("#issued-token");
+    sign_out(&b);
+    sign_in(&b, &s, &auditor_token);
+    for (path, shot) in [
+        ("/finance/trial-balance", "47-auditor-trial-balance"),
+        ("/finance/events?stream=incentives-P00001", "48-auditor-stream-events"),
+        ("/partner/quarter?partner_id=P00002", "49-auditor-quarter"),
+    ] {
+        b.visit(&s.url(path), shot);
+    }
+    assert_eq!(b.count("#request-form"), 0, "an auditor changes nothing");
+    b.goto(&s.url("/ops/payments"));
+    b.find("div.notice.refused[data-code=FORBIDDEN]");
     sign_out(&b);
 
     sign_in(&b, &s, &partner_token);
