@@ -1,4 +1,4 @@
-//! Through the real binary: unbind reclaim (DOMAIN.md §3) with the balances and the trial
+//! Through the real binary: unbind reclaim (docs/DOMAIN.md §3) with the balances and the trial
 //! balance, a reclaim batch replayed by its request id answering its first answer exactly,
 //! and the partner's "why": the incentive detail of a month adding up to what the month
 //! accrued, the policy in force, the list of payment applications, paging of months, blank
@@ -92,7 +92,7 @@ fn ending_an_association_returns_the_unspent_allocation_to_its_allocators() {
     assert_eq!((status, body["error_code"].as_str()), (409, Some("NOT_YOUR_CUSTOMER")), "{body}");
 }
 
-/// The end and its reclaim are one append (DOMAIN.md §3): side by side in the log under one
+/// The end and its reclaim are one append (docs/DOMAIN.md §3): side by side in the log under one
 /// request, replayed whole by its request id, and a refused end returns nothing.
 #[test]
 fn the_end_and_its_unbind_reclaim_are_one_append_or_nothing() {
@@ -324,4 +324,56 @@ fn the_incentive_detail_of_a_month_adds_up_to_what_it_accrued_and_says_why() {
     assert_eq!(s.call("POST", "/v1/partners/P1/level", Some(&token), Some(json!({"level": "leading"}))).0, 403);
     let (status, body) = s.call("POST", "/v1/partners/P1/level", Some(ADMIN_TOKEN), Some(json!({"level": "gold"})));
     assert_eq!((status, body["error_code"].as_str()), (400, Some("INVALID_FIELD")), "{body}");
+}
+
+/// A credential carries the name of whom it was issued to, and what it writes names it: the
+/// adjustment record's `actor` and the events' envelope. Blank parameters of adjustment
+/// records are no filter, over records that are there.
+#[test]
+fn a_credentials_name_is_the_actor_of_what_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    register_partner(&s, "D1", "Distributor One", "distributor", None);
+    associate(&s, "C1", "D1", "resale");
+    created(&s, "POST", "/v1/partners/D1/funds", ADMIN_TOKEN, Some(json!({"amount": "100.00", "currency": "CNY"})));
+    let issued = created(
+        &s,
+        "POST",
+        "/v1/credentials",
+        ADMIN_TOKEN,
+        Some(json!({"role": "partner", "partner_id": "D1", "name": "Li Wei, D1 finance"})),
+    );
+    let (id, token) = (issued["credential_id"].as_str().unwrap(), issued["token"].as_str().unwrap());
+    assert_eq!(issued["name"], "Li Wei, D1 finance");
+    let listed = read(&s, "/v1/credentials", ADMIN_TOKEN);
+    assert!(listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["credential_id"] == id && c["name"] == issued["name"]));
+    let unnamed = s.credential("partner", Some("D1"));
+
+    let record = allocate(&s, token, "customer", "C1", "10.00");
+    let actor = format!("Li Wei, D1 finance ({id})");
+    assert_eq!(record["actor"], actor.as_str(), "{record}");
+    allocate(&s, &unnamed, "customer", "C1", "5.00");
+    let records = read(&s, "/v1/adjustment-records", token);
+    let actors: Vec<&str> = records["items"].as_array().unwrap().iter().map(|r| r["actor"].as_str().unwrap()).collect();
+    assert_eq!(actors.len(), 2, "{records}");
+    assert!(actors.contains(&actor.as_str()), "{records}");
+    assert!(actors.iter().any(|a| a.starts_with("cred-") && !a.contains(" ")), "an unnamed one is its id: {actors:?}");
+    let log = read(&s, &format!("/v1/events?from_position={}&limit=1", pos(&record)), ADMIN_TOKEN);
+    assert_eq!(log["items"][0]["actor"]["principal"], actor.as_str());
+    // Blank parameters are no filter, over records that are there.
+    let blank = read(&s, "/v1/adjustment-records?kind=&counterparty_id=&from=&to=&offset=&limit=", token);
+    assert_eq!((blank["total"].as_u64(), &blank["items"]), (Some(2), &records["items"]));
+    assert_eq!(read(&s, "/v1/adjustment-records?kind=allocate&counterparty_id=C1", token)["total"], 2);
+
+    // A blank or too long name is refused, nothing issued.
+    for name in [json!("  "), json!("x".repeat(101))] {
+        let (status, body) =
+            s.call("POST", "/v1/credentials", Some(ADMIN_TOKEN), Some(json!({"role": "auditor", "name": name})));
+        assert_eq!((status, body["error_code"].as_str()), (400, Some("INVALID_FIELD")), "{body}");
+    }
+    assert_eq!(read(&s, "/v1/credentials", ADMIN_TOKEN)["total"], listed["total"].as_u64().unwrap() + 1);
 }

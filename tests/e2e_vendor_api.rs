@@ -1,4 +1,4 @@
-//! The vendor-compatible partner API (API.md) through the real binary, in exactly the wire
+//! The vendor-compatible partner API (docs/API.md) through the real binary, in exactly the wire
 //! form of the vendor's Python SDK (`support::sdk`): its signed headers, its JSON (amounts as
 //! numbers), its query encoding. Every route of the table: success, each refusal, isolation
 //! between partners and between a distributor and another's reseller, paging and filters.
@@ -442,4 +442,93 @@ fn a_signature_the_sdk_did_not_make_is_refused() {
         b"",
     );
     assert_eq!((status, body["error_code"].as_str()), (401, Some("UNAUTHENTICATED")), "{body}");
+}
+
+/// `indirect_partner_id` naming another distributor's reseller, on every route that takes it:
+/// refused (or, for the two lists the vendor documents so, nothing), nothing stored, nothing
+/// of R2's shown. A blank one in a query is no filter: the caller's own.
+#[test]
+fn a_distributor_never_acts_for_another_distributors_reseller() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    world(&s);
+    associate(&s, "C4", "R2", "resale");
+    let grant = created(
+        &s,
+        "POST",
+        "/v1/partners/R2/coupon-quota",
+        ADMIN_TOKEN,
+        Some(json!({"amount": "50.00", "currency": "CNY"})),
+    );
+    let r2_quota = grant["quota_id"].as_str().unwrap().to_string();
+    let (d1, d2) = (Sdk::for_partner(&s, "D1"), Sdk::for_partner(&s, "D2"));
+    ok(d2.post(
+        "/v2/accounts/partner-accounts/indirect-partner-adjust",
+        r#"{"indirect_partner_id": "R2", "amount": 20}"#,
+    ));
+    ok(d2.post(
+        "/v2/accounts/partner-accounts/adjust-amount",
+        r#"{"customer_id": "C4", "amount": 5, "indirect_partner_id": "R2"}"#,
+    ));
+    let coupon = format!(
+        r#"{{"quota_id": "{r2_quota}", "customer_ids": ["C4"], "face_value": 3, "expire_time": "2099-01-01T00:00:00Z", "indirect_partner_id": "R2"}}"#
+    );
+    let issued = ok(d2.post("/v2/promotions/benefits/partner-coupons", &coupon));
+    let r2_coupon = issued["coupon_infos"][0]["coupon_id"].as_str().unwrap().to_string();
+
+    let before = s.events_total();
+    let writes = [
+        (
+            "/v2/accounts/partner-accounts/adjust-amount",
+            r#"{"customer_id": "C4", "amount": 1, "indirect_partner_id": "R2"}"#.to_string(),
+        ),
+        (
+            "/v2/accounts/partner-accounts/reclaim",
+            r#"{"customer_id": "C4", "amount": 1, "indirect_partner_id": "R2"}"#.to_string(),
+        ),
+        ("/v2/promotions/benefits/partner-coupons", coupon.clone()),
+        (
+            "/v2/promotions/benefits/partner-coupons/reclaim",
+            format!(r#"{{"coupon_id": "{r2_coupon}", "indirect_partner_id": "R2"}}"#),
+        ),
+        ("/v2/partners/coupon-quotas/query", r#"{"indirect_partner_id": "R2"}"#.to_string()),
+    ];
+    for (path, body) in &writes {
+        refused(d1.post(path, body), 403, "FORBIDDEN");
+    }
+    for (path, body) in [
+        ("/v2/accounts/partner-accounts/indirect-partner-adjust", r#"{"indirect_partner_id": "R2", "amount": 1}"#),
+        ("/v2/accounts/partner-accounts/indirect-partner-reclaim", r#"{"indirect_partner_id": "R2", "amount": 1}"#),
+    ] {
+        refused(d1.post(path, body), 404, "NOT_FOUND");
+    }
+    for path in ["/v2/accounts/partner-accounts/balances", "/v2/promotions/benefits/partner-coupons"] {
+        refused(d1.get(path, &[("indirect_partner_id", "R2")]), 403, "FORBIDDEN");
+    }
+    let records = ok(d1.get("/v3/accounts/partner-accounts/adjust-records", &[("indirect_partner_id", "R2")]));
+    assert_eq!(records["total_count"], 0, "{records}");
+    let resellers = ok(d1.post("/v2/partners/indirect-partners/query", r#"{"indirect_partner_id": "R2"}"#));
+    assert_eq!(resellers["count"], 0, "{resellers}");
+    assert_eq!(s.events_total(), before, "nothing stored by any of them");
+    // R2's own distributor sees what is there.
+    assert_eq!(
+        ok(d2.get("/v3/accounts/partner-accounts/adjust-records", &[("indirect_partner_id", "R2")]))["total_count"],
+        1
+    );
+    assert_eq!(
+        ok(d2.get("/v2/promotions/benefits/partner-coupons", &[("indirect_partner_id", "R2")]))["total_count"],
+        1
+    );
+
+    // A blank indirect_partner_id in a query is no filter: the caller's own.
+    assert_eq!(
+        balance_text(&d2, &[("indirect_partner_id", "")], "partner:D2:fund_pool"),
+        balance_text(&d2, &[], "partner:D2:fund_pool")
+    );
+    let path = "/v2/promotions/benefits/partner-coupons";
+    assert_eq!(ok(d2.get(path, &[("indirect_partner_id", "")])), ok(d2.get(path, &[])));
+    let path = "/v3/accounts/partner-accounts/adjust-records";
+    let own = ok(d2.get(path, &[]));
+    assert_eq!(own["total_count"], 1, "{own}");
+    assert_eq!(ok(d2.get(path, &[("indirect_partner_id", "")])), own);
 }

@@ -6,8 +6,8 @@
 
 use ledger_core::{Currency, Money, Month, RecordedEvent};
 use ledger_domain::incentives::details::{DetailEntry, IncentiveDetail};
-use ledger_domain::incentives::IncentiveEvent;
-use ledger_domain::stream_family;
+use ledger_domain::incentives::{IncentiveEvent, Incentives};
+use ledger_domain::{split_stream, Decider};
 
 use crate::codec::{self, decimal, enum_of, parsed, to_text};
 use crate::runner::Projection;
@@ -58,12 +58,10 @@ impl Projection for IncentiveDetails {
     }
 
     fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if stream_family(&e.stream) != "incentives"
-            || !matches!(e.event_type.as_str(), "ConsumptionRecorded" | "ConsumptionRefunded")
-        {
+        let (Incentives::FAMILY, partner) = split_stream(&e.stream) else { return Ok(()) };
+        if !matches!(e.event_type.as_str(), "ConsumptionRecorded" | "ConsumptionRefunded") {
             return Ok(());
         }
-        let Some(partner) = e.stream.strip_prefix("incentives-") else { return Ok(()) };
         let event: IncentiveEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
             .map_err(|err| codec::undecodable(e, err))?;
         if let IncentiveEvent::ConsumptionRefunded { record_id, .. } = &event {

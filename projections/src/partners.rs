@@ -1,6 +1,6 @@
 //! The partner registry: one row per registered partner (kind, level, the reseller →
 //! distributor link and when it was made), so a distributor can list its resellers
-//! (`POST /v2/partners/indirect-partners/query`, API.md's vendor-compatible API) without
+//! (`POST /v2/partners/indirect-partners/query`, docs/API.md's vendor-compatible API) without
 //! reading every partner stream. The rules about partners stay in the `partner` stream;
 //! this only copies the facts its events state.
 

@@ -30,6 +30,19 @@ pub struct Principal {
     pub role: Role,
     /// The partner a `partner` credential is bound to.
     pub partner_id: Option<String>,
+    /// Who the credential was issued to, when it was given a name.
+    pub name: Option<String>,
+}
+
+impl Principal {
+    /// The actor of what it writes (the events' envelope, an adjustment record's `actor`):
+    /// `name (credential id)` when it has a name, else the credential id.
+    pub fn actor(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name} ({})", self.id),
+            None => self.id.clone(),
+        }
+    }
 }
 
 /// What the caller of `POST /v1/credentials` sees (and its replay sees again).
@@ -112,8 +125,12 @@ impl Credentials {
         let mut tokens = HashMap::new();
         let mut access_keys = HashMap::new();
         for c in book.by_id.values().filter(|c| c.revoked_at.is_none()) {
-            let principal =
-                Principal { id: c.credential_id.clone(), role: c.role.into(), partner_id: c.partner_id.clone() };
+            let principal = Principal {
+                id: c.credential_id.clone(),
+                role: c.role.into(),
+                partner_id: c.partner_id.clone(),
+                name: c.name.clone(),
+            };
             let known = Known { principal, expires_at: c.expires_at };
             tokens.insert(c.token_sha256.clone(), known.clone());
             access_keys.insert(c.access_key.clone(), known);
@@ -125,7 +142,7 @@ impl Credentials {
     pub fn by_token(&self, token: &str, now: DateTime<Utc>) -> Option<Principal> {
         let digest = sha256_hex(token);
         if self.admin_token_sha256.as_deref() == Some(digest.as_str()) {
-            return Some(Principal { id: "admin-env".into(), role: Role::Admin, partner_id: None });
+            return Some(Principal { id: "admin-env".into(), role: Role::Admin, partner_id: None, name: None });
         }
         self.tokens.read().expect("lock").get(&digest).and_then(|k| k.at(now))
     }
@@ -258,6 +275,7 @@ mod tests {
                 access_key: secrets.access_key.clone(),
                 expires_at,
                 revoked_at: None,
+                name: None,
             },
         );
         creds.sync(book);

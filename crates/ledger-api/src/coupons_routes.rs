@@ -140,7 +140,7 @@ pub async fn list_coupons(
     Ok(Json(json!({"items": items, "total": total})))
 }
 
-/// The batch form `{coupon_ids}` (API.md) or the vendor SDK's single form `{coupon_id,
+/// The batch form `{coupon_ids}` (docs/API.md) or the vendor SDK's single form `{coupon_id,
 /// indirect_partner_id?}` (ReclaimPartnerCouponsReq: 204, no body).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -24,6 +24,8 @@ pub struct CredentialRequest {
     role: CredentialRole,
     partner_id: Option<String>,
     expires_at: Option<DateTime<Utc>>,
+    /// Who it is issued to; the actor of what it writes shows it.
+    name: Option<String>,
 }
 
 /// `POST /v1/credentials`: the secrets are shown in the answer, and again to a replay of the
@@ -40,6 +42,7 @@ pub async fn issue(State(state): State<Arc<AppState>>, caller: Caller, body: Jso
         token_sha256: sha256_hex(&secrets.token),
         access_key: secrets.access_key.clone(),
         expires_at: req.expires_at,
+        name: req.name,
     };
     let ctx = state.context(&caller);
     let outcome = state.ledger.issue_credential(&ctx, command).await?;
@@ -102,5 +105,6 @@ fn view(c: &Credential) -> Value {
         "access_key": c.access_key,
         "expires_at": c.expires_at.map(format_time),
         "revoked_at": c.revoked_at.map(format_time),
+        "name": c.name,
     })
 }

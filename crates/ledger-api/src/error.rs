@@ -43,7 +43,7 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} not found"))
     }
 
-    /// An error by its code, with the status API.md gives that code.
+    /// An error by its code, with the status docs/API.md gives that code.
     pub fn coded(code: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(status_of_code(code), code, message)
     }

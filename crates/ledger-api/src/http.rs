@@ -307,7 +307,7 @@ impl Caller {
 
     /// Envelope metadata for the events a command appends.
     pub fn meta(&self) -> CommandMeta {
-        let mut meta = CommandMeta::new(Actor { principal: self.principal.id.clone(), role: self.principal.role });
+        let mut meta = CommandMeta::new(Actor { principal: self.principal.actor(), role: self.principal.role });
         meta.request_id = self.request_id.clone();
         meta
     }

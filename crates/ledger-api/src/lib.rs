@@ -25,4 +25,4 @@ pub mod statement_routes;
 pub mod vendor;
 
 pub use error::ApiError;
-pub use server::{router, serve, AppState};
+pub use server::{router, serve, serve_with, AppState};

@@ -196,7 +196,7 @@ pub async fn end_association(
     let ended = state.ledger.end_association(&ctx, command).await.map_err(|e| hide_foreign(&caller, e.into()))?;
     let customer = state.ledger.customer(&customer_id).await?;
     let mut answer = customer_view(&customer, ctx.now);
-    // DOMAIN.md §3 "Unbind reclaim": what went back to the allocators with the end.
+    // docs/DOMAIN.md §3 "Unbind reclaim": what went back to the allocators with the end.
     answer["unbind_reclaims"] = serde_json::to_value(&ended.reclaimed).expect("serialises");
     let (status, Json(mut answer)) = written(&ended.ended, answer);
     answer["position"] = json!(ended.position);
@@ -322,7 +322,7 @@ pub struct LevelBody {
     level: PartnerLevel,
 }
 
-/// `POST /v1/partners/{id}/level` (admin): the level decided elsewhere (DOMAIN.md, out of
+/// `POST /v1/partners/{id}/level` (admin): the level decided elsewhere (docs/DOMAIN.md, out of
 /// scope: level upgrades), recorded here.
 pub async fn change_level(
     State(state): State<Arc<AppState>>,

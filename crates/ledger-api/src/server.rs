@@ -70,7 +70,7 @@ fn ep(
     Endpoint { method, path, roles, summary, handler }
 }
 
-/// Every endpoint of API.md this server serves.
+/// Every endpoint of docs/API.md this server serves.
 pub fn endpoints() -> Vec<Endpoint> {
     use crate::{
         audit_routes as audit, coupons_routes as coupons, credentials_routes as creds, funds_routes as funds,
@@ -421,7 +421,7 @@ pub fn openapi_document() -> Value {
                 "401": {"description": "UNAUTHENTICATED"},
                 "403": {"description": "FORBIDDEN: not yours"},
                 "404": {"description": "NOT_FOUND"},
-                "409": {"description": "A business rule (DOMAIN.md codes), CONCURRENCY_CONFLICT or IDEMPOTENCY_CONFLICT"},
+                "409": {"description": "A business rule (docs/DOMAIN.md codes), CONCURRENCY_CONFLICT or IDEMPOTENCY_CONFLICT"},
             },
         });
         if e.roles != "public" {
@@ -431,7 +431,7 @@ pub fn openapi_document() -> Value {
     }
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "ledger", "version": env!("CARGO_PKG_VERSION"), "description": "Partner incentive and settlement ledger (API.md)"},
+        "info": {"title": "ledger", "version": env!("CARGO_PKG_VERSION"), "description": "Partner incentive and settlement ledger (docs/API.md)"},
         "paths": paths,
         "components": {
             "securitySchemes": {
@@ -464,10 +464,20 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
 /// Serves until ctrl-c or SIGTERM under the state's limits, then lets in-flight requests
 /// finish.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    serve_with(state, Router::new(), listener).await
+}
+
+/// Like [`serve`], with more routes beside the API's (the console's pages): they share the
+/// server's limits and shutdown; the API's routes keep their own authentication.
+pub async fn serve_with(
+    state: Arc<AppState>,
+    beside: Router,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "ledger serving");
     let limits = state.limits.config.clone();
-    crate::limits::serve_limited(router(state), listener, &limits, shutdown_signal()).await
+    crate::limits::serve_limited(beside.merge(router(state)), listener, &limits, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -136,7 +136,7 @@ pub fn event(kind: SampleKind, partner: &str, seq: u64) -> (String, NewEvent) {
     let money = json!({"amount": amount_of(seq), "currency": "CNY"});
     let (stream, ty, data) = match kind {
         SampleKind::Consumption => (
-            format!("incentives-{partner}"),
+            ledger_domain::incentives::stream_id(partner),
             "ConsumptionRecorded",
             json!({
                 "partner_id": partner, "record_id": format!("R{seq}"), "customer_id": format!("C{}", seq % 97),
@@ -145,7 +145,7 @@ pub fn event(kind: SampleKind, partner: &str, seq: u64) -> (String, NewEvent) {
             }),
         ),
         SampleKind::Allocation => (
-            format!("funds-{partner}"),
+            ledger_domain::funds::stream_id(partner),
             "AllocationMade",
             json!({
                 "partner_id": partner, "record_id": format!("A{seq}"),
@@ -154,12 +154,12 @@ pub fn event(kind: SampleKind, partner: &str, seq: u64) -> (String, NewEvent) {
             }),
         ),
         SampleKind::Withdrawal => (
-            format!("rebate-{partner}"),
+            ledger_domain::rebate::stream_id(partner),
             "WithdrawalRequested",
             json!({"partner_id": partner, "withdrawal_id": format!("W{seq}"), "amount": money, "requested_at": t(at)}),
         ),
         SampleKind::QuarterlyPaymentPaid => (
-            format!("incentives-{partner}"),
+            ledger_domain::incentives::stream_id(partner),
             "QuarterlyPaymentPaid",
             json!({
                 "partner_id": partner, "payment_id": format!("Q{seq}"), "quarter": "2026Q3",

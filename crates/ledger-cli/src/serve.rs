@@ -268,7 +268,9 @@ pub fn run(mut args: Args) -> Result<()> {
         if args.demo {
             print_demo_help(&addr.to_string(), args.admin_token.as_deref().unwrap_or(DEMO_ADMIN_TOKEN));
         }
-        ledger_api::serve(state, listener).await?;
+        // The console's pages at `/`, beside the JSON API.
+        let console = ledger_console::router(state.clone());
+        ledger_api::serve_with(state, console, listener).await?;
         if let Some((anchorer, _)) = anchorer {
             // A clean shutdown anchors whatever came since the last anchor.
             let made = anchorer.shutdown().await.map_err(|e| anyhow::anyhow!("anchoring: {e}"))?;

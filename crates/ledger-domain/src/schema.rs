@@ -84,7 +84,8 @@ pub fn families() -> Vec<Family> {
         family::<crate::coupons::CouponEvent>("coupons", crate::coupons::examples()),
         family::<crate::billing::BillingEvent>("billing", crate::billing::examples()),
         family::<crate::credential::CredentialEvent>("credential", crate::credential::examples())
-            .with_legacy::<crate::credential::legacy::CredentialIssuedV1>("CredentialIssued", 1),
+            .with_legacy::<crate::credential::legacy::CredentialIssuedV1>("CredentialIssued", 1)
+            .with_legacy::<crate::credential::legacy::CredentialIssuedV2>("CredentialIssued", 2),
         family::<crate::anchors::AnchorEvent>("anchors", crate::anchors::examples()),
     ]
 }

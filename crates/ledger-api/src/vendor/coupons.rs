@@ -1,4 +1,4 @@
-//! Coupons through the vendor's SDK (DOMAIN.md §4): issue against a quota grant
+//! Coupons through the vendor's SDK (docs/DOMAIN.md §4): issue against a quota grant
 //! (CreatePartnerCoupons), list the coupons issued (ListIssuedPartnerCoupons), list the
 //! quota grants (ListQuotaCoupons), and reclaim one coupon (ReclaimPartnerCoupons, the
 //! single form of `POST /v2/promotions/benefits/partner-coupons/reclaim`).

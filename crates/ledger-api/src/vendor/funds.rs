@@ -1,4 +1,4 @@
-//! Allocations, reclaims and adjustment records through the vendor's SDK (DOMAIN.md §3):
+//! Allocations, reclaims and adjustment records through the vendor's SDK (docs/DOMAIN.md §3):
 //! UpdateCustomerAccountAmount (allocate to a customer), ReclaimToPartnerAccount (reclaim
 //! from a customer), UpdateIndirectPartnerAccount / ReclaimIndirectPartnerAccount (to and
 //! from a reseller), ListPartnerBalances and ListPartnerAdjustRecords. Each write is the

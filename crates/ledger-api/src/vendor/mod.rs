@@ -1,4 +1,4 @@
-//! The vendor-compatible partner API (API.md, "Vendor-compatible partner API"): the routes
+//! The vendor-compatible partner API (docs/API.md, "Vendor-compatible partner API"): the routes
 //! partners already call through the vendor's SDK (`huaweicloudsdkbss` and its Java and Go
 //! twins), wire-compatible with it unchanged. They are another door to the same use cases
 //! as `/v1`: every rule is the domain's, every read a projection's.
@@ -14,7 +14,7 @@
 //! - a distributor acts for one of its resellers with `indirect_partner_id`, and only for
 //!   its own ([`acting_for`]).
 //!
-//! Errors keep API.md's shape (`{"error_code", "error_msg", ...}`) with a 4xx.
+//! Errors keep docs/API.md's shape (`{"error_code", "error_msg", ...}`) with a 4xx.
 
 pub mod coupons;
 pub mod funds;
@@ -41,7 +41,7 @@ pub const MEASURE_YUAN: u8 = 1;
 
 /// An amount as the SDK sends it: a JSON number, kept as the text of its digits (a JSON
 /// string of digits is accepted too) and read exactly by [`Amount::money`]: at most two
-/// decimal places, > 0, like every amount from outside (DOMAIN.md), else `INVALID_AMOUNT`.
+/// decimal places, > 0, like every amount from outside (docs/DOMAIN.md), else `INVALID_AMOUNT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Amount(String);
 

@@ -20,6 +20,8 @@ pub struct IssueCredential {
     pub token_sha256: String,
     pub access_key: String,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Who it is issued to (free text, at most [`super::MAX_NAME_CHARS`] characters).
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

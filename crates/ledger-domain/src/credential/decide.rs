@@ -24,6 +24,12 @@ fn issue(state: &CredentialBook, c: IssueCredential, now: DateTime<Utc>) -> Resu
         (_, Some(_)) => return Err(invalid("partner_id", "only a partner credential has one")),
         _ => {}
     }
+    if let Some(name) = &c.name {
+        ledger_core::ids::validate_text("name", name, super::MAX_NAME_CHARS)?;
+        if name.trim().is_empty() {
+            return Err(invalid("name", "must not be blank (leave it out instead)"));
+        }
+    }
     if c.expires_at.is_some_and(|at| at <= now) {
         return Err(invalid("expires_at", "must lie in the future"));
     }
@@ -40,6 +46,7 @@ fn issue(state: &CredentialBook, c: IssueCredential, now: DateTime<Utc>) -> Resu
         token_sha256: c.token_sha256,
         access_key: c.access_key,
         expires_at: c.expires_at,
+        name: c.name,
     }])
 }
 

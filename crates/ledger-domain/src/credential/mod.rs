@@ -31,6 +31,8 @@ use crate::{Decider, DomainError};
 
 /// The one stream holding every credential: few, and revocation must see them all.
 pub const STREAM: &str = "credentials";
+/// Longest name of whom a credential is issued to.
+pub const MAX_NAME_CHARS: usize = 100;
 
 pub struct Credentials;
 

@@ -15,6 +15,8 @@ pub struct Credential {
     pub access_key: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Who it was issued to.
+    pub name: Option<String>,
 }
 
 impl Credential {
@@ -43,7 +45,15 @@ impl CredentialBook {
 
 pub fn evolve(mut state: CredentialBook, event: &CredentialEvent) -> CredentialBook {
     match event {
-        CredentialEvent::CredentialIssued { credential_id, role, partner_id, token_sha256, access_key, expires_at } => {
+        CredentialEvent::CredentialIssued {
+            credential_id,
+            role,
+            partner_id,
+            token_sha256,
+            access_key,
+            expires_at,
+            name,
+        } => {
             state.by_id.insert(
                 credential_id.clone(),
                 Credential {
@@ -54,6 +64,7 @@ pub fn evolve(mut state: CredentialBook, event: &CredentialEvent) -> CredentialB
                     access_key: access_key.clone(),
                     expires_at: *expires_at,
                     revoked_at: None,
+                    name: name.clone(),
                 },
             );
         }

@@ -12,6 +12,7 @@ fn issue(id: &str, role: CredentialRole, partner: Option<&str>, expires_at: Opti
         token_sha256: format!("sha-of-{id}"),
         access_key: format!("AK-{id}"),
         expires_at: expires_at.map(t),
+        name: None,
     })
 }
 
@@ -23,6 +24,7 @@ fn issued(id: &str, role: CredentialRole, partner: Option<&str>, expires_at: Opt
         token_sha256: format!("sha-of-{id}"),
         access_key: format!("AK-{id}"),
         expires_at: expires_at.map(t),
+        name: None,
     }
 }
 
@@ -84,6 +86,7 @@ fn ids_and_secrets_are_never_reused() {
         token_sha256: "fresh".into(),
         access_key: "AK-c1".into(),
         expires_at: None,
+        name: None,
     };
     given::<Credentials>(history.clone())
         .at(t(NOW))
@@ -130,6 +133,61 @@ fn a_version_1_credential_reads_as_one_without_expiry() {
             token_sha256: "h".into(),
             access_key: "AK1".into(),
             expires_at: None,
+            name: None,
         }
     );
+}
+
+#[test]
+fn a_version_2_credential_reads_as_one_without_a_name() {
+    let v2 = r#"{"credential_id":"c1","role":"auditor","partner_id":null,"token_sha256":"h","access_key":"AK1","expires_at":"2027-01-01T00:00:00Z"}"#;
+    let event: CredentialEvent = crate::decode("CredentialIssued", 2, v2).unwrap();
+    assert_eq!(
+        event,
+        CredentialEvent::CredentialIssued {
+            credential_id: "c1".into(),
+            role: CredentialRole::Auditor,
+            partner_id: None,
+            token_sha256: "h".into(),
+            access_key: "AK1".into(),
+            expires_at: Some(t("2027-01-01T00:00:00Z")),
+            name: None,
+        }
+    );
+}
+
+#[test]
+fn a_credential_carries_the_name_of_whom_it_was_issued_to() {
+    let named = |name: &str| {
+        let CredentialCommand::Issue(mut c) = issue("c1", CredentialRole::Auditor, None, None) else { unreachable!() };
+        c.name = Some(name.into());
+        CredentialCommand::Issue(c)
+    };
+    given::<Credentials>([]).at(t(NOW)).when(named("Li Wei, audit")).then([issued_named(
+        "c1",
+        Some("Li Wei, audit"),
+        None,
+    )]);
+    given::<Credentials>([]).at(t(NOW)).when(named("  ")).then_error("INVALID_FIELD");
+    given::<Credentials>([]).at(t(NOW)).when(named(&"x".repeat(MAX_NAME_CHARS + 1))).then_error("INVALID_FIELD");
+    given::<Credentials>([]).at(t(NOW)).when(named("a\u{7}b")).then_error("INVALID_FIELD");
+    let book = state::evolve(CredentialBook::default(), &issued_named("c1", Some("Li Wei"), None));
+    assert_eq!(book.get("c1").unwrap().name.as_deref(), Some("Li Wei"));
+}
+
+fn issued_named(id: &str, name: Option<&str>, expires_at: Option<&str>) -> CredentialEvent {
+    let CredentialEvent::CredentialIssued { credential_id, role, partner_id, token_sha256, access_key, .. } =
+        issued(id, CredentialRole::Auditor, None, None)
+    else {
+        unreachable!()
+    };
+    CredentialEvent::CredentialIssued {
+        credential_id,
+        role,
+        partner_id,
+        token_sha256,
+        access_key,
+        expires_at: expires_at.map(t),
+        name: name.map(str::to_string),
+    }
 }
