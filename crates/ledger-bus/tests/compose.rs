@@ -25,8 +25,7 @@ fn compose_creates_every_topic_the_relay_publishes_to_and_no_other() {
 #[test]
 fn every_process_on_the_log_names_one_schema_and_two_nodes_stand_behind_the_balancer() {
     let compose = repo_file("docker-compose.yml");
-    let stores: Vec<&str> =
-        compose.lines().filter_map(|l| l.trim().strip_prefix("LEDGER_STORE: ")).collect();
+    let stores: Vec<&str> = compose.lines().filter_map(|l| l.trim().strip_prefix("LEDGER_STORE: ")).collect();
     assert!(stores.len() >= 2, "the nodes and the standalone relay: {stores:?}");
     assert!(stores.iter().all(|s| *s == stores[0] && s.contains("?schema=")), "{stores:?}");
     for node in ["ledger-1:", "ledger-2:"] {
