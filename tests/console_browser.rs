@@ -365,3 +365,92 @@ fn every_page_on_the_demo_has_no_console_error() {
     b.find("div.notice.refused[data-code=FORBIDDEN]");
     b.assert_no_console_errors("refused pages");
 }
+
+/// Coupons (quota, issue to a resale customer only, reclaim the picked ones) and lab points
+/// (apply in a fixed denomination; rejected with a comment, edited and resubmitted); the
+/// monthly statement downloads as CSV.
+#[test]
+fn coupons_lab_points_and_the_statement_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    register_partner(&s, "WK1", "WK1 Ltd", "distributor", None);
+    created(
+        &s,
+        "POST",
+        "/v1/partners/WK1/coupon-quota",
+        ADMIN_TOKEN,
+        Some(json!({"amount": "100.00", "currency": "CNY"})),
+    );
+    associate_now(&s, "WK-RES", "WK1", "resale");
+    associate_now(&s, "WK-REF", "WK1", "referral");
+    let token = s.credential("partner", Some("WK1"));
+    let b = Browser::start("zh-CN,zh");
+    sign_in(&b, &s, &token);
+
+    b.visit(&s.url("/partner/coupons"), "70-coupons");
+    assert!(b.text("#quotas tbody").contains("100"), "{}", b.text("#quotas tbody"));
+    // To a referral customer: refused in words, nothing stored.
+    let before = s.events_total();
+    b.fill("#coupon_id", "WK-CP0");
+    b.fill("#c-customer", "WK-REF");
+    b.fill("#c-amount", "30.00");
+    b.click_to_page("#issue-form button[type=submit]");
+    assert!(b.find("div.notice.refused[data-code=NOT_RESALE_CUSTOMER]").text().contains("代售"));
+    assert_eq!(s.events_total(), before, "nothing stored");
+    b.assert_no_console_errors("refused coupon");
+    // To the resale customer: issued and listed.
+    b.fill("#coupon_id", "WK-CP1");
+    b.fill("#c-customer", "WK-RES");
+    b.fill("#c-amount", "30.00");
+    b.click_to_page("#issue-form button[type=submit]");
+    b.find("p.notice.done");
+    assert!(b.text("#quotas tbody").contains("70"), "the quota went down: {}", b.text("#quotas tbody"));
+    assert_eq!(b.find("#coupons [data-status]").attr("data-status").as_deref(), Some("active"));
+    // Reclaim it: the item's result is shown, the quota restored.
+    b.find("#pick-WK-CP1").click();
+    b.click_to_page("#reclaim-form button[type=submit]");
+    assert!(b.text("#reclaim-results").contains("已回收"), "{}", b.text("#reclaim-results"));
+    assert_eq!(b.find("#coupons [data-status]").attr("data-status").as_deref(), Some("reclaimed"));
+    b.screenshot("71-coupon-reclaimed");
+    b.assert_no_console_errors("coupon reclaim");
+
+    // Lab points: 100 applied; the operator rejects with a comment.
+    b.visit(&s.url("/partner/lab-points"), "72-lab-points");
+    b.select("#points", "100");
+    b.click_to_page("#lab-form button[type=submit]");
+    assert!(b.find("p.notice.done").text().contains("提交成功"));
+    assert_eq!(b.find("#lab-applications [data-status]").attr("data-status").as_deref(), Some("pending"));
+    sign_out(&b);
+    sign_in(&b, &s, ADMIN_TOKEN);
+    b.visit(&s.url("/ops/lab-points?partner_id=WK1"), "73-ops-lab-points");
+    b.fill("#lab-queue input[name=comment]", "请补充实验用途");
+    b.click_to_page("#lab-queue button[value=reject]");
+    b.find("p.notice.done");
+    sign_out(&b);
+    // The partner reads the comment, edits the points and submits again.
+    sign_in(&b, &s, &token);
+    b.goto(&s.url("/partner/lab-points"));
+    let row = b.text("#lab-applications tbody tr");
+    assert!(row.contains("已驳回") && row.contains("请补充实验用途"), "{row}");
+    b.select("#lab-applications select[name=points]", "250");
+    b.click_to_page("#lab-applications button[type=submit]");
+    b.find("p.notice.done");
+    let row = b.text("#lab-applications tbody tr");
+    assert!(row.contains("250") && row.contains("待审核"), "{row}");
+    b.screenshot("74-lab-points-resubmitted");
+    b.assert_no_console_errors("lab points");
+
+    // The statement as CSV, with the session cookie.
+    let month = read(&s, "/v1/incentive-months?year=2026", &token); // any read: the session works
+    assert!(month["items"].is_array());
+    let this_month = chrono::Utc::now().format("%Y-%m").to_string();
+    let csv = ureq::get(&s.url(&format!("/finance/statement.csv?month={this_month}&currency=CNY")))
+        .set("Cookie", &format!("ledger_session={token}"))
+        .call()
+        .unwrap();
+    assert!(csv.content_type().starts_with("text/csv"));
+    assert!(csv.header("content-disposition").unwrap_or_default().contains("attachment"));
+    let text = csv.into_string().unwrap();
+    assert!(text.starts_with("partner_id,month,currency,account"), "{text}");
+    assert!(text.contains("WK1"), "{text}");
+}

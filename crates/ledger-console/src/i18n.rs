@@ -188,6 +188,7 @@ pub fn status(lang: Lang, status: &str) -> &'static str {
         "shared" => ("已共享", "shared"),
         "accepted" => ("已接受", "accepted"),
         "granted" => ("已发放", "granted"),
+        "pending" => ("待审核", "pending"),
         "allocate" => ("拨款", "allocate"),
         "reclaim" => ("回收", "reclaim"),
         "unbind_reclaim" => ("解绑回收", "unbind reclaim"),

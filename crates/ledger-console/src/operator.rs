@@ -456,7 +456,7 @@ async fn render_lab_points(console: &Console, ctx: &Ctx, params: &Params, notice
                 lab.applications
                     .values()
                     .map(|a| serde_json::to_value(a).expect("serialises"))
-                    .filter(|a| s(a, "status") == "requested"),
+                    .filter(|a| s(a, "status") == "pending"),
             );
         }
     }

@@ -89,7 +89,13 @@ impl FromRequestParts<Arc<Console>> for Ctx {
                 headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(Lang::from_accept_language)
             })
             .unwrap_or(Lang::Zh);
-        let user = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()).and_then(|token| {
+        let session = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty());
+        if session.is_some() {
+            // On a shared store, a credential revoked through another node is gone here too
+            // (the API's own check; its failure leaves the tables as they are).
+            let _ = ledger_api::nodes::check_credentials_fresh(&console.app).await;
+        }
+        let user = session.and_then(|token| {
             let principal = console.app.credentials.by_token(&token, chrono::Utc::now())?;
             Some(User { csrf: csrf_of(&token), token, principal })
         });
