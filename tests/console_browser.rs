@@ -327,6 +327,23 @@ fn every_page_on_the_demo_has_no_console_error() {
     let partner_token = b.text("#issued-token");
     assert!(partner_token.starts_with("lt_"), "{partner_token}");
     b.screenshot("46-token-issued");
+    // And an auditor's: finance and audit pages, no operator page, no write button.
+    b.goto(&s.url("/ops/credentials"));
+    b.select("#role", "auditor");
+    b.click_to_page("#credential-form button[type=submit]");
+    let auditor_token = b.text("#issued-token");
+    sign_out(&b);
+    sign_in(&b, &s, &auditor_token);
+    for (path, shot) in [
+        ("/finance/trial-balance", "47-auditor-trial-balance"),
+        ("/finance/events?stream=incentives-P00001", "48-auditor-stream-events"),
+        ("/partner/quarter?partner_id=P00002", "49-auditor-quarter"),
+    ] {
+        b.visit(&s.url(path), shot);
+    }
+    assert_eq!(b.count("#request-form"), 0, "an auditor changes nothing");
+    b.goto(&s.url("/ops/payments"));
+    b.find("div.notice.refused[data-code=FORBIDDEN]");
     sign_out(&b);
 
     sign_in(&b, &s, &partner_token);
@@ -453,4 +470,30 @@ fn coupons_lab_points_and_the_statement_csv() {
     let text = csv.into_string().unwrap();
     assert!(text.starts_with("partner_id,month,currency,account"), "{text}");
     assert!(text.contains("WK1"), "{text}");
+}
+
+/// The certification gate (§1) on the page: a partner without the business-information
+/// certification is refused with what it needs, and the month stays open.
+#[test]
+fn applying_without_both_certifications_is_refused_on_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    publish_policy(&s, "2026-07", &[("ecs", "0.05")]);
+    register_partner(&s, "WG1", "WG1 Ltd", "distributor", None);
+    certify_real_name(&s, "WG1", "WG1 Legal Name Co., Ltd.");
+    associate(&s, "WG1-C1", "WG1", "resale");
+    consume_ok(&s, vec![line("WG1-R1", "WG1-C1", "ecs", "1000.00", "2026-07-10T02:00:00Z", "2026-07-12T02:00:00Z")]);
+    close(&s, "WG1", "2026-07");
+    let token = s.credential("partner", Some("WG1"));
+    let b = Browser::start("zh-CN,zh");
+    sign_in(&b, &s, &token);
+    b.goto(&s.url("/partner/months?year=2026"));
+    let before = s.events_total();
+    b.click_to_page("form[action='/partner/months/apply'] button");
+    let refused = b.find("div.notice.refused[data-code=CERTIFICATION_INCOMPLETE]").text();
+    assert!(refused.contains("实名认证") && refused.contains("商业信息认证"), "{refused}");
+    b.screenshot("80-certification-gate");
+    b.assert_no_console_errors("certification gate");
+    assert_eq!(s.events_total(), before, "nothing stored");
+    assert_eq!(b.find("#months tr[data-month='2026-07'] [data-status]").attr("data-status").as_deref(), Some("open"));
 }

@@ -151,3 +151,16 @@ fn a_request_retried_after_the_move_answers_its_first_answer_and_acts_once() {
     let (status, answer) = s.send("POST", "/v1/partners", Some(ADMIN_TOKEN), &rid, Some(&other));
     assert_eq!((status, answer["error_code"].as_str()), (409, Some("IDEMPOTENCY_CONFLICT")), "{answer}");
 }
+
+#[test]
+fn the_postgres_benchmarks_print_their_figures_beside_their_baselines() {
+    let url = support::postgres::server_url();
+    let out = ledger(&["bench", "migrate", "--events", "1000", "--to", &url]);
+    let table = ok(out);
+    assert!(table.lines().any(|l| l.starts_with("| 1000 | 1000 |")), "1000 events and their 1000 keys: {table}");
+    let out = ledger(&["bench", "append", "--store", &url, "--appenders", "1,4", "--seconds", "1"]);
+    let table = ok(out);
+    for row in ["| 1 |", "| 4 |", "| raw batched INSERTs |"] {
+        assert!(table.lines().any(|l| l.starts_with(row)), "{row}: {table}");
+    }
+}

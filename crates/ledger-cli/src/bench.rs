@@ -16,8 +16,13 @@ use serde_json::json;
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Durable appends/s and latency with 1, 16 and 256 concurrent appenders on the
-    /// SQLite store, beside raw batched SQLite inserts of the same rows.
+    /// SQLite store (or PostgreSQL, `--store postgres://…`), beside raw batched inserts of
+    /// the same rows into the same table.
     Append {
+        /// `postgres://user@host/db`: measure the PostgreSQL store (a schema per level, made
+        /// and dropped by the run) instead of SQLite.
+        #[arg(long)]
+        store: Option<String>,
         /// Concurrency levels to measure.
         #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
         appenders: Vec<usize>,
@@ -41,6 +46,13 @@ pub enum Command {
         /// Partners the writes spread over (one incentive stream each).
         #[arg(long, default_value_t = 64)]
         partners: usize,
+        /// `postgres://user@host/db`: run the nodes on one PostgreSQL database (a schema made
+        /// and dropped by the run) instead of the embedded store.
+        #[arg(long)]
+        store: Option<String>,
+        /// Node counts to measure side by side on `--store` (e.g. 1,2).
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        nodes: Vec<usize>,
         #[arg(long)]
         markdown: Option<PathBuf>,
     },
@@ -56,6 +68,19 @@ pub enum Command {
         /// Measured batches per scenario.
         #[arg(long, default_value_t = 50)]
         batches: usize,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
+    /// `ledger migrate` from embedded stores of these sizes (events) into PostgreSQL: events/s
+    /// beside raw batched inserts of as many rows into the same table.
+    Migrate {
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        events: Vec<u64>,
+        /// The PostgreSQL server (`postgres://user@host/db`); schemas are made and dropped.
+        #[arg(long, env = "LEDGER_BENCH_POSTGRES")]
+        to: String,
         #[arg(long)]
         dir: Option<PathBuf>,
         #[arg(long)]
@@ -77,7 +102,7 @@ pub enum Command {
 
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Append { appenders, seconds, dir, markdown } => {
+        Command::Append { appenders, seconds, dir, markdown, store } => {
             anyhow::ensure!(
                 !appenders.is_empty() && appenders.iter().all(|&a| (1..=4096).contains(&a)),
                 "--appenders takes 1 to 4096"
@@ -85,24 +110,48 @@ pub fn run(cmd: Command) -> Result<()> {
             anyhow::ensure!((1..=600).contains(&seconds), "--seconds takes 1 to 600");
             let tmp =
                 tempfile::Builder::new().prefix("ledger-bench-").tempdir_in(dir.unwrap_or_else(std::env::temp_dir))?;
-            let report = append_bench(tmp.path(), &appenders, Duration::from_secs(seconds))?;
+            let (report, section) = match store {
+                None => (append_bench(tmp.path(), &appenders, Duration::from_secs(seconds))?, "append"),
+                Some(url) => {
+                    (append_bench_postgres(&url, &appenders, Duration::from_secs(seconds))?, "append-postgres")
+                }
+            };
             println!("{report}");
             if let Some(path) = markdown {
-                write_section(&path, "append", &report)?;
+                write_section(&path, section, &report)?;
                 eprintln!("wrote the figures into {}", path.display());
             }
             Ok(())
         }
-        Command::Http { connections, seconds, partners, markdown } => {
+        Command::Http { connections, seconds, partners, store, nodes, markdown } => {
             anyhow::ensure!(
                 (1..=1024).contains(&connections) && (1..=600).contains(&seconds) && (1..=10_000).contains(&partners),
                 "limits: connections 1..=1024, seconds 1..=600, partners 1..=10000"
             );
-            let phases = crate::bench_http::run(connections, seconds, partners)?;
-            let report = crate::bench_http::report(&phases, connections);
+            anyhow::ensure!(
+                nodes.iter().all(|&n| (1..=8).contains(&n)) && (store.is_some() || nodes == [1]),
+                "--nodes takes 1 to 8, and more than one needs --store postgres://…"
+            );
+            let (report, section) = match store {
+                None => {
+                    let phases = crate::bench_http::run(connections, seconds, partners)?;
+                    (crate::bench_http::report(&phases, connections), "http")
+                }
+                Some(url) => {
+                    let mut runs = vec![];
+                    for &n in &nodes {
+                        let phases = crate::bench_http::run_nodes(connections, seconds, partners, Some(&url), n)?;
+                        for p in &phases {
+                            eprintln!("{n} node(s), {}: {:.0}/s", p.name, p.per_second);
+                        }
+                        runs.push((n, phases));
+                    }
+                    (crate::bench_http::report_nodes(&runs, connections), "http-nodes")
+                }
+            };
             println!("{report}");
             if let Some(path) = markdown {
-                write_section(&path, "http", &report)?;
+                write_section(&path, section, &report)?;
             }
             Ok(())
         }
@@ -132,6 +181,30 @@ pub fn run(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Relay(args) => tokio::runtime::Runtime::new()?.block_on(args.run()),
+        Command::Migrate { events, to, dir, markdown } => {
+            anyhow::ensure!(
+                events.iter().all(|&e| (1_000..=10_000_000).contains(&e)),
+                "--events takes 1000 to 10000000"
+            );
+            let root = dir.unwrap_or_else(std::env::temp_dir);
+            let rt = tokio::runtime::Runtime::new()?;
+            let mut figures = vec![];
+            for n in events {
+                let f = rt.block_on(crate::bench_pg::migrate_bench(&root, &to, n))?;
+                eprintln!(
+                    "{n} events migrated in {:.2} s ({:.0} events/s)",
+                    f.copy_secs,
+                    f.events as f64 / f.copy_secs
+                );
+                figures.push(f);
+            }
+            let report = crate::bench_pg::migrate_report(&figures);
+            println!("{report}");
+            if let Some(path) = markdown {
+                write_section(&path, "migrate", &report)?;
+            }
+            Ok(())
+        }
         Command::Replay { events, dir, markdown } => {
             anyhow::ensure!(
                 events.iter().all(|&e| (1_000..=20_000_000).contains(&e)),
@@ -174,6 +247,10 @@ pub fn sample_payload(i: u64) -> serde_json::Value {
         "rate": "0.035",
         "remark": "monthly compute consumption",
     })
+}
+
+pub fn bench_meta() -> CommandMeta {
+    meta()
 }
 
 fn meta() -> CommandMeta {
@@ -233,6 +310,10 @@ fn append_bench(dir: &Path, levels: &[usize], duration: Duration) -> Result<Stri
 
 async fn run_level(dir: &Path, appenders: usize, duration: Duration) -> Result<Level> {
     let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(dir)?);
+    run_level_on(store, appenders, duration).await
+}
+
+async fn run_level_on(store: Arc<dyn EventStore>, appenders: usize, duration: Duration) -> Result<Level> {
     let start = Instant::now();
     let deadline = start + duration;
     let tasks: Vec<_> = (0..appenders)
@@ -270,6 +351,63 @@ async fn run_level(dir: &Path, appenders: usize, duration: Duration) -> Result<L
     let pct = |p: usize| latencies.get(latencies.len() * p / 100).copied().unwrap_or(0) as f64 / 1000.0;
     let events = latencies.len() as u64;
     Ok(Level { appenders, events, per_sec: events as f64 / elapsed.as_secs_f64(), p50_ms: pct(50), p99_ms: pct(99) })
+}
+
+/// The append bench on the PostgreSQL store at `url`: each level in a fresh schema, then the
+/// raw baseline ([`crate::bench_pg::raw_postgres_baseline`]) in another; all dropped after.
+fn append_bench_postgres(url: &str, levels: &[usize], duration: Duration) -> Result<String> {
+    let payload_len = ledger_core::envelope::canonical_json(&sample_payload(1)).len();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut results = vec![];
+    for &appenders in levels {
+        let schema = crate::bench_pg::run_schema("bench_append", appenders);
+        let level = rt.block_on(async {
+            let store: Arc<dyn EventStore> = Arc::new(
+                ledger_store::postgres::PostgresStore::connect(&crate::bench_pg::with_schema(url, &schema)).await?,
+            );
+            let level = run_level_on(store, appenders, duration).await;
+            crate::bench_pg::drop_schema(url, &schema).await?;
+            level
+        })?;
+        eprintln!(
+            "{appenders:>4} appenders: {:>9.0} events/s, p50 {:.2} ms, p99 {:.2} ms",
+            level.per_sec, level.p50_ms, level.p99_ms
+        );
+        results.push(level);
+    }
+    let rows = results.iter().map(|l| l.events).max().unwrap_or(10_000).clamp(10_000, 1_000_000);
+    eprintln!("baseline: {rows} raw INSERTs, 1000 rows per statement and transaction...");
+    let schema = crate::bench_pg::run_schema("bench_append_raw", rows);
+    let baseline = rt.block_on(async {
+        let b = crate::bench_pg::raw_postgres_baseline(url, &schema, rows).await;
+        crate::bench_pg::drop_schema(url, &schema).await?;
+        b
+    })?;
+    eprintln!("baseline: {baseline:.0} rows/s");
+    let mut out = format!(
+        "Durable appends on the PostgreSQL store (one server on the same machine, group commit: one transaction \
+         and one `INSERT … SELECT FROM UNNEST` per group), one event of {payload_len} payload bytes per append, \
+         {}s per level, {} cores shared by the server, the appenders and the baseline. Baseline: raw batched \
+         `INSERT`s of the same rows into the same `events` table, 1,000 rows per statement and transaction, one \
+         connection, same run.\n\n",
+        duration.as_secs(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    out.push_str("| appenders | events | events/s | p50 latency | p99 latency | vs. raw INSERTs |\n");
+    out.push_str("|---:|---:|---:|---:|---:|---:|\n");
+    for l in &results {
+        out.push_str(&format!(
+            "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0}% |\n",
+            l.appenders,
+            l.events,
+            l.per_sec,
+            l.p50_ms,
+            l.p99_ms,
+            100.0 * l.per_sec / baseline
+        ));
+    }
+    out.push_str(&format!("| raw batched INSERTs | {rows} | {baseline:.0} | | | 100% |\n"));
+    Ok(out)
 }
 
 /// The same rows, written straight into the same table: what SQLite alone can do.

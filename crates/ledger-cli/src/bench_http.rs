@@ -24,30 +24,78 @@ pub struct Phase {
     pub p99_ms: f64,
 }
 
+/// The master key the nodes of a benchmarked shared store are given.
+const BENCH_MASTER_KEY: &str = "bench-master-key-0123456789abcdef0123456789abcdef";
+
+/// The phases against one server on the embedded store.
 pub fn run(connections: usize, seconds: u64, partners: usize) -> Result<Vec<Phase>> {
-    let dir = tempfile::tempdir()?;
-    let (mut child, base) = spawn_server(dir.path(), TOKEN)?;
+    run_nodes(connections, seconds, partners, None, 1)
+}
+
+/// The phases against `nodes` servers sharing one PostgreSQL schema (made and dropped by
+/// the run), or one server on the embedded store when `postgres` is None; connection `c`
+/// talks to node `c % nodes` (a load balancer's round robin).
+pub fn run_nodes(
+    connections: usize,
+    seconds: u64,
+    partners: usize,
+    postgres: Option<&str>,
+    nodes: usize,
+) -> Result<Vec<Phase>> {
+    let schema = crate::bench_pg::run_schema("bench_http", nodes);
+    let store = postgres.map(|url| crate::bench_pg::with_schema(url, &schema));
+    let dirs: Vec<_> = (0..nodes).map(|_| tempfile::tempdir()).collect::<Result<_, _>>()?;
+    let mut children = vec![];
+    let mut bases = vec![];
+    for d in &dirs {
+        let (child, base) = spawn_server_on(d.path(), TOKEN, store.as_deref())?;
+        children.push(child);
+        bases.push(base);
+    }
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
-        setup(&client, &base, partners).await?;
-        let writes = phase(&client, &base, connections, seconds, "writes", partners).await;
-        let reads = phase(&client, &base, connections, seconds, "reads", partners).await;
-        let health = phase(&client, &base, connections, seconds, "healthz", partners).await;
+        setup(&client, &bases[0], partners).await?;
+        let writes = phase(&client, &bases, connections, seconds, "writes", partners).await;
+        let reads = phase(&client, &bases, connections, seconds, "reads", partners).await;
+        let health = phase(&client, &bases, connections, seconds, "healthz", partners).await;
         anyhow::Ok(vec![writes, reads, health])
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if let Some(url) = postgres {
+        rt.block_on(crate::bench_pg::drop_schema(url, &schema))?;
+        rt.block_on(crate::bench_pg::drop_schema(url, &format!("{schema}_readmodels")))?;
+    }
     result
 }
 
 /// Starts this binary's `ledger serve` on a free loopback port over the store in `dir`;
 /// answers the child and its base URL.
 pub fn spawn_server(dir: &std::path::Path, token: &str) -> Result<(std::process::Child, String)> {
-    let mut child = Command::new(std::env::current_exe()?)
+    spawn_server_on(dir, token, None)
+}
+
+/// Like [`spawn_server`], on the shared store `store` when given (`--data` then keeps only
+/// this node's files).
+pub fn spawn_server_on(
+    dir: &std::path::Path,
+    token: &str,
+    store: Option<&str>,
+) -> Result<(std::process::Child, String)> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir)
         .env("LEDGER_ADMIN_TOKEN", token)
+        .env_remove("LEDGER_STORE")
+        .env_remove("LEDGER_READMODELS");
+    if let Some(store) = store {
+        command.env("LEDGER_STORE", store).env("LEDGER_MASTER_KEY", BENCH_MASTER_KEY);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         // LEDGER_BENCH_SERVER_LOG=1 shows the server's log (quiet by default).
         .stderr(if std::env::var_os("LEDGER_BENCH_SERVER_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
@@ -85,7 +133,7 @@ async fn setup(client: &reqwest::Client, base: &str, partners: usize) -> Result<
 
 async fn phase(
     client: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     connections: usize,
     seconds: u64,
     name: &'static str,
@@ -96,7 +144,7 @@ async fn phase(
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections)
         .map(|c| {
-            let (client, base, seq) = (client.clone(), base.to_string(), seq.clone());
+            let (client, base, seq) = (client.clone(), bases[c % bases.len()].clone(), seq.clone());
             tokio::spawn(async move {
                 let mut latencies = vec![];
                 let mut errors = 0u64;
@@ -154,6 +202,34 @@ async fn phase(
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
     }
+}
+
+/// The phases of each node count side by side.
+pub fn report_nodes(runs: &[(usize, Vec<Phase>)], connections: usize) -> String {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut out = format!(
+        "`ledger serve` nodes on one PostgreSQL database (log and shared read models; one server on the same \
+         machine), {connections} connections spread round-robin over the nodes, loopback, release build; nodes, \
+         PostgreSQL and the load generator on the same {cores} cores. Baseline: `/healthz` on the same nodes and \
+         connections (HTTP alone), same run.\n\n| nodes | phase | ok requests | errors | per second | vs. /healthz | \
+         p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|\n"
+    );
+    for (nodes, phases) in runs {
+        let health = phases.iter().find(|p| p.name == "healthz").map_or(1.0, |p| p.per_second.max(1e-9));
+        for p in phases {
+            out += &format!(
+                "| {nodes} | {} | {} | {} | {:.0} | {:.0}% | {:.1} | {:.1} |\n",
+                p.name,
+                p.requests,
+                p.errors,
+                p.per_second,
+                100.0 * p.per_second / health,
+                p.p50_ms,
+                p.p99_ms
+            );
+        }
+    }
+    out
 }
 
 pub fn report(phases: &[Phase], connections: usize) -> String {

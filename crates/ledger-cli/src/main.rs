@@ -19,6 +19,7 @@ mod audit;
 mod bench;
 mod bench_http;
 mod bench_ingest;
+mod bench_pg;
 mod bench_replay;
 mod demo;
 mod events;

@@ -36,49 +36,81 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
-        let from = open_store(&args.from).await.context("opening --from")?;
-        let to = open_store(&args.to).await.context("opening --to")?;
-        let source_head = *from.head().borrow();
-        let start = resume_point(&from, &to, source_head).await?;
-        let bar = ProgressBar::new(source_head).with_position(start);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} events, {per_sec}, eta {eta}")
-                .expect("a valid template"),
-        );
-        let began = std::time::Instant::now();
-        let mut next = start + 1;
-        while next <= source_head {
-            let want = (source_head - next + 1).min(args.batch) as usize;
-            let events = from.read_all(next, want).await.context("reading the source")?;
-            let Some(last) = events.last().map(|e| e.position) else {
-                anyhow::bail!("the source ended at position {} before its head {source_head}", next - 1);
-            };
-            to.import(events).await.context("writing the target")?;
-            next = last + 1;
-            bar.set_position(last);
-        }
-        bar.finish();
-        let copied = source_head - start;
-        let secs = began.elapsed().as_secs_f64();
-        let once_only = copy_once_only(&from, &to, args.batch as usize).await?;
-        eprintln!("verifying the target ...");
-        verify(&from, &to, source_head).await?;
-        let kept = match once_only {
-            Some((keys, used)) => {
-                let there = count_keys(&to, args.batch as usize).await?;
-                anyhow::ensure!(there >= keys, "the target holds {there} idempotency keys, the source {keys}");
-                format!("; {keys} idempotency keys and {used} signed-request entries carried")
-            }
+        let done = migrate(&args.from, &args.to, args.batch, true).await?;
+        let kept = match done.once_only {
+            Some((keys, used)) => format!("; {keys} idempotency keys and {used} signed-request entries carried"),
             None => String::new(),
         };
         println!(
-            "migrated {copied} events ({} were there already); the target's {source_head} events chain and end \
-             with the source's last hash{}{kept}",
-            start,
-            if copied > 0 && secs > 0.0 { format!(" ({:.0} events/s)", copied as f64 / secs) } else { String::new() }
+            "migrated {} events ({} were there already); the target's {} events chain and end with the source's \
+             last hash{}{kept}",
+            done.copied,
+            done.start,
+            done.head,
+            if done.copied > 0 && done.copy_secs > 0.0 {
+                format!(" ({:.0} events/s)", done.copied as f64 / done.copy_secs)
+            } else {
+                String::new()
+            }
         );
         Ok(())
     })
+}
+
+/// What a migration did.
+pub struct Migrated {
+    /// Events copied, events the target held already, the source's head.
+    pub copied: u64,
+    pub start: u64,
+    pub head: u64,
+    /// Seconds copying the events; copying the keys; verifying the target.
+    pub copy_secs: f64,
+    pub keys_secs: f64,
+    pub verify_secs: f64,
+    /// Idempotency keys and replay entries carried (None: the source cannot list them).
+    pub once_only: Option<(u64, u64)>,
+}
+
+/// Copies `from`'s log (and what makes its requests act once) into `to`, then verifies the
+/// target; `bar` shows a progress bar.
+pub async fn migrate(from: &str, to: &str, batch: u64, bar: bool) -> Result<Migrated> {
+    let from = open_store(from).await.context("opening --from")?;
+    let to = open_store(to).await.context("opening --to")?;
+    let source_head = *from.head().borrow();
+    let start = resume_point(&from, &to, source_head).await?;
+    let progress = if bar { ProgressBar::new(source_head) } else { ProgressBar::hidden() };
+    progress.set_position(start);
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events, {per_sec}, eta {eta}").expect("a valid template"),
+    );
+    let began = std::time::Instant::now();
+    let mut next = start + 1;
+    while next <= source_head {
+        let want = (source_head - next + 1).min(batch) as usize;
+        let events = from.read_all(next, want).await.context("reading the source")?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            anyhow::bail!("the source ended at position {} before its head {source_head}", next - 1);
+        };
+        to.import(events).await.context("writing the target")?;
+        next = last + 1;
+        progress.set_position(last);
+    }
+    progress.finish();
+    let copy_secs = began.elapsed().as_secs_f64();
+    let began = std::time::Instant::now();
+    let once_only = copy_once_only(&from, &to, batch as usize, bar).await?;
+    let keys_secs = began.elapsed().as_secs_f64();
+    let began = std::time::Instant::now();
+    if bar {
+        eprintln!("verifying the target ...");
+    }
+    verify(&from, &to, source_head).await?;
+    if let Some((keys, _)) = once_only {
+        let there = count_keys(&to, batch as usize).await?;
+        anyhow::ensure!(there >= keys, "the target holds {there} idempotency keys, the source {keys}");
+    }
+    let verify_secs = began.elapsed().as_secs_f64();
+    Ok(Migrated { copied: source_head - start, start, head: source_head, copy_secs, keys_secs, verify_secs, once_only })
 }
 
 /// Copies the source's idempotency and event keys and its live replay memory (already
@@ -88,9 +120,10 @@ async fn copy_once_only(
     from: &Arc<dyn EventStore>,
     to: &Arc<dyn EventStore>,
     batch: usize,
+    show: bool,
 ) -> Result<Option<(u64, u64)>> {
     let now = chrono::Utc::now().timestamp_micros();
-    let bar = ProgressBar::new_spinner();
+    let bar = if show { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {pos} idempotency keys and signed-request entries, {per_sec}")
             .expect("a valid template"),
