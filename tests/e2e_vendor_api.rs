@@ -532,3 +532,56 @@ fn a_distributor_never_acts_for_another_distributors_reseller() {
     assert_eq!(own["total_count"], 1, "{own}");
     assert_eq!(ok(d2.get(path, &[("indirect_partner_id", "")])), own);
 }
+
+/// Paging of the coupon lists: ListIssuedPartnerCoupons (query) and ListQuotaCoupons (body)
+/// take the vendor's offset and limit over a total that does not change with the page.
+#[test]
+fn the_coupon_lists_page_with_offset_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    world(&s);
+    associate(&s, "C5", "D1", "resale");
+    associate(&s, "C6", "D1", "resale");
+    let mut quotas = vec![];
+    for amount in ["100.00", "200.00", "300.00"] {
+        let grant = created(
+            &s,
+            "POST",
+            "/v1/partners/D1/coupon-quota",
+            ADMIN_TOKEN,
+            Some(json!({"amount": amount, "currency": "CNY"})),
+        );
+        quotas.push(grant["quota_id"].as_str().unwrap().to_string());
+    }
+    let d1 = Sdk::for_partner(&s, "D1");
+    let body = format!(
+        r#"{{"quota_id": "{}", "customer_ids": ["C1", "C5", "C6"], "face_value": 2, "expire_time": "2099-01-01T00:00:00Z"}}"#,
+        quotas[0]
+    );
+    assert_eq!(
+        ok(d1.post("/v2/promotions/benefits/partner-coupons", &body))["coupon_infos"].as_array().unwrap().len(),
+        3
+    );
+
+    let path = "/v2/promotions/benefits/partner-coupons";
+    let all = ok(d1.get(path, &[]));
+    let ids = |v: &Value| -> Vec<String> {
+        v["user_coupons"].as_array().unwrap().iter().map(|c| c["coupon_id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(all["total_count"], 3, "{all}");
+    let page = ok(d1.get(path, &[("offset", "1"), ("limit", "1")]));
+    assert_eq!((page["total_count"].as_u64(), ids(&page)), (Some(3), vec![ids(&all)[1].clone()]));
+    assert_eq!(ids(&ok(d1.get(path, &[("offset", "3")]))).len(), 0);
+    refused(d1.get(path, &[("limit", "0")]), 400, "INVALID_FIELD");
+    refused(d1.get(path, &[("limit", "101")]), 400, "INVALID_FIELD");
+
+    let query = "/v2/partners/coupon-quotas/query";
+    let all = ok(d1.post(query, "{}"));
+    let ids = |v: &Value| -> Vec<String> {
+        v["quotas"].as_array().unwrap().iter().map(|q| q["quota_id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids(&all), quotas, "oldest grant first");
+    let page = ok(d1.post(query, r#"{"offset": 1, "limit": 2}"#));
+    assert_eq!((page["total_count"].as_u64(), ids(&page)), (Some(3), quotas[1..].to_vec()));
+    refused(d1.post(query, r#"{"limit": 101}"#), 400, "INVALID_FIELD");
+}
