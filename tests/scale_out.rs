@@ -531,3 +531,58 @@ fn a_credential_revoked_through_one_node_is_refused_on_the_others_at_once() {
         }
     }
 }
+
+/// The anchor lease's holder (`pid:…`), read from the shared schema.
+fn anchor_lease_holder(dir: &std::path::Path) -> Option<String> {
+    let schema = support::postgres::schema_of(dir);
+    let holder = psql(&format!("SELECT holder FROM \"{schema}\".leases WHERE name = 'anchorer'"));
+    (!holder.is_empty()).then_some(holder)
+}
+
+/// The head positions the stored anchors cover, in order.
+fn anchored(s: &Server) -> Vec<u64> {
+    let (status, list) = s.call("GET", "/v1/audit/anchors", Some(ADMIN_TOKEN), None);
+    assert_eq!(status, 200, "{list}");
+    list["items"].as_array().unwrap().iter().filter_map(|a| a["head_position"].as_u64()).collect()
+}
+
+#[test]
+fn one_node_anchors_the_chain_and_another_takes_over_when_it_dies() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("anchor.key");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_ledger")).args(["anchor", "keygen", "--out"]).arg(&key).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    support::postgres::use_postgres(dirs[0].path());
+    support::postgres::share(dirs[0].path(), dirs[1].path());
+    let key = key.to_str().unwrap();
+    let env = [("LEDGER_ANCHOR_KEY_FILE", key), ("LEDGER_ANCHOR_EVERY_EVENTS", "3"), ("LEDGER_KAFKA_LEASE_SECS", "1")];
+    let first = Server::start_with_env(dirs[0].path(), &env);
+    wait_for("the first node to hold the anchor lease", || {
+        anchor_lease_holder(dirs[0].path()).is_some_and(|h| h.starts_with(&format!("{}:", first.pid())))
+    });
+    let second = Server::start_with_env(dirs[1].path(), &env);
+    for i in 0..6 {
+        register_partner(&second, &format!("A{i}"), "Anchor Co", "solution_provider", None);
+    }
+    wait_for("anchors of the second node's writes", || anchored(&second).len() >= 2);
+    assert!(anchor_lease_holder(dirs[0].path()).unwrap().starts_with(&format!("{}:", first.pid())));
+    let covered = anchored(&second);
+    assert!(covered.windows(2).all(|w| w[0] < w[1]), "each anchor covers more: {covered:?}");
+
+    // The holder dies (SIGKILL): the other takes the lease over and anchors what comes next.
+    drop(first);
+    for i in 6..12 {
+        register_partner(&second, &format!("A{i}"), "Anchor Co", "solution_provider", None);
+    }
+    let head = second.events_total();
+    wait_for("the second node to take over", || {
+        anchor_lease_holder(dirs[0].path()).is_some_and(|h| h.starts_with(&format!("{}:", second.pid())))
+    });
+    wait_for("an anchor of the writes after the take-over", || {
+        anchored(&second).last().is_some_and(|p| *p + 3 >= head)
+    });
+    let covered = anchored(&second);
+    assert!(covered.windows(2).all(|w| w[0] < w[1]), "one anchorer at a time, each anchor covers more: {covered:?}");
+}

@@ -161,8 +161,15 @@ pub struct ServeArgs {
 }
 
 /// Starts anchoring when a key is configured (checked against the ledger's current anchor
-/// key first); without one, says that the chain goes unanchored.
-pub async fn spawn_in_serve(args: &ServeArgs, data: &Path, ledger: Arc<Ledger>) -> Result<Option<(Anchorer, String)>> {
+/// key first); without one, says that the chain goes unanchored. On a store that keeps
+/// leases, anchoring runs under the lease `anchorer` ([`LeasedAnchorer`]): of the nodes
+/// sharing a store and given the key, one anchors at a time.
+pub async fn spawn_in_serve(
+    args: &ServeArgs,
+    data: &Path,
+    ledger: Arc<Ledger>,
+    term: Duration,
+) -> Result<Option<(LeasedAnchorer, String)>> {
     let Some(key) = load_key(&args.key, data)? else {
         eprintln!("warning: no anchor key (--anchor-key or {KEY_ENV}); the hash chain is not anchored");
         return Ok(None);
@@ -171,5 +178,99 @@ pub async fn spawn_in_serve(args: &ServeArgs, data: &Path, ledger: Arc<Ledger>) 
     let cadence = Cadence { every_events: args.every_events, every: Duration::from_secs(args.every_secs) };
     let public = key.public_hex();
     eprintln!("anchoring the chain with key {public}");
-    Ok(Some((Anchorer::spawn(ledger, key, cadence), public)))
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let holder = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let task = tokio::spawn(hold(ledger, key, cadence, term, holder, stopped));
+    Ok(Some((LeasedAnchorer { stop, task }, public)))
+}
+
+/// The lease's name in the store.
+pub const ANCHOR_LEASE: &str = "anchorer";
+
+/// The anchorer under the lease, running as a task of the server.
+pub struct LeasedAnchorer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<u64>>,
+}
+
+impl LeasedAnchorer {
+    /// Stops anchoring (the holder anchors once more what came since its last anchor) and
+    /// releases the lease; answers how many anchors this node made.
+    pub async fn shutdown(self) -> Result<u64> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(|e| anyhow::anyhow!("the anchorer task: {e}"))?
+    }
+}
+
+fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// Holds the lease in turn with the other nodes, renewing it every fifth of its term, and
+/// runs the [`Anchorer`] while it holds it. A successor starts from the anchors stream,
+/// shared by all. On a store without leases (KurrentDB) it anchors unleased.
+async fn hold(
+    ledger: Arc<Ledger>,
+    key: AnchorKey,
+    cadence: Cadence,
+    term: Duration,
+    holder: String,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) -> Result<u64> {
+    let store = ledger.exec.store().clone();
+    let lease = |now: i64, until: i64| ledger_store::Lease {
+        name: ANCHOR_LEASE,
+        holder: &holder,
+        now_micros: now,
+        until_micros: until,
+        position: 0,
+    };
+    let (mut anchorer, mut made, mut held_until) = (None::<Anchorer>, 0, std::time::Instant::now());
+    let stop = |a: Anchorer| async move { a.shutdown().await.map_err(|e| anyhow::anyhow!("anchoring: {e}")) };
+    loop {
+        let now = chrono::Utc::now();
+        let until = now + chrono::TimeDelta::from_std(term).expect("a short term");
+        let asked = std::time::Instant::now();
+        match store.lease(lease(micros(now), micros(until))).await {
+            Ok(Some(_)) => {
+                held_until = asked + term;
+                if anchorer.is_none() {
+                    eprintln!("this node holds the anchor lease: it anchors the chain");
+                    anchorer = Some(Anchorer::spawn(ledger.clone(), key.clone(), cadence));
+                }
+            }
+            Ok(None) => {
+                if let Some(a) = anchorer.take() {
+                    eprintln!("another node holds the anchor lease: this one stops anchoring");
+                    made += stop(a).await?;
+                }
+            }
+            Err(e) if e.to_string().contains(ledger_store::NO_LEASES) => {
+                tracing::warn!("the store keeps no leases: anchors are made unleased (give the key to one node)");
+                let a = Anchorer::spawn(ledger.clone(), key.clone(), cadence);
+                let _ = stopped.await;
+                return stop(a).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "renewing the anchor lease");
+                if std::time::Instant::now() >= held_until {
+                    if let Some(a) = anchorer.take() {
+                        eprintln!("the anchor lease could not be renewed: this node stops anchoring");
+                        made += stop(a).await?;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(term / 5) => {}
+            _ = &mut stopped => break,
+        }
+    }
+    if let Some(a) = anchorer {
+        made += stop(a).await?;
+        // Released: the term ends now, so another node goes on at once.
+        let now = micros(chrono::Utc::now());
+        let _ = store.lease(lease(now, now)).await;
+    }
+    Ok(made)
 }

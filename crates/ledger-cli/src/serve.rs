@@ -236,7 +236,8 @@ pub fn run(mut args: Args) -> Result<()> {
             crate::relay_lease::spawn(&args.kafka, args.kafka_lease_secs, args.data.dir.clone(), dyn_store.clone());
         let credentials = Arc::new(Credentials::new(master_key(&args.data.dir)?, args.admin_token.as_deref()));
         let ledger = Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))).with_calendar(calendar));
-        let anchorer = crate::anchor::spawn_in_serve(&args.anchor, &args.data.dir, ledger.clone()).await?;
+        let anchorer =
+            crate::anchor::spawn_in_serve(&args.anchor, &args.data.dir, ledger.clone(), args.kafka_lease_secs).await?;
         let state = Arc::new(AppState {
             store: dyn_store.clone(),
             ledger,
@@ -273,7 +274,7 @@ pub fn run(mut args: Args) -> Result<()> {
         ledger_api::serve_with(state, console, listener).await?;
         if let Some((anchorer, _)) = anchorer {
             // A clean shutdown anchors whatever came since the last anchor.
-            let made = anchorer.shutdown().await.map_err(|e| anyhow::anyhow!("anchoring: {e}"))?;
+            let made = anchorer.shutdown().await?;
             eprintln!("anchors made: {made}");
         }
         if let Some(relay) = relay {
