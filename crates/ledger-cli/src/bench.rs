@@ -265,6 +265,25 @@ struct Level {
     p99_ms: f64,
 }
 
+/// The table both append benchmarks print: one row per level of appenders, as a ratio to the
+/// same run's baseline.
+fn level_rows(results: &[Level], baseline: f64, against: &str) -> String {
+    let mut out = format!("| appenders | events | events/s | p50 latency | p99 latency | vs. {against} |\n");
+    out.push_str("|---:|---:|---:|---:|---:|---:|\n");
+    for l in results {
+        out.push_str(&format!(
+            "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0}% |\n",
+            l.appenders,
+            l.events,
+            l.per_sec,
+            l.p50_ms,
+            l.p99_ms,
+            100.0 * l.per_sec / baseline
+        ));
+    }
+    out
+}
+
 fn append_bench(dir: &Path, levels: &[usize], duration: Duration) -> Result<String> {
     let payload_len = ledger_core::envelope::canonical_json(&sample_payload(1)).len();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -291,19 +310,7 @@ fn append_bench(dir: &Path, levels: &[usize], duration: Duration) -> Result<Stri
         duration.as_secs(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     ));
-    out.push_str("| appenders | events | events/s | p50 latency | p99 latency | vs. raw SQLite |\n");
-    out.push_str("|---:|---:|---:|---:|---:|---:|\n");
-    for l in &results {
-        out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0}% |\n",
-            l.appenders,
-            l.events,
-            l.per_sec,
-            l.p50_ms,
-            l.p99_ms,
-            100.0 * l.per_sec / baseline
-        ));
-    }
+    out.push_str(&level_rows(&results, baseline, "raw SQLite"));
     out.push_str(&format!("| raw SQLite baseline | {rows} | {baseline:.0} | | | 100% |\n"));
     Ok(out)
 }
@@ -393,19 +400,7 @@ fn append_bench_postgres(url: &str, levels: &[usize], duration: Duration) -> Res
         duration.as_secs(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
-    out.push_str("| appenders | events | events/s | p50 latency | p99 latency | vs. raw INSERTs |\n");
-    out.push_str("|---:|---:|---:|---:|---:|---:|\n");
-    for l in &results {
-        out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0}% |\n",
-            l.appenders,
-            l.events,
-            l.per_sec,
-            l.p50_ms,
-            l.p99_ms,
-            100.0 * l.per_sec / baseline
-        ));
-    }
+    out.push_str(&level_rows(&results, baseline, "raw INSERTs"));
     out.push_str(&format!("| raw batched INSERTs | {rows} | {baseline:.0} | | | 100% |\n"));
     Ok(out)
 }
