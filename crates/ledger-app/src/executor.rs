@@ -315,6 +315,20 @@ impl Executor {
         (stream_b, command_b): (&str, B::Command),
         ctx: &CommandContext,
     ) -> Result<(Outcome<A::Event>, Vec<B::Event>), AppError> {
+        self.execute_then::<A, B>((stream_a, command_a), stream_b, |_| Some(command_b.clone()), ctx).await
+    }
+
+    /// Like [`Executor::execute_two`], `B`'s command made on each attempt from the events
+    /// `A`'s command decided (`None`: `A`'s events are stored alone): a step whose second
+    /// half follows from what its first half decided (the rebate credit of a payment paid by
+    /// cloud-account credit is the paid amount).
+    pub async fn execute_then<A: Aggregate, B: Aggregate>(
+        &self,
+        (stream_a, command_a): (&str, A::Command),
+        stream_b: &str,
+        mut then: impl FnMut(&[A::Event]) -> Option<B::Command>,
+        ctx: &CommandContext,
+    ) -> Result<(Outcome<A::Event>, Vec<B::Event>), AppError> {
         if stream_a == stream_b {
             return Err(
                 StoreError::InvalidAppend(format!("{stream_a}: two commands of one stream are one step")).into()
@@ -330,8 +344,13 @@ impl Executor {
         for attempt in 1..=MAX_ATTEMPTS {
             let (state_a, version_a) = self.take::<A>(stream_a).await?;
             let (state_b, version_b) = self.take::<B>(stream_b).await?;
-            let decided = A::decide(&state_a, command_a.clone(), ctx.now)
-                .and_then(|a| Ok((a, B::decide(&state_b, command_b.clone(), ctx.now)?)));
+            let decided = A::decide(&state_a, command_a.clone(), ctx.now).and_then(|a| {
+                let b = match then(&a) {
+                    Some(command_b) => B::decide(&state_b, command_b, ctx.now)?,
+                    None => vec![],
+                };
+                Ok((a, b))
+            });
             let (events_a, events_b) = match decided {
                 Ok((a, b)) if !a.is_empty() || !b.is_empty() => (a, b),
                 other => {

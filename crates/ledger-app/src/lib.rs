@@ -109,16 +109,6 @@ impl AppError {
     }
 }
 
-/// `LEDGER_CRASH_AT=<point>` makes the process die at that point, as a crash would: how the
-/// crash tests cut a step that spans two appends short between them (tests/e2e_money_edges.rs).
-/// Unset, it does nothing.
-pub fn crash_point(point: &str) {
-    if std::env::var("LEDGER_CRASH_AT").is_ok_and(|p| p == point) {
-        eprintln!("LEDGER_CRASH_AT={point}: aborting");
-        std::process::abort();
-    }
-}
-
 /// The fingerprint of a request for idempotency: SHA-256 of what it asked for.
 pub fn fingerprint(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();

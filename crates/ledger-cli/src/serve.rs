@@ -290,11 +290,11 @@ pub fn run(mut args: Args) -> Result<()> {
     })
 }
 
-/// Credits the rebate of every payment paid by `cloud_account_credit` whose credit a crash
-/// between the pay step's two appends left missing (docs/DOMAIN.md §5), once the read models
-/// hold the log as it stood at start (`head`).
-/// `LEDGER_START_COMPLETION=off` leaves them to the next pay call (a test hook, beside
-/// `LEDGER_CRASH_AT`, to show that call completes them).
+/// Credits the rebate of every payment paid by `cloud_account_credit` whose credit is
+/// missing, once the read models hold the log as it stood at start (`head`): a log written
+/// when the pay and its credit were two appends, and a crash came between them
+/// (docs/DOMAIN.md §5). `LEDGER_START_COMPLETION=off` leaves them to the next pay call (a
+/// test hook, to show that call completes them).
 async fn complete_cut_short_payments(state: Arc<AppState>, head: u64) {
     if std::env::var("LEDGER_START_COMPLETION").is_ok_and(|v| v == "off") {
         return;
