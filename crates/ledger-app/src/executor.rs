@@ -61,6 +61,15 @@ impl<E> Outcome<E> {
     pub fn is_stored(&self) -> bool {
         matches!(self, Outcome::Stored { .. })
     }
+
+    /// The version of the command's stream this write left (for a replay, the first call's;
+    /// for a step over two streams, the first stream's).
+    pub fn stream_version(&self) -> u64 {
+        match self {
+            Outcome::Stored { appended, .. } | Outcome::Replayed { appended } => appended.stream_version,
+            Outcome::Unchanged { stream_version } => *stream_version,
+        }
+    }
 }
 
 /// One command of a batch, and the key that names the first event it stores (see
@@ -146,6 +155,35 @@ impl Executor {
         let state = Arc::new(state);
         self.remember_shared(stream, version, state.clone());
         Ok((state, version))
+    }
+
+    /// The state of an aggregate's stream as it stood at `version` (the answer to a write is
+    /// of the state the write left, also when a retry asks it again after later writes).
+    /// The cached state when it is at that version (a write just stored); else rebuilt from
+    /// the stream's snapshot when it is not newer, or from the start.
+    pub async fn load_at<D: Aggregate>(&self, stream: &str, version: u64) -> Result<Arc<D::State>, AppError> {
+        let cached = self.cache.lock().expect("cache lock").get(stream).cloned();
+        if let Some(state) = cached.filter(|(v, _)| *v == version).and_then(|(_, s)| s.downcast::<D::State>().ok()) {
+            return Ok(state);
+        }
+        let (mut state, mut at) = match self.store.load_snapshot(stream).await? {
+            Some((v, text)) if v <= version => match D::restore(&text) {
+                Some(state) => (state, v),
+                None => (D::State::default(), 0),
+            },
+            _ => (D::State::default(), 0),
+        };
+        while at < version {
+            let batch = self.store.read_stream(stream, at + 1, READ_BATCH.min((version - at) as usize)).await?;
+            let Some(last) = batch.last().map(|e| e.version) else { break };
+            for e in &batch {
+                let event: D::Event = decode(&e.event_type, e.schema_version, &e.data)
+                    .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
+                state = D::evolve(state, &event);
+            }
+            at = last;
+        }
+        Ok(Arc::new(state))
     }
 
     /// Like [`Executor::load`], but takes the cached state out of the cache instead of
