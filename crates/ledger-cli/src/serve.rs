@@ -54,6 +54,7 @@ pub struct Args {
     kafka: ledger_bus::cli::ServeKafkaArgs,
     /// Seconds of the kafka lease: with `--kafka-brokers`, the nodes sharing a store hold it
     /// in turn and only its holder publishes; another takes over this long after it dies.
+    /// (The anchor lease has its own term, `--anchor-lease-secs`.)
     #[arg(long, env = "LEDGER_KAFKA_LEASE_SECS", default_value = "10", value_parser = seconds)]
     kafka_lease_secs: std::time::Duration,
     #[command(flatten)]
@@ -79,7 +80,7 @@ pub struct LimitArgs {
     body_budget_mib: usize,
 }
 
-fn seconds(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn seconds(s: &str) -> Result<std::time::Duration, String> {
     s.parse::<f64>()
         .ok()
         .filter(|v| v.is_finite() && *v > 0.0 && *v <= 3600.0)
@@ -236,8 +237,7 @@ pub fn run(mut args: Args) -> Result<()> {
             crate::relay_lease::spawn(&args.kafka, args.kafka_lease_secs, args.data.dir.clone(), dyn_store.clone());
         let credentials = Arc::new(Credentials::new(master_key(&args.data.dir)?, args.admin_token.as_deref()));
         let ledger = Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))).with_calendar(calendar));
-        let anchorer =
-            crate::anchor::spawn_in_serve(&args.anchor, &args.data.dir, ledger.clone(), args.kafka_lease_secs).await?;
+        let anchorer = crate::anchor::spawn_in_serve(&args.anchor, &args.data.dir, ledger.clone()).await?;
         let state = Arc::new(AppState {
             store: dyn_store.clone(),
             ledger,
