@@ -20,7 +20,10 @@
 //! them all with one statement (events, keys and NOTIFY), and answers the callers only after
 //! `COMMIT` (`synchronous_commit = on`: the commit is durable when it returns). A group is
 //! two round trips: `BEGIN`, the lock and the reads pipelined; then the write and `COMMIT`
-//! pipelined. An event id already stored fails the write on the table's UNIQUE constraint;
+//! pipelined. The writer remembers the stream versions it read and wrote as of the tip it
+//! left; while the tip read under the lock is still that one nobody else appended, so only
+//! the streams it does not know are read (otherwise the rest are read too, a third round
+//! trip, still under the lock). An event id already stored fails the write on the table's UNIQUE constraint;
 //! the group is then redone looking every id up, so only that append is refused. A failed
 //! group is rolled back whole and every caller whose events were in it gets the error. If the
 //! connection drops during `COMMIT` the outcome is unknown to the caller (reported as
@@ -255,7 +258,8 @@ impl PostgresStore {
         let (head_tx, head) = watch::channel(tip.next_position - 1);
         let head_tx = Arc::new(head_tx);
         let (jobs, rx) = mpsc::channel(QUEUE);
-        let writer = Writer { target: target.clone(), conn: Some(conn), head: head_tx.clone() };
+        let writer =
+            Writer { target: target.clone(), conn: Some(conn), head: head_tx.clone(), known: KnownVersions::default() };
         tokio::spawn(writer.run(rx));
         let listener = tokio::spawn(follow_head(target.clone(), head_tx));
         let readers = Readers { target, slots: (0..READERS).map(|_| Default::default()).collect(), next: 0.into() };
@@ -622,7 +626,21 @@ struct Writer {
     /// None after the connection was lost: the next group reconnects.
     conn: Option<WriterConn>,
     head: Arc<watch::Sender<u64>>,
+    known: KnownVersions,
 }
+
+/// Stream versions this writer read or wrote, as of the log's tip `next_position`. While the
+/// tip read under the lock is still that one, nobody appended since (positions are gap-free
+/// and assigned under the lock), so a group needs to read only the streams not known here.
+#[derive(Default)]
+struct KnownVersions {
+    /// 0 (never a tip): nothing known.
+    next_position: u64,
+    versions: HashMap<String, u64>,
+}
+
+/// Most stream versions kept between groups.
+const MAX_KNOWN_VERSIONS: usize = 100_000;
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
@@ -697,8 +715,10 @@ impl Writer {
             self.conn = Some(WriterConn::open(&self.target, false).await?);
         }
         let conn = self.conn.as_ref().expect("connected above");
-        let written = Writer::write_on(conn, &self.target, group, check_ids).await;
+        let written = Writer::write_on(conn, &self.target, &mut self.known, group, check_ids).await;
         if written.is_err() {
+            // Rolled back (or unknown): what was known may describe writes that are not there.
+            self.known = KnownVersions::default();
             // Whatever was left open is rolled back (harmless if the COMMIT already ended
             // it); a lost connection is made again for the next group.
             if conn.client.is_closed() || conn.client.batch_execute("ROLLBACK").await.is_err() {
@@ -711,6 +731,7 @@ impl Writer {
     async fn write_on(
         conn: &WriterConn,
         target: &Target,
+        known: &mut KnownVersions,
         group: &[&[AppendRequest]],
         check_ids: bool,
     ) -> Result<GroupPlan, StoreError> {
@@ -727,17 +748,26 @@ impl Writer {
         }
         streams.sort_unstable();
         streams.dedup();
+        // Streams whose version this writer knows are not read (checked against the tip below).
+        let (skipped, to_read): (Vec<&str>, Vec<&str>) =
+            streams.iter().partition(|s| known.next_position != 0 && known.versions.contains_key(**s));
 
         // Pipelined, in this order: the lock first, so the reads after it (each with its own
         // READ COMMITTED snapshot, taken once the lock is granted) see every append committed
         // before. The lock and the tip cannot share a statement: its snapshot would predate
         // the lock.
-        let params: [[&(dyn ToSql + Sync); 1]; 4] = [[&conn.lock_key], [&streams], [&keys], [&ids]];
+        let params: [[&(dyn ToSql + Sync); 1]; 4] = [[&conn.lock_key], [&to_read], [&keys], [&ids]];
         let (_, _, tip, versions, key_rows, id_rows) = futures::try_join!(
             client.batch_execute("BEGIN").map_err(pg),
             client.execute(&st.lock, &params[0]).map_err(pg),
             read_tip(client, &st.tip),
-            client.query(&st.versions, &params[1]).map_err(pg),
+            async {
+                match to_read.is_empty() {
+                    true => Ok(vec![]),
+                    false => client.query(&st.versions, &params[1]).await,
+                }
+            }
+            .map_err(pg),
             async {
                 match keys.is_empty() {
                     true => Ok(vec![]),
@@ -753,8 +783,21 @@ impl Writer {
             }
             .map_err(pg),
         )?;
-        let read = started.elapsed();
         let mut stored = StoredFacts::default();
+        let mut versions = versions;
+        if tip.next_position == known.next_position {
+            for s in &skipped {
+                stored.versions.insert(s.to_string(), known.versions[*s]);
+            }
+        } else {
+            // Another process appended since (or nothing is known): read those too, still
+            // under the lock.
+            known.versions.clear();
+            if !skipped.is_empty() {
+                versions.extend(client.query(&st.versions, &[&skipped]).await.map_err(pg)?);
+            }
+        }
+        let read = started.elapsed();
         for row in &versions {
             let v: Option<i64> = row.try_get(1).map_err(pg)?;
             stored.versions.insert(row.try_get(0).map_err(pg)?, v.unwrap_or(0) as u64);
@@ -767,9 +810,22 @@ impl Writer {
             stored.ids.insert(id.parse().map_err(|_| StoreError::Backend(format!("bad event id {id}")))?);
         }
 
+        let next_position = tip.next_position;
         let plan = plan_group(group.iter().copied(), &stored, tip, Utc::now());
+        // What is known once this commits: what was read, moved by what is appended.
+        let remember = |known: &mut KnownVersions, stored: StoredFacts, plan: &GroupPlan| {
+            if known.versions.len() + stored.versions.len() > MAX_KNOWN_VERSIONS {
+                known.versions.clear();
+            }
+            known.versions.extend(stored.versions);
+            for e in &plan.events {
+                known.versions.insert(e.stream.clone(), e.version);
+            }
+            known.next_position = plan.events.last().map_or(next_position, |e| e.position + 1);
+        };
         let Some(last) = plan.events.last() else {
             client.batch_execute("COMMIT").await.map_err(pg)?;
+            remember(known, stored, &plan);
             return Ok(plan);
         };
         let cols = EventColumns::from(&plan.events);
@@ -789,6 +845,7 @@ impl Writer {
         // A failed write aborts the transaction and the COMMIT after it then rolls back:
         // the write's own error is what the callers get.
         futures::try_join!(client.execute(&st.insert_group, &params), client.batch_execute("COMMIT")).map_err(pg)?;
+        remember(known, stored, &plan);
         tracing::debug!(
             events = plan.events.len(),
             read_micros = read.as_micros() as u64,

@@ -267,3 +267,25 @@ async fn a_reused_event_id_fails_only_its_own_append_in_a_group() {
     assert_eq!(store.read_all(1, 100).await.unwrap().len(), 21);
     assert_eq!(verify_chain(&store).await, 21);
 }
+
+/// A writer remembers the versions it read and wrote while nobody else appends; another
+/// process's append (the tip moved) makes it read them again, so a stale expected version is
+/// still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_known_to_one_process_is_read_again_after_another_appends() {
+    let schema = Schema::fresh();
+    let (a, b) = (schema.open().await, schema.open().await);
+    a.append(request("acct", ExpectedVersion::Exact(0), vec![event(1)])).await.unwrap();
+    a.append(request("acct", ExpectedVersion::Exact(1), vec![event(2)])).await.unwrap();
+    b.append(request("acct", ExpectedVersion::Exact(2), vec![event(3)])).await.unwrap();
+    let stale = a.append(request("acct", ExpectedVersion::Exact(2), vec![event(4)])).await;
+    assert_eq!(stale.unwrap_err().code(), "CONCURRENCY_CONFLICT");
+    let next = a.append(request("acct", ExpectedVersion::Exact(3), vec![event(4)])).await.unwrap();
+    assert_eq!((next.stream_version, next.first_position), (4, 4));
+    // Another stream's append by B moves the tip too.
+    b.append(request("other", ExpectedVersion::Any, vec![event(5)])).await.unwrap();
+    b.append(request("acct", ExpectedVersion::Exact(4), vec![event(6)])).await.unwrap();
+    let stale = a.append(request("acct", ExpectedVersion::Exact(4), vec![event(7)])).await;
+    assert_eq!(stale.unwrap_err().code(), "CONCURRENCY_CONFLICT");
+    assert_eq!(verify_chain(&a).await, 6);
+}
