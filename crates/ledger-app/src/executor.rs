@@ -155,6 +155,52 @@ impl Executor {
         self.catch_up::<D>(stream, state, version, first).await
     }
 
+    /// The current state of each of `streams` (of one aggregate), shared with the cache:
+    /// their versions are asked of the store in one call, and only a stream that moved
+    /// past its cached state (or has none cached) is read.
+    pub async fn load_many_shared<D: Aggregate>(
+        &self,
+        streams: &[String],
+    ) -> Result<Vec<(Arc<D::State>, u64)>, AppError> {
+        let cached: Vec<Option<CachedState>> = {
+            let cache = self.cache.lock().expect("cache lock");
+            streams.iter().map(|s| cache.get(s).cloned()).collect()
+        };
+        let versions = self.store.stream_versions(streams).await?;
+        let mut out = Vec::with_capacity(streams.len());
+        for ((stream, cached), version) in streams.iter().zip(cached).zip(versions) {
+            match cached.and_then(|(v, s)| s.downcast::<D::State>().ok().map(|s| (s, v))) {
+                Some((state, v)) if v == version => out.push((state, v)),
+                _ => out.push(self.load_shared::<D>(stream).await?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like [`Executor::take`] for several streams: one call for their versions, and a read
+    /// only of those that moved past their cached state.
+    async fn take_many<D: Aggregate>(&self, streams: &[String]) -> Result<Vec<(D::State, u64)>, AppError> {
+        let cached: Vec<Option<CachedState>> = {
+            let mut cache = self.cache.lock().expect("cache lock");
+            streams.iter().map(|s| cache.remove(s)).collect()
+        };
+        let versions = self.store.stream_versions(streams).await?;
+        let mut out = Vec::with_capacity(streams.len());
+        for ((stream, cached), version) in streams.iter().zip(cached).zip(versions) {
+            let (state, at) = match cached.map(|(v, s)| (v, s.downcast::<D::State>())) {
+                Some((v, Ok(s))) => (Arc::try_unwrap(s).unwrap_or_else(|shared| (*shared).clone()), v),
+                _ => self.restore::<D>(stream).await?,
+            };
+            if at == version {
+                out.push((state, at));
+                continue;
+            }
+            let first = self.store.read_stream(stream, at + 1, READ_BATCH).await?;
+            out.push(self.catch_up::<D>(stream, state, at, first).await?);
+        }
+        Ok(out)
+    }
+
     /// Where a load starts when no state is cached: the stream's snapshot when the store
     /// keeps one and it restores, else the empty state at version 0.
     async fn restore<D: Aggregate>(&self, stream: &str) -> Result<(D::State, u64), AppError> {
@@ -444,8 +490,11 @@ impl Executor {
             if attempt > MAX_BATCH_ATTEMPTS {
                 return Err(StoreError::Backend(format!("a batch kept losing for {MAX_BATCH_ATTEMPTS} attempts")).into());
             }
+            // Every stream the rest of the batch touches, loaded at once.
             let mut a: Streams<A> = Streams::default();
             let mut b: Streams<B> = Streams::default();
+            a.preload(self, items[start..].iter().map(|i| i.stream.as_str())).await?;
+            b.preload(self, items[start..].iter().filter_map(|i| i.second.as_ref().map(|(s, _)| s.as_str()))).await?;
             // Per item of this append: (its index, whether its A half stored, the (stream
             // of the append, event index) of its halves' last events).
             let mut decided: Vec<(usize, ItemOutcome, Vec<(bool, usize, usize)>)> = vec![];
@@ -453,7 +502,7 @@ impl Executor {
             let mut end = start;
             while end < items.len() {
                 let item = &items[end];
-                let ia = a.load(self, &item.stream).await?;
+                let ia = a.index[item.stream.as_str()];
                 let new_a = match A::decide(&a.streams[ia].state, item.command.clone(), ctx.now) {
                     Ok(new) => new,
                     Err(e) => {
@@ -465,7 +514,7 @@ impl Executor {
                 let (ib, new_b) = match &item.second {
                     None => (None, vec![]),
                     Some((stream, command)) => {
-                        let ib = b.load(self, stream).await?;
+                        let ib = b.index[stream.as_str()];
                         match B::decide(&b.streams[ib].state, command.clone(), ctx.now) {
                             Ok(new) => (Some(ib), new),
                             Err(e) => {
@@ -651,15 +700,20 @@ impl<D: Aggregate> Default for Streams<D> {
 }
 
 impl<D: Aggregate> Streams<D> {
-    /// The index of `stream`, taken out of the executor's cache (or loaded) on first use.
-    async fn load(&mut self, exec: &Executor, stream: &str) -> Result<usize, AppError> {
-        if let Some(i) = self.index.get(stream) {
-            return Ok(*i);
+    /// Takes the states of `streams` out of the executor's cache (or loads them).
+    async fn preload(&mut self, exec: &Executor, streams: impl Iterator<Item = &str>) -> Result<(), AppError> {
+        let mut names: Vec<String> = vec![];
+        for s in streams {
+            if !self.index.contains_key(s) {
+                self.index.insert(s.to_string(), self.streams.len() + names.len());
+                names.push(s.to_string());
+            }
         }
-        let (state, version) = exec.take::<D>(stream).await?;
-        self.streams.push(Taken { name: stream.to_string(), state, version, events: vec![], keys: vec![], touched: false });
-        self.index.insert(stream.to_string(), self.streams.len() - 1);
-        Ok(self.streams.len() - 1)
+        let taken = exec.take_many::<D>(&names).await?;
+        for (name, (state, version)) in names.into_iter().zip(taken) {
+            self.streams.push(Taken { name, state, version, events: vec![], keys: vec![], touched: false });
+        }
+        Ok(())
     }
 
     /// An append request for each stream with events; answers, per stream, its request's

@@ -194,12 +194,22 @@ impl Ledger {
         let mut customers: Vec<&str> = lines.iter().map(|l| l.customer_id.as_str()).collect();
         customers.sort_unstable();
         customers.dedup();
-        let loaded = futures::future::join_all(customers.iter().map(|c| async move {
-            validate_id("customer_id", c)?;
-            Ok::<_, AppError>(self.exec.load_shared::<Customer>(&customer::stream_id(c)).await?.0)
-        }))
-        .await;
-        let customers: HashMap<&str, Result<_, AppError>> = customers.into_iter().zip(loaded).collect();
+        // The valid ids' streams in one load (one look at their versions, reads of those
+        // that moved).
+        let checked: Vec<Result<(), AppError>> =
+            customers.iter().map(|c| validate_id("customer_id", c).map_err(AppError::from)).collect();
+        let streams: Vec<String> = customers
+            .iter()
+            .zip(&checked)
+            .filter(|(_, ok)| ok.is_ok())
+            .map(|(c, _)| customer::stream_id(c))
+            .collect();
+        let mut loaded = self.exec.load_many_shared::<Customer>(&streams).await?.into_iter();
+        let customers: HashMap<&str, Result<_, AppError>> = customers
+            .into_iter()
+            .zip(checked)
+            .map(|(c, ok)| (c, ok.map(|()| loaded.next().expect("one state per valid id").0)))
+            .collect();
         let mut books: HashMap<Currency, Arc<PolicyBook>> = HashMap::new();
         // The fund tree of each resale partner (`None`: a solution provider has none).
         let mut trees: HashMap<String, Option<String>> = HashMap::new();

@@ -315,6 +315,11 @@ impl EventStore for SqliteStore {
         self.with_reader(move |c| stream_version_sync(c, &stream)).await
     }
 
+    async fn stream_versions(&self, streams: &[String]) -> Result<Vec<u64>, StoreError> {
+        let streams = streams.to_vec();
+        self.with_reader(move |c| streams.iter().map(|s| stream_version_sync(c, s)).collect()).await
+    }
+
     fn head(&self) -> watch::Receiver<u64> {
         self.head.clone()
     }
