@@ -527,9 +527,9 @@ impl Executor {
             .collect();
         names.sort_unstable();
         names.dedup();
-        if let Some(both) = items.iter().filter_map(|i| i.second.as_ref()).find(|(s, _)| {
-            items.iter().any(|i| i.stream == *s)
-        }) {
+        if let Some(both) =
+            items.iter().filter_map(|i| i.second.as_ref()).find(|(s, _)| items.iter().any(|i| i.stream == *s))
+        {
             let reason = format!("{}: a stream of both halves of a batch", both.0);
             return Err(StoreError::InvalidAppend(reason).into());
         }
@@ -545,15 +545,18 @@ impl Executor {
         while start < items.len() {
             attempt += 1;
             if attempt > MAX_BATCH_ATTEMPTS {
-                return Err(StoreError::Backend(format!("a batch kept losing for {MAX_BATCH_ATTEMPTS} attempts")).into());
+                return Err(
+                    StoreError::Backend(format!("a batch kept losing for {MAX_BATCH_ATTEMPTS} attempts")).into()
+                );
             }
             // Every stream the rest of the batch touches, loaded at once.
             let mut a: Streams<A> = Streams::default();
             let mut b: Streams<B> = Streams::default();
             a.preload(self, items[start..].iter().map(|i| i.stream.as_str())).await?;
             b.preload(self, items[start..].iter().filter_map(|i| i.second.as_ref().map(|(s, _)| s.as_str()))).await?;
-            // Per item of this append: (its index, whether its A half stored, the (stream
-            // of the append, event index) of its halves' last events).
+            // Per item of this append: its index, its outcome (positions filled in once
+            // stored), and for each half with events (is it A's, its stream's index, the
+            // index of its last event in that stream's request).
             let mut decided: Vec<(usize, ItemOutcome, Vec<(bool, usize, usize)>)> = vec![];
             let mut count = 0;
             let mut end = start;
@@ -588,7 +591,8 @@ impl Executor {
                 }
                 count += n;
                 let mut lasts = vec![];
-                let outcome = if new_a.is_empty() { ItemOutcome::Unchanged } else { ItemOutcome::Stored { position: 0 } };
+                let outcome =
+                    if new_a.is_empty() { ItemOutcome::Unchanged } else { ItemOutcome::Stored { position: 0 } };
                 if !new_a.is_empty() {
                     let s = &mut a.streams[ia];
                     if let Some((key, fingerprint)) = &item.key {
@@ -784,7 +788,11 @@ impl<D: Aggregate> Streams<D> {
                 }
                 requests.push(AppendRequest {
                     stream: s.name.clone(),
-                    expected: if s.version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(s.version) },
+                    expected: if s.version == 0 {
+                        ExpectedVersion::NoStream
+                    } else {
+                        ExpectedVersion::Exact(s.version)
+                    },
                     events: std::mem::take(&mut s.events),
                     meta: ctx.meta.clone(),
                     idempotency: None,

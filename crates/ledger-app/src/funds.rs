@@ -3,8 +3,7 @@
 use ledger_core::ids::validate_id;
 use ledger_core::Money;
 use ledger_domain::funds::{
-    self, Adjustment, Counterparty, CounterpartyType, CreditFunds, Funds, FundsCommand, FundsEvent,
-    FundsState,
+    self, Adjustment, Counterparty, CounterpartyType, CreditFunds, Funds, FundsCommand, FundsEvent, FundsState,
 };
 use ledger_domain::guard::invalid;
 use ledger_domain::partner::PartnerKind;

@@ -198,12 +198,8 @@ impl Ledger {
         // that moved).
         let checked: Vec<Result<(), AppError>> =
             customers.iter().map(|c| validate_id("customer_id", c).map_err(AppError::from)).collect();
-        let streams: Vec<String> = customers
-            .iter()
-            .zip(&checked)
-            .filter(|(_, ok)| ok.is_ok())
-            .map(|(c, _)| customer::stream_id(c))
-            .collect();
+        let streams: Vec<String> =
+            customers.iter().zip(&checked).filter(|(_, ok)| ok.is_ok()).map(|(c, _)| customer::stream_id(c)).collect();
         let mut loaded = self.exec.load_many_shared::<Customer>(&streams).await?.into_iter();
         let customers: HashMap<&str, Result<_, AppError>> = customers
             .into_iter()

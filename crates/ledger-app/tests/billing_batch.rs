@@ -529,11 +529,9 @@ async fn a_refused_second_half_refuses_its_item_and_stores_neither_half() {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let exec = Executor::new(store.clone());
     let c = ctx(at("2026-07-12T00:00:00Z"));
-    let credit = |id: &str| RebateCommand::CreditRebate(CreditRebate {
-        partner_id: "P0".into(),
-        source_id: id.into(),
-        amount: cny("5.00"),
-    });
+    let credit = |id: &str| {
+        RebateCommand::CreditRebate(CreditRebate { partner_id: "P0".into(), source_id: id.into(), amount: cny("5.00") })
+    };
     let draw = |id: &str, amount: Money| {
         let command = FundsCommand::DrawDown(DrawDown {
             record_id: id.into(),
@@ -552,10 +550,7 @@ async fn a_refused_second_half_refuses_its_item_and_stores_neither_half() {
     ];
     let outcomes = exec.execute_paired::<Rebate, Funds>(&items, &c).await.unwrap();
     assert!(matches!(outcomes[0], Some(ItemOutcome::Stored { .. })), "{outcomes:?}");
-    assert!(
-        matches!(&outcomes[1], Some(ItemOutcome::Refused(e)) if e.code() == "INVALID_AMOUNT"),
-        "{outcomes:?}"
-    );
+    assert!(matches!(&outcomes[1], Some(ItemOutcome::Refused(e)) if e.code() == "INVALID_AMOUNT"), "{outcomes:?}");
     assert!(matches!(outcomes[2], Some(ItemOutcome::Stored { .. })), "{outcomes:?}");
     let credited: Vec<String> =
         store.read_stream("rebate-P0", 1, 10).await.unwrap().into_iter().map(|e| e.data).collect();
