@@ -87,7 +87,7 @@ static STORE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 fn store(tx: &dyn Db, partner: &str, d: &IncentiveDetail, position: u64) -> Result<(), ProjectionError> {
-    tx.execute(
+    tx.write(
         &STORE,
         params![
             partner,
