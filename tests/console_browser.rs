@@ -497,3 +497,144 @@ fn applying_without_both_certifications_is_refused_on_the_page() {
     assert_eq!(s.events_total(), before, "nothing stored");
     assert_eq!(b.find("#months tr[data-month='2026-07'] [data-status]").attr("data-status").as_deref(), Some("open"));
 }
+
+/// The partner accepts a shared opportunity and applies for its incentive on
+/// /partner/opportunities; one without the core tag is refused on the page, nothing stored.
+#[test]
+fn opportunities_are_accepted_and_applied_for_on_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let token = certified_partner(&s, "OB1", "distributor", None);
+    for (id, core_tag) in [("OB1-O1", true), ("OB1-O2", false)] {
+        created(
+            &s,
+            "POST",
+            "/v1/opportunities",
+            ADMIN_TOKEN,
+            Some(json!({"opportunity_id": id, "partner_id": "OB1", "offering": id, "core_tag": core_tag,
+                "delivery_end_date": "2026-08-01"})),
+        );
+    }
+    let b = Browser::start("zh-CN,zh");
+    sign_in(&b, &s, &token);
+    b.visit(&s.url("/partner/opportunities"), "60-opportunities-shared");
+    let step = |id: &str, action: &str| format!("#opportunities form:has(input[value='{id}']) button[value={action}]");
+    let status =
+        |id: &str| b.find(&format!("#opportunities tr:has(input[value='{id}']) [data-status]")).attr("data-status");
+    for id in ["OB1-O1", "OB1-O2"] {
+        b.click_to_page(&step(id, "accept"));
+        assert!(b.find("p.notice.done").text().contains("接受"));
+        b.assert_no_console_errors("accept");
+    }
+    assert_eq!(status("OB1-O1").as_deref(), Some("accepted"));
+    b.click_to_page(&step("OB1-O1", "apply"));
+    b.find("p.notice.done");
+    b.assert_no_console_errors("apply");
+    b.screenshot("61-opportunity-applied");
+    let applied = b.find("#opportunities tbody tr:first-child [data-status]").attr("data-status");
+    assert_eq!(applied.as_deref(), Some("under_review"));
+    // Without the core tag: refused in words, nothing stored, still accepted.
+    let before = s.events_total();
+    b.click_to_page(&step("OB1-O2", "apply"));
+    b.find("div.notice.refused[data-code=OPPORTUNITY_NOT_APPLICABLE]");
+    b.assert_no_console_errors("refused apply");
+    b.screenshot("62-opportunity-refused");
+    assert_eq!(s.events_total(), before, "a refused form stores nothing");
+    assert_eq!(status("OB1-O2").as_deref(), Some("accepted"));
+}
+
+/// The operator finalizes a month at another amount than accrued: without a reason the page
+/// refuses it (nothing stored), with one the month is finalized at that amount.
+#[test]
+fn a_month_is_finalized_with_another_amount_on_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    publish_policy(&s, "2026-07", &[("ecs", "0.05")]);
+    let token = partner_with_a_closed_month(&s, "FB1");
+    apply(&s, &token, "2026-07");
+    review(&s, "FB1", "2026-07", "pass");
+    let b = Browser::start("zh-CN,zh");
+    sign_in(&b, &s, ADMIN_TOKEN);
+    b.visit(&s.url("/ops/reviews"), "63-ops-finalize-another-amount");
+    let row = "#finalize-queue tr[data-partner=FB1][data-month='2026-07']";
+    let before = s.events_total();
+    b.fill(&format!("{row} input[name=amount]"), "40.00");
+    b.click_to_page(&format!("{row} button"));
+    b.find("div.notice.refused[data-code=INVALID_FIELD]");
+    b.assert_no_console_errors("refused finalize");
+    assert_eq!(s.events_total(), before, "a refused form stores nothing");
+    b.fill(&format!("{row} input[name=amount]"), "40.00");
+    b.fill(&format!("{row} input[name=reason]"), "扣减不合规消费");
+    b.click_to_page(&format!("{row} button"));
+    b.find("p.notice.done");
+    b.assert_no_console_errors("finalize");
+    assert_eq!(b.count("#finalize-queue tr[data-partner=FB1]"), 0);
+    let months = months(&s, &token, 2026, s.events_total());
+    assert_eq!(months["2026-07"]["status"], "finalized", "{}", months["2026-07"]);
+    assert_eq!(amount(&months["2026-07"]["final"], "CNY"), "40.00");
+}
+
+/// The operator marks one approved withdrawal paid and another failed (with the bank's
+/// reason): the failed amount is withdrawable again.
+#[test]
+fn withdrawals_are_paid_or_failed_on_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    publish_policy(&s, "2026-07", &[("ecs", "0.05")]);
+    let p = paid_partner(&s, "WP1");
+    let second = created(
+        &s,
+        "POST",
+        "/v1/withdrawals",
+        &p.token,
+        Some(json!({"amount": "10.00", "currency": "CNY",
+            "bank_account": {"holder_name": "WP1 Legal Name Co., Ltd.", "number": "6222000011112222", "bank": "ICBC"}})),
+    );
+    let failed = second["withdrawal_id"].as_str().unwrap().to_string();
+    created(&s, "POST", &format!("/v1/withdrawals/{failed}/approve"), ADMIN_TOKEN, None);
+    let withdrawable = |s: &Server| cents(&read(s, "/v1/withdrawals/withdrawable?currency=CNY", &p.token));
+    assert_eq!(withdrawable(&s), 2000);
+    let b = Browser::start("zh-CN,zh");
+    sign_in(&b, &s, ADMIN_TOKEN);
+    b.visit(&s.url("/ops/withdrawals"), "64-ops-withdrawals-approved");
+    b.click_to_page(&format!("#withdrawal-queue tr[data-withdrawal='{}'] button[value=paid]", p.withdrawal_id));
+    b.find("p.notice.done");
+    b.assert_no_console_errors("paid");
+    b.fill(&format!("#w-reason-{failed}"), "账户已注销");
+    b.click_to_page(&format!("#withdrawal-queue tr[data-withdrawal='{failed}'] button[value=failed]"));
+    b.find("p.notice.done");
+    b.assert_no_console_errors("failed");
+    b.screenshot("65-ops-withdrawals-done");
+    assert_eq!(b.count("#withdrawal-queue tr[data-withdrawal]"), 0, "neither is pending");
+    let at = s.events_total();
+    let paid = read(&s, &format!("/v1/withdrawals/{}?min_position={at}", p.withdrawal_id), &p.token);
+    assert_eq!(paid["status"], "paid", "{paid}");
+    let failed = read(&s, &format!("/v1/withdrawals/{failed}?min_position={at}"), &p.token);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(withdrawable(&s), 3000, "the failed amount is withdrawable again");
+}
+
+/// The operator revokes a token on /ops/credentials: the API refuses it from then on.
+#[test]
+fn a_token_is_revoked_on_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    register_partner(&s, "TB1", "TB1 Ltd", "distributor", None);
+    let issued =
+        created(&s, "POST", "/v1/credentials", ADMIN_TOKEN, Some(json!({"role": "partner", "partner_id": "TB1"})));
+    let (id, token) = (issued["credential_id"].as_str().unwrap(), issued["token"].as_str().unwrap());
+    assert_eq!(s.call("GET", "/v1/partners/TB1", Some(token), None).0, 200);
+    let b = Browser::start("zh-CN,zh");
+    sign_in(&b, &s, ADMIN_TOKEN);
+    b.visit(&s.url("/ops/credentials"), "66-ops-credentials");
+    let before = b.text("#credentials");
+    assert!(before.contains(id), "{before}");
+    b.click_to_page(&format!("#credentials form:has(input[value='{id}']) button"));
+    b.find("p.notice.done");
+    b.assert_no_console_errors("revoke");
+    b.screenshot("67-ops-credential-revoked");
+    assert_eq!(b.count(&format!("#credentials form:has(input[value='{id}'])")), 0, "no revoke button left");
+    assert!(b.text("#credentials").contains("已吊销"), "{}", b.text("#credentials"));
+    let (status, answer) = s.call("GET", "/v1/partners/TB1", Some(token), None);
+    assert_eq!((status, answer["error_code"].as_str()), (401, Some("UNAUTHENTICATED")), "{answer}");
+}

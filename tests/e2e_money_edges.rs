@@ -398,25 +398,97 @@ fn a_pay_step_any_decider_refuses_stores_nothing() {
     assert_eq!(paid["status"], "paid");
 }
 
-/// A payment paid by `cloud_account_credit` in a server that dies between the step's two
-/// appends (`LEDGER_CRASH_AT=between-pay-appends`): paid, its rebate not credited. Answers
-/// the partner's token and the payment id.
+/// Opens the store of `dir` (the server stopped) for a look or a write of the test's own.
+fn with_store<T, F: std::future::Future<Output = T>>(
+    dir: &std::path::Path,
+    f: impl FnOnce(std::sync::Arc<dyn ledger_store::EventStore>) -> F,
+) -> T {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let spec = support::postgres::store_of(dir).unwrap_or_else(|| dir.display().to_string());
+        let store = ledger_store::open_store(&spec).await.unwrap();
+        let answer = f(store.clone()).await;
+        drop(store); // the embedded store closes (its WAL checkpointed) before the server starts
+        answer
+    })
+}
+
+/// The idempotency key the server keeps for the admin token's request id `request_id`.
+fn admin_key(request_id: &str) -> String {
+    format!("req:admin-env:{request_id}")
+}
+
+/// A payment paid by `cloud_account_credit` as a log written before the pay and its credit
+/// went into one append may hold it: the paid event stored alone under the first call's
+/// request id (`pay-{partner}-1`), the process dead before the credit's own append.
+/// Answers the partner's token and the payment id.
 fn pay_cut_short(dir: &std::path::Path, partner: &str) -> (String, String) {
+    use ledger_domain::incentives::{self, IncentiveCommand, Incentives, PayQuarterlyPayment, PaymentMethod};
     let s = Server::start(dir);
     publish_policy(&s, "2026-07", &[("ecs", "0.05")]);
     let (token, _, id) = invoice_received_partner(&s, partner);
     s.stop();
-    let s = Server::start_with_env(dir, &[("LEDGER_CRASH_AT", "between-pay-appends")]);
-    let cut = ureq::post(&s.url(&format!("/v1/quarterly-payments/{id}/pay")))
-        .set("X-Auth-Token", ADMIN_TOKEN)
-        .set("X-Request-Id", &format!("pay-{partner}-1"))
-        .send_json(json!({"method": "cloud_account_credit"}));
-    assert!(matches!(cut, Err(ureq::Error::Transport(_))), "the server died mid-step: {cut:?}");
-    drop(s);
+    let path = format!("/v1/quarterly-payments/{id}/pay");
+    let body = serde_json::to_vec(&json!({"method": "cloud_account_credit"})).unwrap();
+    let request_id = format!("pay-{partner}-1");
+    let mut meta = ledger_core::CommandMeta::new(ledger_core::Actor::system("admin-env"));
+    meta.request_id = Some(request_id.clone());
+    let ctx = ledger_app::CommandContext {
+        meta,
+        now: Utc::now(),
+        idempotency: Some(ledger_store::IdempotencyKey {
+            key: admin_key(&request_id),
+            fingerprint: ledger_api::http::RequestFingerprint::of("POST", &path, None, &body).0,
+        }),
+    };
+    let pay = IncentiveCommand::PayQuarterlyPayment(PayQuarterlyPayment {
+        payment_id: id.clone(),
+        method: PaymentMethod::CloudAccountCredit,
+    });
+    with_store(dir, |store| async move {
+        let exec = ledger_app::Executor::new(store);
+        let paid = exec.execute::<Incentives>(&incentives::stream_id(partner), pay, &ctx).await.unwrap();
+        assert!(paid.is_stored(), "{paid:?}");
+    });
     (token, id)
 }
 
-/// The server after the cut, leaving the credit to the API (not completed at start).
+#[test]
+fn a_pay_by_credit_stores_the_pay_and_its_credit_in_one_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    publish_policy(&s, "2026-07", &[("ecs", "0.05")]);
+    let (token, _, id) = invoice_received_partner(&s, "ONE");
+    let head = s.events_total();
+    let (status, paid) = pay_with_id(&s, &id, "pay-ONE-1");
+    assert_eq!((status, paid["status"].as_str()), (201, Some("paid")), "{paid}");
+    // The paid event and the credit, one after the other; the answer's position is the credit's.
+    assert_eq!(s.events_total(), head + 2);
+    let log = read(&s, &format!("/v1/events?from_position={}&limit=2", head + 1), ADMIN_TOKEN);
+    assert_eq!(
+        (log["items"][0]["type"].as_str(), log["items"][1]["type"].as_str()),
+        (Some("QuarterlyPaymentPaid"), Some("RebateCredited")),
+        "{log}"
+    );
+    assert_eq!(pos(&paid), head + 2);
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 5000);
+    assert_balanced(&s, ADMIN_TOKEN, pos(&paid));
+    // A retry answers the first answer and stores nothing; a pay under another id is refused.
+    let (status, again) = pay_with_id(&s, &id, "pay-ONE-1");
+    assert_eq!((status, &again), (200, &paid));
+    expect(pay_with_id(&s, &id, "pay-ONE-2"), 409, Some("INVALID_STATE"));
+    assert_eq!(s.events_total(), head + 2);
+    assert_eq!(cents(&read(&s, "/v1/withdrawals/withdrawable?currency=CNY", &token)), 5000);
+    s.stop();
+    // One append: the request's kept result spans both events (a credit stored by an append
+    // of its own would lie outside it).
+    let kept =
+        with_store(dir.path(), |store| async move { store.idempotency_key(&admin_key("pay-ONE-1")).await.unwrap() });
+    let (_, first) = kept.expect("the request's key is kept");
+    assert_eq!((first.first_position, first.last_position), (head + 1, head + 2));
+}
+
+/// The server on a log holding a pay cut short, leaving the credit to the API (not
+/// completed at start).
 fn restart_without_start_completion(dir: &std::path::Path) -> Server {
     Server::start_with_env(dir, &[("LEDGER_START_COMPLETION", "off")])
 }

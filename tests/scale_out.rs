@@ -557,11 +557,22 @@ fn one_node_anchors_the_chain_and_another_takes_over_when_it_dies() {
     support::postgres::use_postgres(dirs[0].path());
     support::postgres::share(dirs[0].path(), dirs[1].path());
     let key = key.to_str().unwrap();
-    let env = [("LEDGER_ANCHOR_KEY_FILE", key), ("LEDGER_ANCHOR_EVERY_EVENTS", "3"), ("LEDGER_KAFKA_LEASE_SECS", "1")];
+    // The anchor lease has a term of its own, whatever the kafka lease's.
+    let env = [
+        ("LEDGER_ANCHOR_KEY_FILE", key),
+        ("LEDGER_ANCHOR_EVERY_EVENTS", "3"),
+        ("LEDGER_ANCHOR_LEASE_SECS", "1"),
+        ("LEDGER_KAFKA_LEASE_SECS", "30"),
+    ];
     let first = Server::start_with_env(dirs[0].path(), &env);
     wait_for("the first node to hold the anchor lease", || {
         anchor_lease_holder(dirs[0].path()).is_some_and(|h| h.starts_with(&format!("{}:", first.pid())))
     });
+    let schema = support::postgres::schema_of(dirs[0].path());
+    let until: i64 =
+        psql(&format!("SELECT until_micros FROM \"{schema}\".leases WHERE name = 'anchorer'")).parse().unwrap();
+    let ahead = (until - chrono::Utc::now().timestamp_micros()) as f64 / 1e6;
+    assert!(ahead <= 2.0, "the anchor lease runs {ahead} s ahead: its term is --anchor-lease-secs (1 s)");
     let second = Server::start_with_env(dirs[1].path(), &env);
     for i in 0..6 {
         register_partner(&second, &format!("A{i}"), "Anchor Co", "solution_provider", None);

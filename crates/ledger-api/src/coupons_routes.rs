@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_core::{Currency, Money, Role};
-use ledger_domain::coupons::{coupon_view, IssueCoupon, UseCoupon};
+use ledger_domain::coupons::{coupon_view, stream_id as coupon_stream, CouponEvent, Coupons, IssueCoupon, UseCoupon};
 use ledger_projections::coupons;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::audit_routes::check_limit;
 use crate::error::ApiError;
 use crate::funds_routes::MoneyBody;
-use crate::http::{wait_for_position, written, Caller, JsonBody, Query, Written};
+use crate::http::{answered_at, wait_for_position, written, Caller, JsonBody, Query, Written};
 use crate::incentive_routes::ReadQuery;
 use crate::scope::{owner_of, IdKind};
 use crate::AppState;
@@ -33,7 +33,8 @@ pub async fn grant_coupon_quota(
     let amount = Money::parse_positive(&body.value.amount, &body.value.currency)?;
     let ctx = state.context(&caller);
     let (quota_id, outcome) = state.ledger.grant_coupon_quota(&ctx, &partner, amount).await?;
-    let quota = state.ledger.coupons(&partner).await?.quota(amount.currency);
+    let quota =
+        state.ledger.state_after::<Coupons, _>(&coupon_stream(&partner), &outcome).await?.quota(amount.currency);
     Ok(written(&outcome, json!({"partner_id": partner, "quota_id": quota_id, "granted": amount, "quota": quota})))
 }
 
@@ -67,9 +68,7 @@ pub async fn issue_coupon(
         association: None,
     };
     let outcome = state.ledger.issue_coupon(&ctx, command).await?;
-    let coupons = state.ledger.coupons(&partner).await?;
-    let view = coupon_view(&coupons, &req.coupon_id, ctx.now).ok_or_else(|| ApiError::not_found("coupon"))?;
-    Ok(written(&outcome, serde_json::to_value(view).expect("serialises")))
+    coupon_answer(&state, &outcome, &partner, &req.coupon_id, ctx.now).await
 }
 
 #[derive(Deserialize)]
@@ -97,9 +96,22 @@ pub async fn use_coupon(
     let ctx = state.context(&caller);
     let command = UseCoupon { coupon_id: id.clone(), usage_id: req.usage_id, amount, used_at: req.used_at };
     let outcome = state.ledger.use_coupon(&ctx, &partner, command).await?;
-    let view = coupon_view(&*state.ledger.coupons(&partner).await?, &id, ctx.now)
-        .ok_or_else(|| ApiError::not_found("coupon"))?;
-    Ok(written(&outcome, serde_json::to_value(view).expect("serialises")))
+    coupon_answer(&state, &outcome, &partner, &id, ctx.now).await
+}
+
+/// A coupon as the write left it, its status at the time of the write (a retry under the
+/// request id answers the same).
+async fn coupon_answer(
+    state: &AppState,
+    outcome: &ledger_app::Outcome<CouponEvent>,
+    partner: &str,
+    coupon_id: &str,
+    now: DateTime<Utc>,
+) -> Written {
+    let coupons = state.ledger.state_after::<Coupons, _>(&coupon_stream(partner), outcome).await?;
+    let at = answered_at(state, outcome, now).await?;
+    let view = coupon_view(&coupons, coupon_id, at).ok_or_else(|| ApiError::not_found("coupon"))?;
+    Ok(written(outcome, serde_json::to_value(view).expect("serialises")))
 }
 
 pub async fn get_coupon(

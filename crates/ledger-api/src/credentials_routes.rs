@@ -9,7 +9,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_core::envelope::format_time;
 use ledger_core::Role;
-use ledger_domain::credential::{Credential, CredentialRole, IssueCredential};
+use ledger_domain::credential::{self, Credential, CredentialRole, Credentials, IssueCredential};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -60,7 +60,8 @@ pub async fn issue(State(state): State<Arc<AppState>>, caller: Caller, body: Jso
         }
         _ => secrets.credential_id.clone(),
     };
-    let credential = book.get(&credential_id).ok_or_else(|| ApiError::not_found("credential"))?;
+    let issued = state.ledger.state_after::<Credentials, _>(credential::STREAM, &outcome).await?;
+    let credential = issued.get(&credential_id).ok_or_else(|| ApiError::not_found("credential"))?;
     let secrets = state.credentials.secrets_of(&credential_id);
     let mut answer = view(credential);
     answer["token"] = json!(secrets.token);
@@ -93,7 +94,8 @@ pub async fn revoke(State(state): State<Arc<AppState>>, caller: Caller, Path(id)
     let outcome = state.ledger.revoke_credential(&ctx, &id).await?;
     let book = state.ledger.credentials().await?;
     state.credentials.sync(&book);
-    let credential = book.get(&id).ok_or_else(|| ApiError::not_found("credential"))?;
+    let revoked = state.ledger.state_after::<Credentials, _>(credential::STREAM, &outcome).await?;
+    let credential = revoked.get(&id).ok_or_else(|| ApiError::not_found("credential"))?;
     Ok(written(&outcome, view(credential)))
 }
 

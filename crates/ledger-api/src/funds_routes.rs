@@ -1,7 +1,7 @@
 //! Fund pools, allocations and reclaims with their adjustment records (docs/API.md;
 //! the domain's `funds` aggregate). Adjustment records are read from the `adjustments`
-//! read model and wait for `?min_position=`; a write answers from the stream state its
-//! command was decided on.
+//! read model and wait for `?min_position=`; a write answers from the stream state it left
+//! (a retry under its request id, from the same state).
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use ledger_app::funds::{Adjust, AdjustmentDirection};
 use ledger_core::{Money, Role};
-use ledger_domain::funds::{AdjustmentKind, Counterparty, CounterpartyType};
+use ledger_domain::funds::{self, AdjustmentKind, Counterparty, CounterpartyType, Funds};
 use ledger_projections::adjustments::{self, AdjustmentFilter};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -38,7 +38,8 @@ pub async fn credit_funds(
     let amount = Money::parse_positive(&body.value.amount, &body.value.currency)?;
     let ctx = state.context(&caller);
     let outcome = state.ledger.credit_funds(&ctx, &partner, amount).await?;
-    let pool = state.ledger.funds(&partner).await?.pool(amount.currency);
+    let funds = state.ledger.state_after::<Funds, _>(&funds::stream_id(&partner), &outcome).await?;
+    let pool = funds.pool(amount.currency);
     Ok(written(&outcome, json!({"partner_id": partner, "credited": amount, "pool": pool})))
 }
 

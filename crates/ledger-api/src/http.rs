@@ -433,6 +433,20 @@ pub async fn happened_at<E>(
     Ok(first.first().map_or(now, |e| e.occurred_at))
 }
 
+/// The instant a write's answer is of (a customer's association in force, a coupon's status):
+/// the end of the microsecond the log keeps as the write's time, so that the first call and
+/// a replay, which reads that time back from the log, see the same instant, and a change the
+/// write made effective at its own time (kept to the nanosecond in its event) is in force.
+pub async fn answered_at<E>(
+    state: &AppState,
+    outcome: &ledger_app::Outcome<E>,
+    now: chrono::DateTime<Utc>,
+) -> Result<chrono::DateTime<Utc>, ApiError> {
+    let at = happened_at(state, outcome, now).await?;
+    let micros = chrono::DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at);
+    Ok(micros + chrono::TimeDelta::nanoseconds(999))
+}
+
 /// A write's answer: 201 when it stored events, 200 when it was replayed by its request id
 /// or changed nothing; `position` is the global position a read must wait for.
 pub fn written<E>(

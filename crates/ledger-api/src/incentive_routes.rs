@@ -8,7 +8,8 @@
 //! tell another story than the stream). Eligibility is the exception: it depends on the
 //! time of the request and is the very check a payment request runs, so it is computed by
 //! the domain from the partner's incentive stream state, the state the next decision is
-//! made on. A write answers from the stream state its command was decided on.
+//! made on. A write answers from the stream state it left (a retry under its request id,
+//! from the same state).
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ use ledger_app::incentives::{
 use ledger_core::{Currency, Money, Month, Quarter, Role};
 use ledger_domain::billing::{BatchLine, LineStatus};
 use ledger_domain::incentives::{
-    AcceptOpportunity, ApprovePayment, ConfirmInvoiceReceived, FinalizeMonth, FinalizeOpportunity,
+    self, AcceptOpportunity, ApprovePayment, ConfirmInvoiceReceived, FinalizeMonth, FinalizeOpportunity, Incentives,
     MarkOpportunityDelivered, PayQuarterlyPayment, PaymentMethod, RefundConsumption, RejectPayment, ReviewDecision,
     ReviewMonth, ReviewOpportunity, ShareOpportunity,
 };
@@ -195,7 +196,7 @@ async fn month_answer<E>(
     month: Month,
     currency: Currency,
 ) -> Written {
-    let incentives = state.ledger.incentives(partner).await?;
+    let incentives = state.ledger.state_after::<Incentives, _>(&incentives::stream_id(partner), outcome).await?;
     let view = incentives.month_view(month, currency).ok_or_else(|| ApiError::not_found("incentive month"))?;
     Ok(written(outcome, serde_json::to_value(view).expect("serialises")))
 }
@@ -210,7 +211,7 @@ pub async fn close_month(
     let month: Month = month.parse()?;
     let ctx = state.context(&caller);
     let outcome = state.ledger.close_month(&ctx, &partner, month).await?;
-    let incentives = state.ledger.incentives(&partner).await?;
+    let incentives = state.ledger.state_after::<Incentives, _>(&incentives::stream_id(&partner), &outcome).await?;
     let months: Vec<Value> = incentives
         .months
         .keys()
@@ -508,7 +509,7 @@ pub async fn share_opportunity(
         delivery_end_date,
     };
     let outcome = state.ledger.share_opportunity(&ctx, command).await?;
-    let incentives = state.ledger.incentives(&partner_id).await?;
+    let incentives = state.ledger.state_after::<Incentives, _>(&incentives::stream_id(&partner_id), &outcome).await?;
     Ok(written(&outcome, opportunity_view(&incentives, &partner_id, &opportunity_id)))
 }
 
@@ -561,7 +562,7 @@ pub async fn opportunity_step(
     };
     let ctx = state.context(&caller);
     let outcome = state.ledger.opportunity_step(&ctx, &partner, step).await?;
-    let incentives = state.ledger.incentives(&partner).await?;
+    let incentives = state.ledger.state_after::<Incentives, _>(&incentives::stream_id(&partner), &outcome).await?;
     Ok(written(&outcome, opportunity_view(&incentives, &partner, &id)))
 }
 
@@ -624,7 +625,7 @@ async fn payment_answer<E>(
 ) -> Written {
     let view = state
         .ledger
-        .incentives(partner)
+        .state_after::<Incentives, _>(&incentives::stream_id(partner), outcome)
         .await?
         .payment_view(payment_id)
         .ok_or_else(|| ApiError::not_found("quarterly payment"))?;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::Json;
 use ledger_core::Role;
-use ledger_domain::lab_points::{GrantLabPoints, LabPointsCommand, RejectLabPoints, ResubmitLabPoints};
+use ledger_domain::lab_points::{
+    self, GrantLabPoints, LabPoints, LabPointsCommand, RejectLabPoints, ResubmitLabPoints,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -25,7 +27,7 @@ pub struct LabPointsBody {
 }
 
 async fn lab_points_answer<E>(state: &AppState, outcome: &ledger_app::Outcome<E>, partner: &str, id: &str) -> Written {
-    let lab = state.ledger.lab_points(partner).await?;
+    let lab = state.ledger.state_after::<LabPoints, _>(&lab_points::stream_id(partner), outcome).await?;
     let app = lab.application(id).ok_or_else(|| ApiError::not_found("lab point application"))?;
     let mut v = serde_json::to_value(app).expect("serialises");
     v["balance"] = json!(ledger_domain::lab_points::balance(&lab));

@@ -10,7 +10,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use ledger_core::{Currency, Money, Role};
 use ledger_domain::rebate::{
-    ApproveWithdrawal, MarkWithdrawalFailed, MarkWithdrawalPaid, RebateCommand, RejectWithdrawal,
+    self as rebate, ApproveWithdrawal, MarkWithdrawalFailed, MarkWithdrawalPaid, Rebate, RebateCommand,
+    RejectWithdrawal,
 };
 use ledger_projections::withdrawals;
 use serde::Deserialize;
@@ -52,7 +53,7 @@ pub struct WithdrawalRequest {
 }
 
 async fn withdrawal_answer<E>(state: &AppState, outcome: &ledger_app::Outcome<E>, partner: &str, id: &str) -> Written {
-    let rebate = state.ledger.rebate(partner).await?;
+    let rebate = state.ledger.state_after::<Rebate, _>(&rebate::stream_id(partner), outcome).await?;
     let w = rebate.withdrawal(id).ok_or_else(|| ApiError::not_found("withdrawal"))?;
     Ok(written(outcome, serde_json::to_value(w).expect("serialises")))
 }

@@ -9,17 +9,17 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use ledger_app::registry::{EndCustomerAssociation, SwitchCustomerAssociation};
 use ledger_core::{Currency, Month, Rate, Role};
-use ledger_domain::customer::{AssociateCustomer, AssociationType, CustomerState};
+use ledger_domain::customer::{self, AssociateCustomer, AssociationType, Customer, CustomerState};
 use ledger_domain::partner::{
-    BankAccount, CertifyBusinessInfo, CertifyRealName, ChangeLevel, PartnerCommand, PartnerKind, PartnerLevel,
-    PartnerState, RegisterPartner,
+    self, BankAccount, CertifyBusinessInfo, CertifyRealName, ChangeLevel, Partner, PartnerCommand, PartnerKind,
+    PartnerLevel, PartnerState, RegisterPartner,
 };
-use ledger_domain::policy::{PolicyCommand, ProductRate, PublishPolicy};
+use ledger_domain::policy::{self, Policies, PolicyCommand, ProductRate, PublishPolicy};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::http::{written, Caller, JsonBody};
+use crate::http::{answered_at, written, Caller, JsonBody};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -42,8 +42,7 @@ pub async fn register_partner(
     let RegisterPartnerBody { partner_id, name, kind, parent_id, level } = body.value;
     let command = RegisterPartner { partner_id: partner_id.clone(), name, kind, parent_id, parent_kind: None, level };
     let outcome = state.ledger.register_partner(&ctx, command).await?;
-    let partner = state.ledger.partner(&partner_id).await?;
-    Ok(written(&outcome, partner_view(&partner)))
+    partner_answer(&state, &outcome, &partner_id).await
 }
 
 #[derive(Deserialize)]
@@ -84,8 +83,7 @@ pub async fn certify_partner(
         }
     };
     let outcome = state.ledger.change_partner(&ctx, &partner_id, command).await?;
-    let partner = state.ledger.partner(&partner_id).await?;
-    Ok(written(&outcome, partner_view(&partner)))
+    partner_answer(&state, &outcome, &partner_id).await
 }
 
 /// A partner as the operator sees it. The bank account number is masked: the full number
@@ -136,8 +134,7 @@ pub async fn associate_customer(
     let AssociateCustomerBody { customer_id, partner_id, association_type, effective_at } = body.value;
     let command = AssociateCustomer { customer_id: customer_id.clone(), partner_id, association_type, effective_at };
     let outcome = state.ledger.associate_customer(&ctx, command).await?;
-    let customer = state.ledger.customer(&customer_id).await?;
-    Ok(written(&outcome, customer_view(&customer, ctx.now)))
+    Ok(written(&outcome, customer_answer(&state, &outcome, &customer_id, ctx.now).await?))
 }
 
 #[derive(Deserialize)]
@@ -167,8 +164,7 @@ pub async fn switch_association_type(
     };
     let outcome =
         state.ledger.switch_association_type(&ctx, command).await.map_err(|e| hide_foreign(&caller, e.into()))?;
-    let customer = state.ledger.customer(&customer_id).await?;
-    Ok(written(&outcome, customer_view(&customer, ctx.now)))
+    Ok(written(&outcome, customer_answer(&state, &outcome, &customer_id, ctx.now).await?))
 }
 
 #[derive(Deserialize)]
@@ -194,13 +190,34 @@ pub async fn end_association(
         effective_at: body.value.effective_at,
     };
     let ended = state.ledger.end_association(&ctx, command).await.map_err(|e| hide_foreign(&caller, e.into()))?;
-    let customer = state.ledger.customer(&customer_id).await?;
-    let mut answer = customer_view(&customer, ctx.now);
+    let mut answer = customer_answer(&state, &ended.ended, &customer_id, ctx.now).await?;
     // docs/DOMAIN.md §3 "Unbind reclaim": what went back to the allocators with the end.
     answer["unbind_reclaims"] = serde_json::to_value(&ended.reclaimed).expect("serialises");
     let (status, Json(mut answer)) = written(&ended.ended, answer);
     answer["position"] = json!(ended.position);
     Ok((status, Json(answer)))
+}
+
+/// A partner as the write left it (a retry under the request id answers the same).
+async fn partner_answer<E>(
+    state: &AppState,
+    outcome: &ledger_app::Outcome<E>,
+    partner_id: &str,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let partner = state.ledger.state_after::<Partner, _>(&partner::stream_id(partner_id), outcome).await?;
+    Ok(written(outcome, partner_view(&partner)))
+}
+
+/// A customer as the write left it, its association in force at the time of the write (a
+/// retry under the request id answers the same).
+async fn customer_answer<E>(
+    state: &AppState,
+    outcome: &ledger_app::Outcome<E>,
+    customer_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Value, ApiError> {
+    let customer = state.ledger.state_after::<Customer, _>(&customer::stream_id(customer_id), outcome).await?;
+    Ok(customer_view(&customer, answered_at(state, outcome, now).await?))
 }
 
 /// The partner a partner's call acts for; the operator acts on the customer's behalf.
@@ -271,7 +288,7 @@ pub async fn publish_policy(
         settlement_grace_days: req.settlement_grace_days,
     });
     let outcome = state.ledger.publish_policy(&ctx, command).await?;
-    let book = state.ledger.policies(currency).await?;
+    let book = state.ledger.state_after::<Policies, _>(&policy::stream_id(currency), &outcome).await?;
     let grace = book.versions.get(&effective_month).map(|p| p.settlement_grace_days);
     Ok(written(
         &outcome,
@@ -334,6 +351,5 @@ pub async fn change_level(
     let ctx = state.context(&caller);
     let command = PartnerCommand::ChangeLevel(ChangeLevel { level: body.value.level });
     let outcome = state.ledger.change_partner(&ctx, &partner_id, command).await?;
-    let partner = state.ledger.partner(&partner_id).await?;
-    Ok(written(&outcome, partner_view(&partner)))
+    partner_answer(&state, &outcome, &partner_id).await
 }

@@ -61,6 +61,15 @@ impl<E> Outcome<E> {
     pub fn is_stored(&self) -> bool {
         matches!(self, Outcome::Stored { .. })
     }
+
+    /// The version of the command's stream this write left (for a replay, the first call's;
+    /// for a step over two streams, the first stream's).
+    pub fn stream_version(&self) -> u64 {
+        match self {
+            Outcome::Stored { appended, .. } | Outcome::Replayed { appended } => appended.stream_version,
+            Outcome::Unchanged { stream_version } => *stream_version,
+        }
+    }
 }
 
 /// One command of a batch, and the key that names the first event it stores (see
@@ -146,6 +155,35 @@ impl Executor {
         let state = Arc::new(state);
         self.remember_shared(stream, version, state.clone());
         Ok((state, version))
+    }
+
+    /// The state of an aggregate's stream as it stood at `version` (the answer to a write is
+    /// of the state the write left, also when a retry asks it again after later writes).
+    /// The cached state when it is at that version (a write just stored); else rebuilt from
+    /// the stream's snapshot when it is not newer, or from the start.
+    pub async fn load_at<D: Aggregate>(&self, stream: &str, version: u64) -> Result<Arc<D::State>, AppError> {
+        let cached = self.cache.lock().expect("cache lock").get(stream).cloned();
+        if let Some(state) = cached.filter(|(v, _)| *v == version).and_then(|(_, s)| s.downcast::<D::State>().ok()) {
+            return Ok(state);
+        }
+        let (mut state, mut at) = match self.store.load_snapshot(stream).await? {
+            Some((v, text)) if v <= version => match D::restore(&text) {
+                Some(state) => (state, v),
+                None => (D::State::default(), 0),
+            },
+            _ => (D::State::default(), 0),
+        };
+        while at < version {
+            let batch = self.store.read_stream(stream, at + 1, READ_BATCH.min((version - at) as usize)).await?;
+            let Some(last) = batch.last().map(|e| e.version) else { break };
+            for e in &batch {
+                let event: D::Event = decode(&e.event_type, e.schema_version, &e.data)
+                    .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
+                state = D::evolve(state, &event);
+            }
+            at = last;
+        }
+        Ok(Arc::new(state))
     }
 
     /// Like [`Executor::load`], but takes the cached state out of the cache instead of
@@ -315,6 +353,20 @@ impl Executor {
         (stream_b, command_b): (&str, B::Command),
         ctx: &CommandContext,
     ) -> Result<(Outcome<A::Event>, Vec<B::Event>), AppError> {
+        self.execute_then::<A, B>((stream_a, command_a), stream_b, |_| Some(command_b.clone()), ctx).await
+    }
+
+    /// Like [`Executor::execute_two`], `B`'s command made on each attempt from the events
+    /// `A`'s command decided (`None`: `A`'s events are stored alone): a step whose second
+    /// half follows from what its first half decided (the rebate credit of a payment paid by
+    /// cloud-account credit is the paid amount).
+    pub async fn execute_then<A: Aggregate, B: Aggregate>(
+        &self,
+        (stream_a, command_a): (&str, A::Command),
+        stream_b: &str,
+        mut then: impl FnMut(&[A::Event]) -> Option<B::Command>,
+        ctx: &CommandContext,
+    ) -> Result<(Outcome<A::Event>, Vec<B::Event>), AppError> {
         if stream_a == stream_b {
             return Err(
                 StoreError::InvalidAppend(format!("{stream_a}: two commands of one stream are one step")).into()
@@ -330,8 +382,13 @@ impl Executor {
         for attempt in 1..=MAX_ATTEMPTS {
             let (state_a, version_a) = self.take::<A>(stream_a).await?;
             let (state_b, version_b) = self.take::<B>(stream_b).await?;
-            let decided = A::decide(&state_a, command_a.clone(), ctx.now)
-                .and_then(|a| Ok((a, B::decide(&state_b, command_b.clone(), ctx.now)?)));
+            let decided = A::decide(&state_a, command_a.clone(), ctx.now).and_then(|a| {
+                let b = match then(&a) {
+                    Some(command_b) => B::decide(&state_b, command_b, ctx.now)?,
+                    None => vec![],
+                };
+                Ok((a, b))
+            });
             let (events_a, events_b) = match decided {
                 Ok((a, b)) if !a.is_empty() || !b.is_empty() => (a, b),
                 other => {

@@ -23,7 +23,7 @@ use ledger_domain::{Decider, DomainError};
 use ledger_store::{IdempotencyKey, StoreError};
 
 use crate::executor::{BatchItem, ItemOutcome};
-use crate::{crash_point, fingerprint, AppError, CommandContext, Ledger, Outcome};
+use crate::{fingerprint, AppError, CommandContext, Ledger, Outcome};
 
 /// The vendor's mailing address and public mailbox printed on every invoice list (seed:
 /// 发票邮寄地址 and 公共邮箱); configurable with `LEDGER_INVOICE_ADDRESS` / `LEDGER_INVOICE_MAILBOX`.
@@ -449,16 +449,19 @@ impl Ledger {
         Ok((payment_id, outcome))
     }
 
-    /// Moves a payment along its lifecycle. Paying with `cloud_account_credit` then credits
-    /// the partner's rebate account, idempotent by payment id.
+    /// Moves a payment along its lifecycle. Paying with `cloud_account_credit` also credits
+    /// the partner's rebate account with the paid amount.
     ///
-    /// All-or-nothing (docs/DOMAIN.md §5): every decider the step involves runs before
-    /// anything is stored, so a refusal by any of them stores nothing. The credit lives in
-    /// another stream, so it is a second append; a process that dies between the two leaves
-    /// the credit to the next pay call on the payment (its retry under the same
-    /// `X-Request-Id` replays the first append; any other id finds the payment paid and its
-    /// credit missing) or to the next start of `ledger serve`. The credit is idempotent by
-    /// payment id.
+    /// All-or-nothing (docs/DOMAIN.md §5): the pay (the partner's incentive stream) and its
+    /// credit (its rebate stream) are decided together and stored in one append to both
+    /// streams, under the request's id: both or neither, and a refusal by either decider
+    /// stores nothing. A retry under the same `X-Request-Id` answers the first call.
+    ///
+    /// Logs written before the two went into one append may hold a payment paid by credit
+    /// whose credit a crash left missing: any pay call on it completes the credit (a retry
+    /// of the first call under its id, or a call under another id, once; then a pay is
+    /// refused `INVALID_STATE`), and so does the next start of `ledger serve`. The credit is
+    /// idempotent by payment id.
     pub async fn payment_step(
         &self,
         ctx: &CommandContext,
@@ -478,50 +481,91 @@ impl Ledger {
                 })
             }
             PaymentStep::InvoiceReceived(c) => IncentiveCommand::ConfirmInvoiceReceived(c),
-            PaymentStep::Pay(c) => IncentiveCommand::PayQuarterlyPayment(c),
+            PaymentStep::Pay(pay) => return self.pay(ctx, partner_id, pay).await,
         };
+        self.exec.execute::<Incentives>(&incentives::stream_id(partner_id), command, ctx).await
+    }
+
+    /// The pay step: the paid event and, for `cloud_account_credit`, the rebate credit of
+    /// the paid amount, in one append (see [`Ledger::payment_step`]).
+    async fn pay(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        pay: PayQuarterlyPayment,
+    ) -> Result<Outcome<IncentiveEvent>, AppError> {
+        if let Some(Outcome::Replayed { appended }) = self.exec.replay::<IncentiveEvent>(ctx).await? {
+            return self.replayed_pay(ctx, partner_id, appended).await;
+        }
+        // A log written before: paid, its credit missing. This call completes it; once
+        // credited, a pay is refused `INVALID_STATE` by the decider.
+        if let Some(appended) = self.complete_rebate_credit(ctx, partner_id, &pay.payment_id).await? {
+            return Ok(Outcome::Replayed { appended });
+        }
         let stream = incentives::stream_id(partner_id);
-        if self.exec.replay::<IncentiveEvent>(ctx).await?.is_none() {
-            if let IncentiveCommand::PayQuarterlyPayment(pay) = &command {
-                // Paid, its credit missing (a step cut short between its appends): any later
-                // pay call completes it; once credited, a pay is refused `INVALID_STATE`.
-                if let Some(appended) = self.complete_rebate_credit(ctx, partner_id, &pay.payment_id).await? {
-                    return Ok(Outcome::Replayed { appended });
-                }
-            }
-            self.check_rebate_credits(partner_id, &stream, &command, ctx).await?;
-        }
-        let mut outcome = self.exec.execute::<Incentives>(&stream, command, ctx).await?;
-        // The events of this write: stored now, or by the first call of a replayed request
-        // (whose credit is completed here if that call stopped short of it).
-        let (events, appended) = match &mut outcome {
-            Outcome::Stored { events, appended } => (events.clone(), appended),
-            Outcome::Replayed { appended } => (self.appended_events::<Incentives>(appended).await?, appended),
-            Outcome::Unchanged { .. } => return Ok(outcome),
+        let rebate_stream = ledger_domain::rebate::stream_id(partner_id);
+        let credit_of = |events: &[IncentiveEvent]| {
+            events.iter().find_map(incentives::rebate_credit_for).map(|(source_id, amount)| {
+                RebateCommand::CreditRebate(CreditRebate { partner_id: partner_id.to_string(), source_id, amount })
+            })
         };
-        for e in &events {
-            if let Some((source_id, amount)) = incentives::rebate_credit_for(e) {
-                crash_point("between-pay-appends");
-                let credit = CreditRebate { partner_id: partner_id.to_string(), source_id: source_id.clone(), amount };
-                let credited = self.credit_rebate(ctx, credit).await?;
-                let position = match credited.position() {
-                    Some(p) => Some(p),
-                    None => self.credit_position(partner_id, &source_id).await?,
-                };
-                // The credit is this write's last event: a read waiting for the answer's
-                // position must see it (docs/API.md, read-your-writes), replayed or not.
-                if let Some(p) = position {
-                    appended.last_position = appended.last_position.max(p);
-                }
+        let command = IncentiveCommand::PayQuarterlyPayment(pay);
+        let (outcome, _) =
+            self.exec.execute_then::<Incentives, Rebate>((&stream, command), &rebate_stream, credit_of, ctx).await?;
+        match outcome {
+            // A twin of this request stored first.
+            Outcome::Replayed { appended } => self.replayed_pay(ctx, partner_id, appended).await,
+            outcome => Ok(outcome),
+        }
+    }
+
+    /// The answer to a pay replayed by its request id: the first call's append, which holds
+    /// the paid event and its credit. In a log written before they went into one append, the
+    /// credit may be missing (the process died after the paid event): it is completed here,
+    /// and the answer's position is then the credit's (read-your-writes).
+    async fn replayed_pay(
+        &self,
+        ctx: &CommandContext,
+        partner_id: &str,
+        mut appended: ledger_store::Appended,
+    ) -> Result<Outcome<IncentiveEvent>, AppError> {
+        let paid = self.appended_events::<Incentives>(&appended).await?;
+        if paid.is_empty() {
+            // The first call completed a missing credit (its append is the credit alone): the
+            // answer is the payment, in the stream's version now (a paid payment stays so).
+            let (_, version) = self.exec.load_shared::<Incentives>(&incentives::stream_id(partner_id)).await?;
+            return Ok(Outcome::Replayed { appended: ledger_store::Appended { stream_version: version, ..appended } });
+        }
+        let credits: Vec<(String, Money)> = paid.iter().filter_map(incentives::rebate_credit_for).collect();
+        if credits.is_empty() {
+            return Ok(Outcome::Replayed { appended });
+        }
+        let kept = self.appended_events::<Rebate>(&appended).await?;
+        for (source_id, amount) in credits {
+            let in_append = kept.iter().any(|e| {
+                matches!(e, ledger_domain::rebate::RebateEvent::RebateCredited { source_id: s, .. } if *s == source_id)
+            });
+            if in_append {
+                continue;
+            }
+            let credit = CreditRebate { partner_id: partner_id.to_string(), source_id: source_id.clone(), amount };
+            let position = match self.credit_rebate(ctx, credit).await?.position() {
+                Some(p) => Some(p),
+                None => self.credit_position(partner_id, &source_id).await?,
+            };
+            if let Some(p) = position {
+                appended.last_position = appended.last_position.max(p);
             }
         }
-        Ok(outcome)
+        Ok(Outcome::Replayed { appended })
     }
 
     /// Credits the rebate of `payment_id` when it is paid by `cloud_account_credit` and its
-    /// credit is missing (the process died between the step's two appends); answers the
-    /// credit's append, `None` when there was nothing to complete. The credit is stored under
-    /// `ctx`'s request id, so a retry of the completing call replays it.
+    /// credit is missing (a log written when the pay and its credit were two appends, the
+    /// process dying between them); answers the credit's positions with the version of the
+    /// partner's incentive stream (the payment's), `None` when there was nothing to
+    /// complete. The credit is stored under `ctx`'s request id, so a retry of the
+    /// completing call replays it.
     pub async fn complete_rebate_credit(
         &self,
         ctx: &CommandContext,
@@ -540,33 +584,14 @@ impl Ledger {
         let credit =
             CreditRebate { partner_id: partner_id.to_string(), source_id: payment_id.to_string(), amount: p.payable };
         let stream = ledger_domain::rebate::stream_id(partner_id);
-        match self.exec.execute::<Rebate>(&stream, RebateCommand::CreditRebate(credit), ctx).await? {
-            Outcome::Stored { appended, .. } | Outcome::Replayed { appended } => Ok(Some(appended)),
+        let credited = match self.exec.execute::<Rebate>(&stream, RebateCommand::CreditRebate(credit), ctx).await? {
+            Outcome::Stored { appended, .. } | Outcome::Replayed { appended } => Some(appended),
             // Credited meanwhile by a concurrent call.
-            Outcome::Unchanged { .. } => Ok(self.credit_position(partner_id, payment_id).await?.map(|p| {
-                ledger_store::Appended { first_position: p, last_position: p, stream_version: version, replayed: true }
-            })),
-        }
-    }
-
-    /// Runs the rebate decider on the credits `command` would ask for, before anything is
-    /// stored: a credit it would refuse refuses the whole step.
-    async fn check_rebate_credits(
-        &self,
-        partner_id: &str,
-        stream: &str,
-        command: &IncentiveCommand,
-        ctx: &CommandContext,
-    ) -> Result<(), AppError> {
-        let (state, _) = self.exec.load_shared::<Incentives>(stream).await?;
-        // The incentive decider's own refusal is the executor's to report, on fresh state.
-        let Ok(events) = Incentives::decide(&state, command.clone(), ctx.now) else { return Ok(()) };
-        for (source_id, amount) in events.iter().filter_map(incentives::rebate_credit_for) {
-            let rebate = self.rebate(partner_id).await?;
-            let credit = CreditRebate { partner_id: partner_id.to_string(), source_id, amount };
-            Rebate::decide(&rebate, RebateCommand::CreditRebate(credit), ctx.now)?;
-        }
-        Ok(())
+            Outcome::Unchanged { .. } => self.credit_position(partner_id, payment_id).await?.map(|p| {
+                ledger_store::Appended { first_position: p, last_position: p, stream_version: 0, replayed: true }
+            }),
+        };
+        Ok(credited.map(|a| ledger_store::Appended { stream_version: version, replayed: true, ..a }))
     }
 }
 

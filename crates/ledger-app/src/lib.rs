@@ -60,6 +60,21 @@ impl Ledger {
 }
 
 impl Ledger {
+    /// The state of aggregate `D`'s `stream` that a write left, to answer it from: the
+    /// version its append left, so that a retry under its request id answers what the first
+    /// call answered, whatever came after (docs/API.md). A write that changed nothing
+    /// answers from the current state (nothing was kept for it: a retry decides again).
+    pub async fn state_after<D: executor::Aggregate, E>(
+        &self,
+        stream: &str,
+        outcome: &Outcome<E>,
+    ) -> Result<Arc<D::State>, AppError> {
+        match outcome {
+            Outcome::Unchanged { .. } => Ok(self.exec.load_shared::<D>(stream).await?.0),
+            written => self.exec.load_at::<D>(stream, written.stream_version()).await,
+        }
+    }
+
     /// The events of aggregate `D` that one earlier append stored (an append holds nothing
     /// else between its first and last position).
     pub(crate) async fn appended_events<D: Decider>(
@@ -106,16 +121,6 @@ impl AppError {
             AppError::Store(e) => e.code(),
             AppError::Decode { .. } => "STORE_CORRUPT",
         }
-    }
-}
-
-/// `LEDGER_CRASH_AT=<point>` makes the process die at that point, as a crash would: how the
-/// crash tests cut a step that spans two appends short between them (tests/e2e_money_edges.rs).
-/// Unset, it does nothing.
-pub fn crash_point(point: &str) {
-    if std::env::var("LEDGER_CRASH_AT").is_ok_and(|p| p == point) {
-        eprintln!("LEDGER_CRASH_AT={point}: aborting");
-        std::process::abort();
     }
 }
 

@@ -456,3 +456,35 @@ async fn the_end_and_its_unbind_reclaim_are_one_append() {
     assert_eq!(*store.head().borrow(), kept.last_position);
     assert_eq!(ledger.funds("D1").await.unwrap().pool(Currency::CNY), cny("1000.00"));
 }
+
+/// A write's answer is of the state its append left (`Executor::load_at`): at every version
+/// of a stream, from the cache, from a snapshot not newer than the version, or from the
+/// start when the only snapshot is newer.
+#[tokio::test]
+async fn the_state_at_a_version_is_the_fold_of_its_events_whatever_snapshot_is_kept() {
+    use ledger_domain::incentives::{self, Incentives, IncentivesState};
+    use ledger_domain::{decode, Decider};
+    let (ledger, store) = ledger_with_partners().await;
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    for i in 1..=5 {
+        ledger.record_consumption(&c, line(&format!("R{i}"), "C2", &format!("{i}0.00"))).await.unwrap();
+    }
+    let stream = incentives::stream_id("S1");
+    let events = store.read_stream(&stream, 1, 100).await.unwrap();
+    assert_eq!(events.len(), 5);
+    let mut folded = vec![IncentivesState::default()];
+    for e in &events {
+        let event = decode(&e.event_type, e.schema_version, &e.data).unwrap();
+        folded.push(Incentives::evolve(folded.last().unwrap().clone(), &event));
+    }
+    // From the cache (at 5) or the start.
+    for v in 1..=5u64 {
+        assert_eq!(*ledger.exec.load_at::<Incentives>(&stream, v).await.unwrap(), folded[v as usize], "version {v}");
+    }
+    // A snapshot at 3: used from 3 on, never for an earlier version.
+    store.save_snapshot(&stream, 3, Incentives::snapshot(&folded[3]).unwrap()).await.unwrap();
+    let fresh = Executor::new(store.clone());
+    for v in 1..=5u64 {
+        assert_eq!(*fresh.load_at::<Incentives>(&stream, v).await.unwrap(), folded[v as usize], "version {v}");
+    }
+}

@@ -158,17 +158,21 @@ pub struct ServeArgs {
     /// ...and at least this often (seconds) while events come.
     #[arg(long = "anchor-every-secs", env = "LEDGER_ANCHOR_EVERY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub every_secs: u64,
+    /// Seconds of the anchor lease: of the nodes sharing a store and given the key, its
+    /// holder anchors; another takes over this long after it dies.
+    #[arg(long = "anchor-lease-secs", env = "LEDGER_ANCHOR_LEASE_SECS", default_value = "10", value_parser = crate::serve::seconds)]
+    pub lease_secs: Duration,
 }
 
 /// Starts anchoring when a key is configured (checked against the ledger's current anchor
 /// key first); without one, says that the chain goes unanchored. On a store that keeps
 /// leases, anchoring runs under the lease `anchorer` ([`LeasedAnchorer`]): of the nodes
-/// sharing a store and given the key, one anchors at a time.
+/// sharing a store and given the key, one anchors at a time, for terms of
+/// `--anchor-lease-secs`.
 pub async fn spawn_in_serve(
     args: &ServeArgs,
     data: &Path,
     ledger: Arc<Ledger>,
-    term: Duration,
 ) -> Result<Option<(LeasedAnchorer, String)>> {
     let Some(key) = load_key(&args.key, data)? else {
         eprintln!("warning: no anchor key (--anchor-key or {KEY_ENV}); the hash chain is not anchored");
@@ -180,7 +184,7 @@ pub async fn spawn_in_serve(
     eprintln!("anchoring the chain with key {public}");
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let holder = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
-    let task = tokio::spawn(hold(ledger, key, cadence, term, holder, stopped));
+    let task = tokio::spawn(hold(ledger, key, cadence, args.lease_secs, holder, stopped));
     Ok(Some((LeasedAnchorer { stop, task }, public)))
 }
 

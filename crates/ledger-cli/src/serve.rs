@@ -54,6 +54,7 @@ pub struct Args {
     kafka: ledger_bus::cli::ServeKafkaArgs,
     /// Seconds of the kafka lease: with `--kafka-brokers`, the nodes sharing a store hold it
     /// in turn and only its holder publishes; another takes over this long after it dies.
+    /// (The anchor lease has its own term, `--anchor-lease-secs`.)
     #[arg(long, env = "LEDGER_KAFKA_LEASE_SECS", default_value = "10", value_parser = seconds)]
     kafka_lease_secs: std::time::Duration,
     #[command(flatten)]
@@ -79,7 +80,7 @@ pub struct LimitArgs {
     body_budget_mib: usize,
 }
 
-fn seconds(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn seconds(s: &str) -> Result<std::time::Duration, String> {
     s.parse::<f64>()
         .ok()
         .filter(|v| v.is_finite() && *v > 0.0 && *v <= 3600.0)
@@ -258,8 +259,7 @@ pub fn run(mut args: Args) -> Result<()> {
             crate::relay_lease::spawn(&args.kafka, args.kafka_lease_secs, args.data.dir.clone(), dyn_store.clone());
         let credentials = Arc::new(Credentials::new(master_key(&args.data.dir)?, args.admin_token.as_deref()));
         let ledger = Arc::new(Ledger::new(Arc::new(Executor::new(dyn_store.clone()))).with_calendar(calendar));
-        let anchorer =
-            crate::anchor::spawn_in_serve(&args.anchor, &args.data.dir, ledger.clone(), args.kafka_lease_secs).await?;
+        let anchorer = crate::anchor::spawn_in_serve(&args.anchor, &args.data.dir, ledger.clone()).await?;
         let state = Arc::new(AppState {
             store: dyn_store.clone(),
             ledger,
@@ -312,11 +312,11 @@ pub fn run(mut args: Args) -> Result<()> {
     })
 }
 
-/// Credits the rebate of every payment paid by `cloud_account_credit` whose credit a crash
-/// between the pay step's two appends left missing (docs/DOMAIN.md §5), once the read models
-/// hold the log as it stood at start (`head`).
-/// `LEDGER_START_COMPLETION=off` leaves them to the next pay call (a test hook, beside
-/// `LEDGER_CRASH_AT`, to show that call completes them).
+/// Credits the rebate of every payment paid by `cloud_account_credit` whose credit is
+/// missing, once the read models hold the log as it stood at start (`head`): a log written
+/// when the pay and its credit were two appends, and a crash came between them
+/// (docs/DOMAIN.md §5). `LEDGER_START_COMPLETION=off` leaves them to the next pay call (a
+/// test hook, to show that call completes them).
 async fn complete_cut_short_payments(state: Arc<AppState>, head: u64) {
     if std::env::var("LEDGER_START_COMPLETION").is_ok_and(|v| v == "off") {
         return;

@@ -358,6 +358,46 @@ pub fn csrf_refused(ctx: &Ctx) -> Response {
 }
 
 /// Whether a form carries this session's CSRF token.
+/// What a page or form handler answers: the page (`Ok`), or the page that refuses it, the
+/// sign-in page for a visitor without a session, or the form's page again with the API's
+/// refusal (`Err`); both are pages, `?` answers the second early.
+pub type Answer = Result<Response, Response>;
+
+/// The signed-in user, else the sign-in page (and back here afterwards).
+#[allow(clippy::result_large_err)] // the page answering the visitor, built once per request
+pub fn signed_in(ctx: &Ctx) -> Result<User, Response> {
+    ctx.user.clone().ok_or_else(|| partner::sign_in_first(ctx))
+}
+
+/// A form's user and fields: signed in, and the form's CSRF token its session's (else
+/// refused): what every form handler checks first.
+#[allow(clippy::result_large_err)] // as signed_in
+pub fn form_user(ctx: &Ctx, fields: Vec<(String, String)>) -> Result<(User, Fields), Response> {
+    let user = signed_in(ctx)?;
+    let fields = Fields(fields);
+    if !csrf_ok(&user, &fields) {
+        return Err(csrf_refused(ctx));
+    }
+    Ok((user, fields))
+}
+
+/// A form's write through the API, which every form handler ends with: once stored, on to
+/// `done` (the page that says what was done); refused, the form's page again with the
+/// refusal (`again`).
+pub async fn form_write<F: std::future::Future<Output = Response>>(
+    console: &Console,
+    user: &User,
+    fields: &Fields,
+    (method, uri, body): (axum::http::Method, &str, Option<&Value>),
+    done: &str,
+    again: impl FnOnce(Notice) -> F,
+) -> Answer {
+    match console.write(user, method, uri, body, fields).await {
+        Ok(_) => Ok(axum::response::Redirect::to(done).into_response()),
+        Err(r) => Err(again(Notice::Refused(r)).await),
+    }
+}
+
 pub fn csrf_ok(user: &User, fields: &Fields) -> bool {
     fields.get("csrf").is_some_and(|t| session::same(t, &user.csrf))
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::Method;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
 use ledger_core::Role;
@@ -20,7 +20,7 @@ use crate::api::{enc, query, Refusal};
 use crate::i18n::{status_or, Lang};
 use crate::partner::{done_notice, fields_params, param, sign_in_first, Params};
 use crate::session::{Ctx, Fields, User};
-use crate::{csrf_ok, field, form_guard, money, page, s, Console, Notice, St};
+use crate::{csrf_ok, field, form_guard, form_write, money, page, s, Answer, Console, Notice, St};
 
 pub fn routes() -> Router<Arc<Console>> {
     Router::new()
@@ -45,6 +45,18 @@ fn admin_only(ctx: &Ctx, title: &str) -> Result<User, Response> {
         return Err(page(ctx, title, Some(&Notice::Refused(r)), html! {}));
     }
     Ok(user)
+}
+
+/// An operator form's user and fields: the admin's (anyone else sees the refusal), with the
+/// form's CSRF token.
+#[allow(clippy::result_large_err)] // as admin_only
+fn admin_form(ctx: &Ctx, title: &str, fields: Vec<(String, String)>) -> Result<(User, Fields), Response> {
+    let user = admin_only(ctx, title)?;
+    let fields = Fields(fields);
+    if !csrf_ok(&user, &fields) {
+        return Err(crate::csrf_refused(ctx));
+    }
+    Ok((user, fields))
 }
 
 fn badge(l: Lang, status: &str) -> Markup {
@@ -181,16 +193,9 @@ async fn render_reviews(console: &Console, ctx: &Ctx, notice: Option<Notice>) ->
     page(ctx, title, notice.as_ref(), body)
 }
 
-async fn review_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
+async fn review_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
     let title = ctx.lang.t("初审与定稿", "Review and finalize");
-    let user = match admin_only(&ctx, title) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+    let (user, fields) = admin_form(&ctx, title, fields)?;
     let base = format!("/v1/incentive-months/{}/{}", enc(&fields.value("partner_id")), enc(&fields.value("month")));
     let currency = query(&[("currency", fields.get("currency"))]);
     let (uri, body, done) = match fields.get("action") {
@@ -214,10 +219,11 @@ async fn review_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(Strin
             (format!("{base}/review{currency}"), Some(body), "reviewed")
         }
     };
-    match console.write(&user, Method::POST, &uri, body.as_ref(), &fields).await {
-        Ok(_) => Redirect::to(&format!("/ops/reviews?done={done}")).into_response(),
-        Err(r) => render_reviews(&console, &ctx, Some(Notice::Refused(r))).await,
-    }
+    let done = format!("/ops/reviews?done={done}");
+    form_write(&console, &user, &fields, (Method::POST, &uri, body.as_ref()), &done, |notice| {
+        render_reviews(&console, &ctx, Some(notice))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- quarterly payments
@@ -308,16 +314,9 @@ async fn render_payments(console: &Console, ctx: &Ctx, params: &Params, notice: 
     page(ctx, title, notice.as_ref(), body)
 }
 
-async fn payment_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
+async fn payment_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
     let title = ctx.lang.t("季度付款处理", "Quarterly payments");
-    let user = match admin_only(&ctx, title) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+    let (user, fields) = admin_form(&ctx, title, fields)?;
     let action = fields
         .get("action")
         .filter(|a| matches!(*a, "approve" | "reject" | "invoice-list" | "invoice-received" | "pay"))
@@ -332,10 +331,11 @@ async fn payment_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(Stri
         }
     }
     let uri = format!("/v1/quarterly-payments/{}/{action}", enc(&fields.value("payment_id")));
-    match console.write(&user, Method::POST, &uri, Some(&body), &fields).await {
-        Ok(_) => Redirect::to("/ops/payments?done=step").into_response(),
-        Err(r) => render_payments(&console, &ctx, &fields_params(&fields), Some(Notice::Refused(r))).await,
-    }
+    let params = fields_params(&fields);
+    form_write(&console, &user, &fields, (Method::POST, &uri, Some(&body)), "/ops/payments?done=step", |notice| {
+        render_payments(&console, &ctx, &params, Some(notice))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- withdrawals
@@ -402,16 +402,9 @@ async fn render_withdrawals(console: &Console, ctx: &Ctx, notice: Option<Notice>
     page(ctx, title, notice.as_ref(), body)
 }
 
-async fn withdrawal_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
+async fn withdrawal_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
     let title = ctx.lang.t("提现审批", "Withdrawals");
-    let user = match admin_only(&ctx, title) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+    let (user, fields) = admin_form(&ctx, title, fields)?;
     let action =
         fields.get("action").filter(|a| matches!(*a, "approve" | "reject" | "paid" | "failed")).unwrap_or("approve");
     let mut body = json!({});
@@ -419,10 +412,10 @@ async fn withdrawal_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(S
         body["reason"] = json!(r);
     }
     let uri = format!("/v1/withdrawals/{}/{action}", enc(&fields.value("withdrawal_id")));
-    match console.write(&user, Method::POST, &uri, Some(&body), &fields).await {
-        Ok(_) => Redirect::to("/ops/withdrawals?done=step").into_response(),
-        Err(r) => render_withdrawals(&console, &ctx, Some(Notice::Refused(r))).await,
-    }
+    form_write(&console, &user, &fields, (Method::POST, &uri, Some(&body)), "/ops/withdrawals?done=step", |notice| {
+        render_withdrawals(&console, &ctx, Some(notice))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- lab points
@@ -493,26 +486,20 @@ async fn render_lab_points(console: &Console, ctx: &Ctx, params: &Params, notice
     page(ctx, title, notice.as_ref(), body)
 }
 
-async fn lab_points_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
+async fn lab_points_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
     let title = ctx.lang.t("实验点审批", "Lab points");
-    let user = match admin_only(&ctx, title) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+    let (user, fields) = admin_form(&ctx, title, fields)?;
     let action = if fields.get("action") == Some("reject") { "reject" } else { "grant" };
     let mut body = json!({});
     if let Some(c) = fields.text("comment") {
         body["comment"] = json!(c);
     }
     let uri = format!("/v1/lab-points/{}/{action}", enc(&fields.value("application_id")));
-    match console.write(&user, Method::POST, &uri, Some(&body), &fields).await {
-        Ok(_) => Redirect::to("/ops/lab-points?done=step").into_response(),
-        Err(r) => render_lab_points(&console, &ctx, &Params::new(), Some(Notice::Refused(r))).await,
-    }
+    let params = Params::new();
+    form_write(&console, &user, &fields, (Method::POST, &uri, Some(&body)), "/ops/lab-points?done=step", |notice| {
+        render_lab_points(&console, &ctx, &params, Some(notice))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- tokens
@@ -582,22 +569,20 @@ async fn render_credentials(console: &Console, ctx: &Ctx, notice: Option<Notice>
     page(ctx, title, notice.as_ref(), body)
 }
 
-async fn credential_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
+async fn credential_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
     let title = ctx.lang.t("访问令牌", "Tokens");
-    let user = match admin_only(&ctx, title) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+    let (user, fields) = admin_form(&ctx, title, fields)?;
     if fields.get("action") == Some("revoke") {
         let uri = format!("/v1/credentials/{}/revoke", enc(&fields.value("credential_id")));
-        return match console.write(&user, Method::POST, &uri, None, &fields).await {
-            Ok(_) => Redirect::to("/ops/credentials?done=step").into_response(),
-            Err(r) => render_credentials(&console, &ctx, Some(Notice::Refused(r)), None).await,
-        };
+        return form_write(
+            &console,
+            &user,
+            &fields,
+            (Method::POST, &uri, None),
+            "/ops/credentials?done=step",
+            |notice| render_credentials(&console, &ctx, Some(notice), None),
+        )
+        .await;
     }
     let mut body = json!({"role": fields.value("role")});
     if let Some(p) = fields.text("partner_id") {
@@ -607,8 +592,8 @@ async fn credential_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(S
         // The secrets are shown on this answer only (not after a redirect).
         Ok(issued) => {
             let notice = done_notice(ctx.lang, &[("done".to_string(), "credential".to_string())].into());
-            render_credentials(&console, &ctx, notice, Some(issued)).await
+            Ok(render_credentials(&console, &ctx, notice, Some(issued)).await)
         }
-        Err(r) => render_credentials(&console, &ctx, Some(Notice::Refused(r)), None).await,
+        Err(r) => Err(render_credentials(&console, &ctx, Some(Notice::Refused(r)), None).await),
     }
 }

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use crate::api::{enc, query, Refusal};
 use crate::i18n::{status_or, Lang};
 use crate::session::{self, Ctx, Fields, User};
-use crate::{csrf_ok, field, form_guard, money, page, s, Console, Notice, St};
+use crate::{csrf_ok, field, form_guard, form_write, money, page, s, Answer, Console, Notice, St};
 
 pub type Params = HashMap<String, String>;
 
@@ -38,6 +38,33 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/partner/customers", get(customers_page).post(customer_step))
         .route("/partner/coupons", get(coupons_page).post(coupon_step))
         .route("/partner/lab-points", get(lab_points_page).post(lab_points_step))
+}
+
+/// What a partner page is rendered from: the request, its user and parameters, the notice
+/// it shows and the fields it fills in again. Its handler shows it with the `?done=` of the
+/// form that led here; a refused form shows it again with the refusal and what was sent.
+pub struct Shown<'a> {
+    pub console: &'a Console,
+    pub ctx: &'a Ctx,
+    pub user: &'a User,
+    pub params: &'a Params,
+    pub notice: Option<Notice>,
+    pub prefill: &'a Fields,
+}
+
+/// No fields to fill in.
+const NO_FIELDS: &Fields = &Fields(Vec::new());
+
+impl<'a> Shown<'a> {
+    /// The page as its handler shows it.
+    pub fn page(console: &'a Console, ctx: &'a Ctx, user: &'a User, params: &'a Params) -> Shown<'a> {
+        Shown { console, ctx, user, params, notice: done_notice(ctx.lang, params), prefill: NO_FIELDS }
+    }
+
+    /// The page again after its form was refused (`notice`), with what was sent.
+    pub fn refused(self, notice: Notice, fields: &'a Fields) -> Shown<'a> {
+        Shown { notice: Some(notice), prefill: fields, ..self }
+    }
 }
 
 /// A non-blank parameter.
@@ -260,13 +287,13 @@ pub async fn home(ctx: Ctx) -> Response {
 
 // ---------------------------------------------------------------- incentive months
 
-pub async fn months_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let notice = done_notice(ctx.lang, &params);
-    render_months(&console, &ctx, &user, &params, notice).await
+pub async fn months_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Answer {
+    let user = crate::signed_in(&ctx)?;
+    Ok(render_months(Shown::page(&console, &ctx, &user, &params)).await)
 }
 
-async fn render_months(console: &Console, ctx: &Ctx, user: &User, params: &Params, notice: Option<Notice>) -> Response {
+async fn render_months(v: Shown<'_>) -> Response {
+    let Shown { console, ctx, user, params, notice, .. } = v;
     let l = ctx.lang;
     let title = l.t("激励月份", "Incentive months");
     let chooser = partner_chooser(l, user, "/partner/months", params);
@@ -349,12 +376,8 @@ async fn render_months(console: &Console, ctx: &Ctx, user: &User, params: &Param
     page(ctx, title, notice.as_ref(), body)
 }
 
-pub async fn apply_month(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+pub async fn apply_month(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
+    let (user, fields) = crate::form_user(&ctx, fields)?;
     let params = fields_params(&fields);
     let month = fields.value("month");
     let scope = scope_param(&user, &params);
@@ -363,30 +386,28 @@ pub async fn apply_month(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(S
         enc(&month),
         query(&[("currency", fields.get("currency")), ("partner_id", scope.as_deref())])
     );
-    match console.write(&user, Method::POST, &uri, None, &fields).await {
-        Ok(_) => {
-            // The seed's next step: the quarter's payment application, where the month now
-            // shows as under review.
-            let quarter = month.parse::<ledger_core::Month>().map(|m| m.quarter().to_string()).unwrap_or_default();
-            Redirect::to(&format!(
-                "/partner/quarter{}",
-                query(&[("quarter", Some(&quarter)), ("partner_id", scope.as_deref()), ("done", Some("applied"))])
-            ))
-            .into_response()
-        }
-        Err(r) => render_months(&console, &ctx, &user, &params, Some(Notice::Refused(r))).await,
-    }
+    // The seed's next step: the quarter's payment application, where the month now shows as
+    // under review.
+    let quarter = month.parse::<ledger_core::Month>().map(|m| m.quarter().to_string()).unwrap_or_default();
+    let done = format!(
+        "/partner/quarter{}",
+        query(&[("quarter", Some(&quarter)), ("partner_id", scope.as_deref()), ("done", Some("applied"))])
+    );
+    form_write(&console, &user, &fields, (Method::POST, &uri, None), &done, |notice| {
+        render_months(Shown::page(&console, &ctx, &user, &params).refused(notice, &fields))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- incentive details
 
-pub async fn details_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
+pub async fn details_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Answer {
+    let user = crate::signed_in(&ctx)?;
     let l = ctx.lang;
     let title = l.t("激励明细", "Incentive details");
     let chooser = partner_chooser(l, &user, "/partner/details", &params);
     if partner_of(&user, &params).is_none() {
-        return page(&ctx, title, None, chooser);
+        return Ok(page(&ctx, title, None, chooser));
     }
     let month = param(&params, "month").map(str::to_string).unwrap_or_else(|| now_month().prev().to_string());
     let currency = param(&params, "currency").unwrap_or("CNY").to_string();
@@ -413,10 +434,8 @@ pub async fn details_page(State(console): St, ctx: Ctx, Query(params): Query<Par
             }
         }
     };
-    let details = match console.get(&user, &uri).await {
-        Ok(v) => v,
-        Err(r) => return read_refused(&ctx, title, html! { (chooser) (form) }, &r),
-    };
+    let details =
+        console.get(&user, &uri).await.map_err(|r| read_refused(&ctx, title, html! { (chooser) (form) }, &r))?;
     let items = details["items"].as_array().cloned().unwrap_or_default();
     let total = details["total"].as_u64().unwrap_or(0);
     let body = html! {
@@ -460,7 +479,7 @@ pub async fn details_page(State(console): St, ctx: Ctx, Query(params): Query<Par
         }
         (pager(l, "/partner/details", &params, offset, limit, total))
     };
-    page(&ctx, title, None, body)
+    Ok(page(&ctx, title, None, body))
 }
 
 pub fn currency_select(name: &str, current: &str) -> Markup {
@@ -497,19 +516,13 @@ pub fn pager(l: Lang, path: &str, params: &Params, offset: u64, limit: u64, tota
 
 // ---------------------------------------------------------------- opportunities
 
-pub async fn opportunities_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let notice = done_notice(ctx.lang, &params);
-    render_opportunities(&console, &ctx, &user, &params, notice).await
+pub async fn opportunities_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Answer {
+    let user = crate::signed_in(&ctx)?;
+    Ok(render_opportunities(Shown::page(&console, &ctx, &user, &params)).await)
 }
 
-async fn render_opportunities(
-    console: &Console,
-    ctx: &Ctx,
-    user: &User,
-    params: &Params,
-    notice: Option<Notice>,
-) -> Response {
+async fn render_opportunities(v: Shown<'_>) -> Response {
+    let Shown { console, ctx, user, params, notice, .. } = v;
     let l = ctx.lang;
     let title = l.t("机会点激励", "Opportunity incentives");
     let chooser = partner_chooser(l, user, "/partner/opportunities", params);
@@ -565,39 +578,32 @@ async fn render_opportunities(
     page(ctx, title, notice.as_ref(), body)
 }
 
-pub async fn opportunity_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+pub async fn opportunity_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
+    let (user, fields) = crate::form_user(&ctx, fields)?;
     let params = fields_params(&fields);
     let action = if fields.get("action") == Some("accept") { "accept" } else { "apply" };
     let uri = format!("/v1/opportunities/{}/{action}", enc(&fields.value("opportunity_id")));
-    match console.write(&user, Method::POST, &uri, None, &fields).await {
-        Ok(_) => {
-            let done = if action == "accept" { "accepted" } else { "opportunity_applied" };
-            Redirect::to(&format!("/partner/opportunities?done={done}")).into_response()
-        }
-        Err(r) => render_opportunities(&console, &ctx, &user, &params, Some(Notice::Refused(r))).await,
-    }
+    let done = if action == "accept" { "accepted" } else { "opportunity_applied" };
+    form_write(
+        &console,
+        &user,
+        &fields,
+        (Method::POST, &uri, None),
+        &format!("/partner/opportunities?done={done}"),
+        |notice| render_opportunities(Shown::page(&console, &ctx, &user, &params).refused(notice, &fields)),
+    )
+    .await
 }
 
 // ---------------------------------------------------------------- the quarter
 
-pub async fn quarter_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let notice = done_notice(ctx.lang, &params);
-    render_quarter(&console, &ctx, &user, &params, notice).await
+pub async fn quarter_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Answer {
+    let user = crate::signed_in(&ctx)?;
+    Ok(render_quarter(Shown::page(&console, &ctx, &user, &params)).await)
 }
 
-async fn render_quarter(
-    console: &Console,
-    ctx: &Ctx,
-    user: &User,
-    params: &Params,
-    notice: Option<Notice>,
-) -> Response {
+async fn render_quarter(v: Shown<'_>) -> Response {
+    let Shown { console, ctx, user, params, notice, .. } = v;
     let l = ctx.lang;
     let title = l.t("季度付款申请", "Quarterly payment application");
     let chooser = partner_chooser(l, user, "/partner/quarter", params);
@@ -675,45 +681,35 @@ async fn render_quarter(
     page(ctx, title, notice.as_ref(), body)
 }
 
-pub async fn request_payment(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+pub async fn request_payment(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
+    let (user, fields) = crate::form_user(&ctx, fields)?;
     let params = fields_params(&fields);
     let scope = scope_param(&user, &params);
     let mut body = json!({"quarter": fields.value("quarter")});
     if let Some(p) = &scope {
         body["partner_id"] = json!(p);
     }
-    match console.write(&user, Method::POST, "/v1/quarterly-payments", Some(&body), &fields).await {
-        Ok(_) => Redirect::to(&format!(
-            "/partner/payments{}",
-            query(&[("partner_id", scope.as_deref()), ("done", Some("requested"))])
-        ))
-        .into_response(),
-        Err(r) => render_quarter(&console, &ctx, &user, &params, Some(Notice::Refused(r))).await,
-    }
+    let done = format!("/partner/payments{}", query(&[("partner_id", scope.as_deref()), ("done", Some("requested"))]));
+    form_write(&console, &user, &fields, (Method::POST, "/v1/quarterly-payments", Some(&body)), &done, |notice| {
+        render_quarter(Shown::page(&console, &ctx, &user, &params).refused(notice, &fields))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- applications, invoice list
 
-pub async fn payments_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
+pub async fn payments_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Answer {
+    let user = crate::signed_in(&ctx)?;
     let l = ctx.lang;
     let notice = done_notice(l, &params);
     let title = l.t("申请记录", "Payment applications");
     let chooser = partner_chooser(l, &user, "/partner/payments", &params);
     if partner_of(&user, &params).is_none() {
-        return page(&ctx, title, notice.as_ref(), chooser);
+        return Ok(page(&ctx, title, notice.as_ref(), chooser));
     }
     let scope = scope_param(&user, &params);
     let uri = format!("/v1/quarterly-payments{}", query(&[("partner_id", scope.as_deref()), ("limit", Some("100"))]));
-    let list = match console.get(&user, &uri).await {
-        Ok(v) => v,
-        Err(r) => return read_refused(&ctx, title, chooser, &r),
-    };
+    let list = console.get(&user, &uri).await.map_err(|r| read_refused(&ctx, title, chooser.clone(), &r))?;
     let items = list["items"].as_array().cloned().unwrap_or_default();
     let body = html! {
         (chooser)
@@ -739,7 +735,7 @@ pub async fn payments_page(State(console): St, ctx: Ctx, Query(params): Query<Pa
             }
         }
     };
-    page(&ctx, title, notice.as_ref(), body)
+    Ok(page(&ctx, title, notice.as_ref(), body))
 }
 
 pub async fn invoice_page(State(console): St, ctx: Ctx, Path(id): Path<String>) -> Response {
@@ -792,20 +788,13 @@ pub async fn invoice_page(State(console): St, ctx: Ctx, Path(id): Path<String>) 
 
 // ---------------------------------------------------------------- withdrawals
 
-pub async fn withdrawals_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let notice = done_notice(ctx.lang, &params);
-    render_withdrawals(&console, &ctx, &user, &params, notice, &Fields::default()).await
+pub async fn withdrawals_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Answer {
+    let user = crate::signed_in(&ctx)?;
+    Ok(render_withdrawals(Shown::page(&console, &ctx, &user, &params)).await)
 }
 
-async fn render_withdrawals(
-    console: &Console,
-    ctx: &Ctx,
-    user: &User,
-    params: &Params,
-    notice: Option<Notice>,
-    prefill: &Fields,
-) -> Response {
+async fn render_withdrawals(v: Shown<'_>) -> Response {
+    let Shown { console, ctx, user, params, notice, prefill } = v;
     let l = ctx.lang;
     let title = l.t("激励返点提现", "Rebate withdrawal");
     let chooser = partner_chooser(l, user, "/partner/withdrawals", params);
@@ -880,12 +869,8 @@ fn currency_select_named(id: &str, name: &str, current: &str) -> Markup {
     }
 }
 
-pub async fn request_withdrawal(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+pub async fn request_withdrawal(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
+    let (user, fields) = crate::form_user(&ctx, fields)?;
     let params = fields_params(&fields);
     let scope = scope_param(&user, &params);
     let mut body = json!({
@@ -896,32 +881,23 @@ pub async fn request_withdrawal(State(console): St, ctx: Ctx, Form(fields): Form
     if let Some(p) = &scope {
         body["partner_id"] = json!(p);
     }
-    match console.write(&user, Method::POST, "/v1/withdrawals", Some(&body), &fields).await {
-        Ok(_) => Redirect::to(&format!(
-            "/partner/withdrawals{}",
-            query(&[("partner_id", scope.as_deref()), ("done", Some("withdrawal"))])
-        ))
-        .into_response(),
-        Err(r) => render_withdrawals(&console, &ctx, &user, &params, Some(Notice::Refused(r)), &fields).await,
-    }
+    let done =
+        format!("/partner/withdrawals{}", query(&[("partner_id", scope.as_deref()), ("done", Some("withdrawal"))]));
+    form_write(&console, &user, &fields, (Method::POST, "/v1/withdrawals", Some(&body)), &done, |notice| {
+        render_withdrawals(Shown::page(&console, &ctx, &user, &params).refused(notice, &fields))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- allocate / reclaim
 
-pub async fn funds_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let notice = done_notice(ctx.lang, &params);
-    render_funds(&console, &ctx, &user, &params, notice, &Fields::default()).await
+pub async fn funds_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Answer {
+    let user = crate::signed_in(&ctx)?;
+    Ok(render_funds(Shown::page(&console, &ctx, &user, &params)).await)
 }
 
-async fn render_funds(
-    console: &Console,
-    ctx: &Ctx,
-    user: &User,
-    params: &Params,
-    notice: Option<Notice>,
-    prefill: &Fields,
-) -> Response {
+async fn render_funds(v: Shown<'_>) -> Response {
+    let Shown { console, ctx, user, params, notice, prefill } = v;
     let l = ctx.lang;
     let title = l.t("拨款 / 回收", "Allocate / reclaim");
     let chooser = partner_chooser(l, user, "/partner/funds", params);
@@ -1062,12 +1038,8 @@ fn day_end(d: &str) -> String {
     }
 }
 
-pub async fn adjust_funds(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+pub async fn adjust_funds(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
+    let (user, fields) = crate::form_user(&ctx, fields)?;
     let params = fields_params(&fields);
     let scope = scope_param(&user, &params);
     let direction = if fields.get("direction") == Some("reclaim") { "reclaim" } else { "allocate" };
@@ -1083,36 +1055,24 @@ pub async fn adjust_funds(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(
         body["partner_id"] = json!(p);
     }
     let uri = if direction == "reclaim" { "/v1/reclaims" } else { "/v1/allocations" };
-    match console.write(&user, Method::POST, uri, Some(&body), &fields).await {
-        Ok(_) => Redirect::to(&format!(
-            "/partner/funds{}",
-            query(&[("partner_id", scope.as_deref()), ("done", Some(direction))])
-        ))
-        .into_response(),
-        Err(r) => {
-            let mut params = params;
-            params.retain(|k, _| k == "partner_id");
-            render_funds(&console, &ctx, &user, &params, Some(Notice::Refused(r)), &fields).await
-        }
-    }
+    let done = format!("/partner/funds{}", query(&[("partner_id", scope.as_deref()), ("done", Some(direction))]));
+    let mut params = params;
+    params.retain(|k, _| k == "partner_id");
+    form_write(&console, &user, &fields, (Method::POST, uri, Some(&body)), &done, |notice| {
+        render_funds(Shown::page(&console, &ctx, &user, &params).refused(notice, &fields))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- customers
 
-pub async fn customers_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let notice = done_notice(ctx.lang, &params);
-    render_customers(&console, &ctx, &user, &params, notice, &Fields::default()).await
+pub async fn customers_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Answer {
+    let user = crate::signed_in(&ctx)?;
+    Ok(render_customers(Shown::page(&console, &ctx, &user, &params)).await)
 }
 
-async fn render_customers(
-    console: &Console,
-    ctx: &Ctx,
-    user: &User,
-    params: &Params,
-    notice: Option<Notice>,
-    prefill: &Fields,
-) -> Response {
+async fn render_customers(v: Shown<'_>) -> Response {
+    let Shown { console, ctx, user, params, notice, prefill } = v;
     let l = ctx.lang;
     let title = l.t("客户管理", "Customers");
     let customer_id =
@@ -1175,12 +1135,8 @@ async fn render_customers(
     page(ctx, title, notice.as_ref(), body)
 }
 
-pub async fn customer_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+pub async fn customer_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
+    let (user, fields) = crate::form_user(&ctx, fields)?;
     let params = fields_params(&fields);
     let customer = fields.value("customer_id").trim().to_string();
     let (uri, body, done) = if fields.get("action") == Some("end") {
@@ -1192,37 +1148,24 @@ pub async fn customer_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<
             "switched",
         )
     };
-    match console.write(&user, Method::POST, &uri, Some(&body), &fields).await {
-        Ok(_) => Redirect::to(&format!(
-            "/partner/customers{}",
-            query(&[("customer_id", Some(&customer)), ("done", Some(done))])
-        ))
-        .into_response(),
-        Err(r) => {
-            let mut params = params;
-            params.retain(|k, _| k == "partner_id");
-            render_customers(&console, &ctx, &user, &params, Some(Notice::Refused(r)), &fields).await
-        }
-    }
+    let done = format!("/partner/customers{}", query(&[("customer_id", Some(&customer)), ("done", Some(done))]));
+    let mut params = params;
+    params.retain(|k, _| k == "partner_id");
+    form_write(&console, &user, &fields, (Method::POST, &uri, Some(&body)), &done, |notice| {
+        render_customers(Shown::page(&console, &ctx, &user, &params).refused(notice, &fields))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- coupons
 
-pub async fn coupons_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let notice = done_notice(ctx.lang, &params);
-    render_coupons(&console, &ctx, &user, &params, notice, &Fields::default(), None).await
+pub async fn coupons_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Answer {
+    let user = crate::signed_in(&ctx)?;
+    Ok(render_coupons(Shown::page(&console, &ctx, &user, &params), None).await)
 }
 
-async fn render_coupons(
-    console: &Console,
-    ctx: &Ctx,
-    user: &User,
-    params: &Params,
-    notice: Option<Notice>,
-    prefill: &Fields,
-    reclaim_results: Option<Vec<Value>>,
-) -> Response {
+async fn render_coupons(v: Shown<'_>, reclaim_results: Option<Vec<Value>>) -> Response {
+    let Shown { console, ctx, user, params, notice, prefill } = v;
     let l = ctx.lang;
     let title = l.t("优惠券", "Coupons");
     let chooser = partner_chooser(l, user, "/partner/coupons", params);
@@ -1321,12 +1264,8 @@ async fn render_coupons(
     page(ctx, title, notice.as_ref(), body)
 }
 
-pub async fn coupon_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+pub async fn coupon_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
+    let (user, fields) = crate::form_user(&ctx, fields)?;
     let mut params = fields_params(&fields);
     params.retain(|k, _| k == "partner_id");
     let scope = scope_param(&user, &params);
@@ -1345,10 +1284,12 @@ pub async fn coupon_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(S
             Ok(v) => {
                 let results = v["results"].as_array().cloned().unwrap_or_default();
                 let notice = done_notice(ctx.lang, &[("done".to_string(), "coupons_reclaimed".to_string())].into());
-                render_coupons(&console, &ctx, &user, &params, notice, &Fields::default(), Some(results)).await
+                Ok(render_coupons(Shown { notice, ..Shown::page(&console, &ctx, &user, &params) }, Some(results)).await)
             }
             Err(r) => {
-                render_coupons(&console, &ctx, &user, &params, Some(Notice::Refused(r)), &Fields::default(), None).await
+                let refused = Some(Notice::Refused(r));
+                Err(render_coupons(Shown { notice: refused, ..Shown::page(&console, &ctx, &user, &params) }, None)
+                    .await)
             }
         };
     }
@@ -1364,34 +1305,25 @@ pub async fn coupon_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(S
     if let Some(p) = &scope {
         body["partner_id"] = json!(p);
     }
-    match console.write(&user, Method::POST, "/v1/coupons", Some(&body), &fields).await {
-        Ok(_) => Redirect::to(&format!(
-            "/partner/coupons{}",
-            query(&[("partner_id", scope.as_deref()), ("done", Some("issued"))])
-        ))
-        .into_response(),
-        Err(r) => render_coupons(&console, &ctx, &user, &params, Some(Notice::Refused(r)), &fields, None).await,
-    }
+    let done = format!("/partner/coupons{}", query(&[("partner_id", scope.as_deref()), ("done", Some("issued"))]));
+    form_write(&console, &user, &fields, (Method::POST, "/v1/coupons", Some(&body)), &done, |notice| {
+        render_coupons(Shown::page(&console, &ctx, &user, &params).refused(notice, &fields), None)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- lab points
 
-pub async fn lab_points_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let notice = done_notice(ctx.lang, &params);
-    render_lab_points(&console, &ctx, &user, &params, notice).await
+pub async fn lab_points_page(State(console): St, ctx: Ctx, Query(params): Query<Params>) -> Answer {
+    let user = crate::signed_in(&ctx)?;
+    Ok(render_lab_points(Shown::page(&console, &ctx, &user, &params)).await)
 }
 
 /// The denominations of the seed ("10点、20点、50点、100点、250点、500点").
 pub const LAB_POINTS: [u32; 6] = [10, 20, 50, 100, 250, 500];
 
-async fn render_lab_points(
-    console: &Console,
-    ctx: &Ctx,
-    user: &User,
-    params: &Params,
-    notice: Option<Notice>,
-) -> Response {
+async fn render_lab_points(v: Shown<'_>) -> Response {
+    let Shown { console, ctx, user, params, notice, .. } = v;
     let l = ctx.lang;
     let title = l.t("云实验点数", "Cloud lab points");
     let chooser = partner_chooser(l, user, "/partner/lab-points", params);
@@ -1452,12 +1384,8 @@ async fn render_lab_points(
     page(ctx, title, notice.as_ref(), body)
 }
 
-pub async fn lab_points_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Response {
-    let Some(user) = ctx.user.clone() else { return sign_in_first(&ctx) };
-    let fields = Fields(fields);
-    if !csrf_ok(&user, &fields) {
-        return crate::csrf_refused(&ctx);
-    }
+pub async fn lab_points_step(State(console): St, ctx: Ctx, Form(fields): Form<Vec<(String, String)>>) -> Answer {
+    let (user, fields) = crate::form_user(&ctx, fields)?;
     let params = Params::new();
     let points: Value = fields.value("points").trim().parse::<u32>().map(Value::from).unwrap_or(Value::from(0));
     let body = json!({"points": points});
@@ -1466,8 +1394,13 @@ pub async fn lab_points_step(State(console): St, ctx: Ctx, Form(fields): Form<Ve
     } else {
         (Method::POST, "/v1/lab-points".to_string(), "lab_applied")
     };
-    match console.write(&user, method, &uri, Some(&body), &fields).await {
-        Ok(_) => Redirect::to(&format!("/partner/lab-points?done={done}")).into_response(),
-        Err(r) => render_lab_points(&console, &ctx, &user, &params, Some(Notice::Refused(r))).await,
-    }
+    form_write(
+        &console,
+        &user,
+        &fields,
+        (method, &uri, Some(&body)),
+        &format!("/partner/lab-points?done={done}"),
+        |notice| render_lab_points(Shown::page(&console, &ctx, &user, &params).refused(notice, &fields)),
+    )
+    .await
 }
