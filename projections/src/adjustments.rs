@@ -51,7 +51,7 @@ impl Projection for Adjustments {
         let event: FundsEvent = ledger_domain::decode(&e.event_type, e.schema_version, &e.data)
             .map_err(|err| ProjectionError::Decode { position: e.position, reason: err.to_string() })?;
         let Some(r) = event.adjustment_record() else { return Ok(()) };
-        tx.execute(
+        tx.write(
             "INSERT INTO adjustment_records (position, record_id, distributor_id, operator_partner_id, \
              counterparty_type, counterparty_id, kind, occurred_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![

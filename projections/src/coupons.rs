@@ -64,7 +64,7 @@ impl Projection for Coupons {
                 c
             }
         };
-        tx.execute(
+        tx.write(
             &upsert("coupons", COLUMNS, "coupon_id"),
             params![
                 coupon.coupon_id,

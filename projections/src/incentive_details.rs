@@ -82,7 +82,7 @@ fn entry_id(d: &IncentiveDetail) -> &str {
 }
 
 fn store(tx: &dyn Db, partner: &str, d: &IncentiveDetail, position: u64) -> Result<(), ProjectionError> {
-    tx.execute(
+    tx.write(
         &upsert("incentive_details", &format!("partner_id, {COLUMNS}"), "partner_id, entry, entry_id"),
         params![
             partner,

@@ -191,7 +191,7 @@ impl Projection for IncentiveMonths {
                 let Some(row) = self.rows.get_mut(&partner).and_then(|rows| rows.get_mut(&key)) else { continue };
                 row.dirty = false;
                 let m = &row.month;
-                tx.execute(
+                tx.write(
                     &sql,
                     params![
                         partner,

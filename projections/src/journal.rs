@@ -56,7 +56,7 @@ impl Projection for Journal {
             return Err(ProjectionError::Decode { position: e.position, reason: "its postings do not balance".into() });
         }
         for (seq, p) in postings.iter().enumerate() {
-            tx.execute(
+            tx.write(
                 "INSERT INTO journal (position, seq, occurred_at, owner, account, currency, side, amount, kind) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![

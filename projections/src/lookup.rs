@@ -98,7 +98,7 @@ impl Projection for Lookup {
         let Some(partner) = ids.partner_id.as_deref() else { return Ok(()) };
         for field in fields {
             if let Some(id) = ids.get(field) {
-                tx.execute(
+                tx.write(
                     "INSERT INTO lookup (kind, id, partner_id, stream) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                     params![field, id, partner, e.stream],
                 )?;

@@ -65,7 +65,7 @@ impl Projection for Partners {
             .map_err(|err| codec::undecodable(e, err))?;
         match event {
             PartnerEvent::PartnerRegistered { partner_id, name, kind, parent_id, level, registered_at } => {
-                tx.execute(
+                tx.write(
                     &upsert(
                         "partners",
                         "partner_id, name, kind, parent_id, level, registered_at, position",
@@ -83,7 +83,7 @@ impl Projection for Partners {
                 )?;
             }
             PartnerEvent::PartnerLevelChanged { partner_id, to, .. } => {
-                tx.execute(
+                tx.write(
                     "UPDATE partners SET level = ?2, position = ?3 WHERE partner_id = ?1",
                     params![partner_id, to_text(&to), e.position as i64],
                 )?;

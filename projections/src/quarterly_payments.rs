@@ -83,7 +83,7 @@ impl Projection for QuarterlyPayments {
 }
 
 fn store(tx: &dyn Db, partner: &str, p: &QuarterlyPayment, position: u64) -> Result<(), ProjectionError> {
-    tx.execute(
+    tx.write(
         &upsert("quarterly_payments", COLUMNS, "payment_id"),
         params![
             p.payment_id,

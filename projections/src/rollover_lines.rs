@@ -111,7 +111,7 @@ impl Projection for RolloverLines {
             "partner_id, incentive_month, record_id",
         );
         for (partner, line, position) in self.pending.drain(..) {
-            tx.execute(
+            tx.write(
                 &sql,
                 params![
                     partner,

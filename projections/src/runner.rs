@@ -482,12 +482,13 @@ impl Runner {
                     moved = true;
                 }
                 if moved {
-                    p.flush(db).map_err(|err| ProjectionError::Apply {
+                    // The projection's queued writes are answered here, so an error names it.
+                    p.flush(db).and_then(|()| db.flush()).map_err(|err| ProjectionError::Apply {
                         projection: p.name(),
                         position: last,
                         reason: err.to_string(),
                     })?;
-                    db.execute(SAVE_CHECKPOINT, params![p.name(), last as i64])?;
+                    db.write(SAVE_CHECKPOINT, params![p.name(), last as i64])?;
                     applied_any = true;
                 }
             }

@@ -254,6 +254,16 @@ pub trait Db {
     fn dialect(&self) -> Dialect;
     /// Runs one statement; answers the rows it changed.
     fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<usize, ProjectionError>;
+    /// Runs one statement whose row count is not needed. On PostgreSQL it is queued and sent
+    /// pipelined with the writes after it (see [`PgDb`]), so its error may surface at a later
+    /// call (at the latest [`Db::flush`] or the `COMMIT`); elsewhere it runs at once.
+    fn write(&self, sql: &str, params: &[&dyn Param]) -> Result<(), ProjectionError> {
+        self.execute(sql, params).map(|_| ())
+    }
+    /// Sends the queued writes and waits for their answers.
+    fn flush(&self) -> Result<(), ProjectionError> {
+        Ok(())
+    }
     /// Runs one query and calls `each` with every row, in order.
     fn each_row(
         &self,
@@ -306,6 +316,12 @@ impl<T: Db + ?Sized> Db for &T {
     }
     fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<usize, ProjectionError> {
         (**self).execute(sql, params)
+    }
+    fn write(&self, sql: &str, params: &[&dyn Param]) -> Result<(), ProjectionError> {
+        (**self).write(sql, params)
+    }
+    fn flush(&self) -> Result<(), ProjectionError> {
+        (**self).flush()
     }
     fn each_row(
         &self,
@@ -360,12 +376,47 @@ impl Db for rusqlite::Connection {
 /// A PostgreSQL connection used from blocking code (the runner's batches, the read pool's
 /// queries run off the async threads): it drives its own small runtime. Statements are
 /// prepared once per connection.
+///
+/// [`Db::write`]s are queued and sent together, pipelined (one round trip for up to
+/// [`PIPELINE`] rows instead of one each), before any other statement runs: a query or
+/// `execute` sees every write before it, and `COMMIT` is sent only once they all succeeded.
+/// A `ROLLBACK` drops the writes not yet sent (they would be undone anyway).
 pub struct PgDb {
     /// Always Some until dropped (then shut down without blocking: a connection may be
     /// dropped on an async thread).
     rt: Option<tokio::runtime::Runtime>,
     client: tokio_postgres::Client,
     statements: RefCell<HashMap<String, tokio_postgres::Statement>>,
+    queued: RefCell<Vec<(tokio_postgres::Statement, Vec<PgValue>)>>,
+}
+
+/// Most writes queued before they are sent.
+pub const PIPELINE: usize = 1_000;
+
+/// A parameter kept until its queued write is sent.
+#[derive(Debug)]
+enum PgValue {
+    Null,
+    Text(String),
+    Int(i64),
+}
+
+impl PgValue {
+    fn of(p: PgParam<'_>) -> PgValue {
+        match p {
+            PgParam::Null => PgValue::Null,
+            PgParam::Text(s) => PgValue::Text(s.to_string()),
+            PgParam::Int(i) => PgValue::Int(i),
+        }
+    }
+
+    fn param(&self) -> PgParam<'_> {
+        match self {
+            PgValue::Null => PgParam::Null,
+            PgValue::Text(s) => PgParam::Text(s),
+            PgValue::Int(i) => PgParam::Int(*i),
+        }
+    }
 }
 
 /// Where read models live on PostgreSQL: a server and a schema of their own.
@@ -426,7 +477,7 @@ impl PgDb {
             }
         });
         let schema = &target.schema;
-        let db = PgDb { rt: Some(rt), client, statements: RefCell::new(HashMap::new()) };
+        let db = PgDb { rt: Some(rt), client, statements: RefCell::new(HashMap::new()), queued: RefCell::default() };
         db.run(db.client.batch_execute(&format!(
             "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); CREATE SCHEMA IF NOT EXISTS \"{schema}\"; COMMIT; \
              SET search_path TO \"{schema}\""
@@ -448,6 +499,24 @@ impl PgDb {
         self.statements.borrow_mut().insert(sql.to_string(), prepared.clone());
         Ok(prepared)
     }
+
+    /// Sends every queued write at once and waits for all their answers; the first error
+    /// (in order) is the answer.
+    fn send_queued(&self) -> Result<(), ProjectionError> {
+        let queued = std::mem::take(&mut *self.queued.borrow_mut());
+        if queued.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<Vec<PgParam<'_>>> =
+            queued.iter().map(|(_, v)| v.iter().map(PgValue::param).collect()).collect();
+        let refs: Vec<Vec<&(dyn ToSql + Sync)>> =
+            values.iter().map(|v| v.iter().map(|p| p as &(dyn ToSql + Sync)).collect()).collect();
+        // Each request is sent when first polled, and `try_join_all` polls them all in order
+        // before waiting: one round trip for the lot.
+        let sent = queued.iter().zip(&refs).map(|((st, _), refs)| self.client.execute(st, refs));
+        self.run(futures::future::try_join_all(sent))?;
+        Ok(())
+    }
 }
 
 impl Drop for PgDb {
@@ -464,10 +533,29 @@ impl Db for PgDb {
     }
 
     fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<usize, ProjectionError> {
+        self.send_queued()?;
         let stmt = self.statement(sql)?;
         let values: Vec<PgParam<'_>> = params.iter().map(|p| p.pg()).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
         Ok(self.run(self.client.execute(&stmt, &refs))? as usize)
+    }
+
+    fn write(&self, sql: &str, params: &[&dyn Param]) -> Result<(), ProjectionError> {
+        let stmt = self.statement(sql)?;
+        let values = params.iter().map(|p| PgValue::of(p.pg())).collect();
+        let full = {
+            let mut queued = self.queued.borrow_mut();
+            queued.push((stmt, values));
+            queued.len() >= PIPELINE
+        };
+        if full {
+            self.send_queued()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), ProjectionError> {
+        self.send_queued()
     }
 
     fn each_row(
@@ -476,6 +564,7 @@ impl Db for PgDb {
         params: &[&dyn Param],
         each: &mut dyn FnMut(&Row<'_>) -> Result<(), ProjectionError>,
     ) -> Result<(), ProjectionError> {
+        self.send_queued()?;
         let stmt = self.statement(sql)?;
         let values: Vec<PgParam<'_>> = params.iter().map(|p| p.pg()).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
@@ -487,6 +576,11 @@ impl Db for PgDb {
     }
 
     fn batch(&self, sql: &str) -> Result<(), ProjectionError> {
+        if sql.trim().eq_ignore_ascii_case("ROLLBACK") {
+            self.queued.borrow_mut().clear();
+        } else {
+            self.send_queued()?;
+        }
         Ok(self.run(self.client.batch_execute(&to_postgres(sql, true)))?)
     }
 }

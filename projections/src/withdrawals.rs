@@ -64,7 +64,7 @@ impl Projection for Withdrawals {
                 w
             }
         };
-        tx.execute(
+        tx.write(
             &upsert("withdrawals", COLUMNS, "withdrawal_id"),
             params![
                 w.withdrawal_id,

@@ -243,3 +243,60 @@ async fn live_runners_on_shared_read_models_hand_over_when_the_leader_stops() {
     let totals: i64 = rows(&check).iter().map(|r| r.1).sum();
     assert_eq!(totals, 600, "every event applied once across the hand-over");
 }
+
+/// What [`Pipelined`] writes at `BAD_AT`: 0 nothing wrong, 1 a value the driver cannot send
+/// (text into an integer column), 2 a row the server refuses (NULL into NOT NULL).
+static BAD_KIND: AtomicU64 = AtomicU64::new(0);
+static BAD_AT: AtomicU64 = AtomicU64::new(0);
+
+/// One row per event through [`Db::write`] (queued and pipelined on PostgreSQL).
+struct Pipelined;
+
+impl Projection for Pipelined {
+    fn name(&self) -> &'static str {
+        "pipelined"
+    }
+    fn schema(&self) -> &'static str {
+        "CREATE TABLE IF NOT EXISTS pipelined (position INTEGER PRIMARY KEY, n INTEGER NOT NULL)"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["pipelined"]
+    }
+    fn apply(&mut self, tx: &dyn Db, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        let sql = "INSERT INTO pipelined (position, n) VALUES (?1, ?2)";
+        match (BAD_AT.load(Ordering::SeqCst) == e.position, BAD_KIND.load(Ordering::SeqCst)) {
+            (true, 1) => tx.write(sql, params![e.position as i64, "not a number"]),
+            (true, 2) => tx.write(sql, params![e.position as i64, None::<i64>]),
+            _ => tx.write(sql, params![e.position as i64, e.position as i64]),
+        }
+    }
+}
+
+/// Queued writes are sent before the COMMIT and their failure, whether the driver or the
+/// server refuses a row, rolls the whole batch back and names the projection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_pipelined_write_rolls_its_batch_back_on_postgres() {
+    let schema = pg::fresh("pipelined");
+    let store: Store = Arc::new(MemoryStore::new());
+    append_n(&store, "acct", 3_000).await;
+    let mut runner = Runner::open_models(&schema.models, vec![Box::new(Pipelined)]).unwrap();
+    runner.catch_up(&store, |_| {}).await.unwrap();
+    let count = |runner: &Runner| -> i64 {
+        runner.db().query_row("SELECT count(*) FROM pipelined", params![], |r| r.get(0)).unwrap().unwrap()
+    };
+    assert_eq!(count(&runner), 3_000);
+
+    for kind in [1, 2] {
+        append_n(&store, "acct", 2_500).await;
+        let head = *store.head().borrow();
+        BAD_KIND.store(kind, Ordering::SeqCst);
+        BAD_AT.store(head - 10, Ordering::SeqCst);
+        let err = runner.catch_up(&store, |_| {}).await.unwrap_err();
+        assert!(err.to_string().contains("pipelined"), "{err}");
+        assert_eq!(runner.low_water(), head - 2_500, "kind {kind}");
+        assert_eq!(count(&runner), (head - 2_500) as i64, "kind {kind}: nothing of the batch stays");
+        BAD_AT.store(0, Ordering::SeqCst);
+        runner.catch_up(&store, |_| {}).await.unwrap();
+        assert_eq!(count(&runner), head as i64);
+    }
+}

@@ -38,9 +38,12 @@ pub struct Sdk<'a> {
     pub access_key: String,
     secret_key: String,
     domain_id: String,
-    /// Seconds before now for the next `X-Sdk-Date`: every request signs a distinct date, as
+    /// Seconds before `born` for the next `X-Sdk-Date`: every request signs a distinct date, as
     /// calls made a second apart do (a signed write acts once).
     skew: AtomicI64,
+    /// The dates count back from when this SDK was made, not from each call's now: counting
+    /// back from now, two calls a second apart would land on one date (and one signature).
+    born: chrono::DateTime<chrono::Utc>,
 }
 
 /// Percent-encoding of Python's `urllib.parse.quote(s, safe='~')`.
@@ -72,6 +75,7 @@ impl<'a> Sdk<'a> {
             secret_key: answer["secret_key"].as_str().unwrap().to_string(),
             domain_id: format!("domain-of-{partner_id}"),
             skew: AtomicI64::new(0),
+            born: chrono::Utc::now(),
         }
     }
 
@@ -120,7 +124,7 @@ impl<'a> Sdk<'a> {
         params.sort();
         let query = params.iter().map(|(k, v)| format!("{}={}", quote(k), quote(v))).collect::<Vec<_>>().join("&");
         let skew = self.skew.fetch_add(1, Ordering::SeqCst) % 600;
-        let date = (chrono::Utc::now() - chrono::TimeDelta::seconds(skew)).format("%Y%m%dT%H%M%SZ").to_string();
+        let date = (self.born - chrono::TimeDelta::seconds(skew)).format("%Y%m%dT%H%M%SZ").to_string();
         let host = self.server.base.trim_start_matches("http://").to_string();
         let headers = [
             ("content-type", "application/json".to_string()),

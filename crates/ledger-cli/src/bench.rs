@@ -93,6 +93,10 @@ pub enum Command {
     Replay {
         #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
         events: Vec<u64>,
+        /// `postgres://user@host/db`: rebuild into PostgreSQL read models (a schema made and
+        /// dropped by the run), beside raw batched `INSERT`s of journal rows there.
+        #[arg(long)]
+        readmodels: Option<String>,
         #[arg(long)]
         dir: Option<PathBuf>,
         #[arg(long)]
@@ -205,7 +209,7 @@ pub fn run(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Replay { events, dir, markdown } => {
+        Command::Replay { events, readmodels, dir, markdown } => {
             anyhow::ensure!(
                 events.iter().all(|&e| (1_000..=20_000_000).contains(&e)),
                 "--events takes 1000 to 20000000"
@@ -214,7 +218,7 @@ pub fn run(cmd: Command) -> Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             let mut figures = vec![];
             for n in events {
-                let f = rt.block_on(crate::bench_replay::replay_bench(&dir, n))?;
+                let f = rt.block_on(crate::bench_replay::replay_bench(&dir, n, readmodels.as_deref()))?;
                 eprintln!(
                     "{} events replayed in {:.2} s ({:.0} events/s)",
                     f.events,
@@ -223,10 +227,10 @@ pub fn run(cmd: Command) -> Result<()> {
                 );
                 figures.push(f);
             }
-            let report = crate::bench_replay::report(&figures);
+            let report = crate::bench_replay::report(&figures, readmodels.is_some());
             println!("{report}");
             if let Some(path) = markdown {
-                write_section(&path, "replay", &report)?;
+                write_section(&path, if readmodels.is_some() { "replay-postgres" } else { "replay" }, &report)?;
             }
             Ok(())
         }

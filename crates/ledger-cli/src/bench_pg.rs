@@ -23,7 +23,7 @@ pub fn run_schema(prefix: &str, n: impl std::fmt::Display) -> String {
     format!("{prefix}_{}_{n}", std::process::id())
 }
 
-async fn client(url: &str) -> Result<tokio_postgres::Client> {
+pub async fn client(url: &str) -> Result<tokio_postgres::Client> {
     let (client, conn) =
         tokio_postgres::connect(url, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
     tokio::spawn(async move {

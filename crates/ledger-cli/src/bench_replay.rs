@@ -2,6 +2,10 @@
 //! size and prints events/s, with raw SQLite inserts of the journal's rows as the baseline
 //! run in the same process, and the rebuild process's peak memory.
 //!
+//! With `--readmodels postgres://…` the rebuild writes into a PostgreSQL schema made for the
+//! run (dropped after it), and the baseline is raw batched `INSERT`s of journal-shaped rows
+//! into that server.
+//!
 //! The history is generated once per size through the real use cases into the in-memory
 //! store (generation is not what is measured), a little more than asked, and its first
 //! `--events` events (a prefix of a log is a log the server had at that moment) are copied in
@@ -37,7 +41,7 @@ pub struct ReplayFigure {
     pub rebuild_peak_mib: f64,
 }
 
-pub async fn replay_bench(dir: &Path, target_events: u64) -> Result<ReplayFigure> {
+pub async fn replay_bench(dir: &Path, target_events: u64, readmodels: Option<&str>) -> Result<ReplayFigure> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let months = 12;
     let lines = 20;
@@ -63,10 +67,27 @@ pub async fn replay_bench(dir: &Path, target_events: u64) -> Result<ReplayFigure
 
     // The rebuild is `ledger projections rebuild` in a process of its own: its time and its
     // peak memory are the rebuild's alone, not the generator's.
-    let (seconds, rebuild_peak_mib) = rebuild_in_child(log_dir.path())?;
-    let conn = ledger_projections::runner::open_reader(log_dir.path())?;
-    let journal_rows: u64 = conn.query_row("SELECT count(*) FROM journal", [], |r| r.get(0))?;
-    let baseline_rows_per_s = raw_inserts(dir, journal_rows.max(10_000))?;
+    let Some(url) = readmodels else {
+        let (seconds, rebuild_peak_mib) = rebuild_in_child(log_dir.path(), None)?;
+        let conn = ledger_projections::runner::open_reader(log_dir.path())?;
+        let journal_rows: u64 = conn.query_row("SELECT count(*) FROM journal", [], |r| r.get(0))?;
+        let baseline_rows_per_s = raw_inserts(dir, journal_rows.max(10_000))?;
+        return Ok(ReplayFigure { events, seconds, baseline_rows_per_s, journal_rows, rebuild_peak_mib });
+    };
+    let (models, raw) =
+        (crate::bench_pg::run_schema("bench_replay", events), crate::bench_pg::run_schema("bench_replay_raw", events));
+    let measured = async {
+        let (seconds, rebuild_peak_mib) =
+            rebuild_in_child(log_dir.path(), Some(&crate::bench_pg::with_schema(url, &models)))?;
+        let db = crate::bench_pg::client(url).await?;
+        let journal_rows: i64 = db.query_one(&format!("SELECT count(*) FROM \"{models}\".journal"), &[]).await?.get(0);
+        let baseline_rows_per_s = raw_postgres_inserts(url, &raw, (journal_rows as u64).max(10_000)).await?;
+        anyhow::Ok((seconds, rebuild_peak_mib, journal_rows as u64, baseline_rows_per_s))
+    }
+    .await;
+    let _ = crate::bench_pg::drop_schema(url, &models).await;
+    let _ = crate::bench_pg::drop_schema(url, &raw).await;
+    let (seconds, rebuild_peak_mib, journal_rows, baseline_rows_per_s) = measured?;
     Ok(ReplayFigure { events, seconds, baseline_rows_per_s, journal_rows, rebuild_peak_mib })
 }
 
@@ -74,12 +95,13 @@ pub async fn replay_bench(dir: &Path, target_events: u64) -> Result<ReplayFigure
 /// peak resident memory in MiB, as it prints them). The child reports its own peak: the
 /// kernel's accounting of a child's peak would include this process's pages, which the child
 /// shares between fork and exec.
-fn rebuild_in_child(data: &Path) -> Result<(f64, f64)> {
-    let out = std::process::Command::new(std::env::current_exe()?)
-        .args(["projections", "rebuild", "--data"])
-        .arg(data)
-        .stderr(std::process::Stdio::null())
-        .output()?;
+fn rebuild_in_child(data: &Path, readmodels: Option<&str>) -> Result<(f64, f64)> {
+    let mut rebuild = std::process::Command::new(std::env::current_exe()?);
+    rebuild.args(["projections", "rebuild", "--data"]).arg(data);
+    if let Some(spec) = readmodels {
+        rebuild.args(["--readmodels", spec]);
+    }
+    let out = rebuild.stderr(std::process::Stdio::null()).output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(out.status.success(), "the rebuild failed: {text}");
     // "rebuilt every projection from N events in S s: R events/s, peak memory M MiB"
@@ -179,9 +201,49 @@ fn raw_inserts(dir: &Path, rows: u64) -> Result<f64> {
     Ok(rows as f64 / started.elapsed().as_secs_f64())
 }
 
-pub fn report(figures: &[ReplayFigure]) -> String {
-    let mut out = String::from(
-        "| events | rebuild s | events/s | journal rows | raw SQLite inserts/s (same process) | rebuild rows/s ÷ raw | rebuild process peak RSS MiB |\n|---|---|---|---|---|---|---|\n",
+/// Raw batched `INSERT`s of `rows` journal-shaped rows into a table of a new schema on
+/// PostgreSQL, 1,000 rows per statement and transaction, one connection: what the server
+/// alone does with such rows here. Answers rows/s.
+async fn raw_postgres_inserts(url: &str, schema: &str, rows: u64) -> Result<f64> {
+    let db = crate::bench_pg::client(url).await?;
+    db.batch_execute(&format!(
+        "CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\"; \
+         CREATE TABLE raw (position BIGINT, seq BIGINT, occurred_at BIGINT, owner TEXT COLLATE \"C\", \
+         account TEXT COLLATE \"C\", currency TEXT COLLATE \"C\", side BIGINT, amount TEXT COLLATE \"C\", \
+         kind TEXT COLLATE \"C\", PRIMARY KEY (position, seq)); CREATE INDEX raw_owner ON raw (owner, occurred_at);"
+    ))
+    .await?;
+    let insert = db
+        .prepare(
+            "INSERT INTO raw SELECT p, 0, o, w, w || ':rebate', 'CNY', p % 2, a, 'ConsumptionRecorded' \
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS t(p, o, w, a)",
+        )
+        .await?;
+    let started = Instant::now();
+    let mut i = 0u64;
+    while i < rows {
+        let n = 1_000.min(rows - i);
+        let positions: Vec<i64> = (i..i + n).map(|p| p as i64).collect();
+        let times: Vec<i64> = (i..i + n).map(|p| 1_780_000_000_000_000i64 + p as i64).collect();
+        let owners: Vec<String> = (i..i + n).map(|p| format!("partner:P{:05}", p % 997)).collect();
+        let amounts: Vec<String> = (i..i + n).map(|p| format!("{}.{:02}", p % 9_000, p % 100)).collect();
+        db.batch_execute("BEGIN").await?;
+        db.execute(&insert, &[&positions, &times, &owners, &amounts]).await?;
+        db.batch_execute("COMMIT").await?;
+        i += n;
+    }
+    Ok(rows as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The table; `postgres`: the rebuild wrote into PostgreSQL and the baseline is its raw
+/// batched inserts.
+pub fn report(figures: &[ReplayFigure], postgres: bool) -> String {
+    let (baseline, memory) = match postgres {
+        false => ("raw SQLite inserts/s (same process)", "rebuild process peak RSS MiB"),
+        true => ("raw PostgreSQL batched INSERTs/s (same run)", "rebuild process peak RSS MiB"),
+    };
+    let mut out = format!(
+        "| events | rebuild s | events/s | journal rows | {baseline} | rebuild rows/s ÷ raw | {memory} |\n|---|---|---|---|---|---|---|\n",
     );
     for f in figures {
         let rows_per_s = f.journal_rows as f64 / f.seconds;

@@ -14,11 +14,15 @@
 //! Several ledger processes may share one database: the lock serializes them too.
 //!
 //! **Group commit.** One writer task per store takes every append that is waiting (up to
-//! [`MAX_GROUP`] requests, [`MAX_GROUP_EVENTS`] events), decides each against the stored
-//! log (idempotency key, expected version, duplicate event ids, read under the lock), writes
-//! them all with one multi-row `INSERT`, and answers the callers only after `COMMIT`
-//! (`synchronous_commit = on`: the commit is durable when it returns). A failed group is
-//! rolled back whole and every caller whose events were in it gets the error. If the
+//! [`MAX_GROUP`] requests, [`MAX_GROUP_EVENTS`] events; when a group is far smaller than the
+//! last one it waits up to [`LINGER`] for the last one's callers to come back), decides each
+//! against the stored log (idempotency key, expected version, read under the lock), writes
+//! them all with one statement (events, keys and NOTIFY), and answers the callers only after
+//! `COMMIT` (`synchronous_commit = on`: the commit is durable when it returns). A group is
+//! two round trips: `BEGIN`, the lock and the reads pipelined; then the write and `COMMIT`
+//! pipelined. An event id already stored fails the write on the table's UNIQUE constraint;
+//! the group is then redone looking every id up, so only that append is refused. A failed
+//! group is rolled back whole and every caller whose events were in it gets the error. If the
 //! connection drops during `COMMIT` the outcome is unknown to the caller (reported as
 //! `STORE_UNAVAILABLE`); retrying with the same idempotency key is always safe.
 //!
@@ -39,7 +43,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use futures::{StreamExt, TryFutureExt};
-use ledger_core::envelope::{format_time, parse_time};
+use ledger_core::envelope::parse_time;
 use ledger_core::{Actor, ChainHash, RecordedEvent, Role};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -59,6 +63,8 @@ const QUEUE: usize = 8_192;
 const READERS: usize = 4;
 /// How often the listener asks for the tip even without notifications.
 pub const HEAD_POLL: Duration = Duration::from_secs(5);
+/// Longest a group waits for more appends when it is far smaller than the last one.
+pub const LINGER: Duration = Duration::from_millis(2);
 /// Pause before reconnecting a lost listener connection.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// Longest identifier PostgreSQL keeps (NAMEDATALEN − 1); `pg_notify` refuses longer.
@@ -118,16 +124,30 @@ const SELECT_COLUMNS: &str = "position, stream, version, event_id::text, event_t
     to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
     actor_principal, actor_role, correlation_id::text, causation_id::text, request_id, data, prev_hash, hash";
 
+/// A group's whole write in one statement: its events, its keys (an empty array inserts
+/// none) and the NOTIFY announcing the new tip (delivered on commit).
+const INSERT_GROUP: &str = "WITH e AS (INSERT INTO events (position, stream, version, event_id, event_type, \
+    schema_version, occurred_at, recorded_at, actor_principal, actor_role, correlation_id, causation_id, request_id, \
+    data, prev_hash, hash) \
+    SELECT p, s, v, e, t, sv, o, r, ap, ar, c, ca, rq, d, ph, h \
+    FROM unnest($1::int8[], $2::text[], $3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::timestamptz[], \
+                $8::timestamptz[], $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::text[], $14::text[], $15::bytea[], \
+                $16::bytea[]) AS u(p, s, v, e, t, sv, o, r, ap, ar, c, ca, rq, d, ph, h)), \
+    k AS (INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, stream_version) \
+    SELECT * FROM unnest($17::text[], $18::bytea[], $19::int8[], $20::int8[], $21::int8[])) \
+    SELECT pg_notify($22, $23)";
+
+/// `import`'s write: events only.
 const INSERT_EVENTS: &str = "INSERT INTO events (position, stream, version, event_id, event_type, schema_version, \
     occurred_at, recorded_at, actor_principal, actor_role, correlation_id, causation_id, request_id, data, \
     prev_hash, hash) \
-    SELECT p, s, v, e::uuid, t, sv, o::timestamptz, r::timestamptz, ap, ar, c::uuid, ca::uuid, rq, d, ph, h \
-    FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int4[], $7::text[], $8::text[], \
-                $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bytea[], \
+    SELECT p, s, v, e, t, sv, o, r, ap, ar, c, ca, rq, d, ph, h \
+    FROM unnest($1::int8[], $2::text[], $3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::timestamptz[], \
+                $8::timestamptz[], $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::text[], $14::text[], $15::bytea[], \
                 $16::bytea[]) AS u(p, s, v, e, t, sv, o, r, ap, ar, c, ca, rq, d, ph, h)";
 
-const INSERT_KEYS: &str = "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, \
-    stream_version) SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[], $4::int8[], $5::int8[])";
+/// The UNIQUE constraint on `events.event_id`, named in the error a repeated id raises.
+const EVENT_ID_CONSTRAINT: &str = "events_event_id_key";
 
 /// A unit of requests appended all or nothing (one request for `append`), and its answer.
 type Job = (Vec<AppendRequest>, oneshot::Sender<Result<Vec<Appended>, StoreError>>);
@@ -531,8 +551,8 @@ struct WriterStatements {
     versions: Statement,
     keys: Statement,
     ids: Statement,
+    insert_group: Statement,
     insert_events: Statement,
-    insert_keys: Statement,
     notify: Statement,
 }
 
@@ -561,7 +581,7 @@ impl WriterConn {
             let client = &client;
             async move { client.prepare(sql).await.map_err(pg) }
         };
-        let (lock, tip, versions, keys, ids, insert_events, insert_keys, notify) = futures::try_join!(
+        let (lock, tip, versions, keys, ids, insert_group, insert_events, notify) = futures::try_join!(
             prepare("SELECT pg_advisory_xact_lock($1)"),
             prepare("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"),
             // One index probe per stream (not a scan of its versions).
@@ -571,11 +591,11 @@ impl WriterConn {
                  WHERE key = ANY($1)"
             ),
             prepare("SELECT event_id::text FROM events WHERE event_id = ANY($1::text[]::uuid[])"),
+            prepare(INSERT_GROUP),
             prepare(INSERT_EVENTS),
-            prepare(INSERT_KEYS),
             prepare("SELECT pg_notify($1, $2)"),
         )?;
-        let st = WriterStatements { lock, tip, versions, keys, ids, insert_events, insert_keys, notify };
+        let st = WriterStatements { lock, tip, versions, keys, ids, insert_group, insert_events, notify };
         Ok(WriterConn { client, lock_key, st })
     }
 }
@@ -606,10 +626,12 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut last_size = 0;
         while let Some(first) = rx.recv().await {
             let mut events = unit_events(&first.0);
             let mut group = vec![first];
-            while group.len() < MAX_GROUP && events < MAX_GROUP_EVENTS {
+            let room = |group: &Vec<Job>, events: usize| group.len() < MAX_GROUP && events < MAX_GROUP_EVENTS;
+            while room(&group, events) {
                 match rx.try_recv() {
                     Ok(job) => {
                         events += unit_events(&job.0);
@@ -618,7 +640,24 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // Under load the callers of the last group come back while this one is being
+            // gathered: a group far smaller than the last waits a moment for them, so each
+            // commit (and its fsync) carries most of them instead of alternating big and
+            // tiny groups. A lone appender (last group of one) never waits.
+            if group.len() * 2 < last_size {
+                let deadline = tokio::time::Instant::now() + LINGER;
+                while group.len() * 2 < last_size && room(&group, events) {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(job)) => {
+                            events += unit_events(&job.0);
+                            group.push(job);
+                        }
+                        _ => break,
+                    }
+                }
+            }
             let (size, started) = (group.len(), std::time::Instant::now());
+            last_size = size;
             self.commit_group(group).await;
             tracing::debug!(size, micros = started.elapsed().as_micros() as u64, "group committed");
         }
@@ -626,7 +665,13 @@ impl Writer {
 
     async fn commit_group(&mut self, group: Vec<Job>) {
         let units: Vec<&[AppendRequest]> = group.iter().map(|(unit, _)| unit.as_slice()).collect();
-        let answers = match self.write_group(&units).await {
+        let mut outcome = self.write_group(&units, false).await;
+        if matches!(&outcome, Err(StoreError::Backend(m)) if m.contains(EVENT_ID_CONSTRAINT)) {
+            // A caller reused a stored event id. Rare: redo the group looking every id up
+            // first, so only that append is refused.
+            outcome = self.write_group(&units, true).await;
+        }
+        let answers = match outcome {
             Ok(plan) => {
                 if let Some(last) = plan.events.last() {
                     raise(&self.head, last.position);
@@ -635,9 +680,6 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; rolled back");
-                if self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
-                    self.conn = None;
-                }
                 vec![Err(e); group.len()]
             }
         };
@@ -646,33 +688,72 @@ impl Writer {
         }
     }
 
-    async fn write_group(&mut self, group: &[&[AppendRequest]]) -> Result<GroupPlan, StoreError> {
+    /// One group in one transaction and two round trips: BEGIN, the lock and every read the
+    /// decision needs, pipelined; then the group's one write statement and COMMIT,
+    /// pipelined. `check_ids` also looks the group's event ids up; without it a stored id
+    /// fails the write on the table's UNIQUE constraint (see `commit_group`).
+    async fn write_group(&mut self, group: &[&[AppendRequest]], check_ids: bool) -> Result<GroupPlan, StoreError> {
         if self.conn.is_none() {
             self.conn = Some(WriterConn::open(&self.target, false).await?);
         }
-        let conn = self.conn.as_mut().expect("connected above");
-        let (st, lock_key) = (&conn.st, conn.lock_key);
+        let conn = self.conn.as_ref().expect("connected above");
+        let written = Writer::write_on(conn, &self.target, group, check_ids).await;
+        if written.is_err() {
+            // Whatever was left open is rolled back (harmless if the COMMIT already ended
+            // it); a lost connection is made again for the next group.
+            if conn.client.is_closed() || conn.client.batch_execute("ROLLBACK").await.is_err() {
+                self.conn = None;
+            }
+        }
+        written
+    }
+
+    async fn write_on(
+        conn: &WriterConn,
+        target: &Target,
+        group: &[&[AppendRequest]],
+        check_ids: bool,
+    ) -> Result<GroupPlan, StoreError> {
+        let (client, st) = (&conn.client, &conn.st);
+        let started = std::time::Instant::now();
         let (mut streams, mut keys, mut ids) = (vec![], vec![], vec![]);
         for r in group.iter().flat_map(|unit| unit.iter()) {
             streams.push(r.stream.as_str());
             keys.extend(r.idempotency.iter().map(|k| k.key.as_str()));
             keys.extend(r.event_keys.iter().map(|k| k.key.as_str()));
-            ids.extend(r.events.iter().map(|e| e.event_id.hyphenated().to_string()));
+            if check_ids {
+                ids.extend(r.events.iter().map(|e| e.event_id.hyphenated().to_string()));
+            }
         }
         streams.sort_unstable();
         streams.dedup();
 
-        let tx = conn.client.transaction().await.map_err(pg)?;
         // Pipelined, in this order: the lock first, so the reads after it (each with its own
-        // READ COMMITTED snapshot) see every append committed before the lock was granted.
-        let params: [[&(dyn ToSql + Sync); 1]; 4] = [[&lock_key], [&streams], [&keys], [&ids]];
-        let (_, tip, versions, key_rows, id_rows) = futures::try_join!(
-            tx.execute(&st.lock, &params[0]).map_err(pg),
-            read_tip(&tx, &st.tip),
-            tx.query(&st.versions, &params[1]).map_err(pg),
-            tx.query(&st.keys, &params[2]).map_err(pg),
-            tx.query(&st.ids, &params[3]).map_err(pg),
+        // READ COMMITTED snapshot, taken once the lock is granted) see every append committed
+        // before. The lock and the tip cannot share a statement: its snapshot would predate
+        // the lock.
+        let params: [[&(dyn ToSql + Sync); 1]; 4] = [[&conn.lock_key], [&streams], [&keys], [&ids]];
+        let (_, _, tip, versions, key_rows, id_rows) = futures::try_join!(
+            client.batch_execute("BEGIN").map_err(pg),
+            client.execute(&st.lock, &params[0]).map_err(pg),
+            read_tip(client, &st.tip),
+            client.query(&st.versions, &params[1]).map_err(pg),
+            async {
+                match keys.is_empty() {
+                    true => Ok(vec![]),
+                    false => client.query(&st.keys, &params[2]).await,
+                }
+            }
+            .map_err(pg),
+            async {
+                match ids.is_empty() {
+                    true => Ok(vec![]),
+                    false => client.query(&st.ids, &params[3]).await,
+                }
+            }
+            .map_err(pg),
         )?;
+        let read = started.elapsed();
         let mut stored = StoredFacts::default();
         for row in &versions {
             let v: Option<i64> = row.try_get(1).map_err(pg)?;
@@ -687,46 +768,54 @@ impl Writer {
         }
 
         let plan = plan_group(group.iter().copied(), &stored, tip, Utc::now());
-        if let Some(last) = plan.events.last() {
-            let cols = EventColumns::from(&plan.events);
-            let k = KeyColumns::from(&plan.keys);
-            let last = last.position.to_string();
-            let channel = self.target.channel();
-            let event_params = cols.params();
-            let key_params: [&(dyn ToSql + Sync); 5] =
-                [&k.key, &k.fingerprint, &k.first_position, &k.last_position, &k.stream_version];
-            let notify_params: [&(dyn ToSql + Sync); 2] = [&channel, &last];
-            futures::try_join!(
-                tx.execute(&st.insert_events, &event_params),
-                async {
-                    match k.key.is_empty() {
-                        true => Ok(0),
-                        false => tx.execute(&st.insert_keys, &key_params).await,
-                    }
-                },
-                tx.execute(&st.notify, &notify_params),
-            )
-            .map_err(pg)?;
-        }
-        tx.commit().await.map_err(pg)?;
+        let Some(last) = plan.events.last() else {
+            client.batch_execute("COMMIT").await.map_err(pg)?;
+            return Ok(plan);
+        };
+        let cols = EventColumns::from(&plan.events);
+        let k = KeyColumns::from(&plan.keys);
+        let (channel, last) = (target.channel(), last.position.to_string());
+        let mut params: Vec<&(dyn ToSql + Sync)> = cols.params().to_vec();
+        params.extend([
+            &k.key as &(dyn ToSql + Sync),
+            &k.fingerprint,
+            &k.first_position,
+            &k.last_position,
+            &k.stream_version,
+            &channel,
+            &last,
+        ]);
+        let planned = started.elapsed();
+        // A failed write aborts the transaction and the COMMIT after it then rolls back:
+        // the write's own error is what the callers get.
+        futures::try_join!(client.execute(&st.insert_group, &params), client.batch_execute("COMMIT")).map_err(pg)?;
+        tracing::debug!(
+            events = plan.events.len(),
+            read_micros = read.as_micros() as u64,
+            plan_micros = (planned - read).as_micros() as u64,
+            write_micros = (started.elapsed() - planned).as_micros() as u64,
+            "group written"
+        );
         Ok(plan)
     }
 }
 
 /// The events of a group as one array per column, for `INSERT … SELECT FROM unnest(…)`.
+/// Ids and times go in binary (no parsing on the server; times are whole microseconds,
+/// as stored and hashed).
 struct EventColumns {
     position: Vec<i64>,
     stream: Vec<String>,
     version: Vec<i64>,
-    event_id: Vec<String>,
+    event_id: Vec<uuid::Uuid>,
     event_type: Vec<String>,
     schema_version: Vec<i32>,
-    occurred_at: Vec<String>,
-    recorded_at: Vec<String>,
+    occurred_at: Vec<chrono::DateTime<Utc>>,
+    recorded_at: Vec<chrono::DateTime<Utc>>,
     actor_principal: Vec<String>,
     actor_role: Vec<String>,
-    correlation_id: Vec<String>,
-    causation_id: Vec<Option<String>>,
+    correlation_id: Vec<uuid::Uuid>,
+    causation_id: Vec<Option<uuid::Uuid>>,
     request_id: Vec<Option<String>>,
     data: Vec<String>,
     prev_hash: Vec<Vec<u8>>,
@@ -764,15 +853,15 @@ impl From<&Vec<RecordedEvent>> for EventColumns {
             position: events.iter().map(|e| e.position as i64).collect(),
             stream: col(&|e| e.stream.clone()),
             version: events.iter().map(|e| e.version as i64).collect(),
-            event_id: col(&|e| e.event_id.hyphenated().to_string()),
+            event_id: events.iter().map(|e| e.event_id).collect(),
             event_type: col(&|e| e.event_type.clone()),
             schema_version: events.iter().map(|e| e.schema_version as i32).collect(),
-            occurred_at: col(&|e| format_time(e.occurred_at)),
-            recorded_at: col(&|e| format_time(e.recorded_at)),
+            occurred_at: events.iter().map(|e| e.occurred_at).collect(),
+            recorded_at: events.iter().map(|e| e.recorded_at).collect(),
             actor_principal: col(&|e| e.actor.principal.clone()),
             actor_role: col(&|e| e.actor.role.as_str().to_string()),
-            correlation_id: col(&|e| e.correlation_id.hyphenated().to_string()),
-            causation_id: events.iter().map(|e| e.causation_id.map(|c| c.hyphenated().to_string())).collect(),
+            correlation_id: events.iter().map(|e| e.correlation_id).collect(),
+            causation_id: events.iter().map(|e| e.causation_id).collect(),
             request_id: events.iter().map(|e| e.request_id.clone()).collect(),
             data: col(&|e| e.data.clone()),
             prev_hash: events.iter().map(|e| e.prev_hash.0.to_vec()).collect(),
@@ -801,7 +890,9 @@ impl From<&Vec<(String, [u8; 32], Appended)>> for KeyColumns {
     }
 }
 
-/// What the stored log says about one group's streams, keys and event ids.
+/// What the stored log says about one group's streams, keys and event ids (looked up only
+/// when a group is redone after a repeated id: otherwise the table's UNIQUE constraint
+/// refuses a stored id).
 #[derive(Default)]
 struct StoredFacts {
     versions: HashMap<String, u64>,

@@ -227,3 +227,43 @@ async fn a_writer_killed_with_sigkill_loses_nothing_it_acknowledged() {
     assert_eq!(next.first_position, all.len() as u64 + 1);
     println!("{} appends acknowledged before SIGKILL, {} events stored", acknowledged.len(), all.len());
 }
+
+/// A stored event id is refused by the table's UNIQUE constraint rather than looked up per
+/// group; the group it was in is then redone, so only that append fails. The group is made
+/// by holding the writers' advisory lock from another connection while the appends queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_event_id_fails_only_its_own_append_in_a_group() {
+    let schema = Schema::fresh();
+    let store = schema.open().await;
+    let stored = event(1);
+    store.append(request("acct", ExpectedVersion::Any, vec![stored.clone()])).await.unwrap();
+
+    let (holder, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    // The store's lock key: "LEDG" in the high 32 bits, the `events` table's oid below.
+    let key = format!("(({}::bigint << 32) | '\"{}\".events'::regclass::oid::bigint)", 0x4c45_4447, schema.name);
+    holder.batch_execute(&format!("SELECT pg_advisory_lock{key}")).await.unwrap();
+    // The first append takes a group of its own and waits for the lock; the rest queue
+    // behind it and form the next group.
+    let send = |stream: String, e| {
+        let store = store.clone();
+        tokio::spawn(async move { store.append(request(&stream, ExpectedVersion::Any, vec![e])).await })
+    };
+    let mut appends = vec![send("first".into(), event(2))];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..20u64 {
+        appends.push(send(format!("s-{i}"), if i == 7 { stored.clone() } else { event(100 + i) }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    holder.batch_execute(&format!("SELECT pg_advisory_unlock{key}")).await.unwrap();
+
+    let mut refused = vec![];
+    for (i, a) in appends.into_iter().enumerate() {
+        if let Err(e) = a.await.unwrap() {
+            refused.push((i, e.code()));
+        }
+    }
+    assert_eq!(refused, vec![(8, "DUPLICATE_EVENT_ID")]);
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 21);
+    assert_eq!(verify_chain(&store).await, 21);
+}
