@@ -81,9 +81,14 @@ fn entry_id(d: &IncentiveDetail) -> &str {
     d.refund_id.as_deref().unwrap_or(&d.record_id)
 }
 
+/// The statement that stores a row, written once (it runs for every line).
+static STORE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    upsert("incentive_details", &format!("partner_id, {COLUMNS}"), "partner_id, entry, entry_id")
+});
+
 fn store(tx: &dyn Db, partner: &str, d: &IncentiveDetail, position: u64) -> Result<(), ProjectionError> {
     tx.write(
-        &upsert("incentive_details", &format!("partner_id, {COLUMNS}"), "partner_id, entry, entry_id"),
+        &STORE,
         params![
             partner,
             to_text(&d.entry),

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use ledger_core::envelope::{CommandMeta, NewEvent};
 use ledger_domain::{decode, encode, Decider, DomainError, EventFamily};
-use ledger_store::{AppendRequest, Appended, EventKey, EventStore, ExpectedVersion, IdempotencyKey, StoreError};
+use ledger_store::{
+    AppendRequest, Appended, EventKey, EventStore, ExpectedVersion, IdempotencyKey, StoreError, MAX_EVENTS_PER_APPEND,
+};
 
 use crate::turns::StreamTurns;
 use crate::AppError;
@@ -70,14 +72,6 @@ impl<E> Outcome<E> {
             Outcome::Unchanged { stream_version } => *stream_version,
         }
     }
-}
-
-/// One command of a batch, and the key that names the first event it stores (see
-/// `ledger_store::AppendRequest::event_keys`).
-#[derive(Debug, Clone)]
-pub struct BatchItem<C> {
-    pub command: C,
-    pub key: Option<(String, [u8; 32])>,
 }
 
 /// What became of one command of a batch.
@@ -197,6 +191,52 @@ impl Executor {
         };
         let first = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
         self.catch_up::<D>(stream, state, version, first).await
+    }
+
+    /// The current state of each of `streams` (of one aggregate), shared with the cache:
+    /// their versions are asked of the store in one call, and only a stream that moved
+    /// past its cached state (or has none cached) is read.
+    pub async fn load_many_shared<D: Aggregate>(
+        &self,
+        streams: &[String],
+    ) -> Result<Vec<(Arc<D::State>, u64)>, AppError> {
+        let cached: Vec<Option<CachedState>> = {
+            let cache = self.cache.lock().expect("cache lock");
+            streams.iter().map(|s| cache.get(s).cloned()).collect()
+        };
+        let versions = self.store.stream_versions(streams).await?;
+        let mut out = Vec::with_capacity(streams.len());
+        for ((stream, cached), version) in streams.iter().zip(cached).zip(versions) {
+            match cached.and_then(|(v, s)| s.downcast::<D::State>().ok().map(|s| (s, v))) {
+                Some((state, v)) if v == version => out.push((state, v)),
+                _ => out.push(self.load_shared::<D>(stream).await?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like [`Executor::take`] for several streams: one call for their versions, and a read
+    /// only of those that moved past their cached state.
+    async fn take_many<D: Aggregate>(&self, streams: &[String]) -> Result<Vec<(D::State, u64)>, AppError> {
+        let cached: Vec<Option<CachedState>> = {
+            let mut cache = self.cache.lock().expect("cache lock");
+            streams.iter().map(|s| cache.remove(s)).collect()
+        };
+        let versions = self.store.stream_versions(streams).await?;
+        let mut out = Vec::with_capacity(streams.len());
+        for ((stream, cached), version) in streams.iter().zip(cached).zip(versions) {
+            let (state, at) = match cached.map(|(v, s)| (v, s.downcast::<D::State>())) {
+                Some((v, Ok(s))) => (Arc::try_unwrap(s).unwrap_or_else(|shared| (*shared).clone()), v),
+                _ => self.restore::<D>(stream).await?,
+            };
+            if at == version {
+                out.push((state, at));
+                continue;
+            }
+            let first = self.store.read_stream(stream, at + 1, READ_BATCH).await?;
+            out.push(self.catch_up::<D>(stream, state, at, first).await?);
+        }
+        Ok(out)
     }
 
     /// Where a load starts when no state is cached: the stream's snapshot when the store
@@ -465,79 +505,162 @@ impl Executor {
         self.snapshot_if_due::<D>(stream, version, appended.stream_version, next);
     }
 
-    /// Decides `items` in order against one state of the stream, each seeing the ones before
-    /// it, and stores all their events in one append (one transaction). A command a rule
-    /// refuses is answered alone. When another writer appended first, the whole batch is
-    /// decided again on the new state: a batch never answers `CONCURRENCY_CONFLICT`. When
-    /// an item's key was kept by another append meanwhile, the store's
-    /// `IDEMPOTENCY_CONFLICT` for that key is returned: the caller looks the key up and
-    /// sends the batch again without that item.
-    pub async fn execute_batch<D: Aggregate>(
+    /// Decides a batch of items against one state per stream and stores them with one
+    /// append to all the streams they touch (`EventStore::append_all`: one transaction,
+    /// all or nothing). Each item is a command on a stream of `A` and, decided with it, an
+    /// optional command on a stream of `B` (a billing line and its drawdown): both are
+    /// stored or neither, and a refusal of either answers the item alone. Items are decided
+    /// in order, each seeing the ones before it; an append carries at most
+    /// `MAX_EVENTS_PER_APPEND` events, so a larger batch is stored in several appends, each
+    /// holding whole items. When another writer appended first, the append's items are
+    /// decided again on the new state: a batch never answers `CONCURRENCY_CONFLICT`. When an
+    /// item's key was kept by another append meanwhile, that append's items and the ones
+    /// after it are answered `None`: the caller looks their keys up and sends them again.
+    pub async fn execute_paired<A: Aggregate, B: Aggregate>(
         &self,
-        stream: &str,
-        items: &[BatchItem<D::Command>],
+        items: &[PairedItem<A::Command, B::Command>],
         ctx: &CommandContext,
-    ) -> Result<Vec<ItemOutcome>, AppError> {
-        let _turn = self.turns.enter(stream).await;
-        for attempt in 1..=MAX_BATCH_ATTEMPTS {
-            let (mut state, version) = self.take::<D>(stream).await?;
-            let mut outcomes = Vec::with_capacity(items.len());
-            // Per item with events: (its outcome's index, its first and last event's index).
-            let mut spans = vec![];
-            let mut events: Vec<D::Event> = vec![];
-            let mut event_keys = vec![];
-            for (i, item) in items.iter().enumerate() {
-                match D::decide(&state, item.command.clone(), ctx.now) {
-                    Err(e) => outcomes.push(ItemOutcome::Refused(e)),
-                    Ok(new) if new.is_empty() => outcomes.push(ItemOutcome::Unchanged),
-                    Ok(new) => {
-                        if let Some((key, fingerprint)) = &item.key {
-                            event_keys.push(EventKey {
-                                key: key.clone(),
-                                fingerprint: *fingerprint,
-                                event: events.len(),
-                            });
+    ) -> Result<Vec<Option<ItemOutcome>>, AppError> {
+        let mut names: Vec<&str> = items
+            .iter()
+            .flat_map(|i| std::iter::once(i.stream.as_str()).chain(i.second.as_ref().map(|(s, _)| s.as_str())))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if let Some(both) =
+            items.iter().filter_map(|i| i.second.as_ref()).find(|(s, _)| items.iter().any(|i| i.stream == *s))
+        {
+            let reason = format!("{}: a stream of both halves of a batch", both.0);
+            return Err(StoreError::InvalidAppend(reason).into());
+        }
+        // Turns are entered in name order (as `execute_two` does), so batches never wait
+        // for each other in a circle.
+        let mut turns = Vec::with_capacity(names.len());
+        for name in &names {
+            turns.push(self.turns.enter(name).await);
+        }
+        let mut outcomes: Vec<Option<ItemOutcome>> = vec![None; items.len()];
+        let mut start = 0;
+        let mut attempt = 0;
+        while start < items.len() {
+            attempt += 1;
+            if attempt > MAX_BATCH_ATTEMPTS {
+                return Err(
+                    StoreError::Backend(format!("a batch kept losing for {MAX_BATCH_ATTEMPTS} attempts")).into()
+                );
+            }
+            // Every stream the rest of the batch touches, loaded at once.
+            let mut a: Streams<A> = Streams::default();
+            let mut b: Streams<B> = Streams::default();
+            a.preload(self, items[start..].iter().map(|i| i.stream.as_str())).await?;
+            b.preload(self, items[start..].iter().filter_map(|i| i.second.as_ref().map(|(s, _)| s.as_str()))).await?;
+            // Per item of this append: its index, its outcome (positions filled in once
+            // stored), and for each half with events (is it A's, its stream's index, the
+            // index of its last event in that stream's request).
+            let mut decided: Vec<(usize, ItemOutcome, Vec<(bool, usize, usize)>)> = vec![];
+            let mut count = 0;
+            let mut end = start;
+            while end < items.len() {
+                let item = &items[end];
+                let ia = a.index[item.stream.as_str()];
+                let new_a = match A::decide(&a.streams[ia].state, item.command.clone(), ctx.now) {
+                    Ok(new) => new,
+                    Err(e) => {
+                        decided.push((end, ItemOutcome::Refused(e), vec![]));
+                        end += 1;
+                        continue;
+                    }
+                };
+                let (ib, new_b) = match &item.second {
+                    None => (None, vec![]),
+                    Some((stream, command)) => {
+                        let ib = b.index[stream.as_str()];
+                        match B::decide(&b.streams[ib].state, command.clone(), ctx.now) {
+                            Ok(new) => (Some(ib), new),
+                            Err(e) => {
+                                decided.push((end, ItemOutcome::Refused(e), vec![]));
+                                end += 1;
+                                continue;
+                            }
                         }
-                        spans.push((i, events.len() + new.len() - 1));
-                        outcomes.push(ItemOutcome::Unchanged);
-                        state = new.iter().fold(state, |s, e| D::evolve(s, e));
-                        events.extend(new);
                     }
+                };
+                let n = new_a.len() + new_b.len();
+                if count > 0 && count + n > MAX_EVENTS_PER_APPEND {
+                    break;
                 }
-            }
-            if events.is_empty() {
-                self.remember(stream, version, state);
-                return Ok(outcomes);
-            }
-            let req = AppendRequest {
-                stream: stream.to_string(),
-                expected: if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) },
-                events: events.iter().map(|e| to_new_event(e, ctx.now)).collect(),
-                meta: ctx.meta.clone(),
-                idempotency: None,
-                event_keys,
-            };
-            // The state was evolved through the batch: it is right only if the append lands.
-            // Otherwise it is dropped, and the next attempt reads the stream afresh.
-            match self.store.append(req).await {
-                Ok(appended) => {
-                    let state = Arc::new(state);
-                    self.remember_shared(stream, appended.stream_version, state.clone());
-                    self.snapshot_if_due::<D>(stream, version, appended.stream_version, state);
-                    for (i, last) in spans {
-                        outcomes[i] = ItemOutcome::Stored { position: appended.first_position + last as u64 };
+                count += n;
+                let mut lasts = vec![];
+                let outcome =
+                    if new_a.is_empty() { ItemOutcome::Unchanged } else { ItemOutcome::Stored { position: 0 } };
+                if !new_a.is_empty() {
+                    let s = &mut a.streams[ia];
+                    if let Some((key, fingerprint)) = &item.key {
+                        s.keys.push(EventKey { key: key.clone(), fingerprint: *fingerprint, event: s.events.len() });
                     }
-                    return Ok(outcomes);
+                    lasts.push((true, ia, s.events.len() + new_a.len() - 1));
+                    s.absorb(new_a, ctx.now);
                 }
-                Err(StoreError::ConcurrencyConflict { .. }) => {
+                if let (Some(ib), false) = (ib, new_b.is_empty()) {
+                    let s = &mut b.streams[ib];
+                    lasts.push((false, ib, s.events.len() + new_b.len() - 1));
+                    s.absorb(new_b, ctx.now);
+                }
+                decided.push((end, outcome, lasts));
+                end += 1;
+            }
+            if count == 0 {
+                a.keep(self);
+                b.keep(self);
+                for (i, outcome, _) in decided {
+                    outcomes[i] = Some(outcome);
+                }
+                start = end;
+                continue;
+            }
+            let mut requests = vec![];
+            let order_a = a.requests(ctx, &mut requests);
+            let order_b = b.requests(ctx, &mut requests);
+            match self.store.append_all(requests).await {
+                Ok(results) => {
+                    let at = |(first, s, e): (bool, usize, usize)| {
+                        let request = if first { order_a[s] } else { order_b[s] };
+                        results[request.expect("a stream with events has a request")].first_position + e as u64
+                    };
+                    for (i, outcome, lasts) in decided {
+                        outcomes[i] = Some(match outcome {
+                            ItemOutcome::Stored { .. } => ItemOutcome::Stored {
+                                position: lasts.into_iter().map(at).max().expect("a stored item has events"),
+                            },
+                            other => other,
+                        });
+                    }
+                    a.stored(self, &order_a, &results);
+                    b.stored(self, &order_b, &results);
+                    start = end;
+                }
+                // The streams that took events were evolved through them: those states are
+                // dropped (read afresh next time), the others are kept.
+                Err(StoreError::ConcurrencyConflict { stream, .. }) => {
                     self.conflicts_retried.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(stream, attempt, "concurrent append; deciding the batch again");
+                    a.keep(self);
+                    b.keep(self);
                     tokio::task::yield_now().await;
                 }
-                Err(e) => return Err(e.into()),
+                Err(StoreError::IdempotencyConflict { .. }) => {
+                    a.keep(self);
+                    b.keep(self);
+                    return Ok(outcomes);
+                }
+                Err(e) => {
+                    a.keep(self);
+                    b.keep(self);
+                    return Err(e.into());
+                }
             }
         }
-        Err(StoreError::Backend(format!("{stream} kept moving for {MAX_BATCH_ATTEMPTS} attempts")).into())
+        Ok(outcomes)
     }
 
     /// The first result of `ctx`'s idempotency key when it was used before with the same
@@ -590,6 +713,120 @@ fn decide_all<D: Decider>(
         events.extend(new);
     }
     Ok(events)
+}
+
+/// One item of [`Executor::execute_paired`]: a command on `stream`, the key naming its first
+/// event, and a command on another stream stored with it or not at all.
+#[derive(Debug, Clone)]
+pub struct PairedItem<A, B> {
+    pub stream: String,
+    pub command: A,
+    pub key: Option<(String, [u8; 32])>,
+    pub second: Option<(String, B)>,
+}
+
+/// A stream's state taken for a batch, and what the batch decided on it so far.
+struct Taken<D: Aggregate> {
+    name: String,
+    state: D::State,
+    version: u64,
+    events: Vec<NewEvent>,
+    keys: Vec<EventKey>,
+    /// Whether the state was evolved through events decided here (right only once stored).
+    touched: bool,
+}
+
+impl<D: Aggregate> Taken<D> {
+    /// Evolves the state through `new` and keeps them to append.
+    fn absorb(&mut self, new: Vec<D::Event>, now: DateTime<Utc>) {
+        for e in &new {
+            self.events.push(to_new_event(e, now));
+        }
+        let state = std::mem::take(&mut self.state);
+        self.state = new.iter().fold(state, |s, e| D::evolve(s, e));
+        self.touched = true;
+    }
+}
+
+/// The streams of one aggregate a batch touches, in the order it first touched them.
+struct Streams<D: Aggregate> {
+    streams: Vec<Taken<D>>,
+    index: HashMap<String, usize>,
+}
+
+impl<D: Aggregate> Default for Streams<D> {
+    fn default() -> Self {
+        Streams { streams: vec![], index: HashMap::new() }
+    }
+}
+
+impl<D: Aggregate> Streams<D> {
+    /// Takes the states of `streams` out of the executor's cache (or loads them).
+    async fn preload(&mut self, exec: &Executor, streams: impl Iterator<Item = &str>) -> Result<(), AppError> {
+        let mut names: Vec<String> = vec![];
+        for s in streams {
+            if !self.index.contains_key(s) {
+                self.index.insert(s.to_string(), self.streams.len() + names.len());
+                names.push(s.to_string());
+            }
+        }
+        let taken = exec.take_many::<D>(&names).await?;
+        for (name, (state, version)) in names.into_iter().zip(taken) {
+            self.streams.push(Taken { name, state, version, events: vec![], keys: vec![], touched: false });
+        }
+        Ok(())
+    }
+
+    /// An append request for each stream with events; answers, per stream, its request's
+    /// index in `requests`.
+    fn requests(&mut self, ctx: &CommandContext, requests: &mut Vec<AppendRequest>) -> Vec<Option<usize>> {
+        self.streams
+            .iter_mut()
+            .map(|s| {
+                if s.events.is_empty() {
+                    return None;
+                }
+                requests.push(AppendRequest {
+                    stream: s.name.clone(),
+                    expected: if s.version == 0 {
+                        ExpectedVersion::NoStream
+                    } else {
+                        ExpectedVersion::Exact(s.version)
+                    },
+                    events: std::mem::take(&mut s.events),
+                    meta: ctx.meta.clone(),
+                    idempotency: None,
+                    event_keys: std::mem::take(&mut s.keys),
+                });
+                Some(requests.len() - 1)
+            })
+            .collect()
+    }
+
+    /// Puts back the states nothing was decided on; the others were evolved through
+    /// events that were not stored, and are dropped (the next load reads them afresh).
+    fn keep(self, exec: &Executor) {
+        for s in self.streams {
+            if !s.touched {
+                exec.remember(&s.name, s.version, s.state);
+            }
+        }
+    }
+
+    /// Keeps each state at the version its append left it.
+    fn stored(self, exec: &Executor, order: &[Option<usize>], results: &[Appended]) {
+        for (s, request) in self.streams.into_iter().zip(order) {
+            match request {
+                None => exec.remember(&s.name, s.version, s.state),
+                Some(r) => {
+                    let appended = results[*r];
+                    let state = Arc::new(s.state);
+                    exec.remember_shared(&s.name, appended.stream_version, state.clone());
+                    exec.snapshot_if_due::<D>(&s.name, s.version, appended.stream_version, state);
+                }
+            }
+        }
+    }
 }
 
 /// The envelope payload of a domain event.

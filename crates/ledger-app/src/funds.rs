@@ -3,8 +3,7 @@
 use ledger_core::ids::validate_id;
 use ledger_core::Money;
 use ledger_domain::funds::{
-    self, Adjustment, Counterparty, CounterpartyType, CreditFunds, DrawDown, Funds, FundsCommand, FundsEvent,
-    FundsState,
+    self, Adjustment, Counterparty, CounterpartyType, CreditFunds, Funds, FundsCommand, FundsEvent, FundsState,
 };
 use ledger_domain::guard::invalid;
 use ledger_domain::partner::PartnerKind;
@@ -104,28 +103,5 @@ impl Ledger {
         let outcome = self.exec.execute::<Funds>(&funds::stream_id(&distributor_id), command, ctx).await?;
         let record_id = self.created_id(&outcome, "record_id").await?.unwrap_or(record_id);
         Ok((record_id, outcome))
-    }
-
-    /// A resale customer's consumption draws down its allocated balance (§3), in the fund
-    /// tree of the customer's partner; idempotent by the line's `record_id`. Answers the
-    /// position of the drawdown when one was stored.
-    pub(crate) async fn draw_down(
-        &self,
-        ctx: &CommandContext,
-        partner_id: &str,
-        customer_id: &str,
-        record_id: &str,
-        amount: Money,
-    ) -> Result<Option<u64>, AppError> {
-        let Some(distributor_id) = self.fund_tree_of(partner_id).await? else { return Ok(None) };
-        let command = FundsCommand::DrawDown(DrawDown {
-            record_id: record_id.to_string(),
-            customer_id: customer_id.to_string(),
-            amount,
-            consumed_at: ctx.now,
-        });
-        let ctx = CommandContext { idempotency: None, ..ctx.clone() };
-        let outcome = self.exec.execute::<Funds>(&funds::stream_id(&distributor_id), command, &ctx).await?;
-        Ok(outcome.is_stored().then(|| outcome.position()).flatten())
     }
 }

@@ -2,13 +2,14 @@
 //! the facts each command needs (the customer's association, the policies, the
 //! certification gate) are looked up here; the rules are the domain's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ledger_core::ids::validate_id;
 use ledger_core::{Currency, Money, Month, Quarter};
 use ledger_domain::customer::{self, AssociationType, Customer};
+use ledger_domain::funds::{self, DrawDown, Funds, FundsCommand};
 use ledger_domain::incentives::{
     self, AcceptOpportunity, ApplyForMonth, ApplyForOpportunity, ApprovePayment, CloseMonth, ConfirmInvoiceReceived,
     ConsumptionLine, FinalizeMonth, FinalizeOpportunity, IncentiveCommand, IncentiveEvent, Incentives, IncentivesState,
@@ -22,7 +23,7 @@ use ledger_domain::rebate::{CreditRebate, Rebate, RebateCommand};
 use ledger_domain::{Decider, DomainError};
 use ledger_store::{IdempotencyKey, StoreError};
 
-use crate::executor::{BatchItem, ItemOutcome};
+use crate::executor::{ItemOutcome, PairedItem};
 use crate::{fingerprint, AppError, CommandContext, Ledger, Outcome};
 
 /// The vendor's mailing address and public mailbox printed on every invoice list (seed:
@@ -63,8 +64,10 @@ struct RoutedLine {
     index: usize,
     partner_id: String,
     key: IdempotencyKey,
-    resale: bool,
     command: IncentiveCommand,
+    /// A resale customer's drawdown (§3: its consumption draws down what it was allocated):
+    /// the fund tree's stream and the command, stored with the line or not at all.
+    drawdown: Option<(String, FundsCommand)>,
     /// Whether its key may be kept already, so it must be looked up before deciding. A
     /// new line is not looked up: the store refuses an append naming a kept key, and
     /// only then are the keys of that append looked up (billing sends new lines).
@@ -98,9 +101,14 @@ impl Ledger {
         self.record_consumption_batch(ctx, vec![line]).await?.pop().expect("one answer per line")
     }
 
-    /// Records a billing batch: one answer per line, in order. The lines of one partner are
-    /// decided together against one state of its stream and stored in one append; the
-    /// partners' appends run side by side (and commit together). `record_id` is unique
+    /// Records a billing batch: one answer per line, in order. The lines are decided together,
+    /// against one state of each stream they touch, and stored in one append to all those
+    /// streams (one transaction; several when the batch holds more events than an append
+    /// may carry). A resale customer's line carries its drawdown (§3) in the same append:
+    /// both are stored or neither, and a drawdown refused answers its line with its code.
+    /// A line stored without its drawdown by an older version (which appended the drawdown
+    /// after the line) is completed when billing sends it again: the line is a duplicate,
+    /// and the drawdown, idempotent by record_id, is decided on its own. `record_id` is unique
     /// across the whole ledger: the store keeps the key `consumption:{record_id}` for the
     /// line's event, so a line sent again with the same content is a duplicate and with
     /// other content `DUPLICATE_RECORD_CONFLICT`, whatever partner it would land with. A
@@ -112,7 +120,7 @@ impl Ledger {
         lines: Vec<ConsumptionInput>,
     ) -> Result<Vec<Result<LineOutcome, AppError>>, AppError> {
         let mut answers: Vec<Option<Result<LineOutcome, AppError>>> = vec![None; lines.len()];
-        let mut pending = self.route_lines(&lines, &mut answers).await?;
+        let mut pending = self.route_lines(ctx, &lines, &mut answers).await?;
         while !pending.is_empty() {
             // A record id goes once per round: a repeat within the batch waits for the next
             // round, where it meets the first as kept (or decides alone if that was refused).
@@ -126,7 +134,7 @@ impl Ledger {
             // DUPLICATE_RECORD_CONFLICT).
             let keys: Vec<String> = round.iter().filter(|r| r.look_up).map(|r| r.key.key.clone()).collect();
             let mut kept = self.exec.store().idempotency_keys(&keys).await?.into_iter();
-            let mut by_partner: BTreeMap<String, Vec<RoutedLine>> = BTreeMap::new();
+            let mut routed = Vec::with_capacity(round.len());
             for mut r in round {
                 let kept = if r.look_up { kept.next().expect("one answer per key") } else { None };
                 if let Some((_, appended)) = kept {
@@ -140,40 +148,33 @@ impl Ledger {
                         line.recorded = Some(recorded);
                     }
                 }
-                by_partner.entry(r.partner_id.clone()).or_default().push(r);
+                routed.push(r);
             }
-            let runs = by_partner.into_iter().map(|(partner_id, lines)| async move {
-                let items: Vec<BatchItem<IncentiveCommand>> = lines
-                    .iter()
-                    .map(|r| BatchItem {
-                        command: r.command.clone(),
-                        key: Some((r.key.key.clone(), r.key.fingerprint)),
-                    })
-                    .collect();
-                let outcome =
-                    self.exec.execute_batch::<Incentives>(&incentives::stream_id(&partner_id), &items, ctx).await;
-                (lines, outcome)
-            });
-            for (partner_lines, outcome) in futures::future::join_all(runs).await {
-                let outcomes = match outcome {
-                    Ok(outcomes) => outcomes,
-                    // One of these lines is kept already (sent before, or meanwhile for another
-                    // partner): look their keys up and decide them again.
-                    Err(AppError::Store(StoreError::IdempotencyConflict { .. })) => {
-                        pending.extend(partner_lines.into_iter().map(|r| RoutedLine { look_up: true, ..r }));
+            // The whole round is one append to every stream it touches (several when it
+            // carries more than an append may): each line with its drawdown, both or neither.
+            let items: Vec<PairedItem<IncentiveCommand, FundsCommand>> = routed
+                .iter()
+                .map(|r| PairedItem {
+                    stream: incentives::stream_id(&r.partner_id),
+                    command: r.command.clone(),
+                    key: Some((r.key.key.clone(), r.key.fingerprint)),
+                    second: r.drawdown.clone(),
+                })
+                .collect();
+            let outcomes = self.exec.execute_paired::<Incentives, Funds>(&items, ctx).await?;
+            for (r, outcome) in routed.into_iter().zip(outcomes) {
+                let partner_id = r.partner_id.clone();
+                answers[r.index] = Some(match outcome {
+                    // One of the lines of its append was kept meanwhile (sent before, or by a
+                    // racing batch): its key is looked up and it is decided again.
+                    None => {
+                        pending.push(RoutedLine { look_up: true, ..r });
                         continue;
                     }
-                    Err(e) => return Err(e),
-                };
-                for (r, outcome) in partner_lines.into_iter().zip(outcomes) {
-                    let partner_id = r.partner_id.clone();
-                    answers[r.index] = Some(match outcome {
-                        ItemOutcome::Stored { position } => Ok(LineOutcome::Stored { partner_id, position }),
-                        ItemOutcome::Unchanged => Ok(LineOutcome::Duplicate { partner_id }),
-                        ItemOutcome::Refused(e) => Err(e.into()),
-                    });
-                    self.draw_down_for(ctx, &r, &mut answers).await?;
-                }
+                    Some(ItemOutcome::Stored { position }) => Ok(LineOutcome::Stored { partner_id, position }),
+                    Some(ItemOutcome::Unchanged) => Ok(LineOutcome::Duplicate { partner_id }),
+                    Some(ItemOutcome::Refused(e)) => Err(e.into()),
+                });
             }
             // Keep the batch's order for the next round (repeats after their first).
             pending.sort_by_key(|r| r.index);
@@ -186,19 +187,28 @@ impl Ledger {
     /// batch. A line that fails here is answered at once.
     async fn route_lines(
         &self,
+        ctx: &CommandContext,
         lines: &[ConsumptionInput],
         answers: &mut [Option<Result<LineOutcome, AppError>>],
     ) -> Result<Vec<RoutedLine>, AppError> {
         let mut customers: Vec<&str> = lines.iter().map(|l| l.customer_id.as_str()).collect();
         customers.sort_unstable();
         customers.dedup();
-        let loaded = futures::future::join_all(customers.iter().map(|c| async move {
-            validate_id("customer_id", c)?;
-            Ok::<_, AppError>(self.exec.load_shared::<Customer>(&customer::stream_id(c)).await?.0)
-        }))
-        .await;
-        let customers: HashMap<&str, Result<_, AppError>> = customers.into_iter().zip(loaded).collect();
+        // The valid ids' streams in one load (one look at their versions, reads of those
+        // that moved).
+        let checked: Vec<Result<(), AppError>> =
+            customers.iter().map(|c| validate_id("customer_id", c).map_err(AppError::from)).collect();
+        let streams: Vec<String> =
+            customers.iter().zip(&checked).filter(|(_, ok)| ok.is_ok()).map(|(c, _)| customer::stream_id(c)).collect();
+        let mut loaded = self.exec.load_many_shared::<Customer>(&streams).await?.into_iter();
+        let customers: HashMap<&str, Result<_, AppError>> = customers
+            .into_iter()
+            .zip(checked)
+            .map(|(c, ok)| (c, ok.map(|()| loaded.next().expect("one state per valid id").0)))
+            .collect();
         let mut books: HashMap<Currency, Arc<PolicyBook>> = HashMap::new();
+        // The fund tree of each resale partner (`None`: a solution provider has none).
+        let mut trees: HashMap<String, Option<String>> = HashMap::new();
         let mut routed = Vec::with_capacity(lines.len());
         for (index, line) in lines.iter().enumerate() {
             let checked = (|| {
@@ -224,10 +234,33 @@ impl Ledger {
                 slot.insert(Arc::new(self.policies(currency).await?));
             }
             let partner_id = association.partner_id.clone();
+            let drawdown = if association.association_type == AssociationType::Resale {
+                let tree = match trees.get(&partner_id) {
+                    Some(tree) => tree.clone(),
+                    None => {
+                        let tree = self.fund_tree_of(&partner_id).await?;
+                        trees.insert(partner_id.clone(), tree.clone());
+                        tree
+                    }
+                };
+                // Its time is the ledger's (`ctx.now`), as it always was: idempotent by
+                // record_id, the drawdown of a retried line is the one first stored.
+                tree.map(|distributor_id| {
+                    let command = FundsCommand::DrawDown(DrawDown {
+                        record_id: line.record_id.clone(),
+                        customer_id: line.customer_id.clone(),
+                        amount: line.amount,
+                        consumed_at: ctx.now,
+                    });
+                    (funds::stream_id(&distributor_id), command)
+                })
+            } else {
+                None
+            };
             routed.push(RoutedLine {
                 index,
                 key: line_key(line),
-                resale: association.association_type == AssociationType::Resale,
+                drawdown,
                 command: IncentiveCommand::RecordConsumption(RecordConsumption {
                     partner_id: partner_id.clone(),
                     record_id: line.record_id.clone(),
@@ -245,32 +278,6 @@ impl Ledger {
             });
         }
         Ok(routed)
-    }
-
-    /// A resale customer's consumption draws down what it was allocated (§3). Run for
-    /// duplicates too: the drawdown is idempotent by record_id, so a retried billing batch
-    /// completes a drawdown a crash interrupted. The drawdown, when there is one, is the
-    /// line's last event (read-your-writes).
-    async fn draw_down_for(
-        &self,
-        ctx: &CommandContext,
-        r: &RoutedLine,
-        answers: &mut [Option<Result<LineOutcome, AppError>>],
-    ) -> Result<(), AppError> {
-        let Some(Ok(outcome)) = &answers[r.index] else { return Ok(()) };
-        if !r.resale {
-            return Ok(());
-        }
-        let IncentiveCommand::RecordConsumption(line) = &r.command else { return Ok(()) };
-        let drawn = self.draw_down(ctx, &r.partner_id, &line.customer_id, &line.record_id, line.amount).await;
-        answers[r.index] = Some(match (drawn, outcome.clone()) {
-            (Err(e), _) => Err(e),
-            (Ok(at), LineOutcome::Stored { partner_id, position }) => {
-                Ok(LineOutcome::Stored { partner_id, position: position.max(at.unwrap_or(0)) })
-            }
-            (Ok(_), duplicate) => Ok(duplicate),
-        });
-        Ok(())
     }
 
     /// The partner whose stream holds the consumption line `record_id`.

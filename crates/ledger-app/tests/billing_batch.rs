@@ -1,6 +1,7 @@
-//! A billing batch is one append per partner stream (issue 11): the lines of a partner are
-//! decided together, each answered on its own, each idempotent by its `record_id`, and a
-//! batch never answers a concurrency conflict.
+//! A billing batch is one append to all the streams it touches (issue 11): its lines are
+//! decided together, each answered on its own, each idempotent by its `record_id`, a resale
+//! line stored with its drawdown or not at all, and a batch never answers a concurrency
+//! conflict.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -72,11 +73,16 @@ async fn ledger_with(store: Arc<dyn EventStore>, partners: usize) -> Ledger {
     ledger
 }
 
-/// A memory store that counts the appends each stream received.
+/// A memory store that counts the appends each stream received (an append to several
+/// streams counts once for each), and can refuse any append touching a stream whose name
+/// starts with `fail_on` (a process that dies before that append commits).
 #[derive(Default)]
 struct Counting {
     inner: MemoryStore,
     appends: Mutex<BTreeMap<String, usize>>,
+    /// Appends made (an append to several streams is one).
+    calls: std::sync::atomic::AtomicUsize,
+    fail_on: Mutex<Option<String>>,
     /// Events handed out by `read_stream`.
     read: std::sync::atomic::AtomicUsize,
 }
@@ -84,9 +90,20 @@ struct Counting {
 #[async_trait::async_trait]
 impl EventStore for Counting {
     async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
-        let stream = req.stream.clone();
-        let appended = self.inner.append(req).await?;
-        *self.appends.lock().unwrap().entry(stream).or_default() += 1;
+        Ok(self.append_all(vec![req]).await?.remove(0))
+    }
+    async fn append_all(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Appended>, StoreError> {
+        if let Some(prefix) = self.fail_on.lock().unwrap().as_deref() {
+            if reqs.iter().any(|r| r.stream.starts_with(prefix)) {
+                return Err(StoreError::Backend(format!("the process died before an append to {prefix}")));
+            }
+        }
+        let streams: Vec<String> = reqs.iter().map(|r| r.stream.clone()).collect();
+        let appended = self.inner.append_all(reqs).await?;
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for stream in streams {
+            *self.appends.lock().unwrap().entry(stream).or_default() += 1;
+        }
         Ok(appended)
     }
     async fn read_stream(&self, stream: &str, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -121,10 +138,11 @@ impl Counting {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_spanning_many_partners_is_one_append_per_partner() {
+async fn a_batch_spanning_many_partners_is_one_append_to_all_their_streams() {
     let counting = Arc::new(Counting::default());
     let store: Arc<dyn EventStore> = counting.clone();
     let ledger = ledger_with(store.clone(), 20).await;
+    let calls = counting.calls.load(std::sync::atomic::Ordering::SeqCst);
     let lines: Vec<_> = (0..400).map(|i| line(&format!("R{i}"), &format!("C{}-{}", i % 20, i % 2), "10.00")).collect();
     let answers = ledger.record_consumption_batch(&ctx(at("2026-07-12T00:00:00Z")), lines).await.unwrap();
     assert_eq!(answers.len(), 400);
@@ -139,6 +157,7 @@ async fn a_batch_spanning_many_partners_is_one_append_per_partner() {
         assert_eq!(store.stream_version(&stream).await.unwrap(), 20, "{stream}");
         assert_eq!(counting.appends_of(&stream), 1, "{stream} got its lines in one append");
     }
+    assert_eq!(counting.calls.load(std::sync::atomic::Ordering::SeqCst), calls + 1, "one append for the batch");
     // Each line's answer is the position of its own event, and its key names that event.
     for (i, a) in answers.iter().enumerate() {
         let Ok(LineOutcome::Stored { position, .. }) = a else { unreachable!() };
@@ -364,4 +383,177 @@ async fn a_restarted_ledger_loads_a_long_stream_from_its_snapshot() {
     assert_eq!(read, batches as u64 * 1000 - SNAPSHOT_EVERY, "only the events after the snapshot");
     let next = restarted.record_consumption(&c, line("R-next", "C0-0", "1.00")).await.unwrap();
     assert!(matches!(next, LineOutcome::Stored { .. }));
+}
+
+fn cny(s: &str) -> Money {
+    Money::parse_positive(s, "CNY").unwrap()
+}
+
+/// A distributor `D1` with a resale customer `C1` allocated 300.00 of its 1,000.00 pool.
+async fn resale_ledger(store: Arc<dyn EventStore>) -> Ledger {
+    use ledger_app::funds::{Adjust, AdjustmentDirection};
+    use ledger_domain::funds::Counterparty;
+    let ledger = Ledger::new(Arc::new(Executor::new(store)));
+    let c = ctx(Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap());
+    let register = RegisterPartner {
+        partner_id: "D1".into(),
+        name: "Dist".into(),
+        kind: PartnerKind::Distributor,
+        parent_id: None,
+        parent_kind: None,
+        level: None,
+    };
+    ledger.register_partner(&c, register).await.unwrap();
+    let associate = AssociateCustomer {
+        customer_id: "C1".into(),
+        partner_id: "D1".into(),
+        association_type: AssociationType::Resale,
+        effective_at: None,
+    };
+    ledger.associate_customer(&c, associate).await.unwrap();
+    ledger.credit_funds(&c, "D1", cny("1000.00")).await.unwrap();
+    let allocate = Adjust {
+        direction: AdjustmentDirection::Allocate,
+        operator: "D1".into(),
+        counterparty: Counterparty::customer("C1"),
+        amount: cny("300.00"),
+        remark: None,
+    };
+    ledger.adjust(&c, allocate).await.unwrap();
+    ledger
+}
+
+/// The position of the drawdown stored for `record_id`.
+async fn drawdown_of(store: &Arc<dyn EventStore>, record_id: &str) -> Option<u64> {
+    let events = store.read_stream("funds-D1", 1, 1000).await.unwrap();
+    events
+        .iter()
+        .find(|e| {
+            e.event_type == "AllocatedBalanceDrawnDown" && e.data.contains(&format!("\"record_id\":\"{record_id}\""))
+        })
+        .map(|e| e.position)
+}
+
+/// A resale line and its drawdown are one append: a process that dies before it commits
+/// leaves neither (never a line whose drawdown is missing), and billing's retry stores both,
+/// once, with an answer whose position covers the drawdown (read-your-writes).
+#[tokio::test]
+async fn a_resale_line_is_stored_with_its_drawdown_or_not_at_all() {
+    use ledger_core::Currency;
+    let counting = Arc::new(Counting::default());
+    let store: Arc<dyn EventStore> = counting.clone();
+    let ledger = resale_ledger(store.clone()).await;
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    let batch = vec![line("R1", "C1", "120.00"), line("R2", "C1", "30.00")];
+    *counting.fail_on.lock().unwrap() = Some("funds-".into());
+    let head = *store.head().borrow();
+    assert!(ledger.record_consumption_batch(&c, batch.clone()).await.is_err(), "the store failed");
+    assert_eq!(*store.head().borrow(), head, "nothing stored: no line without its drawdown");
+    assert_eq!(store.stream_version("incentives-D1").await.unwrap(), 0);
+
+    *counting.fail_on.lock().unwrap() = None;
+    let answers = ledger.record_consumption_batch(&c, batch.clone()).await.unwrap();
+    for (record_id, answer) in ["R1", "R2"].into_iter().zip(&answers) {
+        let Ok(LineOutcome::Stored { position, .. }) = answer else { panic!("{record_id}: {answer:?}") };
+        let drawn = drawdown_of(&store, record_id).await.expect("drawn down");
+        assert!(*position >= drawn, "{record_id}: the answer's position covers its drawdown");
+    }
+    let funds = ledger.funds("D1").await.unwrap();
+    assert_eq!(funds.customer_allocated("C1", Currency::CNY), cny("150.00"));
+    assert_eq!(counting.appends_of("incentives-D1"), 1, "both lines and both drawdowns: one append");
+
+    // Sent again: duplicates, nothing stored, nothing drawn twice.
+    let head = *store.head().borrow();
+    let again = ledger.record_consumption_batch(&c, batch).await.unwrap();
+    assert!(again.iter().all(|a| matches!(a, Ok(LineOutcome::Duplicate { .. }))), "{again:?}");
+    assert_eq!(*store.head().borrow(), head);
+    assert_eq!(ledger.funds("D1").await.unwrap().customer_allocated("C1", Currency::CNY), cny("150.00"));
+}
+
+/// An older version appended a resale line and then, in a second append, its drawdown; one
+/// that died between the two left a line without its drawdown. Billing's retry of the line
+/// completes it: the line is a duplicate, the drawdown is stored, once.
+#[tokio::test]
+async fn a_line_stored_without_its_drawdown_by_an_older_version_is_completed_by_a_retry() {
+    use ledger_app::executor::to_new_event;
+    use ledger_core::Currency;
+    use ledger_domain::incentives::{IncentiveCommand, Incentives, LineAssociation, RecordConsumption};
+    use ledger_domain::Decider;
+    use ledger_store::{EventKey, ExpectedVersion};
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let ledger = resale_ledger(store.clone()).await;
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    let sent = line("R1", "C1", "120.00");
+    let command = IncentiveCommand::RecordConsumption(RecordConsumption {
+        partner_id: "D1".into(),
+        record_id: sent.record_id.clone(),
+        customer_id: sent.customer_id.clone(),
+        association_type: LineAssociation::from(AssociationType::Resale),
+        product: sent.product.clone(),
+        amount: sent.amount,
+        consumed_at: sent.consumed_at,
+        settled_at: sent.settled_at,
+        policies: Arc::new(ledger.policies(Currency::CNY).await.unwrap()),
+        recorded: None,
+    });
+    let events = Incentives::decide(&Default::default(), command, c.now).unwrap();
+    let old = AppendRequest {
+        stream: "incentives-D1".into(),
+        expected: ExpectedVersion::NoStream,
+        events: events.iter().map(|e| to_new_event(e, c.now)).collect(),
+        meta: c.meta.clone(),
+        idempotency: None,
+        event_keys: vec![EventKey { key: "consumption:R1".into(), fingerprint: [7; 32], event: 0 }],
+    };
+    store.append(old).await.unwrap();
+    assert_eq!(drawdown_of(&store, "R1").await, None);
+
+    let retried = ledger.record_consumption(&c, sent.clone()).await.unwrap();
+    assert!(matches!(retried, LineOutcome::Duplicate { .. }), "{retried:?}");
+    assert!(drawdown_of(&store, "R1").await.is_some(), "the drawdown is completed");
+    assert_eq!(ledger.funds("D1").await.unwrap().customer_allocated("C1", Currency::CNY), cny("180.00"));
+    let head = *store.head().borrow();
+    ledger.record_consumption(&c, sent).await.unwrap();
+    assert_eq!(*store.head().borrow(), head, "completed once");
+    assert_eq!(store.stream_version("incentives-D1").await.unwrap(), 1, "the line is not stored again");
+}
+
+/// The executor's paired batch: an item whose second command is refused is answered with
+/// that refusal, and neither of its halves is stored; the items beside it are.
+#[tokio::test]
+async fn a_refused_second_half_refuses_its_item_and_stores_neither_half() {
+    use ledger_app::executor::{ItemOutcome, PairedItem};
+    use ledger_core::Currency;
+    use ledger_domain::funds::{DrawDown, Funds, FundsCommand};
+    use ledger_domain::rebate::{CreditRebate, Rebate, RebateCommand};
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let exec = Executor::new(store.clone());
+    let c = ctx(at("2026-07-12T00:00:00Z"));
+    let credit = |id: &str| {
+        RebateCommand::CreditRebate(CreditRebate { partner_id: "P0".into(), source_id: id.into(), amount: cny("5.00") })
+    };
+    let draw = |id: &str, amount: Money| {
+        let command = FundsCommand::DrawDown(DrawDown {
+            record_id: id.into(),
+            customer_id: "C1".into(),
+            amount,
+            consumed_at: c.now,
+        });
+        Some(("funds-D1".to_string(), command))
+    };
+    let item = |id: &str, second| PairedItem { stream: "rebate-P0".into(), command: credit(id), key: None, second };
+    let items = vec![
+        item("Q1", draw("R1", cny("1.00"))),
+        // Three decimal places: the drawdown refuses it.
+        item("Q2", draw("R2", Money::new(rust_decimal::Decimal::new(1, 3), Currency::CNY))),
+        item("Q3", None),
+    ];
+    let outcomes = exec.execute_paired::<Rebate, Funds>(&items, &c).await.unwrap();
+    assert!(matches!(outcomes[0], Some(ItemOutcome::Stored { .. })), "{outcomes:?}");
+    assert!(matches!(&outcomes[1], Some(ItemOutcome::Refused(e)) if e.code() == "INVALID_AMOUNT"), "{outcomes:?}");
+    assert!(matches!(outcomes[2], Some(ItemOutcome::Stored { .. })), "{outcomes:?}");
+    let credited: Vec<String> =
+        store.read_stream("rebate-P0", 1, 10).await.unwrap().into_iter().map(|e| e.data).collect();
+    assert_eq!(credited.len(), 2, "{credited:?}");
+    assert!(credited.iter().all(|d| !d.contains("\"Q2\"")), "the refused item's credit is not stored");
 }

@@ -85,7 +85,19 @@ pub fn spawn_server_on(
     token: &str,
     store: Option<&str>,
 ) -> Result<(std::process::Child, String)> {
-    let mut command = Command::new(std::env::current_exe()?);
+    // LEDGER_BENCH_SERVER_WRAP runs the server under a tool, e.g. `heaptrack -o /tmp/serve`
+    // (its own output lines before the address are skipped). The figures read from the
+    // child's /proc entry (peak RSS) are then the tool's, not the server's.
+    let wrap = std::env::var("LEDGER_BENCH_SERVER_WRAP").unwrap_or_default();
+    let mut wrap = wrap.split_whitespace();
+    let mut command = match wrap.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(wrap).arg(std::env::current_exe()?);
+            c
+        }
+        None => Command::new(std::env::current_exe()?),
+    };
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir)
@@ -100,9 +112,17 @@ pub fn spawn_server_on(
         // LEDGER_BENCH_SERVER_LOG=1 shows the server's log (quiet by default).
         .stderr(if std::env::var_os("LEDGER_BENCH_SERVER_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
         .spawn()?;
+    let mut out = BufReader::new(child.stdout.take().context("server stdout")?);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().context("server stdout")?).read_line(&mut line)?;
-    let base = line.trim().strip_prefix("ledger listening on ").context("server address")?.to_string();
+    let base = loop {
+        line.clear();
+        anyhow::ensure!(out.read_line(&mut line)? > 0, "the server ended before it printed its address");
+        if let Some(base) = line.trim().strip_prefix("ledger listening on ") {
+            break base.to_string();
+        }
+    };
+    // Whatever else it prints is read and dropped, so a late line never meets a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     Ok((child, base))
 }
 

@@ -134,6 +134,27 @@ fn master_key(dir: &Path) -> Result<Vec<u8>> {
 /// would keep it for good (issue 17: the memory of a flood must come back).
 const RETURN_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// mimalloc's option `mi_option_purge_delay` (its number in mimalloc.h, v2 and v3 alike):
+/// how long memory freed in whole pages stays committed before it goes back to the system.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Holds the server's resident memory to what it uses (issue 11). Measured under `ledger bench
+/// ingest` (BENCHMARKS.md): the server's own heap stays at a few MiB at any history (heaptrack,
+/// system allocator) and SQLite's page caches are capped, yet with mimalloc's defaults the peak
+/// RSS grew with the length of a run (443 MiB after 1M lines): its arenas are advised as
+/// transparent huge pages (a few live blocks keep 2 MiB resident), and freed pages stay
+/// committed for a second (mimalloc 3's default) under millions of allocations a second.
+/// Without huge pages (318 MiB) and with pages returned once free, the run peaked at 246 MiB.
+fn hold_memory_to_use() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes no pointers; it only sets a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+    // SAFETY: mi_option_set takes no pointers; options may be set at any time.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 fn return_memory_in_the_background() {
     std::thread::Builder::new()
         .name("return-memory".into())
@@ -188,6 +209,7 @@ impl Log {
 }
 
 pub fn run(mut args: Args) -> Result<()> {
+    hold_memory_to_use();
     return_memory_in_the_background();
     if args.demo && args.admin_token.is_none() {
         args.admin_token = Some(DEMO_ADMIN_TOKEN.to_string());
@@ -333,4 +355,19 @@ fn print_demo_help(addr: &str, token: &str) {
          curl -s -H 'X-Auth-Token: {token}' 'http://{addr}/v1/quarterly-payments/eligibility?quarter={last_quarter}&partner_id=P00002'\n  \
          curl -s -H 'X-Auth-Token: {token}' 'http://{addr}/v1/trial-balance'\n"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_holds_its_memory_to_what_it_uses() {
+        hold_memory_to_use();
+        // SAFETY: both calls only read settings.
+        let purge_delay = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(purge_delay, 0, "freed pages go back at once");
+        #[cfg(target_os = "linux")]
+        assert_eq!(unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) }, 1, "no transparent huge pages");
+    }
 }

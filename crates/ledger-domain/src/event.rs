@@ -83,11 +83,23 @@ pub fn encode<E: EventFamily>(event: &E) -> (String, u32, Value) {
 
 /// Rebuilds an event from its envelope fields, upcasting older versions.
 pub fn decode<E: EventFamily>(event_type: &str, version: u32, data: &str) -> Result<E, DecodeError> {
-    let mut payload: Value = serde_json::from_str(data).map_err(|e| DecodeError::Payload(e.to_string()))?;
     let current = E::schema_version(event_type);
     if version > current {
         return Err(DecodeError::UnknownVersion { event_type: event_type.to_string(), version });
     }
+    if version == current {
+        // The common case, read without building a JSON value first (every load and every
+        // projection decodes): the payload object with its tag put in front.
+        let body = data.trim_start();
+        let Some(rest) = body.strip_prefix('{') else {
+            return Err(DecodeError::Payload("payload is not an object".into()));
+        };
+        let tag = serde_json::to_string(event_type).map_err(|e| DecodeError::Payload(e.to_string()))?;
+        let empty = rest.trim_start().starts_with('}');
+        let tagged = format!("{{\"type\":{tag}{}{rest}", if empty { "" } else { "," });
+        return serde_json::from_str(&tagged).map_err(|e| DecodeError::Payload(e.to_string()));
+    }
+    let mut payload: Value = serde_json::from_str(data).map_err(|e| DecodeError::Payload(e.to_string()))?;
     if version < current {
         payload = E::upcast(event_type, version, payload)?;
     }

@@ -239,6 +239,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// The stream's current version (0 when it has no events).
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
 
+    /// [`EventStore::stream_version`] of each stream, in order: a backend answers them in one
+    /// round trip where it can (a billing batch checks a thousand cached states at once).
+    async fn stream_versions(&self, streams: &[String]) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::with_capacity(streams.len());
+        for s in streams {
+            out.push(self.stream_version(s).await?);
+        }
+        Ok(out)
+    }
+
     /// The last durable position, updated after every commit.
     fn head(&self) -> watch::Receiver<u64>;
 

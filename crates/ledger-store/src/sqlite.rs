@@ -104,6 +104,11 @@ pub struct SqliteStore {
     head: watch::Receiver<u64>,
     /// Opened on first use; its own file, so saving one never waits for the log's writer.
     snapshots: Arc<Mutex<Option<Connection>>>,
+    /// The snapshot connection's turn, taken before a blocking thread is: a burst of loads
+    /// (a batch touching 1,000 streams none of which is cached) waits here, on no thread,
+    /// instead of starting one blocking thread per load that then waits on the connection
+    /// (hundreds of threads, each keeping its stack and allocator pages: issue 11).
+    snapshot_permit: Arc<Semaphore>,
 }
 
 impl SqliteStore {
@@ -154,6 +159,7 @@ impl SqliteStore {
             reader_permits: Arc::new(Semaphore::new(READERS)),
             head,
             snapshots: Arc::new(Mutex::new(None)),
+            snapshot_permit: Arc::new(Semaphore::new(1)),
         })
     }
 
@@ -176,7 +182,9 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (slot, path) = (self.snapshots.clone(), self.path.with_file_name(SNAPSHOT_FILE));
+        let permit = self.snapshot_permit.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut slot = slot.lock().expect("lock");
             if slot.is_none() {
                 let conn = Connection::open(&path)?;
@@ -313,6 +321,11 @@ impl EventStore for SqliteStore {
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         let stream = stream.to_string();
         self.with_reader(move |c| stream_version_sync(c, &stream)).await
+    }
+
+    async fn stream_versions(&self, streams: &[String]) -> Result<Vec<u64>, StoreError> {
+        let streams = streams.to_vec();
+        self.with_reader(move |c| streams.iter().map(|s| stream_version_sync(c, s)).collect()).await
     }
 
     fn head(&self) -> watch::Receiver<u64> {

@@ -186,3 +186,37 @@ async fn snapshots_are_kept_beside_the_log_newest_first() {
     assert_eq!(store.load_snapshot("other").await.unwrap(), Some((3, "three".into())));
     assert!(dir.path().join(ledger_store::sqlite::SNAPSHOT_FILE).exists());
 }
+
+/// The threads of this process (Linux: one entry per thread under /proc/self/task).
+#[cfg(target_os = "linux")]
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// A burst of snapshot loads and stream reads (a billing batch touching 1,000 streams none
+/// of which is cached) waits for the store's connections without a blocking thread each:
+/// the blocking pool would otherwise start one thread per waiting call (up to 512), each
+/// keeping its stack and its allocator's pages long after the burst (issue 11).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_loads_waits_for_a_connection_without_a_thread_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    conformance::append_n(&store, "acct", 3).await;
+    store.save_snapshot("acct", 3, "three".into()).await.unwrap();
+    let before = threads();
+    let loads = (0..500).map(|i| {
+        let store = store.clone();
+        async move {
+            if i % 2 == 0 {
+                assert_eq!(store.load_snapshot("acct").await.unwrap(), Some((3, "three".into())));
+            } else {
+                assert_eq!(store.read_stream("acct", 1, 10).await.unwrap().len(), 3);
+            }
+        }
+    });
+    futures::future::join_all(loads).await;
+    // Idle blocking threads stay alive for 10 s after their last call, so they are counted.
+    let added = threads().saturating_sub(before);
+    assert!(added <= 16, "{added} threads started for 500 loads");
+}
