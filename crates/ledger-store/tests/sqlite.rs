@@ -203,13 +203,15 @@ async fn a_burst_of_loads_waits_for_a_connection_without_a_thread_each() {
     let dir = tempfile::tempdir().unwrap();
     let store: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     conformance::append_n(&store, "acct", 3).await;
-    store.save_snapshot("acct", 3, "three".into()).await.unwrap();
+    // A snapshot big enough that loads queue behind each other on the one connection.
+    let big = "s".repeat(1 << 20);
+    store.save_snapshot("acct", 3, big.clone()).await.unwrap();
     let before = threads();
     let loads = (0..500).map(|i| {
-        let store = store.clone();
+        let (store, big) = (store.clone(), &big);
         async move {
             if i % 2 == 0 {
-                assert_eq!(store.load_snapshot("acct").await.unwrap(), Some((3, "three".into())));
+                assert_eq!(store.load_snapshot("acct").await.unwrap(), Some((3, big.clone())));
             } else {
                 assert_eq!(store.read_stream("acct", 1, 10).await.unwrap().len(), 3);
             }
@@ -217,6 +219,9 @@ async fn a_burst_of_loads_waits_for_a_connection_without_a_thread_each() {
     });
     futures::future::join_all(loads).await;
     // Idle blocking threads stay alive for 10 s after their last call, so they are counted.
+    // Five calls run at a time (four readers, one snapshot connection), but a call handed to
+    // the pool while a finished thread is not yet idle starts another: up to 19 seen under a
+    // loaded test run. Without the permit every waiting load holds a thread (about 250).
     let added = threads().saturating_sub(before);
-    assert!(added <= 16, "{added} threads started for 500 loads");
+    assert!(added <= 48, "{added} threads started for 500 loads");
 }
