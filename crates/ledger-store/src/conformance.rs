@@ -68,8 +68,13 @@ pub async fn appends_land_in_order_with_versions_and_positions(store: Store) {
     assert!(store.read_stream("nope", 1, 10).await.unwrap().is_empty());
     assert_eq!(store.stream_version("acct-a").await.unwrap(), 3);
     assert_eq!(store.stream_version("nope").await.unwrap(), 0);
-    let both = ["acct-a".to_string(), "nope".to_string()];
-    assert_eq!(store.stream_versions(&both).await.unwrap(), vec![3, 0], "several streams' versions at once");
+    let asked = ["nope".to_string(), "acct-a".to_string(), "acct-a".to_string()];
+    assert_eq!(
+        store.stream_versions(&asked).await.unwrap(),
+        vec![0, 3, 3],
+        "several streams' versions, in the order asked"
+    );
+    assert_eq!(store.stream_versions(&[]).await.unwrap(), Vec::<u64>::new());
     assert_eq!(*store.head().borrow(), 4);
 }
 

@@ -336,6 +336,13 @@ impl EventStore for PostgresStore {
         Ok(v.unwrap_or(0) as u64)
     }
 
+    /// One query for all of them (a billing batch asks for a thousand streams at once).
+    async fn stream_versions(&self, streams: &[String]) -> Result<Vec<u64>, StoreError> {
+        let r = self.readers.get().await?;
+        let rows = r.client.query(&r.versions, &[&streams]).await.map_err(pg)?;
+        Ok(rows.iter().map(|row| row.get::<_, Option<i64>>(0).unwrap_or(0) as u64).collect())
+    }
+
     fn head(&self) -> watch::Receiver<u64> {
         self.head.clone()
     }
@@ -490,6 +497,7 @@ struct Reader {
     read_all: Statement,
     read_stream: Statement,
     version: Statement,
+    versions: Statement,
     key: Statement,
     keys: Statement,
 }
@@ -501,12 +509,18 @@ impl Reader {
             let client = &client;
             async move { client.prepare(&sql).await.map_err(pg) }
         };
-        let (read_all, read_stream, version, key, keys) = futures::try_join!(
+        let (read_all, read_stream, version, versions, key, keys) = futures::try_join!(
             prepare(format!("SELECT {SELECT_COLUMNS} FROM events WHERE position >= $1 ORDER BY position LIMIT $2")),
             prepare(format!(
                 "SELECT {SELECT_COLUMNS} FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
             )),
             prepare("SELECT max(version) FROM events WHERE stream = $1".into()),
+            // Each stream's version in the order asked, one index probe per stream.
+            prepare(
+                "SELECT (SELECT max(version) FROM events WHERE stream = s) FROM UNNEST($1::text[]) \
+                 WITH ORDINALITY AS asked(s, i) ORDER BY i"
+                    .into()
+            ),
             prepare(
                 "SELECT fingerprint, first_position, last_position, stream_version FROM idempotency_keys \
                  WHERE key = $1"
@@ -518,7 +532,7 @@ impl Reader {
                     .into()
             ),
         )?;
-        Ok(Reader { client, read_all, read_stream, version, key, keys })
+        Ok(Reader { client, read_all, read_stream, version, versions, key, keys })
     }
 }
 
