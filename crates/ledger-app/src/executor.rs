@@ -145,7 +145,7 @@ impl Executor {
             return Ok((shared, start));
         }
         let state = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
-        let (state, version) = self.catch_up::<D>(stream, state, start, first).await?;
+        let (state, version) = self.catch_up::<D>(stream, state, start, first, u64::MAX).await?;
         let state = Arc::new(state);
         self.remember_shared(stream, version, state.clone());
         Ok((state, version))
@@ -160,23 +160,15 @@ impl Executor {
         if let Some(state) = cached.filter(|(v, _)| *v == version).and_then(|(_, s)| s.downcast::<D::State>().ok()) {
             return Ok(state);
         }
-        let (mut state, mut at) = match self.store.load_snapshot(stream).await? {
-            Some((v, text)) if v <= version => match D::restore(&text) {
-                Some(state) => (state, v),
-                None => (D::State::default(), 0),
-            },
+        let (state, at) = match self.store.load_snapshot(stream).await? {
+            Some((v, text)) if v <= version => D::restore(&text).map_or((D::State::default(), 0), |state| (state, v)),
             _ => (D::State::default(), 0),
         };
-        while at < version {
-            let batch = self.store.read_stream(stream, at + 1, READ_BATCH.min((version - at) as usize)).await?;
-            let Some(last) = batch.last().map(|e| e.version) else { break };
-            for e in &batch {
-                let event: D::Event = decode(&e.event_type, e.schema_version, &e.data)
-                    .map_err(|err| AppError::Decode { position: e.position, reason: err.to_string() })?;
-                state = D::evolve(state, &event);
-            }
-            at = last;
-        }
+        let first = match version - at {
+            0 => vec![],
+            left => self.store.read_stream(stream, at + 1, READ_BATCH.min(left as usize)).await?,
+        };
+        let (state, _) = self.catch_up::<D>(stream, state, at, first, version).await?;
         Ok(Arc::new(state))
     }
 
@@ -190,7 +182,7 @@ impl Executor {
             _ => self.restore::<D>(stream).await?,
         };
         let first = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
-        self.catch_up::<D>(stream, state, version, first).await
+        self.catch_up::<D>(stream, state, version, first, u64::MAX).await
     }
 
     /// The current state of each of `streams` (of one aggregate), shared with the cache:
@@ -234,7 +226,7 @@ impl Executor {
                 continue;
             }
             let first = self.store.read_stream(stream, at + 1, READ_BATCH).await?;
-            out.push(self.catch_up::<D>(stream, state, at, first).await?);
+            out.push(self.catch_up::<D>(stream, state, at, first, u64::MAX).await?);
         }
         Ok(out)
     }
@@ -269,13 +261,15 @@ impl Executor {
         });
     }
 
-    /// Evolves `state` (at `version`) through `batch` and every later event of the stream.
+    /// Evolves `state` (at `version`) through `batch` and the later events of the stream up
+    /// to version `until` (`u64::MAX`: all of them).
     async fn catch_up<D: Aggregate>(
         &self,
         stream: &str,
         mut state: D::State,
         mut version: u64,
         mut batch: Vec<ledger_core::RecordedEvent>,
+        until: u64,
     ) -> Result<(D::State, u64), AppError> {
         while let Some(last) = batch.last().map(|e| e.version) {
             for e in &batch {
@@ -284,7 +278,11 @@ impl Executor {
                 state = D::evolve(state, &event);
             }
             version = last;
-            batch = self.store.read_stream(stream, version + 1, READ_BATCH).await?;
+            if version >= until {
+                break;
+            }
+            let limit = READ_BATCH.min(usize::try_from(until - version).unwrap_or(usize::MAX));
+            batch = self.store.read_stream(stream, version + 1, limit).await?;
         }
         Ok((state, version))
     }
@@ -527,9 +525,8 @@ impl Executor {
             .collect();
         names.sort_unstable();
         names.dedup();
-        if let Some(both) =
-            items.iter().filter_map(|i| i.second.as_ref()).find(|(s, _)| items.iter().any(|i| i.stream == *s))
-        {
+        let firsts: std::collections::HashSet<&str> = items.iter().map(|i| i.stream.as_str()).collect();
+        if let Some(both) = items.iter().filter_map(|i| i.second.as_ref()).find(|(s, _)| firsts.contains(s.as_str())) {
             let reason = format!("{}: a stream of both halves of a batch", both.0);
             return Err(StoreError::InvalidAppend(reason).into());
         }
