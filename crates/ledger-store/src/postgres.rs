@@ -696,7 +696,8 @@ impl KnownVersions {
     fn plan(&self, group: &[&[AppendRequest]]) -> Option<GroupPlan> {
         let prev_hash = self.prev_hash.filter(|_| self.next_position != 0)?;
         let mut requests = group.iter().flat_map(|unit| unit.iter());
-        if !requests.all(|r| r.idempotency.is_none() && r.event_keys.is_empty() && self.versions.contains_key(&r.stream))
+        if !requests
+            .all(|r| r.idempotency.is_none() && r.event_keys.is_empty() && self.versions.contains_key(&r.stream))
         {
             return None;
         }
@@ -817,7 +818,8 @@ impl Writer {
         let mut written = Err(StoreError::Closed);
         let mut decided = false;
         if let Some(plan) = self.known.plan(group).filter(|_| !check_ids) {
-            let tip = LogTip { next_position: self.known.next_position, prev_hash: self.known.prev_hash.expect("planned") };
+            let tip =
+                LogTip { next_position: self.known.next_position, prev_hash: self.known.prev_hash.expect("planned") };
             let started = std::time::Instant::now();
             let write = GroupWrite::new(&plan, &tip, &self.target);
             let (params, lock): (_, [&(dyn ToSql + Sync); 1]) = (write.params(), [&conn.lock_key]);
@@ -943,7 +945,12 @@ impl Writer {
             stored.ids.insert(id.parse().map_err(|_| StoreError::Backend(format!("bad event id {id}")))?);
         }
 
-        let plan = plan_group(group.iter().copied(), &stored, LogTip { next_position: tip.next_position, prev_hash: tip.prev_hash }, Utc::now());
+        let plan = plan_group(
+            group.iter().copied(),
+            &stored,
+            LogTip { next_position: tip.next_position, prev_hash: tip.prev_hash },
+            Utc::now(),
+        );
         if plan.events.is_empty() {
             client.batch_execute("COMMIT").await.map_err(pg)?;
             known.remember(stored.versions, &tip, &plan);
@@ -955,7 +962,8 @@ impl Writer {
         // A failed write aborts the transaction and the COMMIT after it then rolls back:
         // the write's own error is what the callers get.
         let (written, _) =
-            futures::try_join!(client.execute(&st.insert_group, &params), client.batch_execute("COMMIT")).map_err(pg)?;
+            futures::try_join!(client.execute(&st.insert_group, &params), client.batch_execute("COMMIT"))
+                .map_err(pg)?;
         if written != 1 {
             // The tip was read under the lock: only a writer that does not take it moves it.
             return Err(StoreError::Backend("the log moved while the writers' lock was held".into()));
