@@ -2,7 +2,9 @@
 //!
 //! Two tables, the same as SQLite's (`events`, `idempotency_keys`), with native types an
 //! auditor can query (`uuid`, `timestamptz`, `bytea`); `data` is kept as `text` so the
-//! hashed canonical JSON comes back byte for byte.
+//! hashed canonical JSON comes back byte for byte. Beside them `leases`, `used_once` and
+//! `snapshots` (a cache of stream states, as SQLite's `snapshots.db`: not hashed, not
+//! published, the newest per stream kept).
 //!
 //! **Positions are assigned by the writer, not by a sequence.** A `bigint` sequence hands
 //! out numbers at insert time but transactions commit in any order, so a reader polling
@@ -18,12 +20,16 @@
 //! last one it waits up to [`LINGER`] for the last one's callers to come back), decides each
 //! against the stored log (idempotency key, expected version, read under the lock), writes
 //! them all with one statement (events, keys and NOTIFY), and answers the callers only after
-//! `COMMIT` (`synchronous_commit = on`: the commit is durable when it returns). A group is
-//! two round trips: `BEGIN`, the lock and the reads pipelined; then the write and `COMMIT`
-//! pipelined. The writer remembers the stream versions it read and wrote as of the tip it
-//! left; while the tip read under the lock is still that one nobody else appended, so only
-//! the streams it does not know are read (otherwise the rest are read too, a third round
-//! trip, still under the lock). An event id already stored fails the write on the table's UNIQUE constraint;
+//! `COMMIT` (`synchronous_commit = on`: the commit is durable when it returns). The writer
+//! remembers the tip it left and the stream versions it read and wrote as of it; while the
+//! log still ends there nobody else appended. A group of known streams without keys (the
+//! steady state of a busy writer) is decided on that alone and is one round trip: `BEGIN`,
+//! the lock, the write and `COMMIT` pipelined, the write checking that the log still ends
+//! at that tip (else it writes nothing, and the group is decided again as below). Any other
+//! group is two round trips: `BEGIN`, the lock and the reads (tip, keys, streams not known)
+//! pipelined; then the write and `COMMIT` pipelined (after another process's append, the
+//! known streams are read too: a third round trip, still under the lock). An event id
+//! already stored fails the write on the table's UNIQUE constraint;
 //! the group is then redone looking every id up, so only that append is refused. A failed
 //! group is rolled back whole and every caller whose events were in it gets the error. If the
 //! connection drops during `COMMIT` the outcome is unknown to the caller (reported as
@@ -136,8 +142,10 @@ const SELECT_COLUMNS: &str = "position, stream, version, event_id::text, event_t
 /// none) and the NOTIFY announcing the new tip (delivered on commit), all only if the log
 /// still ends where the group was decided: at position $24 (0: empty) with hash $25. It
 /// answers one row when written, none when the log had moved (nothing is written then).
+/// "Nothing at $24 + 1" is "nothing after $24" (positions are gap-free) as an index probe:
+/// `position > $24` in the statement's generic plan scans the whole table.
 const INSERT_GROUP: &str = "WITH ok AS (SELECT WHERE ($24::int8 = 0 OR EXISTS (SELECT FROM events \
-    WHERE position = $24 AND hash = $25::bytea)) AND NOT EXISTS (SELECT FROM events WHERE position > $24)), \
+    WHERE position = $24 AND hash = $25::bytea)) AND NOT EXISTS (SELECT FROM events WHERE position = $24 + 1)), \
     e AS (INSERT INTO events (position, stream, version, event_id, event_type, \
     schema_version, occurred_at, recorded_at, actor_principal, actor_role, correlation_id, causation_id, request_id, \
     data, prev_hash, hash) \
