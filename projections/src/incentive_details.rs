@@ -14,7 +14,7 @@ use ledger_domain::{split_stream, Decider, EventFamily};
 
 use crate::codec::{self, decimal, enum_of, parsed, to_text};
 use crate::runner::Projection;
-use crate::sql::{params, upsert_rows, Db, Param, Row as SqlRow};
+use crate::sql::{params, upsert_rows, Db, Dialect, Param, Row as SqlRow};
 use crate::ProjectionError;
 
 pub use ledger_domain::incentives::details::counted_sum;
@@ -359,16 +359,21 @@ pub fn of_month(
     month: Month,
     currency: Currency,
 ) -> Result<Vec<IncentiveDetail>, ProjectionError> {
-    conn.query_map(
-        &format!(
-            "SELECT {COLUMNS} FROM incentive_details WHERE partner_id = ?1 AND incentive_month = ?2 AND currency = ?3 \
-             UNION ALL \
-             SELECT {COLUMNS} FROM incentive_details WHERE partner_id = ?1 AND consumption_month = ?2 \
-             AND consumption_month <> incentive_month AND currency = ?3 \
-             ORDER BY position, entry, entry_id"
-        ),
-        params![partner, month.to_string(), currency.as_str()],
-        |r| detail(row(r)?).map(|(d, _)| d),
+    conn.query_map(&of_month_sql(conn.dialect()), params![partner, month.to_string(), currency.as_str()], |r| {
+        detail(row(r)?).map(|(d, _)| d)
+    })
+}
+
+fn of_month_sql(dialect: Dialect) -> String {
+    // Without statistics SQLite would rather scan all the partner's rows by the key than
+    // use the partial index: it is named (PostgreSQL chooses by its statistics).
+    let rollover = if dialect == Dialect::Sqlite { " INDEXED BY incentive_details_rollover" } else { "" };
+    format!(
+        "SELECT {COLUMNS} FROM incentive_details WHERE partner_id = ?1 AND incentive_month = ?2 AND currency = ?3 \
+         UNION ALL \
+         SELECT {COLUMNS} FROM incentive_details{rollover} WHERE partner_id = ?1 AND consumption_month = ?2 \
+         AND consumption_month <> incentive_month AND currency = ?3 \
+         ORDER BY position, entry, entry_id"
     )
 }
 
@@ -401,6 +406,27 @@ mod tests {
             [Some(DetailReason::Refunded), Some(DetailReason::CountedInOtherMonth), Some(DetailReason::Refunded)]
         );
         assert_eq!(july[0].refunded.amount.to_string(), "10.00");
+    }
+
+    #[test]
+    fn a_months_detail_is_read_by_the_key_and_the_rollover_index_not_by_a_scan_of_the_partner() {
+        let kit = Kit::new();
+        let conn = kit.conn();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", of_month_sql(Dialect::Sqlite)))
+            .unwrap()
+            .query_map(rusqlite::params!["P1", "2026-07", "CNY"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|step| step.starts_with("SEARCH") || step.starts_with("SCAN"))
+            .collect();
+        assert_eq!(
+            plan,
+            [
+                "SEARCH incentive_details USING PRIMARY KEY (partner_id=? AND incentive_month=?)",
+                "SEARCH incentive_details USING INDEX incentive_details_rollover (partner_id=? AND consumption_month=?)",
+            ]
+        );
     }
 
     #[test]
