@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use ledger_core::envelope::{format_time, parse_time};
+use ledger_core::envelope::{parse_time, TimeText};
 use ledger_core::{Actor, ChainHash, RecordedEvent, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, watch, Semaphore};
@@ -487,20 +487,23 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Writes one event's row with the statement `INSERT INTO events ({COLUMNS}) VALUES (?1 … ?16)`.
+/// Ids and times are formatted on the stack (a row per event appended).
 fn insert_event(insert: &mut rusqlite::CachedStatement<'_>, e: &RecordedEvent) -> Result<(), StoreError> {
+    let (mut id, mut correlation, mut causation) =
+        (uuid::Uuid::encode_buffer(), uuid::Uuid::encode_buffer(), uuid::Uuid::encode_buffer());
     insert.execute(params![
         e.position as i64,
         e.stream,
         e.version as i64,
-        e.event_id.hyphenated().to_string(),
+        &*e.event_id.hyphenated().encode_lower(&mut id),
         e.event_type,
         e.schema_version as i64,
-        format_time(e.occurred_at),
-        format_time(e.recorded_at),
+        TimeText::new(e.occurred_at).as_str(),
+        TimeText::new(e.recorded_at).as_str(),
         e.actor.principal,
         e.actor.role.as_str(),
-        e.correlation_id.hyphenated().to_string(),
-        e.causation_id.map(|c| c.hyphenated().to_string()),
+        &*e.correlation_id.hyphenated().encode_lower(&mut correlation),
+        e.causation_id.map(|c| &*c.hyphenated().encode_lower(&mut causation)),
         e.request_id,
         e.data,
         &e.prev_hash.0[..],
