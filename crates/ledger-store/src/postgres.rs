@@ -2,7 +2,9 @@
 //!
 //! Two tables, the same as SQLite's (`events`, `idempotency_keys`), with native types an
 //! auditor can query (`uuid`, `timestamptz`, `bytea`); `data` is kept as `text` so the
-//! hashed canonical JSON comes back byte for byte.
+//! hashed canonical JSON comes back byte for byte. Beside them `leases`, `used_once` and
+//! `snapshots` (a cache of stream states, as SQLite's `snapshots.db`: not hashed, not
+//! published, the newest per stream kept).
 //!
 //! **Positions are assigned by the writer, not by a sequence.** A `bigint` sequence hands
 //! out numbers at insert time but transactions commit in any order, so a reader polling
@@ -18,12 +20,16 @@
 //! last one it waits up to [`LINGER`] for the last one's callers to come back), decides each
 //! against the stored log (idempotency key, expected version, read under the lock), writes
 //! them all with one statement (events, keys and NOTIFY), and answers the callers only after
-//! `COMMIT` (`synchronous_commit = on`: the commit is durable when it returns). A group is
-//! two round trips: `BEGIN`, the lock and the reads pipelined; then the write and `COMMIT`
-//! pipelined. The writer remembers the stream versions it read and wrote as of the tip it
-//! left; while the tip read under the lock is still that one nobody else appended, so only
-//! the streams it does not know are read (otherwise the rest are read too, a third round
-//! trip, still under the lock). An event id already stored fails the write on the table's UNIQUE constraint;
+//! `COMMIT` (`synchronous_commit = on`: the commit is durable when it returns). The writer
+//! remembers the tip it left and the stream versions it read and wrote as of it; while the
+//! log still ends there nobody else appended. A group of known streams without keys (the
+//! steady state of a busy writer) is decided on that alone and is one round trip: `BEGIN`,
+//! the lock, the write and `COMMIT` pipelined, the write checking that the log still ends
+//! at that tip (else it writes nothing, and the group is decided again as below). Any other
+//! group is two round trips: `BEGIN`, the lock and the reads (tip, keys, streams not known)
+//! pipelined; then the write and `COMMIT` pipelined (after another process's append, the
+//! known streams are read too: a third round trip, still under the lock). An event id
+//! already stored fails the write on the table's UNIQUE constraint;
 //! the group is then redone looking every id up, so only that append is refused. A failed
 //! group is rolled back whole and every caller whose events were in it gets the error. If the
 //! connection drops during `COMMIT` the outcome is unknown to the caller (reported as
@@ -118,6 +124,11 @@ CREATE TABLE IF NOT EXISTS used_once (
     key          TEXT   PRIMARY KEY,
     until_micros BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream  TEXT   PRIMARY KEY,
+    version BIGINT NOT NULL,
+    data    TEXT   NOT NULL
+);
 ";
 
 /// The columns read back, in `row_to_event` order. Times come back in the stored and hashed
@@ -128,17 +139,24 @@ const SELECT_COLUMNS: &str = "position, stream, version, event_id::text, event_t
     actor_principal, actor_role, correlation_id::text, causation_id::text, request_id, data, prev_hash, hash";
 
 /// A group's whole write in one statement: its events, its keys (an empty array inserts
-/// none) and the NOTIFY announcing the new tip (delivered on commit).
-const INSERT_GROUP: &str = "WITH e AS (INSERT INTO events (position, stream, version, event_id, event_type, \
+/// none) and the NOTIFY announcing the new tip (delivered on commit), all only if the log
+/// still ends where the group was decided: at position $24 (0: empty) with hash $25. It
+/// answers one row when written, none when the log had moved (nothing is written then).
+/// "Nothing at $24 + 1" is "nothing after $24" (positions are gap-free) as an index probe:
+/// `position > $24` in the statement's generic plan scans the whole table.
+const INSERT_GROUP: &str = "WITH ok AS (SELECT WHERE ($24::int8 = 0 OR EXISTS (SELECT FROM events \
+    WHERE position = $24 AND hash = $25::bytea)) AND NOT EXISTS (SELECT FROM events WHERE position = $24 + 1)), \
+    e AS (INSERT INTO events (position, stream, version, event_id, event_type, \
     schema_version, occurred_at, recorded_at, actor_principal, actor_role, correlation_id, causation_id, request_id, \
     data, prev_hash, hash) \
     SELECT p, s, v, e, t, sv, o, r, ap, ar, c, ca, rq, d, ph, h \
     FROM unnest($1::int8[], $2::text[], $3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::timestamptz[], \
                 $8::timestamptz[], $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::text[], $14::text[], $15::bytea[], \
-                $16::bytea[]) AS u(p, s, v, e, t, sv, o, r, ap, ar, c, ca, rq, d, ph, h)), \
+                $16::bytea[]) AS u(p, s, v, e, t, sv, o, r, ap, ar, c, ca, rq, d, ph, h) WHERE EXISTS (SELECT FROM ok)), \
     k AS (INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, stream_version) \
-    SELECT * FROM unnest($17::text[], $18::bytea[], $19::int8[], $20::int8[], $21::int8[])) \
-    SELECT pg_notify($22, $23)";
+    SELECT * FROM unnest($17::text[], $18::bytea[], $19::int8[], $20::int8[], $21::int8[]) \
+    WHERE EXISTS (SELECT FROM ok)) \
+    SELECT pg_notify($22, $23) FROM ok";
 
 /// `import`'s write: events only.
 const INSERT_EVENTS: &str = "INSERT INTO events (position, stream, version, event_id, event_type, schema_version, \
@@ -347,6 +365,20 @@ impl EventStore for PostgresStore {
         self.head.clone()
     }
 
+    async fn load_snapshot(&self, stream: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let r = self.readers.get().await?;
+        let row = r.client.query_opt(&r.snapshot, &[&stream]).await.map_err(pg)?;
+        row.map(|row| Ok((row.try_get::<_, i64>(0).map_err(pg)? as u64, row.try_get(1).map_err(pg)?))).transpose()
+    }
+
+    /// One statement on a read connection: a snapshot is a cache, so it needs no writer's
+    /// lock; racing saves keep the newest.
+    async fn save_snapshot(&self, stream: &str, version: u64, text: String) -> Result<(), StoreError> {
+        let r = self.readers.get().await?;
+        r.client.execute(&r.save_snapshot, &[&stream, &(version as i64), &text]).await.map_err(pg)?;
+        Ok(())
+    }
+
     async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
         let Some(last) = events.last().map(|e| e.position.to_string()) else { return Ok(()) };
         // A connection of its own, under the writers' lock: the tip it checks against is the
@@ -500,6 +532,8 @@ struct Reader {
     versions: Statement,
     key: Statement,
     keys: Statement,
+    snapshot: Statement,
+    save_snapshot: Statement,
 }
 
 impl Reader {
@@ -509,7 +543,7 @@ impl Reader {
             let client = &client;
             async move { client.prepare(&sql).await.map_err(pg) }
         };
-        let (read_all, read_stream, version, versions, key, keys) = futures::try_join!(
+        let (read_all, read_stream, version, versions, key, keys, snapshot, save_snapshot) = futures::try_join!(
             prepare(format!("SELECT {SELECT_COLUMNS} FROM events WHERE position >= $1 ORDER BY position LIMIT $2")),
             prepare(format!(
                 "SELECT {SELECT_COLUMNS} FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
@@ -531,8 +565,14 @@ impl Reader {
                  WHERE key = ANY($1)"
                     .into()
             ),
+            prepare("SELECT version, data FROM snapshots WHERE stream = $1".into()),
+            prepare(
+                "INSERT INTO snapshots (stream, version, data) VALUES ($1, $2, $3) ON CONFLICT (stream) \
+                 DO UPDATE SET version = EXCLUDED.version, data = EXCLUDED.data WHERE EXCLUDED.version > snapshots.version"
+                    .into()
+            ),
         )?;
-        Ok(Reader { client, read_all, read_stream, version, versions, key, keys })
+        Ok(Reader { client, read_all, read_stream, version, versions, key, keys, snapshot, save_snapshot })
     }
 }
 
@@ -643,14 +683,65 @@ struct Writer {
     known: KnownVersions,
 }
 
-/// Stream versions this writer read or wrote, as of the log's tip `next_position`. While the
-/// tip read under the lock is still that one, nobody appended since (positions are gap-free
-/// and assigned under the lock), so a group needs to read only the streams not known here.
+/// The log's tip as this writer left it, and stream versions it read or wrote as of that
+/// tip. While the log still ends there nobody appended since (positions are gap-free and
+/// assigned under the lock): a group of known streams without keys is decided on these
+/// alone and written in one round trip whose write checks that the log still ends there;
+/// other groups read under the lock only the streams not known here.
 #[derive(Default)]
 struct KnownVersions {
     /// 0 (never a tip): nothing known.
     next_position: u64,
+    /// The hash of the event at `next_position - 1`.
+    prev_hash: Option<ChainHash>,
     versions: HashMap<String, u64>,
+}
+
+impl KnownVersions {
+    /// The group decided on what is known here, when that is all it needs: a known tip,
+    /// every stream known, no key to look up, something to write (a group that only
+    /// refuses is decided under the lock, where its refusals are checked against the log).
+    fn plan(&self, group: &[&[AppendRequest]]) -> Option<GroupPlan> {
+        let prev_hash = self.prev_hash.filter(|_| self.next_position != 0)?;
+        let mut requests = group.iter().flat_map(|unit| unit.iter());
+        if !requests
+            .all(|r| r.idempotency.is_none() && r.event_keys.is_empty() && self.versions.contains_key(&r.stream))
+        {
+            return None;
+        }
+        let tip = LogTip { next_position: self.next_position, prev_hash };
+        Some(plan_group(group.iter().copied(), self, tip, Utc::now())).filter(|plan| !plan.events.is_empty())
+    }
+
+    /// What is known once `plan` (decided after `read`, with the log ending at `tip`) is
+    /// committed.
+    fn remember(&mut self, read: HashMap<String, u64>, tip: &LogTip, plan: &GroupPlan) {
+        if self.versions.len() + read.len() > MAX_KNOWN_VERSIONS {
+            self.versions.clear();
+        }
+        self.versions.extend(read);
+        for e in &plan.events {
+            self.versions.insert(e.stream.clone(), e.version);
+        }
+        (self.next_position, self.prev_hash) = match plan.events.last() {
+            Some(last) => (last.position + 1, Some(last.hash)),
+            None => (tip.next_position, Some(tip.prev_hash)),
+        };
+    }
+}
+
+/// Only asked by [`KnownVersions::plan`], for streams it knows and groups without keys.
+impl StoredLog for KnownVersions {
+    fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        Ok(self.versions.get(stream).copied().unwrap_or(0))
+    }
+    fn idempotency_key(&self, _: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
+        Ok(None)
+    }
+    /// A stored id fails the write on the UNIQUE constraint (see `commit_group`).
+    fn has_event(&self, _: &uuid::Uuid) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 /// Most stream versions kept between groups.
@@ -720,16 +811,54 @@ impl Writer {
         }
     }
 
-    /// One group in one transaction and two round trips: BEGIN, the lock and every read the
-    /// decision needs, pipelined; then the group's one write statement and COMMIT,
-    /// pipelined. `check_ids` also looks the group's event ids up; without it a stored id
-    /// fails the write on the table's UNIQUE constraint (see `commit_group`).
+    /// One group in one transaction. When what this writer knows decides the group
+    /// ([`KnownVersions::plan`]), one round trip: BEGIN, the lock, the write (checking that
+    /// the log still ends where it was decided) and COMMIT, pipelined; if the log had moved
+    /// nothing was written and the group is decided again as below. Otherwise two round
+    /// trips: BEGIN, the lock and every read the decision needs, pipelined; then the write
+    /// and COMMIT, pipelined. `check_ids` also looks the group's event ids up; without it a
+    /// stored id fails the write on the table's UNIQUE constraint (see `commit_group`).
     async fn write_group(&mut self, group: &[&[AppendRequest]], check_ids: bool) -> Result<GroupPlan, StoreError> {
         if self.conn.is_none() {
             self.conn = Some(WriterConn::open(&self.target, false).await?);
         }
         let conn = self.conn.as_ref().expect("connected above");
-        let written = Writer::write_on(conn, &self.target, &mut self.known, group, check_ids).await;
+        let mut written = Err(StoreError::Closed);
+        let mut decided = false;
+        if let Some(plan) = self.known.plan(group).filter(|_| !check_ids) {
+            let tip =
+                LogTip { next_position: self.known.next_position, prev_hash: self.known.prev_hash.expect("planned") };
+            let started = std::time::Instant::now();
+            let write = GroupWrite::new(&plan, &tip, &self.target);
+            let (params, lock): (_, [&(dyn ToSql + Sync); 1]) = (write.params(), [&conn.lock_key]);
+            let outcome = futures::try_join!(
+                conn.client.batch_execute("BEGIN").map_err(pg),
+                conn.client.execute(&conn.st.lock, &lock).map_err(pg),
+                conn.client.execute(&conn.st.insert_group, &params).map_err(pg),
+                conn.client.batch_execute("COMMIT").map_err(pg),
+            );
+            match outcome {
+                Ok((_, _, 1, _)) => {
+                    self.known.remember(HashMap::new(), &tip, &plan);
+                    tracing::debug!(
+                        events = plan.events.len(),
+                        micros = started.elapsed().as_micros() as u64,
+                        "group written on known versions"
+                    );
+                    written = Ok(plan);
+                    decided = true;
+                }
+                // Another process appended since: decide again on what is stored.
+                Ok(_) => self.known = KnownVersions::default(),
+                Err(e) => {
+                    written = Err(e);
+                    decided = true;
+                }
+            }
+        }
+        if !decided {
+            written = Writer::write_on(conn, &self.target, &mut self.known, group, check_ids).await;
+        }
         if written.is_err() {
             // Rolled back (or unknown): what was known may describe writes that are not there.
             self.known = KnownVersions::default();
@@ -824,42 +953,30 @@ impl Writer {
             stored.ids.insert(id.parse().map_err(|_| StoreError::Backend(format!("bad event id {id}")))?);
         }
 
-        let next_position = tip.next_position;
-        let plan = plan_group(group.iter().copied(), &stored, tip, Utc::now());
-        // What is known once this commits: what was read, moved by what is appended.
-        let remember = |known: &mut KnownVersions, stored: StoredFacts, plan: &GroupPlan| {
-            if known.versions.len() + stored.versions.len() > MAX_KNOWN_VERSIONS {
-                known.versions.clear();
-            }
-            known.versions.extend(stored.versions);
-            for e in &plan.events {
-                known.versions.insert(e.stream.clone(), e.version);
-            }
-            known.next_position = plan.events.last().map_or(next_position, |e| e.position + 1);
-        };
-        let Some(last) = plan.events.last() else {
+        let plan = plan_group(
+            group.iter().copied(),
+            &stored,
+            LogTip { next_position: tip.next_position, prev_hash: tip.prev_hash },
+            Utc::now(),
+        );
+        if plan.events.is_empty() {
             client.batch_execute("COMMIT").await.map_err(pg)?;
-            remember(known, stored, &plan);
+            known.remember(stored.versions, &tip, &plan);
             return Ok(plan);
-        };
-        let cols = EventColumns::from(&plan.events);
-        let k = KeyColumns::from(&plan.keys);
-        let (channel, last) = (target.channel(), last.position.to_string());
-        let mut params: Vec<&(dyn ToSql + Sync)> = cols.params().to_vec();
-        params.extend([
-            &k.key as &(dyn ToSql + Sync),
-            &k.fingerprint,
-            &k.first_position,
-            &k.last_position,
-            &k.stream_version,
-            &channel,
-            &last,
-        ]);
+        }
+        let write = GroupWrite::new(&plan, &tip, target);
+        let params = write.params();
         let planned = started.elapsed();
         // A failed write aborts the transaction and the COMMIT after it then rolls back:
         // the write's own error is what the callers get.
-        futures::try_join!(client.execute(&st.insert_group, &params), client.batch_execute("COMMIT")).map_err(pg)?;
-        remember(known, stored, &plan);
+        let (written, _) =
+            futures::try_join!(client.execute(&st.insert_group, &params), client.batch_execute("COMMIT"))
+                .map_err(pg)?;
+        if written != 1 {
+            // The tip was read under the lock: only a writer that does not take it moves it.
+            return Err(StoreError::Backend("the log moved while the writers' lock was held".into()));
+        }
+        known.remember(stored.versions, &tip, &plan);
         tracing::debug!(
             events = plan.events.len(),
             read_micros = read.as_micros() as u64,
@@ -868,6 +985,45 @@ impl Writer {
             "group written"
         );
         Ok(plan)
+    }
+}
+
+/// The parameters of `INSERT_GROUP` for a group decided with the log ending at `tip`.
+struct GroupWrite {
+    events: EventColumns,
+    keys: KeyColumns,
+    channel: String,
+    last: String,
+    prev_position: i64,
+    prev_hash: Vec<u8>,
+}
+
+impl GroupWrite {
+    fn new(plan: &GroupPlan, tip: &LogTip, target: &Target) -> GroupWrite {
+        GroupWrite {
+            events: EventColumns::from(&plan.events),
+            keys: KeyColumns::from(&plan.keys),
+            channel: target.channel(),
+            last: plan.events.last().map_or(tip.next_position - 1, |e| e.position).to_string(),
+            prev_position: tip.next_position as i64 - 1,
+            prev_hash: tip.prev_hash.0.to_vec(),
+        }
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = self.events.params().to_vec();
+        params.extend([
+            &self.keys.key as &(dyn ToSql + Sync),
+            &self.keys.fingerprint,
+            &self.keys.first_position,
+            &self.keys.last_position,
+            &self.keys.stream_version,
+            &self.channel,
+            &self.last,
+            &self.prev_position,
+            &self.prev_hash,
+        ]);
+        params
     }
 }
 

@@ -289,3 +289,49 @@ async fn a_version_known_to_one_process_is_read_again_after_another_appends() {
     assert_eq!(stale.unwrap_err().code(), "CONCURRENCY_CONFLICT");
     assert_eq!(verify_chain(&a).await, 6);
 }
+
+/// A group of streams the writer knows, without keys, is decided on what it remembers and
+/// written in one round trip whose write checks that the log still ends where the writer
+/// left it. After another process appended (to another stream here) that check fails,
+/// nothing is written, and the group is decided again on what is stored: the append goes
+/// after the other process's event, the chain holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_decided_on_remembered_versions_is_decided_again_after_another_appends() {
+    let schema = Schema::fresh();
+    let (a, b) = (schema.open().await, schema.open().await);
+    a.append(request("acct", ExpectedVersion::Exact(0), vec![event(1)])).await.unwrap();
+    a.append(request("acct", ExpectedVersion::Exact(1), vec![event(2)])).await.unwrap();
+    b.append(request("other", ExpectedVersion::Any, vec![event(3)])).await.unwrap();
+    let next = a.append(request("acct", ExpectedVersion::Exact(2), vec![event(4)])).await.unwrap();
+    assert_eq!((next.first_position, next.stream_version), (4, 3));
+    // And again on what it now remembers (the tip it left is still the log's end).
+    let next = a.append(request("acct", ExpectedVersion::Exact(3), vec![event(5)])).await.unwrap();
+    assert_eq!((next.first_position, next.stream_version), (5, 4));
+    let stale = a.append(request("acct", ExpectedVersion::Exact(3), vec![event(6)])).await;
+    assert_eq!(stale.unwrap_err().code(), "CONCURRENCY_CONFLICT");
+    assert_eq!(verify_chain(&b).await, 5);
+    let versions: Vec<u64> = b.read_stream("acct", 1, 10).await.unwrap().iter().map(|e| e.version).collect();
+    assert_eq!(versions, vec![1, 2, 3, 4]);
+}
+
+/// Snapshots are kept beside the log (table `snapshots`, not in it): the newest per stream,
+/// across a reopen and for every process on the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_kept_beside_the_log_newest_first() {
+    let schema = Schema::fresh();
+    {
+        let store = schema.open().await;
+        assert_eq!(store.load_snapshot("acct").await.unwrap(), None);
+        store.save_snapshot("acct", 10, "ten".into()).await.unwrap();
+        store.save_snapshot("acct", 20, "twenty".into()).await.unwrap();
+        store.save_snapshot("acct", 15, "late and older".into()).await.unwrap();
+        store.save_snapshot("other", 3, "three".into()).await.unwrap();
+        assert_eq!(*store.head().borrow(), 0, "nothing in the log");
+        assert!(store.read_all(1, 10).await.unwrap().is_empty());
+    }
+    let (a, b) = (schema.open().await, schema.open().await);
+    assert_eq!(a.load_snapshot("acct").await.unwrap(), Some((20, "twenty".into())));
+    assert_eq!(a.load_snapshot("other").await.unwrap(), Some((3, "three".into())));
+    b.save_snapshot("acct", 30, "thirty".into()).await.unwrap();
+    assert_eq!(a.load_snapshot("acct").await.unwrap(), Some((30, "thirty".into())));
+}
