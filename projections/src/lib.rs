@@ -45,7 +45,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(adjustments::Adjustments),
         Box::new(incentive_months::IncentiveMonths::default()),
         Box::new(rollover_lines::RolloverLines::default()),
-        Box::new(incentive_details::IncentiveDetails),
+        Box::new(incentive_details::IncentiveDetails::default()),
         Box::new(quarterly_payments::QuarterlyPayments),
         Box::new(coupons::Coupons),
         Box::new(withdrawals::Withdrawals),

@@ -669,6 +669,23 @@ pub fn upsert(table: &str, columns: &str, key: &str) -> String {
     )
 }
 
+/// [`upsert`] of `rows` rows in one statement (`VALUES (?1, …), (?n+1, …), …`): the
+/// parameters are each row's columns in turn. No two rows may share a key (PostgreSQL
+/// refuses to change a row twice in one statement).
+pub fn upsert_rows(table: &str, columns: &str, key: &str, rows: usize) -> String {
+    let one = upsert(table, columns, key);
+    let width = columns.split(',').count();
+    let tuples: Vec<String> = (0..rows)
+        .map(|r| {
+            let values: Vec<String> = (1..=width).map(|i| format!("?{}", r * width + i)).collect();
+            format!("({})", values.join(", "))
+        })
+        .collect();
+    let (head, tail) = one.split_once(" VALUES (").expect("an upsert has VALUES");
+    let (_, conflict) = tail.split_once(") ON CONFLICT").expect("an upsert has ON CONFLICT");
+    format!("{head} VALUES {} ON CONFLICT{conflict}", tuples.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,6 +713,15 @@ mod tests {
             upsert("t", "a, b, c", "a, b"),
             "INSERT INTO t (a, b, c) VALUES (?1, ?2, ?3) ON CONFLICT (a, b) DO UPDATE SET c = excluded.c"
         );
+    }
+
+    #[test]
+    fn a_multi_row_upsert_numbers_each_rows_parameters_in_turn() {
+        assert_eq!(
+            upsert_rows("t", "a, b, c", "a", 2),
+            "INSERT INTO t (a, b, c) VALUES (?1, ?2, ?3), (?4, ?5, ?6) ON CONFLICT (a) DO UPDATE SET b = excluded.b, c = excluded.c"
+        );
+        assert_eq!(upsert_rows("t", "a, b, c", "a", 1), upsert("t", "a, b, c", "a"));
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub async fn record_consumption(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     body: JsonBody<ConsumptionBatch>,
-) -> Written {
+) -> Result<(StatusCode, Json<BatchAnswer>), ApiError> {
     caller.require(&[Role::Admin])?;
     let records = body.value.records;
     if records.is_empty() || records.len() > MAX_CONSUMPTION_BATCH {
@@ -76,7 +76,7 @@ pub async fn record_consumption(
     }
     let ctx = state.context(&caller);
     if let Some(receipt) = state.ledger.billing_receipt(&ctx).await? {
-        return Ok((StatusCode::OK, Json(batch_answer(&receipt))));
+        return Ok((StatusCode::OK, batch_answer(receipt)));
     }
     // Lines whose amount does not parse are answered here; the others go to the ledger
     // as one batch.
@@ -125,22 +125,48 @@ pub async fn record_consumption(
     let position = position.unwrap_or(*state.store.head().borrow());
     let receipt = state.ledger.keep_billing_receipt(&ctx, BatchReceipt { lines, position }).await?;
     let status = if stored_any { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(batch_answer(&receipt))))
+    Ok((status, batch_answer(receipt)))
 }
 
 /// docs/API.md's answer to a billing batch.
-fn batch_answer(receipt: &BatchReceipt) -> Value {
-    let results: Vec<Value> = receipt
-        .lines
-        .iter()
-        .map(|l| match l.status {
-            LineStatus::Rejected => json!({
-                "record_id": l.record_id, "status": "rejected", "error_code": l.error_code, "error_msg": l.error_msg,
-            }),
-            status => json!({"record_id": l.record_id, "status": status}),
-        })
-        .collect();
-    json!({"results": results, "position": receipt.position})
+fn batch_answer(receipt: BatchReceipt) -> Json<BatchAnswer> {
+    Json(BatchAnswer(receipt))
+}
+
+/// The answer written straight from the receipt, in the bytes a `json!` value of it gave
+/// (keys in order, a rejected line's code and message even when null), without a `Value`
+/// per line (it was 5% of the server's time for 1,000-line batches).
+pub struct BatchAnswer(BatchReceipt);
+
+impl serde::Serialize for BatchAnswer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Line<'a>(&'a BatchLine);
+        impl serde::Serialize for Line<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let l = self.0;
+                let rejected = l.status == LineStatus::Rejected;
+                let mut m = s.serialize_map(Some(if rejected { 4 } else { 2 }))?;
+                if rejected {
+                    m.serialize_entry("error_code", &l.error_code)?;
+                    m.serialize_entry("error_msg", &l.error_msg)?;
+                }
+                m.serialize_entry("record_id", &l.record_id)?;
+                m.serialize_entry("status", &l.status)?;
+                m.end()
+            }
+        }
+        struct Lines<'a>(&'a [BatchLine]);
+        impl serde::Serialize for Lines<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(Line))
+            }
+        }
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("position", &self.0.position)?;
+        m.serialize_entry("results", &Lines(&self.0.lines))?;
+        m.end()
+    }
 }
 
 #[derive(Deserialize)]
@@ -691,4 +717,47 @@ pub async fn payment_step(
     let ctx = state.context(&caller);
     let outcome = state.ledger.payment_step(&ctx, &partner, step).await?;
     payment_answer(&state, &outcome, &partner, &id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer as first built: a `json!` value per line.
+    fn old_batch_answer(receipt: &BatchReceipt) -> Value {
+        let results: Vec<Value> = receipt
+            .lines
+            .iter()
+            .map(|l| match l.status {
+                LineStatus::Rejected => json!({
+                    "record_id": l.record_id, "status": "rejected", "error_code": l.error_code, "error_msg": l.error_msg,
+                }),
+                status => json!({"record_id": l.record_id, "status": status}),
+            })
+            .collect();
+        json!({"results": results, "position": receipt.position})
+    }
+
+    #[test]
+    fn a_batch_is_answered_in_the_bytes_of_its_json_value() {
+        let line = |id: &str, status, code: Option<&str>, msg: Option<&str>| BatchLine {
+            record_id: id.into(),
+            status,
+            error_code: code.map(str::to_string),
+            error_msg: msg.map(str::to_string),
+        };
+        for lines in [
+            vec![],
+            vec![
+                line("R-1", LineStatus::Stored, None, None),
+                line("R-\"2\u{1}é", LineStatus::Duplicate, None, None),
+                line("R-3", LineStatus::Rejected, Some("NO_ASSOCIATION"), Some("customer \"C\" has none")),
+                line("R-4", LineStatus::Rejected, None, None),
+            ],
+        ] {
+            let receipt = BatchReceipt { lines, position: 42 };
+            let old = serde_json::to_vec(&old_batch_answer(&receipt)).unwrap();
+            assert_eq!(String::from_utf8(serde_json::to_vec(&BatchAnswer(receipt)).unwrap()).unwrap(), String::from_utf8(old).unwrap());
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use ledger_core::envelope::{CommandMeta, NewEvent};
-use ledger_domain::{decode, encode, Decider, DomainError, EventFamily};
+use ledger_domain::{decode, encode_canonical, Decider, DomainError, EventFamily};
 use ledger_store::{
     AppendRequest, Appended, EventKey, EventStore, ExpectedVersion, IdempotencyKey, StoreError, MAX_EVENTS_PER_APPEND,
 };
@@ -828,6 +828,6 @@ impl<D: Aggregate> Streams<D> {
 
 /// The envelope payload of a domain event.
 pub fn to_new_event<E: EventFamily>(event: &E, occurred_at: DateTime<Utc>) -> NewEvent {
-    let (event_type, version, payload) = encode(event);
-    NewEvent::from_json(&event_type, version, occurred_at, &payload)
+    let (event_type, version, data) = encode_canonical(event);
+    NewEvent::from_canonical(event_type, version, occurred_at, data)
 }

@@ -98,6 +98,12 @@ impl NewEvent {
         Ok(NewEvent::from_json(event_type, schema_version, occurred_at, &serde_json::to_value(data)?))
     }
 
+    /// [`NewEvent::new`] of a payload already written as canonical JSON (by
+    /// [`crate::canonical`]); it is kept as given.
+    pub fn from_canonical(event_type: String, schema_version: u32, occurred_at: DateTime<Utc>, data: String) -> NewEvent {
+        NewEvent { event_id: Uuid::now_v7(), event_type, schema_version, occurred_at: to_micros(occurred_at), data }
+    }
+
     /// [`NewEvent::new`] of a payload already made a JSON value.
     pub fn from_json(
         event_type: &str,
@@ -173,32 +179,45 @@ impl RecordedEvent {
     /// The canonical bytes that the hash covers (everything but the two hashes).
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.data.len());
-        let mut field = |s: &str| {
+        self.each_canonical_field(|s| {
             out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-            out.extend_from_slice(s.as_bytes());
-        };
-        field(&self.position.to_string());
-        field(&self.stream);
-        field(&self.version.to_string());
-        field(&self.event_id.hyphenated().to_string());
-        field(&self.event_type);
-        field(&self.schema_version.to_string());
-        field(&format_time(self.occurred_at));
-        field(&format_time(self.recorded_at));
-        field(&self.actor.principal);
-        field(self.actor.role.as_str());
-        field(&self.correlation_id.hyphenated().to_string());
-        field(&self.causation_id.map(|c| c.hyphenated().to_string()).unwrap_or_default());
-        field(self.request_id.as_deref().unwrap_or(""));
-        field(&self.data);
+            out.extend_from_slice(s);
+        });
         out
     }
 
     pub fn compute_hash(&self) -> ChainHash {
+        // The fields go to the hasher as they are made: no buffer of the whole event.
         let mut h = Sha256::new();
         h.update(self.prev_hash.0);
-        h.update(self.canonical_bytes());
+        self.each_canonical_field(|s| {
+            h.update((s.len() as u32).to_be_bytes());
+            h.update(s);
+        });
         ChainHash(h.finalize().into())
+    }
+
+    /// Each field of [`RecordedEvent::canonical_bytes`] in order, as its UTF-8 text, made
+    /// without allocating (this runs for every event appended and every event verified).
+    fn each_canonical_field(&self, mut field: impl FnMut(&[u8])) {
+        let mut uuid = uuid::Uuid::encode_buffer();
+        field(itoa(self.position, &mut [0; 20]));
+        field(self.stream.as_bytes());
+        field(itoa(self.version, &mut [0; 20]));
+        field(self.event_id.hyphenated().encode_lower(&mut uuid).as_bytes());
+        field(self.event_type.as_bytes());
+        field(itoa(self.schema_version.into(), &mut [0; 20]));
+        field(TimeText::new(self.occurred_at).as_str().as_bytes());
+        field(TimeText::new(self.recorded_at).as_str().as_bytes());
+        field(self.actor.principal.as_bytes());
+        field(self.actor.role.as_str().as_bytes());
+        field(self.correlation_id.hyphenated().encode_lower(&mut uuid).as_bytes());
+        match self.causation_id {
+            Some(c) => field(c.hyphenated().encode_lower(&mut uuid).as_bytes()),
+            None => field(b""),
+        }
+        field(self.request_id.as_deref().unwrap_or("").as_bytes());
+        field(self.data.as_bytes());
     }
 
     /// Deserialises the payload.
@@ -348,6 +367,58 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// [`format_time`]'s text without a `String`: years 0 to 9999 are written here, any other
+/// time (and a leap second) by chrono.
+pub enum TimeText {
+    Fixed([u8; 27]),
+    Other(String),
+}
+
+impl TimeText {
+    pub fn new(t: DateTime<Utc>) -> TimeText {
+        use chrono::{Datelike, Timelike};
+        let (year, nanos) = (t.year(), t.nanosecond());
+        if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+            return TimeText::Other(format_time(t));
+        }
+        let mut b = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, year as u32);
+        put(5, 2, t.month());
+        put(8, 2, t.day());
+        put(11, 2, t.hour());
+        put(14, 2, t.minute());
+        put(17, 2, t.second());
+        put(20, 6, nanos / 1_000);
+        TimeText::Fixed(b)
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            TimeText::Fixed(b) => std::str::from_utf8(b).expect("ASCII digits"),
+            TimeText::Other(s) => s,
+        }
+    }
+}
+
+/// The decimal digits of `n`, written at the end of `buf`.
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
@@ -386,6 +457,63 @@ mod tests {
         let round: RecordedEvent = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(round.canonical_bytes(), e.canonical_bytes());
         assert_eq!(round.compute_hash(), e.hash);
+    }
+
+    /// The canonical bytes as first written: a `String` per field.
+    fn old_canonical_bytes(e: &RecordedEvent) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut field = |s: &str| {
+            out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            out.extend_from_slice(s.as_bytes());
+        };
+        field(&e.position.to_string());
+        field(&e.stream);
+        field(&e.version.to_string());
+        field(&e.event_id.hyphenated().to_string());
+        field(&e.event_type);
+        field(&e.schema_version.to_string());
+        field(&format_time(e.occurred_at));
+        field(&format_time(e.recorded_at));
+        field(&e.actor.principal);
+        field(e.actor.role.as_str());
+        field(&e.correlation_id.hyphenated().to_string());
+        field(&e.causation_id.map(|c| c.hyphenated().to_string()).unwrap_or_default());
+        field(e.request_id.as_deref().unwrap_or(""));
+        field(&e.data);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_bytes_and_hash_are_those_first_written(
+            position in proptest::prelude::any::<u64>(), version in proptest::prelude::any::<u64>(),
+            schema_version in proptest::prelude::any::<u32>(),
+            stream in ".{0,12}", principal in ".{0,8}", request_id in proptest::option::of(".{0,8}"),
+            ids in proptest::prelude::any::<(u128, u128, Option<u128>)>(),
+            // Years -9999 to 19999, leap seconds included.
+            times in proptest::prelude::any::<((i64, u32), (i64, u32))>(), role in 0usize..4,
+            prev in proptest::prelude::any::<[u8; 32]>(),
+        ) {
+            let at = |(s, n): (i64, u32)| {
+                let t = DateTime::from_timestamp(s.rem_euclid(1_000_000_000_000) - 315_537_897_600, n % 2_000_000_000);
+                to_micros(t.unwrap_or_default())
+            };
+            let e = RecordedEvent {
+                position, stream, version, event_id: Uuid::from_u128(ids.0), event_type: "LineRecorded".into(),
+                schema_version, occurred_at: at(times.0), recorded_at: at(times.1),
+                actor: Actor { principal, role: [Role::Admin, Role::Partner, Role::Auditor, Role::System][role] },
+                correlation_id: Uuid::from_u128(ids.1), causation_id: ids.2.map(Uuid::from_u128), request_id,
+                hash: ChainHash::ZERO, prev_hash: ChainHash(prev), data: r#"{"a":"\u0001é"}"#.into(),
+            };
+            let old = old_canonical_bytes(&e);
+            proptest::prop_assert_eq!(e.canonical_bytes(), old.clone());
+            let mut h = Sha256::new();
+            h.update(prev);
+            h.update(&old);
+            proptest::prop_assert_eq!(e.compute_hash(), ChainHash(h.finalize().into()));
+            let text = TimeText::new(e.occurred_at);
+            proptest::prop_assert_eq!(text.as_str(), format_time(e.occurred_at));
+        }
     }
 
     #[test]

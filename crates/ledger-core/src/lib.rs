@@ -9,6 +9,7 @@
 //! those live in `ledger-domain`.
 
 pub mod calendar;
+pub mod canonical;
 pub mod envelope;
 pub mod error;
 pub mod ids;

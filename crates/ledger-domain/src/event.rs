@@ -81,6 +81,15 @@ pub fn encode<E: EventFamily>(event: &E) -> (String, u32, Value) {
     (ty, version, value)
 }
 
+/// [`encode`] with the payload as canonical JSON, written straight from the event (the
+/// same bytes as `canonical_json` of `encode`'s value: the appended events' form).
+pub fn encode_canonical<E: EventFamily>(event: &E) -> (String, u32, String) {
+    let (ty, data) = ledger_core::canonical::to_canonical_json_untagged(event, "type")
+        .unwrap_or_else(|e| panic!("event enums must be #[serde(tag = \"type\")] and serialise: {e}"));
+    let version = E::schema_version(&ty);
+    (ty, version, data)
+}
+
 /// Rebuilds an event from its envelope fields, upcasting older versions.
 pub fn decode<E: EventFamily>(event_type: &str, version: u32, data: &str) -> Result<E, DecodeError> {
     let current = E::schema_version(event_type);
@@ -106,4 +115,90 @@ pub fn decode<E: EventFamily>(event_type: &str, version: u32, data: &str) -> Res
     let obj = payload.as_object_mut().ok_or_else(|| DecodeError::Payload("payload is not an object".into()))?;
     obj.insert("type".into(), Value::String(event_type.to_string()));
     serde_json::from_value(payload).map_err(|e| DecodeError::Payload(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::{TimeZone, Utc};
+    use ledger_core::envelope::canonical_json;
+    use ledger_core::{Currency, Money, Month, Rate};
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::incentives::{IncentiveEvent, LineAssociation, LineReason};
+
+    /// Asserts the appended form of each event is the old `canonical_json(encode(e))`;
+    /// answers their types.
+    fn same_bytes<E: EventFamily>(events: Vec<E>) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| {
+                let (ty, version, value) = encode(e);
+                assert_eq!(encode_canonical(e), (ty.clone(), version, canonical_json(&value)), "{e:?}");
+                assert!(ledger_core::canonical::writes_itself(e, "type"), "not left to the old way: {e:?}");
+                ty
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_event_of_every_family_is_appended_in_the_bytes_the_chain_was_built_on() {
+        let mut types: BTreeSet<String> = BTreeSet::new();
+        types.extend(same_bytes(crate::partner::examples()));
+        types.extend(same_bytes(crate::customer::examples()));
+        types.extend(same_bytes(crate::policy::examples()));
+        types.extend(same_bytes(crate::rebate::examples()));
+        types.extend(same_bytes(crate::lab_points::examples()));
+        types.extend(same_bytes(crate::incentives::examples()));
+        types.extend(same_bytes(crate::funds::examples()));
+        types.extend(same_bytes(crate::coupons::examples()));
+        types.extend(same_bytes(crate::billing::examples()));
+        types.extend(same_bytes(crate::credential::examples()));
+        types.extend(same_bytes(crate::anchors::examples()));
+        let catalogue: BTreeSet<String> = crate::schema::catalog().into_iter().map(|s| s.event_type).collect();
+        assert_eq!(types, catalogue, "an example of every event type of the catalogue");
+    }
+
+    prop_compose! {
+        fn arb_line()(
+            partner in any::<String>(), record in "[A-Za-z0-9_-]{1,20}", customer in any::<String>(),
+            resale in any::<bool>(), product in any::<String>(), cents in 1i64..1_000_000_000_000, scale in 0u32..6,
+            usd in any::<bool>(), consumed in 0i64..4_000_000_000, after in 0i64..10_000_000, micros in 0u32..1_000_000,
+            months in (2000i32..2100, 1u32..13, 0u32..3), deferred in any::<bool>(), rate in prop::option::of(0i64..10_000),
+            incentive in any::<i64>(), incentive_scale in 0u32..28, refund in any::<bool>(),
+        ) -> IncentiveEvent {
+            let at = |s: i64| Utc.timestamp_opt(s, micros * 1_000).unwrap();
+            let month = Month::new(months.0, months.1).unwrap();
+            let amount = Money::new(Decimal::new(cents, scale), if usd { Currency::USD } else { Currency::CNY });
+            let rate = rate.map(|r| Rate::try_from(Decimal::new(r, 4)).unwrap());
+            let incentive = Decimal::new(incentive, incentive_scale);
+            if refund {
+                IncentiveEvent::ConsumptionRefunded {
+                    partner_id: partner, refund_id: format!("RF-{record}"), record_id: record, amount,
+                    settled_at: at(consumed + after), original_incentive_month: month, incentive_month: month,
+                    rate, incentive: -incentive.abs(),
+                }
+            } else {
+                IncentiveEvent::ConsumptionRecorded {
+                    partner_id: partner, record_id: record, customer_id: customer,
+                    association_type: if resale { LineAssociation::Resale } else { LineAssociation::Referral },
+                    product, amount, consumed_at: at(consumed), settled_at: at(consumed + after),
+                    consumption_month: month, incentive_month: month,
+                    deferred_from: deferred.then_some(month), rate, incentive,
+                    reason: rate.is_none().then_some(LineReason::ProductNotEligible),
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_consumption_line_is_appended_in_the_bytes_the_chain_was_built_on(e in arb_line()) {
+            let (ty, version, value) = encode(&e);
+            prop_assert_eq!(encode_canonical(&e), (ty, version, canonical_json(&value)));
+        }
+    }
 }

@@ -45,5 +45,5 @@ pub mod anchors;
 
 pub use decider::Decider;
 pub use error::{Blocker, DomainError};
-pub use event::{decode, encode, split_stream, stream_family, DecodeError, EventFamily, FAMILIES};
+pub use event::{decode, encode, encode_canonical, split_stream, stream_family, DecodeError, EventFamily, FAMILIES};
 pub use postings::{Posting, Side};

@@ -100,6 +100,12 @@ fn plan(
 pub(crate) trait StoredLog {
     fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
     fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError>;
+    /// Whether an event's key is kept. A backend whose storage refuses a repeated key by
+    /// itself may answer false and redo the group checking (SQLite): a key only refuses,
+    /// where a request's key answers with its first result and must be looked up.
+    fn event_key_kept(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.idempotency_key(key)?.is_some())
+    }
     /// Whether an event with this id is stored. A backend whose storage refuses a repeated
     /// id by itself may answer false and redo the group checking (SQLite).
     fn has_event(&self, id: &uuid::Uuid) -> Result<bool, StoreError>;
@@ -195,7 +201,8 @@ fn plan_unit(
         };
         let mut kept = None;
         for k in &req.event_keys {
-            if key_of(&own.decided, &k.key)?.is_some() {
+            let decided_here = own.decided.keys.contains_key(&k.key) || decided.keys.contains_key(&k.key);
+            if decided_here || stored.event_key_kept(&k.key)? {
                 kept = Some(k.key.as_str());
                 break;
             }

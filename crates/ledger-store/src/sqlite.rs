@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use ledger_core::envelope::{format_time, parse_time};
+use ledger_core::envelope::{parse_time, TimeText};
 use ledger_core::{Actor, ChainHash, RecordedEvent, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{oneshot, watch, Semaphore};
@@ -487,20 +487,23 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Writes one event's row with the statement `INSERT INTO events ({COLUMNS}) VALUES (?1 … ?16)`.
+/// Ids and times are formatted on the stack (a row per event appended).
 fn insert_event(insert: &mut rusqlite::CachedStatement<'_>, e: &RecordedEvent) -> Result<(), StoreError> {
+    let (mut id, mut correlation, mut causation) =
+        (uuid::Uuid::encode_buffer(), uuid::Uuid::encode_buffer(), uuid::Uuid::encode_buffer());
     insert.execute(params![
         e.position as i64,
         e.stream,
         e.version as i64,
-        e.event_id.hyphenated().to_string(),
+        &*e.event_id.hyphenated().encode_lower(&mut id),
         e.event_type,
         e.schema_version as i64,
-        format_time(e.occurred_at),
-        format_time(e.recorded_at),
+        TimeText::new(e.occurred_at).as_str(),
+        TimeText::new(e.recorded_at).as_str(),
         e.actor.principal,
         e.actor.role.as_str(),
-        e.correlation_id.hyphenated().to_string(),
-        e.causation_id.map(|c| c.hyphenated().to_string()),
+        &*e.correlation_id.hyphenated().encode_lower(&mut correlation),
+        e.causation_id.map(|c| &*c.hyphenated().encode_lower(&mut causation)),
         e.request_id,
         e.data,
         &e.prev_hash.0[..],
@@ -741,9 +744,10 @@ impl Writer {
             return;
         }
         let mut outcome = self.write_group(&group, false);
-        if matches!(&outcome, Err(StoreError::Backend(m)) if m.contains("events.event_id")) {
-            // A caller reused an event id. Rare: redo the group checking each id, so only
-            // that append is refused.
+        if matches!(&outcome, Err(StoreError::Backend(m)) if m.contains("events.event_id") || m.contains("idempotency_keys.key"))
+        {
+            // A caller reused an event id, or sent an event key already kept (a line sent
+            // again). Rare: redo the group looking each up, so only that append is refused.
             outcome = self.write_group(&group, true);
         }
         let answers = match outcome {
@@ -766,8 +770,9 @@ impl Writer {
     }
 
     /// Decides the group (`plan_group`) and writes what it appends in one transaction; one
-    /// answer per job. `check_ids` looks every event id up first; otherwise a repeated id
-    /// fails the whole transaction on the table's UNIQUE constraint.
+    /// answer per job. `check_ids` looks every event id and event key up first; otherwise a
+    /// repeated one fails the whole transaction on its table's UNIQUE constraint (a lookup
+    /// per event on the writer's path was most of the cost of planning a billing batch).
     fn write_group(
         &mut self,
         group: &[Job],
@@ -807,7 +812,13 @@ impl Writer {
             crate::plan::raise(&self.head, last.position);
         }
         for e in &plan.events {
-            self.versions.insert(e.stream.clone(), e.version);
+            // A new String only for a stream not yet known (a batch is many events to few).
+            match self.versions.get_mut(&e.stream) {
+                Some(v) => *v = e.version,
+                None => {
+                    self.versions.insert(e.stream.clone(), e.version);
+                }
+            }
         }
         Ok(plan.answers)
     }
@@ -831,6 +842,13 @@ impl crate::plan::StoredLog for Stored<'_> {
 
     fn idempotency_key(&self, key: &str) -> Result<Option<([u8; 32], Appended)>, StoreError> {
         find_key(self.conn, key)
+    }
+
+    fn event_key_kept(&self, key: &str) -> Result<bool, StoreError> {
+        if !self.check_ids {
+            return Ok(false);
+        }
+        Ok(find_key(self.conn, key)?.is_some())
     }
 
     fn has_event(&self, id: &uuid::Uuid) -> Result<bool, StoreError> {

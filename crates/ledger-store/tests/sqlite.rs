@@ -225,3 +225,56 @@ async fn a_burst_of_loads_waits_for_a_connection_without_a_thread_each() {
     let added = threads().saturating_sub(before);
     assert!(added <= 48, "{added} threads started for 500 loads");
 }
+
+/// An event key already kept is refused by the table's UNIQUE constraint rather than looked
+/// up per event on the writer's path; the group it was in is then redone looking keys up,
+/// so only its own append fails. The group is made by holding the write lock from another
+/// connection while the appends queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_event_key_fails_only_its_own_append_in_a_group() {
+    use ledger_store::EventKey;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let keyed = |stream: &str, key: &str, n: u64| {
+        let mut r = conformance::request(stream, ExpectedVersion::Any, vec![conformance::event(n)]);
+        r.event_keys = vec![EventKey { key: key.into(), fingerprint: [n as u8; 32], event: 0 }];
+        r
+    };
+    store.append(keyed("acct", "line:kept", 1)).await.unwrap();
+
+    let holder = rusqlite::Connection::open(dir.path().join(ledger_store::sqlite::DB_FILE)).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let send = |r| {
+        let store = store.clone();
+        tokio::spawn(async move { store.append(r).await })
+    };
+    // The first append waits for the lock in a group of its own; the rest queue behind it
+    // and form the next group.
+    let mut appends = vec![send(keyed("first", "line:first", 2))];
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for i in 0..20u64 {
+        let key = if i == 7 { "line:kept".to_string() } else { format!("line:{i}") };
+        appends.push(send(keyed(&format!("s-{i}"), &key, 100 + i)));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    holder.execute_batch("COMMIT").unwrap();
+
+    let mut refused = vec![];
+    for (i, a) in appends.into_iter().enumerate() {
+        if let Err(e) = a.await.unwrap() {
+            refused.push((i, e.code()));
+        }
+    }
+    assert_eq!(refused, vec![(8, "IDEMPOTENCY_CONFLICT")]);
+    let all = store.read_all(1, 100).await.unwrap();
+    assert_eq!(all.len(), 21);
+    let (fingerprint, kept) = store.idempotency_key("line:kept").await.unwrap().unwrap();
+    assert_eq!((fingerprint, kept.first_position), ([1; 32], 1), "the kept key still names its first event");
+    for i in (0..20u64).filter(|i| *i != 7) {
+        assert!(store.idempotency_key(&format!("line:{i}")).await.unwrap().is_some(), "line:{i} kept");
+    }
+    let mut verifier = ledger_core::envelope::ChainVerifier::default();
+    for e in &all {
+        verifier.check(e).unwrap();
+    }
+}

@@ -8,7 +8,7 @@ use ledger_core::{Money, Month, Rate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{IncentiveEvent, LineReason};
+use super::{ConsumptionLine, IncentiveEvent, LineReason};
 
 /// Whether an entry is a consumption line or the clawback of a refund.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,31 +58,7 @@ impl IncentiveDetail {
     /// The entry a line or a refund creates (`None` for other events).
     pub fn of(event: &IncentiveEvent) -> Option<IncentiveDetail> {
         match event {
-            IncentiveEvent::ConsumptionRecorded {
-                record_id,
-                customer_id,
-                product,
-                amount,
-                consumption_month,
-                incentive_month,
-                rate,
-                incentive,
-                reason,
-                ..
-            } => Some(IncentiveDetail {
-                entry: DetailEntry::Consumption,
-                record_id: record_id.clone(),
-                refund_id: None,
-                customer_id: Some(customer_id.clone()),
-                product: Some(product.clone()),
-                consumption_month: Some(*consumption_month),
-                incentive_month: *incentive_month,
-                amount: *amount,
-                rate: *rate,
-                incentive: Money::new(*incentive, amount.currency),
-                refunded: Money::new(Decimal::ZERO, amount.currency),
-                line_reason: *reason,
-            }),
+            IncentiveEvent::ConsumptionRecorded { .. } => ConsumptionLine::recorded(event).map(IncentiveDetail::of_line),
             IncentiveEvent::ConsumptionRefunded {
                 refund_id,
                 record_id,
@@ -106,6 +82,25 @@ impl IncentiveDetail {
                 line_reason: None,
             }),
             _ => None,
+        }
+    }
+
+    /// The entry of a recorded line (a read model reads the line straight from its
+    /// `ConsumptionRecorded` payload, see [`ConsumptionLine`]).
+    pub fn of_line(line: ConsumptionLine) -> IncentiveDetail {
+        IncentiveDetail {
+            entry: DetailEntry::Consumption,
+            refund_id: None,
+            consumption_month: Some(line.consumption_month),
+            incentive_month: line.incentive_month,
+            rate: line.rate,
+            incentive: Money::new(line.incentive, line.amount.currency),
+            refunded: Money::new(line.refunded, line.amount.currency),
+            line_reason: line.reason,
+            amount: line.amount,
+            record_id: line.record_id,
+            customer_id: Some(line.customer_id),
+            product: Some(line.product),
         }
     }
 
