@@ -3,7 +3,7 @@
 long history (BENCHMARKS.md, "Scale out"): what a node pays for a partner's state when it
 comes up, with and without snapshots on the store.
 
-    scripts/pg-first-write.py LEDGER_BINARY POSTGRES_URL [HISTORY_LINES]
+    crates/ledger-cli/scripts/pg-first-write.py LEDGER_BINARY POSTGRES_URL [HISTORY_LINES]
 
 One partner with 100 customers; HISTORY_LINES billing lines (default 100,000) in batches of
 1,000 over six months, each closed once its lines are in (as `ledger bench ingest` does);
