@@ -757,7 +757,10 @@ mod tests {
         ] {
             let receipt = BatchReceipt { lines, position: 42 };
             let old = serde_json::to_vec(&old_batch_answer(&receipt)).unwrap();
-            assert_eq!(String::from_utf8(serde_json::to_vec(&BatchAnswer(receipt)).unwrap()).unwrap(), String::from_utf8(old).unwrap());
+            assert_eq!(
+                String::from_utf8(serde_json::to_vec(&BatchAnswer(receipt)).unwrap()).unwrap(),
+                String::from_utf8(old).unwrap()
+            );
         }
     }
 }

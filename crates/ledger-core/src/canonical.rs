@@ -712,8 +712,11 @@ mod tests {
     }
 
     fn arb_inner() -> impl Strategy<Value = Inner> {
-        (any::<Option<String>>(), any::<f32>(), any::<u16>(), any::<char>())
-            .prop_map(|(zeta, alpha, m, c)| Inner { zeta, alpha, mid: (m, c) })
+        (any::<Option<String>>(), any::<f32>(), any::<u16>(), any::<char>()).prop_map(|(zeta, alpha, m, c)| Inner {
+            zeta,
+            alpha,
+            mid: (m, c),
+        })
     }
 
     prop_compose! {
@@ -737,7 +740,12 @@ mod tests {
     #[derive(Debug, Clone, Serialize)]
     #[serde(tag = "type")]
     enum Tagged {
-        Recorded { zz: String, amount: Decimal, at: DateTime<Utc>, note: Option<String> },
+        Recorded {
+            zz: String,
+            amount: Decimal,
+            at: DateTime<Utc>,
+            note: Option<String>,
+        },
         Nothing,
         Wrapped(Inner),
         Flat {

@@ -100,7 +100,12 @@ impl NewEvent {
 
     /// [`NewEvent::new`] of a payload already written as canonical JSON (by
     /// [`crate::canonical`]); it is kept as given.
-    pub fn from_canonical(event_type: String, schema_version: u32, occurred_at: DateTime<Utc>, data: String) -> NewEvent {
+    pub fn from_canonical(
+        event_type: String,
+        schema_version: u32,
+        occurred_at: DateTime<Utc>,
+        data: String,
+    ) -> NewEvent {
         NewEvent { event_id: Uuid::now_v7(), event_type, schema_version, occurred_at: to_micros(occurred_at), data }
     }
 

@@ -58,7 +58,9 @@ impl IncentiveDetail {
     /// The entry a line or a refund creates (`None` for other events).
     pub fn of(event: &IncentiveEvent) -> Option<IncentiveDetail> {
         match event {
-            IncentiveEvent::ConsumptionRecorded { .. } => ConsumptionLine::recorded(event).map(IncentiveDetail::of_line),
+            IncentiveEvent::ConsumptionRecorded { .. } => {
+                ConsumptionLine::recorded(event).map(IncentiveDetail::of_line)
+            }
             IncentiveEvent::ConsumptionRefunded {
                 refund_id,
                 record_id,
