@@ -397,7 +397,7 @@ fn append_bench_postgres(url: &str, levels: &[usize], duration: Duration) -> Res
     eprintln!("baseline: {baseline:.0} rows/s");
     let mut out = format!(
         "Durable appends on the PostgreSQL store (one server on the same machine, group commit: one transaction \
-         and one `INSERT … SELECT FROM UNNEST` per group), one event of {payload_len} payload bytes per append, \
+         and one binary `COPY` of its events per group), one event of {payload_len} payload bytes per append, \
          {}s per level, {} cores shared by the server, the appenders and the baseline. Baseline: raw batched \
          `INSERT`s of the same rows into the same `events` table, 1,000 rows per statement and transaction, one \
          connection, same run.\n\n",

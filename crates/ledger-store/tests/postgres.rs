@@ -314,6 +314,27 @@ async fn a_group_decided_on_remembered_versions_is_decided_again_after_another_a
     assert_eq!(versions, vec![1, 2, 3, 4]);
 }
 
+/// The check behind a group decided on remembered versions covers the event it chains to,
+/// not only the positions after it: here the log was cut back under the writer (its last
+/// event deleted by hand) and another process wrote a different event at that position.
+/// The group is decided again on what is stored: chained to that event, at the stream's
+/// stored version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_decided_on_remembered_versions_checks_the_event_it_chains_to() {
+    let schema = Schema::fresh();
+    let a = schema.open().await;
+    a.append(request("acct", ExpectedVersion::Exact(0), vec![event(1)])).await.unwrap();
+    a.append(request("acct", ExpectedVersion::Exact(1), vec![event(2)])).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(&format!("DELETE FROM \"{}\".events WHERE position = 2", schema.name)).await.unwrap();
+    let b = schema.open().await;
+    assert_eq!(b.append(request("other", ExpectedVersion::Any, vec![event(3)])).await.unwrap().first_position, 2);
+    let next = a.append(request("acct", ExpectedVersion::Any, vec![event(4)])).await.unwrap();
+    assert_eq!((next.first_position, next.stream_version), (3, 2));
+    assert_eq!(verify_chain(&b).await, 3);
+}
+
 /// Snapshots are kept beside the log (table `snapshots`, not in it): the newest per stream,
 /// across a reopen and for every process on the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
