@@ -33,7 +33,10 @@
 //! Any other group is three: `BEGIN`, the lock and the reads (tip, keys, streams not known)
 //! pipelined; then the `COPY`; then its rows, the keys (with the NOTIFY) and `COMMIT`
 //! pipelined (after another process's append, the known streams are read too: one more
-//! round trip, still under the lock). An event id
+//! round trip, still under the lock). A group of fewer than [`COPY_FROM_EVENTS`] events
+//! (a lone appender's) is written by one `INSERT` instead of the `COPY`, a round trip fewer,
+//! with the same checks (then a group of known streams is one round trip: `BEGIN`, the
+//! lock, the `INSERT` and `COMMIT`, pipelined). An event id
 //! already stored fails the write on the table's UNIQUE constraint;
 //! the group is then redone looking every id up, so only that append is refused. A failed
 //! group is rolled back whole and every caller whose events were in it gets the error. If the
@@ -163,6 +166,31 @@ const CHECK_TIP_AND_NOTIFY: &str = "SELECT 1 / CASE WHEN $1::int8 = 0 OR EXISTS 
 const INSERT_KEYS_AND_NOTIFY: &str = "WITH k AS (INSERT INTO idempotency_keys (key, fingerprint, first_position, \
     last_position, stream_version) SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[], $4::int8[], $5::int8[])) \
     SELECT pg_notify($6, $7)";
+
+/// A group decided on remembered versions with fewer events than this is written in one
+/// round trip by [`INSERT_SMALL_GROUP`] instead: `COPY` costs a round trip more (its rows
+/// go out only once the server has started it), more than it saves on a few rows.
+const COPY_FROM_EVENTS: usize = 4;
+
+/// A small group's whole write in one statement: its events, its keys (an empty array
+/// inserts none) and the NOTIFY announcing the new tip (delivered on commit), all only if the
+/// log still ends where the group was decided: at position $24 (0: empty) with hash $25. It
+/// answers one row when written, none when the log had moved (nothing is written then).
+/// "Nothing at $24 + 1" is "nothing after $24" (positions are gap-free) as an index probe:
+/// `position > $24` in the statement's generic plan scans the whole table.
+const INSERT_SMALL_GROUP: &str = "WITH ok AS (SELECT WHERE ($24::int8 = 0 OR EXISTS (SELECT FROM events \
+    WHERE position = $24 AND hash = $25::bytea)) AND NOT EXISTS (SELECT FROM events WHERE position = $24 + 1)), \
+    e AS (INSERT INTO events (position, stream, version, event_id, event_type, \
+    schema_version, occurred_at, recorded_at, actor_principal, actor_role, correlation_id, causation_id, request_id, \
+    data, prev_hash, hash) \
+    SELECT p, s, v, e, t, sv, o, r, ap, ar, c, ca, rq, d, ph, h \
+    FROM unnest($1::int8[], $2::text[], $3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::timestamptz[], \
+                $8::timestamptz[], $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::text[], $14::text[], $15::bytea[], \
+                $16::bytea[]) AS u(p, s, v, e, t, sv, o, r, ap, ar, c, ca, rq, d, ph, h) WHERE EXISTS (SELECT FROM ok)), \
+    k AS (INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position, stream_version) \
+    SELECT * FROM unnest($17::text[], $18::bytea[], $19::int8[], $20::int8[], $21::int8[]) \
+    WHERE EXISTS (SELECT FROM ok)) \
+    SELECT pg_notify($22, $23) FROM ok";
 
 /// The primary key of `events`, named in the error a position already written raises.
 const POSITION_CONSTRAINT: &str = "events_pkey";
@@ -624,6 +652,7 @@ struct WriterStatements {
     ids: Statement,
     copy_events: Statement,
     check_tip: Statement,
+    insert_small: Statement,
     insert_keys: Statement,
     insert_events: Statement,
     notify: Statement,
@@ -654,22 +683,24 @@ impl WriterConn {
             let client = &client;
             async move { client.prepare(sql).await.map_err(pg) }
         };
-        let (lock, tip, versions, keys, ids, copy_events, check_tip, insert_keys, insert_events, notify) = futures::try_join!(
-            prepare("SELECT pg_advisory_xact_lock($1)"),
-            prepare("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"),
-            // One index probe per stream (not a scan of its versions).
-            prepare("SELECT s, (SELECT max(version) FROM events WHERE stream = s) FROM unnest($1::text[]) AS s"),
-            prepare(
-                "SELECT key, fingerprint, first_position, last_position, stream_version FROM idempotency_keys \
+        let (lock, tip, versions, keys, ids, copy_events, check_tip, insert_small, insert_keys, insert_events, notify) =
+            futures::try_join!(
+                prepare("SELECT pg_advisory_xact_lock($1)"),
+                prepare("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"),
+                // One index probe per stream (not a scan of its versions).
+                prepare("SELECT s, (SELECT max(version) FROM events WHERE stream = s) FROM unnest($1::text[]) AS s"),
+                prepare(
+                    "SELECT key, fingerprint, first_position, last_position, stream_version FROM idempotency_keys \
                  WHERE key = ANY($1)"
-            ),
-            prepare("SELECT event_id::text FROM events WHERE event_id = ANY($1::text[]::uuid[])"),
-            prepare(COPY_EVENTS),
-            prepare(CHECK_TIP_AND_NOTIFY),
-            prepare(INSERT_KEYS_AND_NOTIFY),
-            prepare(INSERT_EVENTS),
-            prepare("SELECT pg_notify($1, $2)"),
-        )?;
+                ),
+                prepare("SELECT event_id::text FROM events WHERE event_id = ANY($1::text[]::uuid[])"),
+                prepare(COPY_EVENTS),
+                prepare(CHECK_TIP_AND_NOTIFY),
+                prepare(INSERT_SMALL_GROUP),
+                prepare(INSERT_KEYS_AND_NOTIFY),
+                prepare(INSERT_EVENTS),
+                prepare("SELECT pg_notify($1, $2)"),
+            )?;
         let st = WriterStatements {
             lock,
             tip,
@@ -678,6 +709,7 @@ impl WriterConn {
             ids,
             copy_events,
             check_tip,
+            insert_small,
             insert_keys,
             insert_events,
             notify,
@@ -840,7 +872,8 @@ impl Writer {
     }
 
     /// One group in one transaction. When what this writer knows decides the group
-    /// ([`KnownVersions::plan`]), two round trips: BEGIN, the lock and the `COPY`, pipelined;
+    /// ([`KnownVersions::plan`]), two round trips (one below [`COPY_FROM_EVENTS`] events, by
+    /// [`INSERT_SMALL_GROUP`]): BEGIN, the lock and the `COPY`, pipelined;
     /// then the rows, the check that the log still ended where the group was decided (and
     /// the NOTIFY) and COMMIT, pipelined; if the log had moved the transaction rolls back
     /// and the group is decided again as below. Otherwise three: BEGIN, the lock and every
@@ -861,7 +894,26 @@ impl Writer {
             let started = std::time::Instant::now();
             let write = GroupWrite::new(&plan, &tip, &self.target);
             let check: [&(dyn ToSql + Sync); 4] = [&write.prev_position, &write.prev_hash, &write.channel, &write.last];
-            match copy_group(conn, true, write.data, &conn.st.check_tip, &check).await {
+            let outcome = match plan.events.len() < COPY_FROM_EVENTS {
+                true => {
+                    // One round trip: BEGIN, the lock, the write (checking the tip) and COMMIT.
+                    let events = EventColumns::from(&plan.events);
+                    let params = write.small_params(&events);
+                    let lock: [&(dyn ToSql + Sync); 1] = [&conn.lock_key];
+                    match futures::try_join!(
+                        conn.client.batch_execute("BEGIN"),
+                        conn.client.execute(&conn.st.lock, &lock),
+                        conn.client.execute(&conn.st.insert_small, &params),
+                        conn.client.batch_execute("COMMIT"),
+                    ) {
+                        Ok((_, _, 1, _)) => Ok(()),
+                        Ok(_) => Err(CopyFailure::Moved(StoreError::Backend("the log moved".into()))),
+                        Err(e) => Err(CopyFailure::Failed(pg(e))),
+                    }
+                }
+                false => copy_group(conn, true, write.data, &conn.st.check_tip, &check).await,
+            };
+            match outcome {
                 Ok(()) => {
                     self.known.remember(HashMap::new(), &tip, &plan);
                     tracing::debug!(
@@ -1007,7 +1059,22 @@ impl Writer {
             &write.last,
         ];
         let planned = started.elapsed();
-        match copy_group(conn, false, write.data, &st.insert_keys, &params).await {
+        let outcome = match plan.events.len() < COPY_FROM_EVENTS {
+            true => {
+                // One round trip: the write (its check cannot fail under the lock) and COMMIT.
+                // A failed write aborts the transaction and the COMMIT after it then rolls
+                // back: the write's own error is what the callers get.
+                let events = EventColumns::from(&plan.events);
+                let params = write.small_params(&events);
+                match futures::try_join!(client.execute(&st.insert_small, &params), client.batch_execute("COMMIT")) {
+                    Ok((1, _)) => Ok(()),
+                    Ok(_) => Err(CopyFailure::Moved(StoreError::Backend("nothing written".into()))),
+                    Err(e) => Err(CopyFailure::Failed(pg(e))),
+                }
+            }
+            false => copy_group(conn, false, write.data, &st.insert_keys, &params).await,
+        };
+        match outcome {
             Ok(()) => {}
             // The tip was read under the lock: only a writer that does not take it moves it.
             Err(CopyFailure::Moved(e)) => {
@@ -1051,7 +1118,27 @@ impl GroupWrite {
     }
 }
 
-/// How a group's `COPY` and the statements after it failed.
+impl GroupWrite {
+    /// The parameters of [`INSERT_SMALL_GROUP`], with `events` the group's events.
+    fn small_params<'a>(&'a self, events: &'a EventColumns) -> Vec<&'a (dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = events.params().to_vec();
+        params.extend([
+            &self.keys.key as &(dyn ToSql + Sync),
+            &self.keys.fingerprint,
+            &self.keys.first_position,
+            &self.keys.last_position,
+            &self.keys.stream_version,
+            &self.channel,
+            &self.last,
+            &self.prev_position,
+            &self.prev_hash,
+        ]);
+        params
+    }
+}
+
+/// How a group's write (`COPY`, or a small group's `INSERT`) and the statements after it
+/// failed.
 enum CopyFailure {
     /// The log had moved past the tip the group was decided on (the `COPY` met a position
     /// already written, or the check after it found another event at the tip); rolled back.

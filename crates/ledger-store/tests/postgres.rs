@@ -291,48 +291,77 @@ async fn a_version_known_to_one_process_is_read_again_after_another_appends() {
 }
 
 /// A group of streams the writer knows, without keys, is decided on what it remembers and
-/// written in one round trip whose write checks that the log still ends where the writer
-/// left it. After another process appended (to another stream here) that check fails,
-/// nothing is written, and the group is decided again on what is stored: the append goes
-/// after the other process's event, the chain holds.
+/// written without reading (a small group by one INSERT, a larger one by COPY) with a check
+/// that the log still ends where the writer left it. After another process appended (to
+/// another stream here) that check fails, nothing is written, and the group is decided
+/// again on what is stored: the append goes after the other process's event, the chain
+/// holds. Both sizes: one event, and a group of five.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_decided_on_remembered_versions_is_decided_again_after_another_appends() {
-    let schema = Schema::fresh();
-    let (a, b) = (schema.open().await, schema.open().await);
-    a.append(request("acct", ExpectedVersion::Exact(0), vec![event(1)])).await.unwrap();
-    a.append(request("acct", ExpectedVersion::Exact(1), vec![event(2)])).await.unwrap();
-    b.append(request("other", ExpectedVersion::Any, vec![event(3)])).await.unwrap();
-    let next = a.append(request("acct", ExpectedVersion::Exact(2), vec![event(4)])).await.unwrap();
-    assert_eq!((next.first_position, next.stream_version), (4, 3));
-    // And again on what it now remembers (the tip it left is still the log's end).
-    let next = a.append(request("acct", ExpectedVersion::Exact(3), vec![event(5)])).await.unwrap();
-    assert_eq!((next.first_position, next.stream_version), (5, 4));
-    let stale = a.append(request("acct", ExpectedVersion::Exact(3), vec![event(6)])).await;
-    assert_eq!(stale.unwrap_err().code(), "CONCURRENCY_CONFLICT");
-    assert_eq!(verify_chain(&b).await, 5);
-    let versions: Vec<u64> = b.read_stream("acct", 1, 10).await.unwrap().iter().map(|e| e.version).collect();
-    assert_eq!(versions, vec![1, 2, 3, 4]);
+    for n in [1, 5u64] {
+        let events = |k: u64| (0..n).map(|i| event(k * 100 + i)).collect::<Vec<_>>();
+        let schema = Schema::fresh();
+        let (a, b) = (schema.open().await, schema.open().await);
+        a.append(request("acct", ExpectedVersion::Exact(0), events(1))).await.unwrap();
+        a.append(request("acct", ExpectedVersion::Exact(n), events(2))).await.unwrap();
+        b.append(request("other", ExpectedVersion::Any, vec![event(3)])).await.unwrap();
+        let next = a.append(request("acct", ExpectedVersion::Exact(2 * n), events(4))).await.unwrap();
+        assert_eq!((next.first_position, next.stream_version), (2 * n + 2, 3 * n), "{n} events");
+        // And again on what it now remembers (the tip it left is still the log's end).
+        let next = a.append(request("acct", ExpectedVersion::Exact(3 * n), events(5))).await.unwrap();
+        assert_eq!((next.first_position, next.stream_version), (3 * n + 2, 4 * n), "{n} events");
+        let stale = a.append(request("acct", ExpectedVersion::Exact(3 * n), events(6))).await;
+        assert_eq!(stale.unwrap_err().code(), "CONCURRENCY_CONFLICT");
+        assert_eq!(verify_chain(&b).await, 4 * n + 1);
+        let versions: Vec<u64> = b.read_stream("acct", 1, 100).await.unwrap().iter().map(|e| e.version).collect();
+        assert_eq!(versions, (1..=4 * n).collect::<Vec<_>>());
+    }
 }
 
 /// The check behind a group decided on remembered versions covers the event it chains to,
 /// not only the positions after it: here the log was cut back under the writer (its last
 /// event deleted by hand) and another process wrote a different event at that position.
 /// The group is decided again on what is stored: chained to that event, at the stream's
-/// stored version.
+/// stored version. Both sizes: one event (INSERT), and a group of five (COPY).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_decided_on_remembered_versions_checks_the_event_it_chains_to() {
+    for n in [1, 5u64] {
+        let schema = Schema::fresh();
+        let a = schema.open().await;
+        a.append(request("acct", ExpectedVersion::Exact(0), vec![event(1)])).await.unwrap();
+        a.append(request("acct", ExpectedVersion::Exact(1), vec![event(2)])).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(&format!("DELETE FROM \"{}\".events WHERE position = 2", schema.name)).await.unwrap();
+        let b = schema.open().await;
+        assert_eq!(b.append(request("other", ExpectedVersion::Any, vec![event(3)])).await.unwrap().first_position, 2);
+        let events = (0..n).map(|i| event(400 + i)).collect();
+        let next = a.append(request("acct", ExpectedVersion::Any, events)).await.unwrap();
+        assert_eq!((next.first_position, next.stream_version), (3, 1 + n), "{n} events");
+        assert_eq!(verify_chain(&b).await, 2 + n);
+    }
+}
+
+/// A group of four events or more goes in by COPY, its keys by the statement after it, in
+/// the one transaction: the keys are kept and answer a repeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_keyed_append_keeps_its_keys() {
     let schema = Schema::fresh();
-    let a = schema.open().await;
-    a.append(request("acct", ExpectedVersion::Exact(0), vec![event(1)])).await.unwrap();
-    a.append(request("acct", ExpectedVersion::Exact(1), vec![event(2)])).await.unwrap();
-    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client.batch_execute(&format!("DELETE FROM \"{}\".events WHERE position = 2", schema.name)).await.unwrap();
-    let b = schema.open().await;
-    assert_eq!(b.append(request("other", ExpectedVersion::Any, vec![event(3)])).await.unwrap().first_position, 2);
-    let next = a.append(request("acct", ExpectedVersion::Any, vec![event(4)])).await.unwrap();
-    assert_eq!((next.first_position, next.stream_version), (3, 2));
-    assert_eq!(verify_chain(&b).await, 3);
+    let store = schema.open().await;
+    let mut r = request("acct", ExpectedVersion::NoStream, (0..6).map(event).collect());
+    r.idempotency = Some(IdempotencyKey { key: "req".into(), fingerprint: [1; 32] });
+    r.event_keys = vec![
+        ledger_store::EventKey { key: "item-0".into(), fingerprint: [2; 32], event: 0 },
+        ledger_store::EventKey { key: "item-5".into(), fingerprint: [3; 32], event: 5 },
+    ];
+    let first = store.append(r.clone()).await.unwrap();
+    assert_eq!((first.first_position, first.last_position, first.stream_version), (1, 6, 6));
+    let (fp, item) = store.idempotency_key("item-5").await.unwrap().expect("kept");
+    assert_eq!((fp, item.first_position, item.last_position), ([3; 32], 6, 6));
+    let again = store.append(r).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.first_position, again.last_position), (1, 6));
+    assert_eq!(verify_chain(&store).await, 6);
 }
 
 /// Snapshots are kept beside the log (table `snapshots`, not in it): the newest per stream,
