@@ -34,6 +34,14 @@ pub const CATCH_UP_BATCH: usize = 20_000;
 /// WAL pages before SQLite copies them back into the database, while catching up (default
 /// 1,000): a rebuild writes far more than live processing, and each copy ends in an fsync.
 const CATCH_UP_WAL_PAGES: u32 = 20_000;
+/// While live, the WAL of SQLite read models is copied back by a thread of its own this
+/// often (when anything was applied), instead of inside a commit every 1,000 pages: a
+/// batch into 1,000 partners dirties a few pages of each, the same pages batch after batch,
+/// and a copy made less often writes each of them once for several batches (the copy inside
+/// the commit was a ninth of the server's time in `ledger bench ingest --partners 1000`).
+pub const LIVE_CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// Past this size the checkpoint waits briefly for readers and cuts the WAL back to nothing.
+pub const LIVE_WAL_LIMIT: i64 = 64 * 1024 * 1024;
 /// How often a node that does not apply shared read models reads their checkpoints (what a
 /// read waiting for a `min_position` waits on) and tries to take the lead.
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(25);
@@ -570,6 +578,19 @@ impl Runner {
 pub fn spawn_live(runner: Runner, store: Arc<dyn EventStore>) -> (watch::Receiver<u64>, tokio::task::JoinHandle<()>) {
     let applied = runner.applied();
     let shared = runner.models.shared();
+    if let Conn::Lite(conn) = &runner.conn {
+        let path = runner.path();
+        let moved = conn
+            .execute_batch(&format!("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {LIVE_WAL_LIMIT};"));
+        match moved.map_err(ProjectionError::from).and_then(|()| spawn_checkpointer(&path, runner.applied())) {
+            Ok(()) => {}
+            Err(e) => {
+                // Without its own checkpointer the connection copies the WAL back itself.
+                tracing::warn!(error = %e, "read-model checkpointer not started; checkpointing in commits");
+                let _ = conn.execute_batch("PRAGMA wal_autocheckpoint = 1000;");
+            }
+        }
+    }
     let runner = Arc::new(Mutex::new(runner));
     let blocking = |runner: &Arc<Mutex<Runner>>, f: fn(&mut Runner) -> Result<bool, ProjectionError>| {
         let runner = runner.clone();
@@ -637,6 +658,41 @@ pub fn spawn_live(runner: Runner, store: Arc<dyn EventStore>) -> (watch::Receive
         }
     });
     (applied, handle)
+}
+
+/// Copies the WAL of the SQLite read models at `path` back into the database every
+/// [`LIVE_CHECKPOINT_EVERY`] while the runner whose progress `applied` follows applies, on
+/// a connection and thread of its own; stops when that runner is gone. A PASSIVE copy never
+/// blocks the runner or the readers but may not reach the WAL's end under load, and SQLite
+/// starts a WAL over only once all of it was copied: past [`LIVE_WAL_LIMIT`] a TRUNCATE
+/// copy waits for the readers (at most 100 ms, else it is tried again later) and cuts the
+/// file to nothing.
+fn spawn_checkpointer(path: &Path, mut applied: watch::Receiver<u64>) -> Result<(), ProjectionError> {
+    let conn = open_connection(path)?;
+    conn.execute_batch("PRAGMA busy_timeout = 100;")?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let checkpoint =
+        move |mode: &str| conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(1));
+    std::thread::Builder::new().name("ledger-readmodels-checkpoint".into()).spawn(move || loop {
+        std::thread::sleep(LIVE_CHECKPOINT_EVERY);
+        match applied.has_changed() {
+            Err(_) => return, // the runner is gone
+            Ok(false) => continue,
+            Ok(true) => {
+                applied.borrow_and_update();
+            }
+        }
+        match checkpoint("PASSIVE") {
+            Ok(frames) if frames * page_size > LIVE_WAL_LIMIT => {
+                if let Err(e) = checkpoint("TRUNCATE") {
+                    tracing::debug!(error = %e, "read-model checkpoint (truncate) deferred");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "read-model checkpoint failed; will retry"),
+        }
+    })?;
+    Ok(())
 }
 
 /// Waits until the projections have applied `position` (read-your-writes), at most `limit`.

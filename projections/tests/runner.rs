@@ -300,3 +300,30 @@ async fn a_failed_pipelined_write_rolls_its_batch_back_on_postgres() {
         assert_eq!(count(&runner), head as i64);
     }
 }
+
+/// Live, the read models' WAL is copied back into the database by a thread of its own
+/// (not inside the runner's commits, which leave it alone): the database file takes the
+/// rows soon after they are applied, while the runner goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_read_models_wal_is_copied_back_beside_the_runner() {
+    let store: Store = Arc::new(MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    let runner = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
+    let file = dir.path().join(ledger_projections::runner::DB_FILE);
+    let (mut applied, _task) = spawn_live(runner, store.clone());
+    let before = std::fs::metadata(&file).unwrap().len();
+    for round in 0..40 {
+        append_n(&store, &format!("acct-{round}"), 50).await;
+    }
+    wait_for(&mut applied, 2_000, Duration::from_secs(10)).await.unwrap();
+    let copied = async {
+        while std::fs::metadata(&file).unwrap().len() <= before {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(ledger_projections::runner::LIVE_CHECKPOINT_EVERY * 20, copied)
+        .await
+        .expect("the rows reach the database file");
+    let wal = std::fs::metadata(dir.path().join(format!("{}-wal", ledger_projections::runner::DB_FILE))).unwrap();
+    assert!(wal.len() < ledger_projections::runner::LIVE_WAL_LIMIT as u64);
+}

@@ -3,8 +3,10 @@
 //! each), after a history of N lines. The history is spread over six months, each closed
 //! once its lines are in (as a year of billing would be); the measured batches go into an
 //! open month. Figures: lines/s and p50/p99 per batch, the server's peak RSS, the WAL's
-//! largest size, how long a restart takes to answer `/healthz` and its first write, and raw
-//! SQLite inserts of the same number of rows as the baseline of the same run.
+//! largest size, how long a restart takes to answer `/healthz` and its first write, the
+//! server's CPU time per batch (the projections let catch up before and after the measured
+//! batches, so it counts their work on those batches and no other), and raw SQLite inserts
+//! of the same number of rows as the baseline of the same run.
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -30,6 +32,9 @@ pub struct Figures {
     pub wal_mib: f64,
     pub healthz_ms: f64,
     pub first_write_ms: f64,
+    /// The server's CPU time (user + system, all threads) per measured batch: a figure a
+    /// loaded machine moves less than wall-clock time.
+    pub cpu_ms_per_batch: f64,
 }
 
 struct Server {
@@ -48,6 +53,18 @@ impl Server {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         let kib = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1));
         kib.and_then(|k| k.parse::<f64>().ok()).map_or(0.0, |k| k / 1024.0)
+    }
+
+    /// The server's CPU time so far (user + system, all threads), ms.
+    fn cpu_ms(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start at `state`; utime and
+        // stime are the 14th and 15th fields of the line, in clock ticks.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let ticks: f64 = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse::<f64>().ok()).sum();
+        // SAFETY: sysconf takes no pointers.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        ticks * 1000.0 / hz.max(1.0)
     }
 
     /// SIGTERM, and waits for the clean exit (which checkpoints the WAL).
@@ -90,21 +107,56 @@ async fn post(client: &reqwest::Client, url: String, body: &Value) -> Result<Val
     Ok(answer)
 }
 
-/// Sends a batch; every line must be stored. Answers its latency.
-async fn send_batch(client: &reqwest::Client, base: &str, records: Vec<Value>) -> Result<Duration> {
-    let n = records.len();
+/// A batch's request body, built before it is timed (as the raw baseline builds its rows).
+fn batch_body(records: Vec<Value>) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "records": records })).expect("a JSON value serialises")
+}
+
+/// What the bench reads of a batch's answer: each line's status.
+#[derive(serde::Deserialize)]
+struct BatchAnswer {
+    results: Vec<LineAnswer>,
+}
+
+#[derive(serde::Deserialize)]
+struct LineAnswer {
+    status: String,
+}
+
+/// Sends a batch of `n` lines; every line must be stored. Answers its latency.
+async fn send_batch(client: &reqwest::Client, base: &str, n: usize, body: Vec<u8>) -> Result<Duration> {
     let t = Instant::now();
-    let answer = post(client, format!("{base}/v1/consumption"), &json!({ "records": records })).await?;
+    let r = client
+        .post(format!("{base}/v1/consumption"))
+        .header("X-Auth-Token", TOKEN)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = r.status();
+    let bytes = r.bytes().await?;
     let elapsed = t.elapsed();
-    let results = answer["results"].as_array().context("results")?;
-    let stored = results.iter().filter(|r| r["status"] == "stored").count();
+    anyhow::ensure!(status.is_success(), "call failed: {status} {}", String::from_utf8_lossy(&bytes));
+    let answer: BatchAnswer = serde_json::from_slice(&bytes).context("the batch's answer")?;
+    let stored = answer.results.iter().filter(|r| r.status == "stored").count();
     anyhow::ensure!(
-        stored == n,
-        "{} of {n} lines stored: {:?}",
-        stored,
-        results.iter().find(|r| r["status"] != "stored")
+        stored == n && answer.results.len() == n,
+        "{stored} of {n} lines stored: {}",
+        String::from_utf8_lossy(&bytes).chars().take(500).collect::<String>()
     );
     Ok(elapsed)
+}
+
+/// Waits until the projections have applied everything stored, so a measured phase neither
+/// pays for the work before it nor leaves its own unpaid.
+async fn settle(client: &reqwest::Client, base: &str) -> Result<()> {
+    loop {
+        let health: Value = client.get(format!("{base}/healthz")).send().await?.json().await?;
+        if health["applied_position"].as_u64() >= health["head_position"].as_u64() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn setup(client: &reqwest::Client, base: &str, partners: usize) -> Result<()> {
@@ -146,7 +198,8 @@ pub fn scenario(root: &Path, partners: usize, history: usize, measured: usize) -
             let end = n + per_month;
             while n < end {
                 let take = BATCH.min(end - n);
-                send_batch(&client, &server.base, (n..n + take).map(|k| line(partners, k, month)).collect()).await?;
+                let body = batch_body((n..n + take).map(|k| line(partners, k, month)).collect());
+                send_batch(&client, &server.base, take, body).await?;
                 n += take;
                 bar.inc(take as u64);
                 wal_peak = wal_peak.max(wal_mib(dir));
@@ -160,17 +213,24 @@ pub fn scenario(root: &Path, partners: usize, history: usize, measured: usize) -
     })?;
     // The measured batches, into the open month.
     let start_n = history;
+    let bodies: Vec<Vec<u8>> = (0..measured)
+        .map(|b| start_n + b * BATCH)
+        .map(|from| batch_body((from..from + BATCH).map(|k| line(partners, k, OPEN_MONTH)).collect()))
+        .collect();
+    rt.block_on(settle(&client, &server.base))?;
+    let cpu_before = server.cpu_ms();
     let (latencies, seconds) = rt.block_on(async {
         let mut latencies = vec![];
         let started = Instant::now();
-        for b in 0..measured {
-            let from = start_n + b * BATCH;
-            let records = (from..from + BATCH).map(|k| line(partners, k, OPEN_MONTH)).collect();
-            latencies.push(send_batch(&client, &server.base, records).await?);
+        for body in bodies {
+            latencies.push(send_batch(&client, &server.base, BATCH, body).await?);
             wal_peak = wal_peak.max(wal_mib(dir));
         }
-        anyhow::Ok((latencies, started.elapsed().as_secs_f64()))
+        let seconds = started.elapsed().as_secs_f64();
+        settle(&client, &server.base).await?;
+        anyhow::Ok((latencies, seconds))
     })?;
+    let cpu_ms_per_batch = (server.cpu_ms() - cpu_before) / measured.max(1) as f64;
     let rss_mib = server.peak_rss_mib();
     server.stop()?;
     // Restart: how soon /healthz answers, then the first write (one line) for partner 0.
@@ -185,7 +245,7 @@ pub fn scenario(root: &Path, partners: usize, history: usize, measured: usize) -
         }
         let healthz_ms = restarted.elapsed().as_secs_f64() * 1000.0;
         let first = line(partners, start_n + measured * BATCH, OPEN_MONTH);
-        let first_write = send_batch(&client, &server.base, vec![first]).await?;
+        let first_write = send_batch(&client, &server.base, 1, batch_body(vec![first])).await?;
         anyhow::Ok((healthz_ms, first_write.as_secs_f64() * 1000.0))
     })?;
     drop(server);
@@ -202,18 +262,19 @@ pub fn scenario(root: &Path, partners: usize, history: usize, measured: usize) -
         wal_mib: wal_peak,
         healthz_ms,
         first_write_ms,
+        cpu_ms_per_batch,
     })
 }
 
 pub fn report(figures: &[Figures], raw_rows_per_s: f64) -> String {
     let mut out = format!(
         "Raw SQLite inserts of the same rows (1,000 per transaction), same run: **{raw_rows_per_s:.0} rows/s**.\n\n\
-         | partners | history (lines) | lines/s | % of raw | batch p50 ms | batch p99 ms | server peak RSS MiB | WAL peak MiB | restart → /healthz ms | first write after restart ms |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+         | partners | history (lines) | lines/s | % of raw | batch p50 ms | batch p99 ms | server peak RSS MiB | WAL peak MiB | restart → /healthz ms | first write after restart ms | server CPU ms per batch |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for f in figures {
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.0} | {:.1} | {:.0} | {:.1} |\n",
+            "| {} | {} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} |\n",
             f.partners,
             f.history,
             f.lines_per_s,
@@ -223,7 +284,8 @@ pub fn report(figures: &[Figures], raw_rows_per_s: f64) -> String {
             f.rss_mib,
             f.wal_mib,
             f.healthz_ms,
-            f.first_write_ms
+            f.first_write_ms,
+            f.cpu_ms_per_batch
         ));
     }
     out

@@ -278,3 +278,63 @@ async fn a_kept_event_key_fails_only_its_own_append_in_a_group() {
         verifier.check(e).unwrap();
     }
 }
+
+/// The writer's process answers stream versions from what it knows; a process that only
+/// reads must ask the file every time, or it would miss the writer's later appends.
+#[tokio::test]
+async fn a_reading_process_sees_the_writers_later_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let reader: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    conformance::append_n(&writer, "acct", 2).await;
+    let streams = vec!["acct".to_string(), "none".to_string()];
+    assert_eq!(reader.stream_versions(&streams).await.unwrap(), vec![2, 0]);
+    assert_eq!(writer.stream_versions(&streams).await.unwrap(), vec![2, 0]);
+    writer.append(conformance::request("acct", ExpectedVersion::Exact(2), vec![conformance::event(3)])).await.unwrap();
+    writer.append(conformance::request("none", ExpectedVersion::Exact(0), vec![conformance::event(4)])).await.unwrap();
+    assert_eq!(reader.stream_versions(&streams).await.unwrap(), vec![3, 1], "the reader asks the file again");
+    assert_eq!(writer.stream_versions(&streams).await.unwrap(), vec![3, 1]);
+    assert_eq!(writer.stream_version("acct").await.unwrap(), 3);
+}
+
+/// Versions the writer's process read from the file (streams it never wrote) are kept for
+/// the next batch, and stay true as the writer appends to those streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_kept_from_the_file_follow_the_writers_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let before: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        for s in 0..20 {
+            conformance::append_n(&before, &format!("s{s}"), 1 + s % 3).await;
+        }
+    }
+    let store: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    conformance::append_n(&store, "first", 1).await; // this process now holds the writer's lock
+    let streams: Vec<String> = (0..20).map(|s| format!("s{s}")).collect();
+    let expected: Vec<u64> = (0..20).map(|s| 1 + s % 3).collect();
+    assert_eq!(store.stream_versions(&streams).await.unwrap(), expected);
+    // Racing reads and appends: every answer is a version the stream had, never one older
+    // than an append that was acknowledged before the read began.
+    let mut tasks = vec![];
+    for s in 0..20u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = format!("s{s}");
+            let mut version = 1 + s % 3;
+            for _ in 0..10 {
+                let req = conformance::request(&stream, ExpectedVersion::Exact(version), vec![conformance::event(1)]);
+                store.append(req).await.unwrap();
+                version += 1;
+                assert_eq!(store.stream_versions(std::slice::from_ref(&stream)).await.unwrap(), vec![version]);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let expected: Vec<u64> = (0..20).map(|s| 11 + s % 3).collect();
+    assert_eq!(store.stream_versions(&streams).await.unwrap(), expected);
+    drop(store);
+    let reopened: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    assert_eq!(reopened.stream_versions(&streams).await.unwrap(), expected, "the file agrees");
+}
