@@ -695,6 +695,29 @@ fn spawn_checkpointer(path: &Path, mut applied: watch::Receiver<u64>) -> Result<
     Ok(())
 }
 
+/// Copies the WAL of SQLite read models back and cuts it to nothing (at a clean shutdown):
+/// the next start then opens them without reading up to [`LIVE_WAL_LIMIT`] of WAL first.
+/// Shared read models have no such file; an error is logged, not raised (it costs only a
+/// slower next start).
+pub fn checkpoint_at_close(models: &ReadModels) {
+    let ReadModels::Dir(dir) = models else { return };
+    let conn = match open_connection(&dir.join(DB_FILE)) {
+        Ok(c) => c,
+        Err(e) => return tracing::warn!(error = %e, "read-model checkpoint at close failed"),
+    };
+    let _ = conn.execute_batch("PRAGMA busy_timeout = 1000;");
+    // The checkpoint thread may be finishing a copy of its own: the TRUNCATE then answers
+    // busy at once, and is tried again.
+    for _ in 0..20 {
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
+            Ok(0) => return,
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return tracing::warn!(error = %e, "read-model checkpoint at close failed"),
+        }
+    }
+    tracing::warn!("read-model checkpoint at close was kept from finishing");
+}
+
 /// Waits until the projections have applied `position` (read-your-writes), at most `limit`.
 pub async fn wait_for(
     applied: &mut watch::Receiver<u64>,

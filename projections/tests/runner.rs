@@ -327,3 +327,24 @@ async fn the_live_read_models_wal_is_copied_back_beside_the_runner() {
     let wal = std::fs::metadata(dir.path().join(format!("{}-wal", ledger_projections::runner::DB_FILE))).unwrap();
     assert!(wal.len() < ledger_projections::runner::LIVE_WAL_LIMIT as u64);
 }
+
+/// At a clean shutdown the read models' WAL is copied back and cut to nothing, so the next
+/// start does not read it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_leaves_the_read_models_wal_empty() {
+    let store: Store = Arc::new(MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    let runner = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
+    let (mut applied, task) = spawn_live(runner, store.clone());
+    append_n(&store, "acct", 500).await;
+    wait_for(&mut applied, 500, Duration::from_secs(10)).await.unwrap();
+    task.abort();
+    // The runner is gone once its progress can no longer change.
+    while applied.changed().await.is_ok() {}
+    let wal = dir.path().join(format!("{}-wal", ledger_projections::runner::DB_FILE));
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0, "the applied rows are in the WAL");
+    ledger_projections::runner::checkpoint_at_close(&ReadModels::Dir(dir.path().to_path_buf()));
+    assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
+    let again = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
+    assert_eq!(rows(&again).iter().map(|r| r.1).sum::<i64>(), 500, "nothing lost");
+}

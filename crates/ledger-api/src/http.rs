@@ -389,6 +389,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let raw = Bytes::from_request(req, state).await.map_err(|_| {
             with_id(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "request body too large"))
         })?;
+        // Parsed plainly first: tracking the path costs a billing batch a fifth of its
+        // parse, and only a body that fails needs it (parsed again to name the field).
+        if let Ok(value) = T::deserialize(&mut serde_json::Deserializer::from_slice(&raw)) {
+            return Ok(JsonBody { value });
+        }
         let de = &mut serde_json::Deserializer::from_slice(&raw);
         let value = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();

@@ -312,6 +312,7 @@ pub fn run(mut args: Args) -> Result<()> {
         completing.abort();
         projections.abort();
         credentials_follower.abort();
+        ledger_projections::runner::checkpoint_at_close(&models);
         log.close();
         eprintln!("stopped cleanly");
         Ok(())

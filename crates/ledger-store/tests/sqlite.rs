@@ -338,3 +338,25 @@ async fn versions_kept_from_the_file_follow_the_writers_appends() {
     let reopened: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     assert_eq!(reopened.stream_versions(&streams).await.unwrap(), expected, "the file agrees");
 }
+
+/// What the writer's process reads of the log's last events (kept in memory after their
+/// commit) is what the file holds, at every start and length, across the kept window's edge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_events_read_from_memory_are_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let file: Store = Arc::new(SqliteStore::open(dir.path()).unwrap()); // reads the file only
+    for round in 0..60 {
+        let events = (0..100).map(|n| conformance::event(round * 100 + n)).collect();
+        store.append(conformance::request(&format!("s{}", round % 7), ExpectedVersion::Any, events)).await.unwrap();
+    }
+    let head = *store.head().borrow();
+    assert_eq!(head, 6_000);
+    for from in [1, 1_500, 1_904, 1_905, 1_906, 3_000, 5_999, 6_000, 6_001, 7_000] {
+        for limit in [1, 50, 1_000, 10_000] {
+            let kept = store.read_all(from, limit).await.unwrap();
+            let read = file.read_all(from, limit).await.unwrap();
+            assert_eq!(kept, read, "from {from}, limit {limit}");
+        }
+    }
+}
