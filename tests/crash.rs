@@ -195,3 +195,53 @@ fn billing_lines_acknowledged_before_a_sigkill_are_kept_once() {
     assert_eq!(count.len(), sent * 200, "every line of every batch sent, once");
     assert!(stored.iter().all(|r| count.contains_key(r)), "every acknowledged line is there");
 }
+
+/// The processes `pid` started, as Linux lists them.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return vec![] };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+        .collect()
+}
+
+/// Gone, or a zombie nobody reaped (its parent was killed).
+fn has_ended(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])))
+}
+
+/// A bench killed with SIGKILL (a timeout, a closed terminal) takes the server it started
+/// with it, instead of leaving it to hold its port and files.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_bench_takes_its_server_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["bench", "ingest", "--history", "6000", "--partners", "1", "--batches", "10000", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let server = loop {
+        if let Some(&pid) = children_of(bench.id()).first() {
+            break pid;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the bench started no server");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // Past its start-up (a server killed before it printed its address dies of the closed
+    // pipe anyway): it is serving the bench's batches.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!has_ended(server), "the server serves");
+    bench.kill().unwrap();
+    bench.wait().unwrap();
+    let killed = std::time::Instant::now();
+    while !has_ended(server) {
+        assert!(killed.elapsed() < std::time::Duration::from_secs(20), "the server {server} outlived its bench");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

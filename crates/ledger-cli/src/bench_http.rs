@@ -107,6 +107,19 @@ pub fn spawn_server_on(
     if let Some(store) = store {
         command.env("LEDGER_STORE", store).env("LEDGER_MASTER_KEY", BENCH_MASTER_KEY);
     }
+    // The server ends with the bench: a bench killed (Ctrl-C, a timeout) left its server
+    // running, holding its port and files. The signal comes when the spawning thread ends;
+    // benches spawn their servers from their main thread.
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
+    // which is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
     let mut child = command
         .stdout(Stdio::piped())
         // LEDGER_BENCH_SERVER_LOG=1 shows the server's log (quiet by default).
