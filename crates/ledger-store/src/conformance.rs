@@ -34,6 +34,24 @@ pub async fn append_n(store: &Store, stream: &str, n: u64) {
     }
 }
 
+/// Saves snapshots of two streams, an older one after a newer (as a slow writer would), into
+/// a store whose log is empty; [`assert_newest_snapshots`] checks them, after a reopen.
+pub async fn save_snapshots_out_of_order(store: &Store) {
+    assert_eq!(store.load_snapshot("acct").await.unwrap(), None);
+    store.save_snapshot("acct", 10, "ten".into()).await.unwrap();
+    store.save_snapshot("acct", 20, "twenty".into()).await.unwrap();
+    store.save_snapshot("acct", 15, "late and older".into()).await.unwrap();
+    store.save_snapshot("other", 3, "three".into()).await.unwrap();
+    assert_eq!(*store.head().borrow(), 0, "nothing in the log");
+    assert!(store.read_all(1, 10).await.unwrap().is_empty());
+}
+
+/// The newest snapshot of each stream [`save_snapshots_out_of_order`] saved.
+pub async fn assert_newest_snapshots(store: &Store) {
+    assert_eq!(store.load_snapshot("acct").await.unwrap(), Some((20, "twenty".into())));
+    assert_eq!(store.load_snapshot("other").await.unwrap(), Some((3, "three".into())));
+}
+
 async fn verify_chain(store: &Store) -> u64 {
     let mut verifier = ChainVerifier::default();
     let mut from = 1;

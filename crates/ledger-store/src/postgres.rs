@@ -898,18 +898,7 @@ impl Writer {
                 true => {
                     // One round trip: BEGIN, the lock, the write (checking the tip) and COMMIT.
                     let events = EventColumns::from(&plan.events);
-                    let params = write.small_params(&events);
-                    let lock: [&(dyn ToSql + Sync); 1] = [&conn.lock_key];
-                    match futures::try_join!(
-                        conn.client.batch_execute("BEGIN"),
-                        conn.client.execute(&conn.st.lock, &lock),
-                        conn.client.execute(&conn.st.insert_small, &params),
-                        conn.client.batch_execute("COMMIT"),
-                    ) {
-                        Ok((_, _, 1, _)) => Ok(()),
-                        Ok(_) => Err(CopyFailure::Moved(StoreError::Backend("the log moved".into()))),
-                        Err(e) => Err(CopyFailure::Failed(pg(e))),
-                    }
+                    insert_small_group(conn, true, &write.small_params(&events)).await
                 }
                 false => copy_group(conn, true, write.data, &conn.st.check_tip, &check).await,
             };
@@ -1062,15 +1051,8 @@ impl Writer {
         let outcome = match plan.events.len() < COPY_FROM_EVENTS {
             true => {
                 // One round trip: the write (its check cannot fail under the lock) and COMMIT.
-                // A failed write aborts the transaction and the COMMIT after it then rolls
-                // back: the write's own error is what the callers get.
                 let events = EventColumns::from(&plan.events);
-                let params = write.small_params(&events);
-                match futures::try_join!(client.execute(&st.insert_small, &params), client.batch_execute("COMMIT")) {
-                    Ok((1, _)) => Ok(()),
-                    Ok(_) => Err(CopyFailure::Moved(StoreError::Backend("nothing written".into()))),
-                    Err(e) => Err(CopyFailure::Failed(pg(e))),
-                }
+                insert_small_group(conn, false, &write.small_params(&events)).await
             }
             false => copy_group(conn, false, write.data, &st.insert_keys, &params).await,
         };
@@ -1145,6 +1127,37 @@ enum CopyFailure {
     Moved(StoreError),
     /// Anything else; rolled back, or (the COMMIT failed) unknown.
     Failed(StoreError),
+}
+
+/// Writes a group of fewer than [`COPY_FROM_EVENTS`] events with one statement (events,
+/// keys and NOTIFY, only if the log still ends where the group was decided), then COMMIT;
+/// with `begin`, BEGIN and the writers' lock go first, all pipelined. A failed statement
+/// aborts the transaction and the COMMIT after it rolls back: the first error is the answer.
+async fn insert_small_group(conn: &WriterConn, begin: bool, params: &[&(dyn ToSql + Sync)]) -> Result<(), CopyFailure> {
+    let client = &conn.client;
+    let lock: [&(dyn ToSql + Sync); 1] = [&conn.lock_key];
+    // One poll of each sends its request, in this order.
+    let (began, locked, written, committed) = futures::join!(
+        async {
+            match begin {
+                true => client.batch_execute("BEGIN").await,
+                false => Ok(()),
+            }
+        },
+        async {
+            match begin {
+                true => client.execute(&conn.st.lock, &lock).await.map(drop),
+                false => Ok(()),
+            }
+        },
+        client.execute(&conn.st.insert_small, params),
+        client.batch_execute("COMMIT"),
+    );
+    match (began.and(locked), written, committed) {
+        (Err(e), ..) | (_, Err(e), _) | (_, _, Err(e)) => Err(CopyFailure::Failed(pg(e))),
+        (Ok(()), Ok(1), Ok(())) => Ok(()),
+        (Ok(()), Ok(_), Ok(())) => Err(CopyFailure::Moved(StoreError::Backend("the log moved".into()))),
+    }
 }
 
 /// Writes a group: the `COPY` of its events (`data`, from [`copy_data`]), then `then` with
