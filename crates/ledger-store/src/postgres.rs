@@ -1129,27 +1129,32 @@ enum CopyFailure {
     Failed(StoreError),
 }
 
+/// `BEGIN`, when `begin`: the first of a group's pipelined requests.
+async fn begin_if(conn: &WriterConn, begin: bool) -> Result<(), tokio_postgres::Error> {
+    match begin {
+        true => conn.client.batch_execute("BEGIN").await,
+        false => Ok(()),
+    }
+}
+
+/// The writers' lock, when `begin`: the second of a group's pipelined requests.
+async fn lock_if(conn: &WriterConn, begin: bool) -> Result<(), tokio_postgres::Error> {
+    match begin {
+        true => conn.client.execute(&conn.st.lock, &[&conn.lock_key]).await.map(drop),
+        false => Ok(()),
+    }
+}
+
 /// Writes a group of fewer than [`COPY_FROM_EVENTS`] events with one statement (events,
 /// keys and NOTIFY, only if the log still ends where the group was decided), then COMMIT;
 /// with `begin`, BEGIN and the writers' lock go first, all pipelined. A failed statement
 /// aborts the transaction and the COMMIT after it rolls back: the first error is the answer.
 async fn insert_small_group(conn: &WriterConn, begin: bool, params: &[&(dyn ToSql + Sync)]) -> Result<(), CopyFailure> {
     let client = &conn.client;
-    let lock: [&(dyn ToSql + Sync); 1] = [&conn.lock_key];
     // One poll of each sends its request, in this order.
     let (began, locked, written, committed) = futures::join!(
-        async {
-            match begin {
-                true => client.batch_execute("BEGIN").await,
-                false => Ok(()),
-            }
-        },
-        async {
-            match begin {
-                true => client.execute(&conn.st.lock, &lock).await.map(drop),
-                false => Ok(()),
-            }
-        },
+        begin_if(conn, begin),
+        lock_if(conn, begin),
         client.execute(&conn.st.insert_small, params),
         client.batch_execute("COMMIT"),
     );
@@ -1173,21 +1178,10 @@ async fn copy_group(
 ) -> Result<(), CopyFailure> {
     use futures::SinkExt;
     let client = &conn.client;
-    let lock: [&(dyn ToSql + Sync); 1] = [&conn.lock_key];
     // One poll of each sends its request, in this order.
     let (began, locked, sink) = futures::join!(
-        async {
-            match begin {
-                true => client.batch_execute("BEGIN").await,
-                false => Ok(()),
-            }
-        },
-        async {
-            match begin {
-                true => client.execute(&conn.st.lock, &lock).await.map(drop),
-                false => Ok(()),
-            }
-        },
+        begin_if(conn, begin),
+        lock_if(conn, begin),
         client.copy_in::<_, bytes::Bytes>(&conn.st.copy_events),
     );
     let sink = match sink {
