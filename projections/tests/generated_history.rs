@@ -18,7 +18,7 @@ use ledger_domain::incentives::{
 };
 use ledger_domain::rebate::RebateEvent;
 use ledger_domain::Decider;
-use ledger_projections::runner::{open_reader, spawn_live, wait_for};
+use ledger_projections::runner::{open_reader, spawn_live};
 use ledger_projections::sql::{params, AnyText, Db};
 use ledger_projections::ReadModels;
 use ledger_projections::{coupons, incentive_months, journal, quarterly_payments, rollover_lines, withdrawals, Runner};
@@ -90,12 +90,12 @@ async fn shared_postgres_read_models_applied_by_two_runners_in_turn_equal_a_rebu
     // takes over from the checkpoint a committed.
     let schema = pg::fresh("history");
     let a = Runner::open_models(&schema.models, ledger_projections::all()).unwrap();
-    let (mut a_applied, a_task) = spawn_live(a, store.clone());
-    a_applied.wait_for(|at| *at > 0).await.unwrap();
+    let (a_applied, a_task) = spawn_live(a, store.clone());
+    assert!(a_applied.reached(1).await);
     let b = Runner::open_models(&schema.models, ledger_projections::all()).unwrap();
-    let (mut b_applied, b_task) = spawn_live(b, store.clone());
+    let (b_applied, b_task) = spawn_live(b, store.clone());
     a_task.abort();
-    wait_for(&mut b_applied, head, Duration::from_secs(120)).await.unwrap();
+    b_applied.wait_for(head, Duration::from_secs(120)).await.unwrap();
     b_task.abort();
     let reader = schema.models.reader().unwrap();
     let live = dump_any(reader.db());
@@ -133,7 +133,7 @@ async fn rebuilt_rows_equal_live_rows_and_the_trial_balance_holds() {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let live_dir = tempfile::tempdir().unwrap();
     let runner = Runner::open(live_dir.path(), ledger_projections::all()).unwrap();
-    let (mut applied, task) = spawn_live(runner, store.clone());
+    let (applied, task) = spawn_live(runner, store.clone());
 
     let until = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
     let mut plan = DemoPlan::new(15, 7, until);
@@ -143,7 +143,7 @@ async fn rebuilt_rows_equal_live_rows_and_the_trial_balance_holds() {
     assert!(summary.commands > 1000, "a history of some size: {summary:?}");
 
     let head = *store.head().borrow();
-    wait_for(&mut applied, head, Duration::from_secs(120)).await.unwrap();
+    applied.wait_for(head, Duration::from_secs(120)).await.unwrap();
     task.abort();
     let live = dump(&open_reader(live_dir.path()).unwrap());
 

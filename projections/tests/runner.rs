@@ -4,10 +4,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ledger_core::RecordedEvent;
-use ledger_projections::runner::{spawn_live, wait_for};
+use ledger_projections::runner::{open_reader, spawn_live};
 use ledger_projections::sql::{params, Db};
 use ledger_projections::{Projection, ProjectionError, ReadModels, Runner};
 use ledger_store::conformance::{append_n, Store};
@@ -59,7 +59,7 @@ async fn rebuilt_rows_equal_live_rows_and_reads_wait_for_their_position() {
     let store: Store = Arc::new(MemoryStore::new());
     let dir = tempfile::tempdir().unwrap();
     let runner = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
-    let (mut applied, _task) = spawn_live(runner, store.clone());
+    let (applied, _task) = spawn_live(runner, store.clone());
 
     for round in 0..5 {
         append_n(&store, &format!("acct-{}", round % 3), 700).await;
@@ -67,8 +67,8 @@ async fn rebuilt_rows_equal_live_rows_and_reads_wait_for_their_position() {
     }
     let head = *store.head().borrow();
     assert_eq!(head, 3_500);
-    wait_for(&mut applied, head, Duration::from_secs(10)).await.unwrap();
-    let err = wait_for(&mut applied, head + 1, Duration::from_millis(50)).await.unwrap_err();
+    applied.wait_for(head, Duration::from_secs(10)).await.unwrap();
+    let err = applied.wait_for(head + 1, Duration::from_millis(50)).await.unwrap_err();
     assert_eq!(err.code(), "PROJECTION_LAGGING");
 
     // Same file, opened again (the live runner only ever commits whole batches): rebuild.
@@ -228,17 +228,17 @@ async fn live_runners_on_shared_read_models_hand_over_when_the_leader_stops() {
     let schema = pg::fresh("live");
     let store: Store = Arc::new(MemoryStore::new());
     let a = Runner::open_models(&schema.models, vec![Box::new(StreamTotals)]).unwrap();
-    let (mut a_applied, a_task) = spawn_live(a, store.clone());
+    let (a_applied, a_task) = spawn_live(a, store.clone());
     append_n(&store, "acct-1", 300).await;
-    wait_for(&mut a_applied, 300, Duration::from_secs(10)).await.unwrap();
+    a_applied.wait_for(300, Duration::from_secs(10)).await.unwrap();
     let b = Runner::open_models(&schema.models, vec![Box::new(StreamTotals)]).unwrap();
-    let (mut b_applied, _b_task) = spawn_live(b, store.clone());
+    let (b_applied, _b_task) = spawn_live(b, store.clone());
     // b follows a: a read on b waiting for a position a applied is answered.
-    wait_for(&mut b_applied, 300, Duration::from_secs(10)).await.unwrap();
+    b_applied.wait_for(300, Duration::from_secs(10)).await.unwrap();
 
     a_task.abort();
     append_n(&store, "acct-2", 300).await;
-    wait_for(&mut b_applied, 600, Duration::from_secs(20)).await.unwrap();
+    b_applied.wait_for(600, Duration::from_secs(20)).await.unwrap();
     let check = Runner::open_models(&schema.models, vec![Box::new(StreamTotals)]).unwrap();
     let totals: i64 = rows(&check).iter().map(|r| r.1).sum();
     assert_eq!(totals, 600, "every event applied once across the hand-over");
@@ -310,12 +310,12 @@ async fn the_live_read_models_wal_is_copied_back_beside_the_runner() {
     let dir = tempfile::tempdir().unwrap();
     let runner = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
     let file = dir.path().join(ledger_projections::runner::DB_FILE);
-    let (mut applied, _task) = spawn_live(runner, store.clone());
+    let (applied, _task) = spawn_live(runner, store.clone());
     let before = std::fs::metadata(&file).unwrap().len();
     for round in 0..40 {
         append_n(&store, &format!("acct-{round}"), 50).await;
     }
-    wait_for(&mut applied, 2_000, Duration::from_secs(10)).await.unwrap();
+    applied.wait_for(2_000, Duration::from_secs(10)).await.unwrap();
     let copied = async {
         while std::fs::metadata(&file).unwrap().len() <= before {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -335,16 +335,84 @@ async fn closing_leaves_the_read_models_wal_empty() {
     let store: Store = Arc::new(MemoryStore::new());
     let dir = tempfile::tempdir().unwrap();
     let runner = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
-    let (mut applied, task) = spawn_live(runner, store.clone());
+    let (applied, task) = spawn_live(runner, store.clone());
     append_n(&store, "acct", 500).await;
-    wait_for(&mut applied, 500, Duration::from_secs(10)).await.unwrap();
+    applied.wait_for(500, Duration::from_secs(10)).await.unwrap();
     task.abort();
     // The runner is gone once its progress can no longer change.
-    while applied.changed().await.is_ok() {}
+    let mut watch = applied.watch();
+    while watch.changed().await.is_ok() {}
     let wal = dir.path().join(format!("{}-wal", ledger_projections::runner::DB_FILE));
     assert!(std::fs::metadata(&wal).unwrap().len() > 0, "the applied rows are in the WAL");
     ledger_projections::runner::checkpoint_at_close(&ReadModels::Dir(dir.path().to_path_buf()));
     assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
     let again = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
     assert_eq!(rows(&again).iter().map(|r| r.1).sum::<i64>(), 500, "nothing lost");
+}
+
+/// The live runner holds batches in one open transaction (a row several batches change is
+/// written once), invisible to readers until it commits; a read waiting for a position in
+/// it makes the commit due at once. A failure rolls back every batch of the transaction,
+/// and they are applied again, each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_held_open_are_committed_when_a_read_waits_and_rolled_back_together() {
+    let _turn = FAILING.lock().await;
+    let store: Store = Arc::new(MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    let mut runner = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
+    // Never due by time in this test: only a waiting read commits.
+    runner.set_group_commit_every(Duration::from_secs(3600));
+    let progress = runner.progress();
+    append_n(&store, "acct", 40).await;
+    let events = store.read_all(1, 100).await.unwrap();
+    let reader = open_reader(dir.path()).unwrap();
+    let seen =
+        || -> i64 { reader.query_row("SELECT COALESCE(SUM(events), 0) FROM stream_totals", [], |r| r.get(0)).unwrap() };
+
+    assert!(!runner.apply_grouped(&events[..10]).unwrap(), "held open");
+    assert!(!runner.apply_grouped(&events[10..20]).unwrap(), "held open");
+    assert_eq!((progress.applied(), seen()), (0, 0), "nothing committed yet");
+    assert_eq!(runner.low_water(), 0, "the committed checkpoint");
+    assert!(runner.commit_due().unwrap() > Instant::now() + Duration::from_secs(60));
+
+    let mut wanted = runner.wanted();
+    let waiting = {
+        let progress = progress.clone();
+        tokio::spawn(async move { progress.wait_for(15, Duration::from_secs(30)).await })
+    };
+    wanted.wait_for(|w| *w >= 15).await.unwrap();
+    assert!(runner.commit_due().unwrap() <= Instant::now(), "a read waits: due now");
+    runner.commit_open().unwrap();
+    waiting.await.unwrap().unwrap();
+    assert_eq!((progress.applied(), seen()), (20, 20));
+    assert_eq!(runner.commit_due(), None, "nothing open");
+
+    // Two more batches held open, the second fails: both go back.
+    assert!(!runner.apply_grouped(&events[20..30]).unwrap());
+    FAIL_AT.store(35, Ordering::SeqCst);
+    let err = runner.apply_grouped(&events[30..40]).unwrap_err();
+    FAIL_AT.store(0, Ordering::SeqCst);
+    assert!(err.to_string().contains("position 35"), "{err}");
+    assert_eq!((runner.low_water(), progress.applied(), seen()), (20, 20, 20));
+    assert_eq!(runner.commit_due(), None, "rolled back");
+    runner.apply_batch(&events[20..40]).unwrap();
+    assert_eq!(rows(&runner), vec![("acct".to_string(), 40, 780, 40)], "each event applied once");
+}
+
+/// Live, a read naming a position is answered as soon as the runner has applied it, even
+/// when the runner would otherwise hold its batches open for an hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_waiting_for_a_position_is_answered_without_waiting_for_the_group_commit() {
+    let store: Store = Arc::new(MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    let mut runner = Runner::open(dir.path(), vec![Box::new(StreamTotals)]).unwrap();
+    runner.set_group_commit_every(Duration::from_secs(3600));
+    let (progress, _task) = spawn_live(runner, store.clone());
+    for round in 1..=3u64 {
+        append_n(&store, "acct", 100).await;
+        progress.wait_for(round * 100, Duration::from_secs(30)).await.unwrap();
+        let reader = open_reader(dir.path()).unwrap();
+        let events: i64 = reader.query_row("SELECT events FROM stream_totals", [], |r| r.get(0)).unwrap();
+        assert_eq!(events as u64, round * 100, "committed, so other connections read it");
+    }
 }

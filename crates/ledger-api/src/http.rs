@@ -422,8 +422,7 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> 
 /// `?min_position=N`: waits until the projections have applied N.
 pub async fn wait_for_position(state: &AppState, min_position: Option<u64>) -> Result<(), ApiError> {
     let Some(position) = min_position else { return Ok(()) };
-    let mut applied = state.applied.clone();
-    ledger_projections::runner::wait_for(&mut applied, position, MIN_POSITION_WAIT).await.map_err(ApiError::from)
+    state.progress.wait_for(position, MIN_POSITION_WAIT).await.map_err(ApiError::from)
 }
 
 /// When a write happened: `now`, or for a write replayed by its request id the time its

@@ -83,6 +83,6 @@ pub async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> String {
     let head = *state.store.head().borrow();
-    let applied = *state.applied.borrow();
+    let applied = state.progress.applied();
     state.metrics.render(head, applied)
 }

@@ -49,8 +49,7 @@ pub async fn owner_of(state: &AppState, caller: &Caller, kind: IdKind, id: &str)
         return Err(hidden(caller, kind));
     }
     let head = *state.store.head().borrow();
-    let mut applied = state.applied.clone();
-    ledger_projections::runner::wait_for(&mut applied, head, MIN_POSITION_WAIT.max(Duration::from_secs(1))).await?;
+    state.progress.wait_for(head, MIN_POSITION_WAIT.max(Duration::from_secs(1))).await?;
     let (field, key) = (kind.field(), id.to_string());
     let owner = state.reads.read(move |c| ledger_projections::lookup::partner_of(c, field, &key)).await?;
     match owner {

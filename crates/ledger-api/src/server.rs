@@ -11,7 +11,6 @@ use axum::{Json, Router};
 use ledger_app::{CommandContext, Ledger};
 use ledger_store::EventStore;
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
 use crate::auth::Credentials;
 use crate::error::ApiError;
@@ -22,8 +21,8 @@ pub struct AppState {
     pub store: Arc<dyn EventStore>,
     pub ledger: Arc<Ledger>,
     pub credentials: Arc<Credentials>,
-    /// The position every projection has applied.
-    pub applied: watch::Receiver<u64>,
+    /// The position every projection has applied, and what reads wait for.
+    pub progress: ledger_projections::runner::Progress,
     /// Read connections to the projections.
     pub reads: ledger_projections::ReadPool,
     pub metrics: metrics::Metrics,
@@ -457,7 +456,7 @@ async fn openapi() -> Json<Value> {
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
     let head = *state.store.head().borrow();
-    let applied = *state.applied.borrow();
+    let applied = state.progress.applied();
     Json(json!({"status": "ok", "head_position": head, "applied_position": applied}))
 }
 

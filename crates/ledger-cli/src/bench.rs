@@ -68,6 +68,10 @@ pub enum Command {
         /// Measured batches per scenario.
         #[arg(long, default_value_t = 50)]
         batches: usize,
+        /// Batches in flight at once, each list entry a scenario (1: the feed waits for each
+        /// answer before it sends the next batch; more: a feed that sends in parallel).
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        senders: Vec<usize>,
         #[arg(long)]
         dir: Option<PathBuf>,
         #[arg(long)]
@@ -159,20 +163,23 @@ pub fn run(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Ingest { history, partners, batches, dir, markdown } => {
+        Command::Ingest { history, partners, batches, senders, dir, markdown } => {
             anyhow::ensure!(
                 history.iter().all(|&h| (6_000..=10_000_000).contains(&h))
                     && partners.iter().all(|&p| (1..=10_000).contains(&p))
-                    && (1..=10_000).contains(&batches),
-                "limits: history 6000..=10000000, partners 1..=10000, batches 1..=10000"
+                    && (1..=10_000).contains(&batches)
+                    && senders.iter().all(|&s| (1..=64).contains(&s)),
+                "limits: history 6000..=10000000, partners 1..=10000, batches 1..=10000, senders 1..=64"
             );
             let root = dir.unwrap_or_else(std::env::temp_dir);
             let mut figures = vec![];
             for &p in &partners {
-                for &h in &history {
-                    let f = crate::bench_ingest::scenario(&root, p, h, batches)?;
-                    eprintln!("{p} partners, {h} lines of history: {:.0} lines/s", f.lines_per_s);
-                    figures.push(f);
+                for &s in &senders {
+                    for &h in &history {
+                        let f = crate::bench_ingest::scenario(&root, p, h, batches, s)?;
+                        eprintln!("{p} partners, {s} senders, {h} lines of history: {:.0} lines/s", f.lines_per_s);
+                        figures.push(f);
+                    }
                 }
             }
             let raw_dir = tempfile::Builder::new().prefix("ledger-raw-").tempdir_in(&root)?;

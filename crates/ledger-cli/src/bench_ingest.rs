@@ -24,6 +24,8 @@ const OPEN_MONTH: &str = "2026-11";
 /// One scenario at one history size.
 pub struct Figures {
     pub partners: usize,
+    /// Batches in flight at once.
+    pub senders: usize,
     pub history: usize,
     pub lines_per_s: f64,
     pub p50_ms: f64,
@@ -181,7 +183,7 @@ fn wal_mib(dir: &Path) -> f64 {
 }
 
 /// One scenario: `partners` (1 or 1,000), `history` lines first, then `measured` batches.
-pub fn scenario(root: &Path, partners: usize, history: usize, measured: usize) -> Result<Figures> {
+pub fn scenario(root: &Path, partners: usize, history: usize, measured: usize, senders: usize) -> Result<Figures> {
     let tmp = tempfile::Builder::new().prefix("ledger-ingest-").tempdir_in(root)?;
     let dir = tmp.path();
     let rt = tokio::runtime::Runtime::new()?;
@@ -220,11 +222,29 @@ pub fn scenario(root: &Path, partners: usize, history: usize, measured: usize) -
     rt.block_on(settle(&client, &server.base))?;
     let cpu_before = server.cpu_ms();
     let (latencies, seconds) = rt.block_on(async {
-        let mut latencies = vec![];
+        // `senders` tasks take the next batch as soon as their last one is answered.
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(bodies.into_iter()));
         let started = Instant::now();
-        for body in bodies {
-            latencies.push(send_batch(&client, &server.base, BATCH, body).await?);
-            wal_peak = wal_peak.max(wal_mib(dir));
+        let tasks: Vec<_> = (0..senders.max(1))
+            .map(|_| {
+                let (queue, client, base, dir) =
+                    (queue.clone(), client.clone(), server.base.clone(), dir.to_path_buf());
+                tokio::spawn(async move {
+                    let (mut latencies, mut wal_peak) = (vec![], 0.0f64);
+                    loop {
+                        let Some(body) = queue.lock().expect("queue").next() else { break };
+                        latencies.push(send_batch(&client, &base, BATCH, body).await?);
+                        wal_peak = wal_peak.max(wal_mib(&dir));
+                    }
+                    anyhow::Ok((latencies, wal_peak))
+                })
+            })
+            .collect();
+        let mut latencies = vec![];
+        for task in tasks {
+            let (mine, peak) = task.await??;
+            latencies.extend(mine);
+            wal_peak = wal_peak.max(peak);
         }
         let seconds = started.elapsed().as_secs_f64();
         settle(&client, &server.base).await?;
@@ -254,6 +274,7 @@ pub fn scenario(root: &Path, partners: usize, history: usize, measured: usize) -
     let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1000.0;
     Ok(Figures {
         partners,
+        senders,
         history,
         lines_per_s: (measured * BATCH) as f64 / seconds,
         p50_ms: pct(0.50),
@@ -269,13 +290,14 @@ pub fn scenario(root: &Path, partners: usize, history: usize, measured: usize) -
 pub fn report(figures: &[Figures], raw_rows_per_s: f64) -> String {
     let mut out = format!(
         "Raw SQLite inserts of the same rows (1,000 per transaction), same run: **{raw_rows_per_s:.0} rows/s**.\n\n\
-         | partners | history (lines) | lines/s | % of raw | batch p50 ms | batch p99 ms | server peak RSS MiB | WAL peak MiB | restart → /healthz ms | first write after restart ms | server CPU ms per batch |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+         | partners | senders | history (lines) | lines/s | % of raw | batch p50 ms | batch p99 ms | server peak RSS MiB | WAL peak MiB | restart → /healthz ms | first write after restart ms | server CPU ms per batch |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for f in figures {
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} |\n",
+            "| {} | {} | {} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} |\n",
             f.partners,
+            f.senders,
             f.history,
             f.lines_per_s,
             100.0 * f.lines_per_s / raw_rows_per_s,

@@ -238,7 +238,7 @@ pub fn run(mut args: Args) -> Result<()> {
         let mut runner = Runner::open_models(&models, ledger_projections::all())?;
         // The server answers at once, whatever the history: the projections catch up in the
         // background, and a read naming a `min_position` they have not reached waits for it.
-        let applied = runner.applied();
+        let progress = runner.progress();
         let projections = {
             let store = dyn_store.clone();
             tokio::spawn(async move {
@@ -270,7 +270,7 @@ pub fn run(mut args: Args) -> Result<()> {
             store: dyn_store.clone(),
             ledger,
             credentials,
-            applied,
+            progress,
             reads: ledger_projections::ReadPool::open(models.clone()),
             metrics: Default::default(),
             limits: ledger_api::limits::Limits::new(args.limits.config()),
@@ -328,7 +328,7 @@ async fn complete_cut_short_payments(state: Arc<AppState>, head: u64) {
     if std::env::var("LEDGER_START_COMPLETION").is_ok_and(|v| v == "off") {
         return;
     }
-    if state.applied.clone().wait_for(|p| *p >= head).await.is_err() {
+    if !state.progress.reached(head).await {
         return;
     }
     let paid = match state.reads.read(ledger_projections::quarterly_payments::paid_by_credit).await {
