@@ -1,6 +1,6 @@
 //! `ledger bench ingest`: billing batches of 1,000 lines against the real `ledger serve`
 //! on loopback, into one partner (100 customers) and into 1,000 partners (one customer
-//! each), after a history of N lines. The history is spread over six months, each closed
+//! each), after a history of N lines; one batch at a time, or `--senders` at once. The history is spread over six months, each closed
 //! once its lines are in (as a year of billing would be); the measured batches go into an
 //! open month. Figures: lines/s and p50/p99 per batch, the server's peak RSS, the WAL's
 //! largest size, how long a restart takes to answer `/healthz` and its first write, the
