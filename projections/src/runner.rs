@@ -205,8 +205,8 @@ pub struct Runner {
     models: ReadModels,
     projections: Vec<(Box<dyn Projection>, u64)>,
     applied_tx: watch::Sender<u64>,
-    /// The highest position a read waits for (see [`Progress::wait_for`]).
-    wanted: Arc<watch::Sender<u64>>,
+    /// The positions reads wait for (see [`Progress::wait_for`]).
+    waiting: Arc<Waiting>,
     /// Whether this runner applies batches: always on SQLite; on shared read models, while
     /// it holds the schema's lead lock.
     leading: bool,
@@ -225,12 +225,48 @@ struct Open {
     events: usize,
 }
 
+/// The positions reads wait for, each with how many reads wait for it: the runner commits
+/// at once when the nearest is in its open transaction. Only a position it has applied
+/// hurries it, so a read naming a position far beyond the log does not.
+#[derive(Default)]
+struct Waiting {
+    positions: std::sync::Mutex<std::collections::BTreeMap<u64, usize>>,
+    /// Wakes the live runner when a read starts waiting.
+    arrived: tokio::sync::Notify,
+}
+
+/// One read's place in [`Waiting`], given up when the read ends (answered or timed out).
+struct Wait<'a> {
+    waiting: &'a Waiting,
+    position: u64,
+}
+
+impl<'a> Wait<'a> {
+    fn new(waiting: &'a Waiting, position: u64) -> Wait<'a> {
+        *waiting.positions.lock().expect("waiting lock").entry(position).or_default() += 1;
+        waiting.arrived.notify_one();
+        Wait { waiting, position }
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        let mut positions = self.waiting.positions.lock().expect("waiting lock");
+        if let std::collections::btree_map::Entry::Occupied(mut n) = positions.entry(self.position) {
+            *n.get_mut() -= 1;
+            if *n.get() == 0 {
+                n.remove();
+            }
+        }
+    }
+}
+
 /// What the projections have applied (committed), and what reads wait for: a read naming a
 /// position tells the runner, which then commits the batches it holds open at once.
 #[derive(Clone)]
 pub struct Progress {
     applied: watch::Receiver<u64>,
-    wanted: Arc<watch::Sender<u64>>,
+    waiting: Arc<Waiting>,
 }
 
 impl Progress {
@@ -255,11 +291,10 @@ impl Progress {
 
     /// Waits until the projections have applied `position`; false when the runner is gone.
     pub async fn reached(&self, position: u64) -> bool {
-        self.wanted.send_if_modified(|w| {
-            let more = position > *w;
-            *w = (*w).max(position);
-            more
-        });
+        if self.applied() >= position {
+            return true;
+        }
+        let _wait = Wait::new(&self.waiting, position);
         self.applied.clone().wait_for(|&at| at >= position).await.is_ok()
     }
 }
@@ -372,7 +407,7 @@ impl Runner {
                 models: models.clone(),
                 projections: loaded,
                 applied_tx,
-                wanted: Arc::new(watch::channel(0).0),
+                waiting: Arc::default(),
                 leading,
                 open: None,
                 last_commit: Instant::now(),
@@ -405,7 +440,7 @@ impl Runner {
 
     /// The handle reads wait on (see [`Progress`]).
     pub fn progress(&self) -> Progress {
-        Progress { applied: self.applied_tx.subscribe(), wanted: self.wanted.clone() }
+        Progress { applied: self.applied_tx.subscribe(), waiting: self.waiting.clone() }
     }
 
     /// The lowest committed checkpoint: where the next batch starts after a restart.
@@ -557,13 +592,16 @@ impl Runner {
     }
 
     /// When the open transaction is to be committed: at once when a read waits for a
-    /// position not committed yet or it holds a catch-up batch's worth of events, else
+    /// position it holds or it holds a catch-up batch's worth of events, else
     /// the set interval ([`GROUP_COMMIT_EVERY`]) after the last commit. `None` when none is
     /// open.
     pub fn commit_due(&self) -> Option<Instant> {
         let open = self.open.as_ref()?;
-        let waited = *self.wanted.borrow() > *self.applied_tx.borrow();
-        if waited || open.events >= CATCH_UP_BATCH {
+        let committed = open.committed.iter().copied().min().unwrap_or(0);
+        let applied = self.projections.iter().map(|(_, at)| *at).min().unwrap_or(0);
+        let positions = self.waiting.positions.lock().expect("waiting lock");
+        let nearest = positions.range(committed.saturating_add(1)..).next().map(|(p, _)| *p);
+        if nearest.is_some_and(|p| p <= applied) || open.events >= CATCH_UP_BATCH {
             return Some(Instant::now());
         }
         Some(self.last_commit + self.group_every)
@@ -575,9 +613,9 @@ impl Runner {
         self.group_every = every;
     }
 
-    /// A receiver that sees each new position a read waits for.
-    pub fn wanted(&self) -> watch::Receiver<u64> {
-        self.wanted.subscribe()
+    /// The positions reads wait for now, in order.
+    pub fn waiting_for(&self) -> Vec<u64> {
+        self.waiting.positions.lock().expect("waiting lock").keys().copied().collect()
     }
 
     /// Applies `events` in the open transaction, begun here if none is; on an error the
@@ -792,21 +830,22 @@ pub fn spawn_live(runner: Runner, store: Arc<dyn EventStore>) -> (Progress, toki
                     }
                 }
             }
-            let (from, mut wanted) = {
+            let (from, waiting) = {
                 let r = runner.lock().expect("runner lock");
-                (r.low_water() + 1, r.wanted())
+                (r.low_water() + 1, r.waiting.clone())
             };
             let mut sub = subscribe_all(store.clone(), from);
             loop {
                 // While a transaction is open, the next batch joins it unless the commit
-                // comes due first (a read waits, or GROUP_COMMIT_EVERY passed).
+                // comes due first (a read waits for a position it holds, or
+                // GROUP_COMMIT_EVERY passed); a read that starts waiting has it looked at again.
                 let due = runner.lock().expect("runner lock").commit_due();
                 let next = match due {
                     None => Some(sub.next_batch().await),
                     Some(at) => tokio::select! {
                         batch = sub.next_batch() => Some(batch),
                         _ = tokio::time::sleep_until(at.into()) => None,
-                        _ = wanted.changed() => None,
+                        _ = waiting.arrived.notified() => continue,
                     },
                 };
                 let batch = match next {

@@ -352,7 +352,7 @@ async fn closing_leaves_the_read_models_wal_empty() {
 
 /// The live runner holds batches in one open transaction (a row several batches change is
 /// written once), invisible to readers until it commits; a read waiting for a position in
-/// it makes the commit due at once. A failure rolls back every batch of the transaction,
+/// it makes the commit due at once, one waiting beyond it does not. A failure rolls back every batch of the transaction,
 /// and they are applied again, each event once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_held_open_are_committed_when_a_read_waits_and_rolled_back_together() {
@@ -375,15 +375,30 @@ async fn batches_held_open_are_committed_when_a_read_waits_and_rolled_back_toget
     assert_eq!(runner.low_water(), 0, "the committed checkpoint");
     assert!(runner.commit_due().unwrap() > Instant::now() + Duration::from_secs(60));
 
-    let mut wanted = runner.wanted();
-    let waiting = {
+    let wait = |position: u64| {
         let progress = progress.clone();
-        tokio::spawn(async move { progress.wait_for(15, Duration::from_secs(30)).await })
+        tokio::spawn(async move { progress.wait_for(position, Duration::from_secs(30)).await })
     };
-    wanted.wait_for(|w| *w >= 15).await.unwrap();
+    // A read waiting for a position beyond what is applied does not hurry the commit...
+    let far = wait(1_000_000);
+    while runner.waiting_for() != [1_000_000] {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(runner.commit_due().unwrap() > Instant::now() + Duration::from_secs(60));
+    // ...one waiting for a position the open transaction holds makes it due at once.
+    let near = wait(15);
+    while runner.waiting_for() != [15, 1_000_000] {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     assert!(runner.commit_due().unwrap() <= Instant::now(), "a read waits: due now");
     runner.commit_open().unwrap();
-    waiting.await.unwrap().unwrap();
+    near.await.unwrap().unwrap();
+    while runner.waiting_for() != [1_000_000] {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    far.abort();
+    let _ = far.await;
+    assert_eq!(runner.waiting_for(), Vec::<u64>::new(), "a read that ends gives up its place");
     assert_eq!((progress.applied(), seen()), (20, 20));
     assert_eq!(runner.commit_due(), None, "nothing open");
 
