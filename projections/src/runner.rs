@@ -892,17 +892,11 @@ pub fn spawn_live(runner: Runner, store: Arc<dyn EventStore>) -> (Progress, toki
 
 /// Copies the WAL of the SQLite read models at `path` back into the database every
 /// [`LIVE_CHECKPOINT_EVERY`] while the runner whose progress `applied` follows applies, on
-/// a connection and thread of its own; stops when that runner is gone. A PASSIVE copy never
-/// blocks the runner or the readers but may not reach the WAL's end under load, and SQLite
-/// starts a WAL over only once all of it was copied: past [`LIVE_WAL_LIMIT`] a TRUNCATE
-/// copy waits for the readers (at most 100 ms, else it is tried again later) and cuts the
-/// file to nothing.
+/// a connection and thread of its own, as the log's checkpointer copies (with
+/// [`LIVE_WAL_LIMIT`]: [`ledger_store::sqlite::checkpoint_bounded`]); stops when that
+/// runner is gone.
 fn spawn_checkpointer(path: &Path, mut applied: watch::Receiver<u64>) -> Result<(), ProjectionError> {
     let conn = open_connection(path)?;
-    conn.execute_batch("PRAGMA busy_timeout = 100;")?;
-    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    let checkpoint =
-        move |mode: &str| conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(1));
     std::thread::Builder::new().name("ledger-readmodels-checkpoint".into()).spawn(move || loop {
         std::thread::sleep(LIVE_CHECKPOINT_EVERY);
         match applied.has_changed() {
@@ -912,14 +906,8 @@ fn spawn_checkpointer(path: &Path, mut applied: watch::Receiver<u64>) -> Result<
                 applied.borrow_and_update();
             }
         }
-        match checkpoint("PASSIVE") {
-            Ok(frames) if frames * page_size > LIVE_WAL_LIMIT => {
-                if let Err(e) = checkpoint("TRUNCATE") {
-                    tracing::debug!(error = %e, "read-model checkpoint (truncate) deferred");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "read-model checkpoint failed; will retry"),
+        if let Err(e) = ledger_store::sqlite::checkpoint_bounded(&conn, LIVE_WAL_LIMIT) {
+            tracing::warn!(error = %e, "read-model checkpoint failed; will retry");
         }
     })?;
     Ok(())

@@ -723,11 +723,7 @@ fn row_to_event(r: &Row<'_>) -> rusqlite::Result<Result<RecordedEvent, StoreErro
 pub const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Copies committed WAL frames into the database file off the writer's path, after every
-/// few thousand new events. PASSIVE never blocks the writer or readers, but under a steady
-/// load it may never catch up with the WAL's end, and SQLite only starts the WAL over once
-/// a checkpoint copied all of it: so when the WAL passes [`WAL_SIZE_LIMIT`], a TRUNCATE
-/// checkpoint waits for the readers (at most 100 ms, else it is tried again later), copies
-/// everything and cuts the file to zero.
+/// few thousand new events ([`checkpoint_bounded`], the WAL held to [`WAL_SIZE_LIMIT`]).
 struct Checkpointer {
     conn: Connection,
     head: watch::Receiver<u64>,
@@ -739,7 +735,6 @@ impl Checkpointer {
 
     fn run(mut self) {
         let mut last = *self.head.borrow();
-        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap_or(4096);
         loop {
             std::thread::sleep(std::time::Duration::from_millis(50));
             if self.head.has_changed().is_err() {
@@ -747,23 +742,33 @@ impl Checkpointer {
             }
             let now = *self.head.borrow_and_update();
             if now >= last + Self::EVERY {
-                match checkpoint(&self.conn, "PASSIVE") {
-                    Ok((wal_frames, _)) if wal_frames * page_size > self.wal_limit => {
-                        // While it waits for readers a TRUNCATE holds off the writer, so it
-                        // waits briefly and, when readers are still busy, tries again later.
-                        let _ = self.conn.execute_batch("PRAGMA busy_timeout = 100;");
-                        if let Err(e) = checkpoint(&self.conn, "TRUNCATE") {
-                            tracing::debug!(error = %e, "checkpoint (truncate) deferred");
-                        }
-                        let _ = self.conn.execute_batch("PRAGMA busy_timeout = 5000;");
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "checkpoint failed; will retry"),
+                if let Err(e) = checkpoint_bounded(&self.conn, self.wal_limit) {
+                    tracing::warn!(error = %e, "checkpoint failed; will retry");
                 }
                 last = now;
             }
         }
     }
+}
+
+/// Copies the WAL of `conn`'s database back into it without blocking the writer or the
+/// readers (PASSIVE). Under a steady load that may never reach the WAL's end, and SQLite
+/// starts a WAL over only once all of it was copied: so past `limit` bytes a TRUNCATE
+/// waits for the readers (at most 100 ms, as it holds off the writer meanwhile; else it is
+/// tried again at the next call), copies everything and cuts the file to nothing. Shared
+/// by the log's checkpointer and the read models'.
+pub fn checkpoint_bounded(conn: &Connection, limit: i64) -> Result<(), StoreError> {
+    let (wal_frames, _) = checkpoint(conn, "PASSIVE")?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    if wal_frames * page_size > limit {
+        let busy: i64 = conn.query_row("PRAGMA busy_timeout", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA busy_timeout = 100;")?;
+        if let Err(e) = checkpoint(conn, "TRUNCATE") {
+            tracing::debug!(error = %e, "checkpoint (truncate) deferred");
+        }
+        conn.execute_batch(&format!("PRAGMA busy_timeout = {busy};"))?;
+    }
+    Ok(())
 }
 
 /// Runs a checkpoint; answers the WAL's frames and how many of them are in the database.
